@@ -1,0 +1,41 @@
+"""funnelwise: open-source sales process optimization with honest statistics.
+
+import funnelwise as fw
+log = fw.open("demo")
+log.as_of("2024-03-31").cases.to_pandas()
+"""
+
+from funnelwise.errors import (
+    ConflictError,
+    FunnelwiseError,
+    InputError,
+    NotEnoughDataError,
+    ProcessError,
+    ProjectError,
+    SourceImportError,
+    StoreError,
+)
+from funnelwise.log import EventLog
+from funnelwise.log import open_log as open
+from funnelwise.process import Process, diff_processes, load_process, parse_process
+from funnelwise.store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConflictError",
+    "EventLog",
+    "FunnelwiseError",
+    "InputError",
+    "NotEnoughDataError",
+    "Process",
+    "ProcessError",
+    "ProjectError",
+    "SourceImportError",
+    "Store",
+    "StoreError",
+    "diff_processes",
+    "load_process",
+    "open",
+    "parse_process",
+]

@@ -1,0 +1,57 @@
+"""The root Typer app: global options, error handling at the edge, command registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from funnelwise.cli import core_cmds
+from funnelwise.cli.context import CliContext
+from funnelwise.cli.render import err_console
+from funnelwise.errors import FunnelwiseError
+
+
+class _Group(TyperGroup):
+    """Maps funnelwise errors to a clear message and an exit code, nothing broader."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FunnelwiseError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="funnelwise: where your sales process leaks and stalls, what it will bring, "
+    "and whether a change worked.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    project: Annotated[
+        Path, typer.Option("--project", "-p", help="Project folder (process.yaml + store).")
+    ] = Path("."),
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL, e.g. duckdb:///path/funnelwise.duckdb."),
+    ] = None,
+) -> None:
+    ctx.obj = CliContext(project, store)
+
+
+core_cmds.register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

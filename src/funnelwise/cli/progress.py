@@ -1,0 +1,34 @@
+"""A Rich progress bar that core functions can drive through a small callback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from funnelwise.progressing import ProgressCallback
+
+
+@contextmanager
+def progress_bar() -> Iterator[ProgressCallback]:
+    """Yield a callback `(task, done, total)` that renders steps as progress bars on stderr."""
+    from funnelwise.cli.render import err_console
+
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(task: str, done: int, total: int) -> None:
+        if task not in tasks:
+            tasks[task] = bars.add_task(task, total=total)
+        bars.update(tasks[task], completed=done, total=total)
+
+    with bars:
+        yield report

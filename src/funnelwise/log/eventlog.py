@@ -1,0 +1,403 @@
+"""The EventLog: the store seen through filters and, optionally, as of a date.
+
+`log.as_of(t)` is the log as it was known at `t`: deals created after `t`
+are gone, events and changes after `t` are removed, outcomes reached after
+`t` are unknown (the deal is open and censored at `t`), and amounts, expected
+close dates and owners are the values they had at `t` (rebuilt from
+`deal_changes`). Everything downstream (snapshots, flow, backtests,
+experiments) is built on this one primitive.
+
+All tables are Ibis expressions; nothing is pulled into Python here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from funnelwise.errors import InputError
+from funnelwise.process import Process
+from funnelwise.store import Store
+from funnelwise.timeutil import Instant, to_timestamp
+
+# Deal fields whose history lives in deal_changes, with the type to cast back to.
+TRACKED_FIELDS: dict[str, str] = {
+    "amount": "float64",
+    "expected_close_date": "date",
+    "owner_id": "string",
+}
+DEAL_COLUMNS = (
+    "deal_id",
+    "pipeline_id",
+    "name",
+    "account_id",
+    "owner_id",
+    "source",
+    "campaign_id",
+    "product",
+    "region",
+    "amount",
+    "currency",
+    "amount_base",
+    "created_at",
+    "expected_close_date",
+    "closed_at",
+    "outcome",
+    "loss_reason",
+    "attributes",
+    "version",
+    "origin",
+)
+SECONDS_PER_DAY = 86400.0
+
+
+def days_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.FloatingValue:
+    """Elapsed days from start to end as a float expression."""
+    return (end.epoch_seconds() - start.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
+
+
+def left_join_on(left: ir.Table, right: ir.Table, key: str) -> ir.Table:
+    """Left join keeping the left key once and every other right column."""
+    rest = [right[c] for c in right.columns if c != key]
+    return left.left_join(right, left[key] == right[key]).select(left, *rest)
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """A filtered, possibly time-cut view of a store.
+
+    Build one with `funnelwise.open(project_or_url)`; derive others with
+    `filter(...)` and `as_of(t)`. Instances are immutable and cheap.
+    """
+
+    store: Store
+    process: Process
+    cutoff: pd.Timestamp | None = None
+    pipeline_id: str | None = None
+    since: pd.Timestamp | None = None
+    until: pd.Timestamp | None = None
+    where: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+
+    # -- deriving logs ---------------------------------------------------------
+    def as_of(self, t: Instant) -> EventLog:
+        """The log as known at `t` (naive UTC). Cutting twice keeps the earlier cut."""
+        ts = to_timestamp(t, name="as_of")
+        if self.cutoff is not None and self.cutoff <= ts:
+            return self
+        return replace(self, cutoff=ts)
+
+    def filter(
+        self,
+        *,
+        pipeline: str | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        **attributes: str | list[str] | tuple[str, ...],
+    ) -> EventLog:
+        """Keep deals of one pipeline, created in [since, until), with attribute values.
+
+        Attribute filters take a deal column (owner_id, source, product, region,
+        ...) or a key of the deal's `attributes`; a list keeps any of its values.
+        """
+        if pipeline is not None:
+            self.process.pipeline(pipeline)  # raises naming valid pipelines
+        where = dict(self.where)
+        for key, value in attributes.items():
+            values = (value,) if isinstance(value, str) else tuple(value)
+            where[key] = values
+        return replace(
+            self,
+            pipeline_id=pipeline if pipeline is not None else self.pipeline_id,
+            since=to_timestamp(since, name="since") if since is not None else self.since,
+            until=to_timestamp(until, name="until") if until is not None else self.until,
+            where=tuple(sorted(where.items())),
+        )
+
+    # -- time ------------------------------------------------------------------
+    @cached_property
+    def observed_until(self) -> pd.Timestamp:
+        """End of observation of the whole store: recorded by synth/ingest, else the last
+        timestamp in the data."""
+        stored = self.store.meta("observed_until")
+        if stored is not None:
+            return to_timestamp(stored)
+        s = self.store
+        candidates = [
+            s.table("stage_events").entered_at.max(),
+            s.table("deals").created_at.max(),
+            s.table("deals").closed_at.max(),
+            s.table("deal_changes").changed_at.max(),
+            s.table("activities").at.max(),
+        ]
+        values = [v.execute() for v in candidates]
+        found = [pd.Timestamp(v) for v in values if v is not None and not pd.isna(v)]
+        return max(found) if found else pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+
+    @property
+    def now(self) -> pd.Timestamp:
+        """The instant open deals are censored at: the cutoff, or the end of observation."""
+        if self.cutoff is not None:
+            return min(self.cutoff, self.observed_until)
+        return self.observed_until
+
+    # -- tables ----------------------------------------------------------------
+    def _attribute(self, deals: ir.Table, key: str) -> ir.Value:
+        if key in deals.columns:
+            return deals[key].cast("string")
+        return deals.attributes.cast("json")[key].str
+
+    def _filtered_deals(self) -> ir.Table:
+        d = self.store.table("deals")
+        if self.pipeline_id is not None:
+            d = d.filter(d.pipeline_id == self.pipeline_id)
+        if self.since is not None:
+            d = d.filter(d.created_at >= self.since)
+        if self.until is not None:
+            d = d.filter(d.created_at < self.until)
+        if self.cutoff is not None:
+            d = d.filter(d.created_at <= self.cutoff)
+        for key, values in self.where:
+            d = d.filter(self._attribute(d, key).isin(values))
+        return d
+
+    def _values_at_cutoff(self, cutoff: pd.Timestamp) -> ir.Table:
+        """Per deal, the tracked fields as they stood at the cutoff (NULL = unchanged)."""
+        ch = self.store.table("deal_changes")
+        ch = ch.filter(ch.field.isin(list(TRACKED_FIELDS)))
+        key = ["deal_id", "field"]
+        before = ch.filter(ch.changed_at <= cutoff)
+        wb = ibis.window(group_by=key, order_by=[ibis.desc("changed_at")])
+        before = (
+            before.mutate(_rn=ibis.row_number().over(wb))
+            .filter(lambda t: t._rn == 0)
+            .select("deal_id", "field", value="new_value")
+        )
+        after = ch.filter(ch.changed_at > cutoff)
+        wa = ibis.window(group_by=key, order_by=["changed_at"])
+        after = (
+            after.mutate(_rn=ibis.row_number().over(wa))
+            .filter(lambda t: t._rn == 0)
+            .select("deal_id", "field", value="old_value")
+        )
+        # A change at or before the cutoff wins; otherwise the value before the
+        # first later change.
+        later_only = after.anti_join(before, key)
+        plain = {"deal_id": "string", "field": "string", "value": "string"}
+        known = before.cast(plain).union(later_only.cast(plain))
+        cols = {}
+        for name in TRACKED_FIELDS:
+            sel = known.field == name
+            cols[f"_{name}_has"] = (sel).cast("int8").max()
+            cols[f"_{name}_val"] = known.value.max(where=sel)
+        return known.group_by("deal_id").aggregate(**cols)
+
+    @cached_property
+    def deals(self) -> ir.Table:
+        """Deals after filters; with a cutoff, their state as known at the cutoff."""
+        d = self._filtered_deals()
+        if self.cutoff is None:
+            return d.select(*DEAL_COLUMNS)
+        t = self.cutoff
+        later = d.closed_at > t
+        d = d.mutate(
+            outcome=ibis.ifelse(later, ibis.null("string"), d.outcome),
+            loss_reason=ibis.ifelse(later, ibis.null("string"), d.loss_reason),
+            closed_at=ibis.ifelse(later, ibis.null("timestamp"), d.closed_at),
+        )
+        v = self._values_at_cutoff(t)
+        j = left_join_on(d, v, "deal_id")
+        amount_t = ibis.ifelse(j._amount_has == 1, j._amount_val.cast("float64"), j.amount)
+        # amount_base moves with amount at the deal's own conversion rate.
+        rate = ibis.ifelse(j.amount != 0, j.amount_base / j.amount, ibis.null("float64"))
+        j = j.mutate(
+            amount=amount_t,
+            amount_base=ibis.ifelse(j._amount_has == 1, amount_t * rate, j.amount_base),
+            expected_close_date=ibis.ifelse(
+                j._expected_close_date_has == 1,
+                j._expected_close_date_val.cast("date"),
+                j.expected_close_date,
+            ),
+            owner_id=ibis.ifelse(j._owner_id_has == 1, j._owner_id_val, j.owner_id),
+        )
+        return j.select(*DEAL_COLUMNS)
+
+    def _deal_scoped(self, name: str, time_col: str) -> ir.Table:
+        t = self.store.table(name)
+        if self.cutoff is not None:
+            t = t.filter(t[time_col] <= self.cutoff)
+        if self._is_filtered:
+            t = t.semi_join(self.deals.select("deal_id"), "deal_id")
+        return t
+
+    @property
+    def _is_filtered(self) -> bool:
+        return bool(
+            self.cutoff is not None
+            or self.pipeline_id is not None
+            or self.since is not None
+            or self.until is not None
+            or self.where
+        )
+
+    @cached_property
+    def stage_events(self) -> ir.Table:
+        """Stage entries known at the cutoff, of the kept deals."""
+        return self._deal_scoped("stage_events", "entered_at")
+
+    @cached_property
+    def deal_changes(self) -> ir.Table:
+        """Field changes known at the cutoff, of the kept deals."""
+        return self._deal_scoped("deal_changes", "changed_at")
+
+    @cached_property
+    def checklist(self) -> ir.Table:
+        """Exit-criteria evidence known at the cutoff, of the kept deals."""
+        return self._deal_scoped("checklist", "done_at")
+
+    @cached_property
+    def activities(self) -> ir.Table:
+        """Activities known at the cutoff: of kept deals, or of leads (unfiltered by deal)."""
+        a = self.store.table("activities")
+        if self.cutoff is not None:
+            a = a.filter(a.at <= self.cutoff)
+        if self._is_filtered:
+            kept = self.deals.select("deal_id")
+            a = a.filter(a.deal_id.isnull() | a.deal_id.isin(kept.deal_id))
+        return a
+
+    @cached_property
+    def leads(self) -> ir.Table:
+        """Leads created by the cutoff; conversions and disqualifications after it unknown."""
+        lead = self.store.table("leads")
+        if self.cutoff is None:
+            return lead
+        t = self.cutoff
+        lead = lead.filter(lead.created_at <= t)
+        converted_later = lead.converted_at > t
+        return lead.mutate(
+            converted_at=ibis.ifelse(converted_later, ibis.null("timestamp"), lead.converted_at),
+            converted_deal_id=ibis.ifelse(
+                converted_later, ibis.null("string"), lead.converted_deal_id
+            ),
+            disqualified_at=ibis.ifelse(
+                lead.disqualified_at > t, ibis.null("timestamp"), lead.disqualified_at
+            ),
+        )
+
+    @cached_property
+    def stages(self) -> ir.Table:
+        """The process stages (pipeline_id, stage_id, name, position, kind, targets)."""
+        s = self.store.table("stages")
+        if self.pipeline_id is not None:
+            s = s.filter(s.pipeline_id == self.pipeline_id)
+        return s
+
+    # -- derived tables --------------------------------------------------------
+    @cached_property
+    def events(self) -> ir.Table:
+        """Stage events with the deal's pipeline, the stage's position and kind, and a
+        per-deal order number `step` (0-based, by entered_at then seq)."""
+        e = self.stage_events.join(self.deals.select("deal_id", "pipeline_id"), "deal_id").join(
+            self.store.table("stages").select("pipeline_id", "stage_id", "position", "kind"),
+            ["pipeline_id", "stage_id"],
+            how="left",
+        )
+        w = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
+        return e.mutate(step=ibis.row_number().over(w))
+
+    @cached_property
+    def stage_intervals(self) -> ir.Table:
+        """One row per stage visit: entered_at, left_at, next_stage_id, days, censored.
+
+        A visit ends at the next stage entry. The last visit of an open deal is
+        censored at `now`; the last open-stage visit of a closed deal without an
+        outcome event ends at closed_at. Outcome visits are terminal (days 0).
+        """
+        e = self.events
+        w = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
+        e = e.mutate(
+            next_stage_id=e.stage_id.lead().over(w),
+            _next_at=e.entered_at.lead().over(w),
+        )
+        closed = self.deals.select("deal_id", _closed_at="closed_at", _outcome="outcome")
+        e = e.join(closed, "deal_id")
+        terminal = e.kind.isin(["won", "lost", "no_decision"])
+        now = ibis.literal(self.now.to_pydatetime(), type="timestamp")
+        left_at = ibis.cases(
+            (terminal, e.entered_at),
+            (e._next_at.notnull(), e._next_at),
+            (e._closed_at.notnull(), ibis.greatest(e._closed_at, e.entered_at)),
+            else_=ibis.null("timestamp"),
+        )
+        censored = (~terminal) & e._next_at.isnull() & e._closed_at.isnull()
+        end = ibis.ifelse(censored, ibis.greatest(now, e.entered_at), left_at)
+        return e.mutate(
+            left_at=left_at,
+            censored=censored,
+            terminal=terminal,
+            days=days_between(e.entered_at, end),
+        ).drop("_next_at", "_closed_at", "_outcome")
+
+    @cached_property
+    def cases(self) -> ir.Table:
+        """One row per deal: status, current stage, furthest stage, counts and age in days.
+
+        `status` is the outcome or 'open'; `days` runs from creation to close, or to
+        `now` for open deals (censored).
+        """
+        e = self.events
+        agg = e.group_by("deal_id").aggregate(
+            n_events=e.count(),
+            first_event_at=e.entered_at.min(),
+            last_event_at=e.entered_at.max(),
+            furthest_position=e.position.max(where=e.kind == "open"),
+            n_stages=e.stage_id.nunique(),
+        )
+        last = e.filter(e.step == e.step.max().over(ibis.window(group_by="deal_id"))).select(
+            "deal_id", current_stage_id="stage_id", current_stage_entered_at="entered_at"
+        )
+        d = self.deals
+        now = ibis.literal(self.now.to_pydatetime(), type="timestamp")
+        c = left_join_on(left_join_on(d, agg, "deal_id"), last, "deal_id")
+        c = c.mutate(
+            status=d.outcome.fill_null("open"),
+            censored=d.outcome.isnull(),
+            days=days_between(c.created_at, c.closed_at.fill_null(now)),
+            n_events=c.n_events.fill_null(0),
+        )
+        return c
+
+    # -- conveniences ------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Deals by state, and rows of the other tables, as plain numbers."""
+        by_state = (
+            self.deals.group_by(status=self.deals.outcome.fill_null("open"))
+            .aggregate(n=ibis._.count())
+            .to_pandas()
+        )
+        out = {f"deals_{k}": 0 for k in ("open", "won", "lost", "no_decision")}
+        out |= {f"deals_{r.status}": int(r.n) for r in by_state.itertuples()}
+        out["deals"] = sum(out[f"deals_{k}"] for k in ("open", "won", "lost", "no_decision"))
+        out["stage_events"] = int(self.stage_events.count().execute())
+        out["deal_changes"] = int(self.deal_changes.count().execute())
+        out["activities"] = int(self.activities.count().execute())
+        out["leads"] = int(self.leads.count().execute())
+        return out
+
+    def check_stage(self, stage_id: str) -> None:
+        """Raise InputError unless stage_id is a stage of the log's pipelines."""
+        pipelines = (
+            [self.process.pipeline(self.pipeline_id)]
+            if self.pipeline_id
+            else list(self.process.pipelines)
+        )
+        known = [s for p in pipelines for s in (*p.stage_ids, *p.alias_map().values())]
+        if stage_id not in known:
+            raise InputError(
+                f"unknown stage {stage_id!r}; stages: {', '.join(dict.fromkeys(known))}"
+            )

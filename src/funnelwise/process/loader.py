@@ -1,0 +1,181 @@
+"""Load and validate process.yaml, reporting every problem with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from funnelwise.errors import Problem, ProcessError
+from funnelwise.process.model import OUTCOME_KINDS, Process, normalize_name
+
+Loc = tuple[str | int, ...]
+
+
+def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str) -> Any:
+    """Build plain Python data from a YAML node, recording each path's line (1-based)."""
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                raise ProcessError(
+                    [
+                        Problem(
+                            _fmt((*loc, key)),
+                            "key appears twice",
+                            file,
+                            key_node.start_mark.line + 1,
+                        )
+                    ]
+                )
+            out[key] = _construct(value_node, (*loc, key), lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, (*loc, i), lines, file) for i, v in enumerate(node.value)]
+    # Scalars: let the safe loader resolve types (int, float, bool, null, str).
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _fmt(loc: Loc) -> str:
+    """Render a location as `pipelines[0].stages[2].target_days`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of the deepest known prefix of loc."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _pydantic_problems(err: ValidationError, lines: dict[Loc, int], file: str) -> list[Problem]:
+    problems = []
+    failed = [tuple(e["loc"]) for e in err.errors()]
+    for e in err.errors():
+        loc: Loc = tuple(e["loc"])
+        # A container reported too short only because its items failed is noise.
+        if e["type"] == "too_short" and any(f[: len(loc)] == loc and f != loc for f in failed):
+            continue
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `funnelwise init` for the schema)"
+        elif "input" in e and e["type"] != "missing":
+            msg = f"{msg} (got {_short(e['input'])})"
+        problems.append(Problem(_fmt(loc), msg, file, _line_for(loc, lines)))
+    return problems
+
+
+def _semantic_problems(data: dict[str, Any], lines: dict[Loc, int], file: str) -> list[Problem]:
+    """Checks across fields, on the raw data so they are reported with field errors."""
+    problems: list[Problem] = []
+
+    def add(loc: Loc, message: str) -> None:
+        problems.append(Problem(_fmt(loc), message, file, _line_for(loc, lines)))
+
+    pipelines = data.get("pipelines")
+    if not isinstance(pipelines, list):
+        return problems
+    seen_pipelines: set[str] = set()
+    for pi, pipeline in enumerate(pipelines):
+        if not isinstance(pipeline, dict):
+            continue
+        pid = str(pipeline.get("id"))
+        if pid in seen_pipelines:
+            add(("pipelines", pi, "id"), f"pipeline id {pid!r} is used twice")
+        seen_pipelines.add(pid)
+        named: list[tuple[dict[str, Any], Loc]] = []
+        stages = pipeline.get("stages")
+        if isinstance(stages, list):
+            named += [(s, ("pipelines", pi, "stages", si)) for si, s in enumerate(stages)]
+        outcomes = pipeline.get("outcomes")
+        if isinstance(outcomes, dict):
+            named += [
+                (outcomes[k], ("pipelines", pi, "outcomes", k))
+                for k in OUTCOME_KINDS
+                if k in outcomes
+            ]
+        ids: set[str] = set()
+        owners: dict[str, str] = {}
+        for stage, loc in named:
+            if not isinstance(stage, dict) or not isinstance(stage.get("id"), str):
+                continue
+            sid = stage["id"]
+            if sid in ids:
+                add(
+                    (*loc, "id"),
+                    f"stage id {sid!r} is used twice in pipeline {pid!r}; "
+                    "give each stage its own id",
+                )
+                continue
+            ids.add(sid)
+            aliases = stage.get("aliases") or []
+            texts: list[tuple[object, Loc]] = [
+                (sid, (*loc, "id")),
+                (stage.get("name"), (*loc, "name")),
+            ]
+            if isinstance(aliases, list):
+                texts += [(a, (*loc, "aliases", ai)) for ai, a in enumerate(aliases)]
+            for text, where in texts:
+                if not isinstance(text, str) or not text:
+                    continue
+                key = normalize_name(text)
+                owner = owners.setdefault(key, sid)
+                if owner != sid:
+                    add(
+                        where,
+                        f"name {text!r} is claimed by stages {owner!r} and {sid!r}; "
+                        "a source name must map to exactly one stage",
+                    )
+    return problems
+
+
+def parse_process(text: str, file: str = "process.yaml") -> Process:
+    """Validate process YAML text; raise ProcessError listing every problem with its line."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ProcessError([Problem("", f"not valid YAML: {exc}", file, line)]) from exc
+    if node is None:
+        raise ProcessError([Problem("", "the file is empty", file, 1)])
+    lines: dict[Loc, int] = {}
+    data = _construct(node, (), lines, file)
+    if not isinstance(data, dict):
+        raise ProcessError([Problem("", "expected a mapping at the top level", file, 1)])
+    problems = _semantic_problems(data, lines, file)
+    try:
+        process = Process.model_validate(data)
+    except ValidationError as err:
+        problems = _pydantic_problems(err, lines, file) + problems
+    if problems:
+        raise ProcessError(sorted(problems, key=lambda p: (p.line or 0, p.path)))
+    return process
+
+
+def load_process(path: str | Path) -> Process:
+    """Read and validate a process.yaml file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProcessError(
+            [Problem("", "file not found; create one with `funnelwise init DIR`", str(p))]
+        ) from None
+    return parse_process(text, str(p))

@@ -1,0 +1,74 @@
+"""A project folder: process.yaml plus its store (funnelwise.duckdb by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from funnelwise.errors import ProjectError
+from funnelwise.process import Process, load_process, parse_process
+from funnelwise.store import Store
+
+PROCESS_FILE = "process.yaml"
+STORE_FILE = "funnelwise.duckdb"
+
+
+def default_store_url(project_dir: str | Path) -> str:
+    """`duckdb:///<project>/funnelwise.duckdb` with an absolute path."""
+    return f"duckdb://{Path(project_dir).resolve() / STORE_FILE}"
+
+
+def write_process(store: Store, process: Process, text: str) -> None:
+    """Record the process in the store: pipelines, stages and the YAML text itself."""
+    with store.transaction():
+        store.replace("pipelines", pd.DataFrame(process.pipeline_rows()))
+        store.replace("stages", pd.DataFrame(process.stage_rows()))
+        store.set_meta("process_yaml", text)
+
+
+def stored_process(store: Store) -> Process:
+    """The process recorded in a store; ProjectError if none was ever written."""
+    text = store.meta("process_yaml")
+    if text is None:
+        raise ProjectError(
+            f"the store {store.url} has no process; open it through its project folder "
+            "or load one with `funnelwise init`"
+        )
+    return parse_process(text, file=f"{store.url} (stored process)")
+
+
+@dataclass(frozen=True)
+class Project:
+    """Paths of a project folder."""
+
+    root: Path
+
+    @property
+    def process_path(self) -> Path:
+        """The process definition file."""
+        return self.root / PROCESS_FILE
+
+    @property
+    def store_url(self) -> str:
+        """The default store URL of this project."""
+        return default_store_url(self.root)
+
+    def load_process(self) -> Process:
+        """Read and validate the project's process.yaml."""
+        if not self.process_path.exists():
+            raise ProjectError(
+                f"{self.root} has no {PROCESS_FILE}; create one with "
+                f"`funnelwise init {self.root}` or a demo with `funnelwise demo {self.root}`"
+            )
+        return load_process(self.process_path)
+
+    def open_store(self, url: str | None = None, *, create: bool = False) -> Store:
+        """Open the project's store (or `url`), syncing the process into it."""
+        process = self.load_process()
+        store = Store.open(url or self.store_url, create=create)
+        text = self.process_path.read_text(encoding="utf-8")
+        if store.meta("process_yaml") != text:
+            write_process(store, process, text)
+        return store

@@ -1,0 +1,244 @@
+"""Opening a store from a URL, migrating it, and writing to it in transactions."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from funnelwise.errors import StoreError
+from funnelwise.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, arrow_schema
+
+SUPPORTED_SCHEMES = ("duckdb://",)
+_load_names = itertools.count()
+
+
+def conform(table: str, data: pa.Table | pd.DataFrame) -> pa.Table:
+    """Shape data to a canonical table: add missing columns as nulls, cast, order.
+
+    Raises StoreError naming unknown columns or columns that cannot be cast.
+    """
+    if table not in TABLES:
+        raise StoreError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    if isinstance(data, pd.DataFrame):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    schema = arrow_schema(table)
+    unknown = set(data.column_names) - set(schema.names)
+    if unknown:
+        raise StoreError(
+            f"columns {sorted(unknown)} are not in table {table!r}; "
+            f"its columns are: {', '.join(schema.names)}"
+        )
+    arrays = []
+    for field in schema:
+        if field.name in data.column_names:
+            col = data.column(field.name)
+            try:
+                arrays.append(col.cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise StoreError(
+                    f"column {table}.{field.name} cannot be stored as {field.type}: {exc}"
+                ) from exc
+        else:
+            if not field.nullable:
+                raise StoreError(f"column {table}.{field.name} is required but missing")
+            arrays.append(pa.nulls(data.num_rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema.remove_metadata())
+
+
+class Store:
+    """A funnelwise store: the canonical tables behind an Ibis backend.
+
+    Open one with `Store.open(url)`. Reads go through `table(name)` (Ibis
+    expressions); writes go through `insert` / `insert_new`, inside
+    `transaction()` when several must land together.
+    """
+
+    def __init__(self, url: str, backend: Any) -> None:
+        self.url = url
+        self.backend = backend
+        self._depth = 0
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, *, create: bool = True, read_only: bool = False) -> Store:
+        """Open (and migrate) the store at `url`, e.g. `duckdb:///path/funnelwise.duckdb`.
+
+        `create=False` refuses to create a new database file.
+        """
+        if url.startswith("duckdb://"):
+            target = url[len("duckdb://") :] or ":memory:"
+            if target != ":memory:":
+                path = Path(target)
+                if not path.exists() and not create:
+                    raise StoreError(
+                        f"no store at {path}; create a project with `funnelwise demo DIR` "
+                        "or `funnelwise init DIR`"
+                    )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                target = str(path)
+            try:
+                backend = ibis.duckdb.connect(target, read_only=read_only)
+            except Exception as exc:  # duckdb raises its own IOException family
+                raise StoreError(f"cannot open DuckDB store {target}: {exc}") from exc
+            store = cls(url, backend)
+            if not read_only:
+                store.migrate()
+            return store
+        raise StoreError(
+            f"unsupported store URL {url!r}; use one of: "
+            + ", ".join(f"{s}…" for s in SUPPORTED_SCHEMES)
+            + " (for example duckdb:///path/to/funnelwise.duckdb)"
+        )
+
+    @property
+    def raw(self) -> Any:
+        """The DB-API connection under the Ibis backend."""
+        return self.backend.con
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.backend.disconnect()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The number of the last migration applied (0 for an empty database)."""
+        if "schema_version" not in self.backend.list_tables():
+            return 0
+        row = self.raw.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> int:
+        """Apply pending numbered migrations in one transaction; returns the new version."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"store schema version {current} is newer than this funnelwise "
+                f"({SCHEMA_VERSION}); upgrade funnelwise"
+            )
+        if current == SCHEMA_VERSION:
+            return current
+        with self.transaction():
+            self.raw.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER NOT NULL, name VARCHAR, applied_at TIMESTAMP)"
+            )
+            for version, name, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for sql in statements:
+                    self.raw.execute(sql)
+                self.raw.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, current_timestamp)",
+                    [version, name],
+                )
+        return SCHEMA_VERSION
+
+    # -- reading ---------------------------------------------------------------
+    def table(self, name: str) -> ir.Table:
+        """An Ibis expression over a canonical table."""
+        if name not in TABLES:
+            raise StoreError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+        return self.backend.table(name)
+
+    def count(self, name: str) -> int:
+        """Number of rows in a canonical table."""
+        return int(self.table(name).count().execute())
+
+    def meta(self, key: str) -> str | None:
+        """A value from the `meta` key-value table, or None."""
+        row = self.raw.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
+    def meta_json(self, key: str) -> Any:
+        """A JSON value from `meta`, or None."""
+        value = self.meta(key)
+        return None if value is None else json.loads(value)
+
+    # -- writing ---------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All writes inside land together or not at all; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.raw.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self.raw.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.raw.execute("COMMIT")
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a `meta` value (insert or replace)."""
+        with self.transaction():
+            self.raw.execute("DELETE FROM meta WHERE key = ?", [key])
+            self.raw.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
+
+    @contextmanager
+    def _registered(self, data: pa.Table) -> Iterator[str]:
+        name = f"_fw_load_{next(_load_names)}"
+        self.raw.register(name, data)
+        try:
+            yield name
+        finally:
+            self.raw.unregister(name)
+
+    def insert(self, table: str, data: pa.Table | pd.DataFrame) -> int:
+        """Append rows to a canonical table; returns the number of rows written."""
+        arrow = conform(table, data)
+        if arrow.num_rows == 0:
+            return 0
+        cols = ", ".join(f'"{c}"' for c in arrow.column_names)
+        with self.transaction(), self._registered(arrow) as name:
+            self.raw.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        return arrow.num_rows
+
+    def insert_new(self, table: str, data: pa.Table | pd.DataFrame, key: Sequence[str]) -> int:
+        """Append only rows whose natural key is not stored yet (nor repeated in data).
+
+        Returns the number of rows written; the rest were duplicates.
+        """
+        arrow = conform(table, data)
+        if arrow.num_rows == 0:
+            return 0
+        cols = ", ".join(f'"{c}"' for c in arrow.column_names)
+        keys = ", ".join(key)
+        match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM l.{k}" for k in key)
+        with self.transaction(), self._registered(arrow) as name:
+            before = self.count(table)
+            self.raw.execute(
+                f"INSERT INTO {table} ({cols}) "
+                f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys}) AS _rn "
+                f"FROM {name}) l WHERE _rn = 1 "
+                f"AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
+            )
+            return self.count(table) - before
+
+    def replace(self, table: str, data: pa.Table | pd.DataFrame) -> int:
+        """Replace the whole content of a table (used for process-derived tables)."""
+        with self.transaction():
+            self.raw.execute(f"DELETE FROM {table}")
+            return self.insert(table, data)

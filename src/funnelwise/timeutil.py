@@ -1,0 +1,48 @@
+"""Parsing user-given instants and periods into naive UTC timestamps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pandas as pd
+
+from funnelwise.errors import InputError
+
+Instant = str | dt.date | dt.datetime | pd.Timestamp
+
+
+def to_timestamp(value: Instant, *, name: str = "date") -> pd.Timestamp:
+    """A naive-UTC pandas Timestamp from a string, date or datetime.
+
+    Aware values are converted to UTC. Raises InputError naming `name`.
+    """
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            f"{name}: cannot read {value!r} as a date; use ISO format such as 2024-03-31 "
+            "or 2024-03-31T17:00"
+        ) from exc
+    if ts is pd.NaT:
+        raise InputError(f"{name}: a date is required (got {value!r})")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwmqy]?)\s*$")
+_DAYS = {"": 1.0, "d": 1.0, "w": 7.0, "m": 30.4375, "q": 91.3125, "y": 365.25}
+
+
+def to_days(value: str | float | int, *, name: str = "duration") -> float:
+    """Days in a duration such as `90d`, `12w`, `3m`, `1q`, `1y` or a plain number."""
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(value)
+    if not m:
+        raise InputError(
+            f"{name}: cannot read {value!r} as a duration; use a number of days or "
+            "a number with d, w, m, q or y (for example 90d, 12w, 1q)"
+        )
+    return float(m.group(1)) * _DAYS[m.group(2)]
