@@ -1,0 +1,1 @@
+"""The benchmark suite: `make bench` runs every bench/bench_*.py and prints its figures."""
