@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 from typer.core import TyperGroup
 
 from funnelwise.cli import core_cmds
@@ -21,7 +22,9 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except FunnelwiseError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            # Text, not markup: messages quote user data that may contain [brackets].
+            message = Text.assemble(("error: ", "bold red"), str(exc))
+            err_console.print(message, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
 

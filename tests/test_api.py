@@ -1,0 +1,34 @@
+"""The public surface of `import funnelwise as fw` is deliberate and pinned here."""
+
+from __future__ import annotations
+
+import funnelwise as fw
+
+PUBLIC = [
+    "ConflictError",
+    "EventLog",
+    "FunnelwiseError",
+    "InputError",
+    "NotEnoughDataError",
+    "Process",
+    "ProcessError",
+    "ProjectError",
+    "SourceImportError",
+    "Store",
+    "StoreError",
+    "diff_processes",
+    "load_process",
+    "open",
+    "parse_process",
+]
+
+
+def test_all_is_sorted_and_pinned() -> None:
+    assert fw.__all__ == sorted(fw.__all__)
+    assert fw.__all__ == PUBLIC
+
+
+def test_every_public_name_resolves_and_is_documented() -> None:
+    for name in fw.__all__:
+        obj = getattr(fw, name)
+        assert obj.__doc__, f"fw.{name} has no docstring"

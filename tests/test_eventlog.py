@@ -1,0 +1,209 @@
+"""EventLog: hand-computed numbers on the tiny log, and as_of properties on random logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import funnelwise as fw
+from funnelwise.errors import InputError
+from funnelwise.log import EventLog
+from funnelwise.process import parse_process, template_text
+from funnelwise.project import write_process
+from funnelwise.store import Store
+
+T = pd.Timestamp
+
+
+def frame(table: object, order: list[str]) -> pd.DataFrame:
+    return table.to_pandas().sort_values(order).reset_index(drop=True)  # type: ignore[attr-defined]
+
+
+def test_counts_and_current_state(tiny_log: EventLog) -> None:
+    counts = tiny_log.counts()
+    assert (counts["deals_open"], counts["deals_won"], counts["deals_lost"]) == (2, 1, 1)
+    assert counts["deals_no_decision"] == 1
+    assert counts["stage_events"] == 15
+    assert tiny_log.now == T("2024-03-01")
+    cases = frame(tiny_log.cases, ["deal_id"]).set_index("deal_id")
+    assert cases.loc["D3", "current_stage_id"] == "qualification"  # re-entered
+    assert cases.loc["D3", "furthest_position"] == 2  # needs-assessment
+    # D4 entered lead and qualification at the same instant: seq decides.
+    assert cases.loc["D4", "current_stage_id"] == "qualification"
+    assert cases.loc["D3", "days"] == 51.0  # 2024-01-10 .. 2024-03-01, censored
+    assert cases.loc["D1", "days"] == 31.0  # created 01-01, won 02-01
+    assert bool(cases.loc["D3", "censored"]) and not bool(cases.loc["D1", "censored"])
+
+
+def test_stage_intervals_by_hand(tiny_log: EventLog) -> None:
+    iv = frame(tiny_log.stage_intervals, ["deal_id", "step"])
+    d3 = iv[iv.deal_id == "D3"]
+    assert d3.stage_id.tolist() == ["lead", "qualification", "needs-assessment", "qualification"]
+    assert d3.next_stage_id.tolist()[:3] == ["qualification", "needs-assessment", "qualification"]
+    assert d3.days.tolist() == [2.0, 8.0, 12.0, 29.0]
+    assert d3.censored.tolist() == [False, False, False, True]
+    d4 = iv[iv.deal_id == "D4"]
+    assert d4.days.tolist() == [0.0, 29.0]
+    won = iv[(iv.deal_id == "D1") & (iv.stage_id == "won")]
+    assert bool(won.terminal.iloc[0]) and won.days.iloc[0] == 0.0
+
+
+def test_as_of_rebuilds_past_state(tiny_log: EventLog) -> None:
+    past = tiny_log.as_of("2024-01-22")
+    deals = frame(past.deals, ["deal_id"]).set_index("deal_id")
+    assert deals.index.tolist() == ["D1", "D2", "D3", "D5"]  # D4 created 02-01
+    assert pd.isna(deals.loc["D1", "outcome"])  # won only on 02-01
+    assert deals.loc["D2", "outcome"] == "lost"
+    assert deals.loc["D3", "amount"] == 1500.0  # raised to 2000 on 01-25
+    assert str(deals.loc["D3", "expected_close_date"])[:10] == "2024-02-15"
+    assert deals.loc["D1", "owner_id"] == "u2"  # changed on 01-20
+    assert tiny_log.as_of("2024-01-15").deals.filter(
+        lambda d: d.deal_id == "D1"
+    ).owner_id.execute().tolist() == ["u1"]
+    # The boundary is inclusive: a change at exactly t is known at t.
+    at_change = tiny_log.as_of("2024-01-25").deals.filter(lambda d: d.deal_id == "D3")
+    assert at_change.amount.execute().tolist() == [2000.0]
+    pushed = frame(tiny_log.as_of("2024-02-12").deals, ["deal_id"]).set_index("deal_id")
+    assert str(pushed.loc["D3", "expected_close_date"])[:10] == "2024-03-15"
+    iv = frame(past.stage_intervals, ["deal_id", "step"])
+    d1 = iv[iv.deal_id == "D1"]
+    assert d1.stage_id.tolist() == ["lead", "qualification", "proposal"]
+    assert d1.censored.tolist() == [False, False, True]
+    assert d1.days.tolist() == [4.0, 10.0, 7.0]  # proposal 01-15 .. cutoff 01-22
+    assert past.now == T("2024-01-22")
+
+
+def test_filters(tiny_log: EventLog) -> None:
+    assert sorted(tiny_log.filter(segment="smb").deals.deal_id.execute()) == ["D1", "D3"]
+    assert sorted(tiny_log.filter(source=["partner"]).deals.deal_id.execute()) == ["D2", "D4"]
+    jan = tiny_log.filter(since="2024-01-02", until="2024-01-06")
+    assert sorted(jan.deals.deal_id.execute()) == ["D2", "D5"]
+    assert int(jan.stage_events.count().execute()) == 5
+    with pytest.raises(KeyError, match="valid pipelines"):
+        tiny_log.filter(pipeline="nope")
+    with pytest.raises(InputError, match="cannot read 'soon' as a date"):
+        tiny_log.as_of("soon")
+
+
+def test_open_errors_teach(tmp_path: object) -> None:
+    with pytest.raises(fw.ProjectError, match="funnelwise demo"):
+        fw.open(str(tmp_path))
+    with pytest.raises(fw.StoreError, match="unsupported store URL"):
+        fw.open("mysql://x")
+
+
+# -- properties on random logs -----------------------------------------------------
+
+PROCESS = parse_process(template_text())
+OPEN = list(PROCESS.default_pipeline.stage_ids)
+OUTCOMES = {"won": "won", "lost": "lost", "no_decision": "no-decision"}
+START = dt.datetime(2024, 1, 1)
+
+
+@st.composite
+def random_logs(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
+    n = draw(st.integers(1, 6))
+    deals, events, changes = [], [], []
+    for i in range(n):
+        did = f"D{i}"
+        t = START + dt.timedelta(hours=draw(st.integers(0, 24 * 20)))
+        created = t
+        stages = draw(st.lists(st.sampled_from(OPEN), min_size=1, max_size=5))
+        for seq, stage in enumerate(stages):
+            events.append((did, stage, t, seq))
+            t += dt.timedelta(hours=draw(st.integers(0, 24 * 5)))  # 0 makes ties
+        outcome = draw(st.sampled_from([None, "won", "lost", "no_decision"]))
+        closed = None
+        if outcome:
+            closed = t
+            events.append((did, OUTCOMES[outcome], t, len(stages)))
+        amounts = draw(st.lists(st.integers(1, 9), min_size=1, max_size=4))
+        at = created
+        for old, new in itertools.pairwise(amounts):
+            at += dt.timedelta(hours=draw(st.integers(1, 24 * 10)))
+            changes.append((did, "amount", f"{old * 100}.0", f"{new * 100}.0", at))
+        deals.append((did, created, closed, outcome, amounts[-1] * 100.0))
+    return {
+        "deals": pd.DataFrame(
+            deals, columns=["deal_id", "created_at", "closed_at", "outcome", "amount"]
+        ).assign(pipeline_id="new-business", version=1, currency="USD"),
+        "stage_events": pd.DataFrame(events, columns=["deal_id", "stage_id", "entered_at", "seq"]),
+        "deal_changes": pd.DataFrame(
+            changes, columns=["deal_id", "field", "old_value", "new_value", "changed_at"]
+        ),
+    }
+
+
+def load(tables: dict[str, pd.DataFrame]) -> EventLog:
+    store = Store.open("duckdb://:memory:")
+    write_process(store, PROCESS, template_text())
+    d = tables["deals"].copy()
+    d["amount_base"] = d["amount"]
+    with store.transaction():
+        store.insert("deals", d)
+        store.insert("stage_events", tables["stage_events"])
+        store.insert("deal_changes", tables["deal_changes"])
+        store.set_meta("observed_until", "2024-03-15T00:00:00")
+    return EventLog(store, PROCESS)
+
+
+def expected_amount(tables: dict[str, pd.DataFrame], deal: str, t: dt.datetime) -> float:
+    """Replay amount changes by hand: the last change at or before t, else the first old value."""
+    ch = tables["deal_changes"]
+    ch = ch[ch.deal_id == deal].sort_values("changed_at")
+    current = float(tables["deals"].set_index("deal_id").loc[deal, "amount"])
+    if ch.empty:
+        return current
+    before = ch[ch.changed_at <= t]
+    if len(before):
+        return float(before.new_value.iloc[-1])
+    return float(ch.old_value.iloc[0])
+
+
+cutoffs = st.integers(0, 24 * 60).map(lambda h: START + dt.timedelta(hours=h))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables=random_logs(), t1=cutoffs, t2=cutoffs)
+def test_as_of_properties(
+    tables: dict[str, pd.DataFrame], t1: dt.datetime, t2: dt.datetime
+) -> None:
+    log = load(tables)
+    try:
+        cut = log.as_of(t1)
+        deals = cut.deals.to_pandas()
+        # Never the future.
+        assert (deals.created_at <= T(t1)).all()
+        assert deals.closed_at.isna().all() or (deals.closed_at.dropna() <= T(t1)).all()
+        assert (cut.stage_events.to_pandas().entered_at <= T(t1)).all()
+        assert (cut.deal_changes.to_pandas().changed_at <= T(t1)).all()
+        # Outcomes and amounts as a hand replay says.
+        raw = tables["deals"].set_index("deal_id")
+        for row in deals.itertuples():
+            closed = raw.loc[row.deal_id, "closed_at"]
+            known = closed is not None and not pd.isna(closed) and T(closed) <= T(t1)
+            assert (
+                (row.outcome == raw.loc[row.deal_id, "outcome"]) if known else pd.isna(row.outcome)
+            )
+            assert row.amount == expected_amount(tables, row.deal_id, t1)
+        # Cutting twice equals cutting once at the earlier date.
+        twice = log.as_of(t1).as_of(t2)
+        once = log.as_of(min(t1, t2))
+        for name, key in (("deals", ["deal_id"]), ("cases", ["deal_id"])):
+            a = frame(getattr(twice, name), key)
+            b = frame(getattr(once, name), key)
+            pd.testing.assert_frame_equal(a, b)
+        # Exactly one current state per deal.
+        cases = cut.cases.to_pandas()
+        assert len(cases) == len(deals) and cases.deal_id.is_unique
+        assert set(cases.status) <= {"open", "won", "lost", "no_decision"}
+        closed_cases = cases[cases.status != "open"]
+        assert (closed_cases.current_stage_id == closed_cases.status.map(OUTCOMES)).all()
+        assert (cases[cases.status == "open"].current_stage_id.isin(OPEN)).all()
+    finally:
+        log.store.close()

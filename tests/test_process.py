@@ -1,0 +1,128 @@
+"""process.yaml: validation with lines, aliases, diff."""
+
+from __future__ import annotations
+
+import pytest
+
+from funnelwise.errors import ProcessError
+from funnelwise.process import diff_processes, normalize_name, parse_process, template_text
+
+MINIMAL = """\
+name: Tiny
+currency: eur
+pipelines:
+  - id: main
+    stages:
+      - id: qualify
+        aliases: ["Calificación"]
+        target_days: 10
+      - id: propose
+        probability: 0.5
+    outcomes:
+      won: {id: won, aliases: ["Closed Won"]}
+      lost: {id: lost}
+"""
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ProcessError) as info:
+        parse_process(text, file="p.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_template_is_valid_classic_b2b() -> None:
+    process = parse_process(template_text())
+    pipeline = process.default_pipeline
+    assert pipeline.stage_ids == (
+        "lead",
+        "qualification",
+        "needs-assessment",
+        "proposal",
+        "negotiation",
+        "closing",
+    )
+    assert pipeline.outcome_id("no_decision") == "no-decision"
+    assert pipeline.stages[1].exit_criteria.checklist[0] == "Budget confirmed"
+
+
+def test_minimal_defaults_and_normalisation() -> None:
+    process = parse_process(MINIMAL)
+    assert process.currency == "EUR"
+    pipeline = process.pipeline("main")
+    assert pipeline.outcome_id("no_decision") == "no-decision"
+    aliases = pipeline.alias_map()
+    assert aliases[normalize_name("CALIFICACION")] == "qualify"
+    assert aliases[normalize_name("closed  won")] == "won"
+    rows = process.stage_rows()
+    assert [r["position"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["kind"] for r in rows] == ["open", "open", "won", "lost", "no_decision"]
+
+
+def test_unknown_key_names_line_and_path() -> None:
+    text = MINIMAL.replace(
+        "        target_days: 10\n", "        target_days: 10\n        colour: red\n"
+    )
+    assert problems_of(text) == [
+        "p.yaml:9: pipelines[0].stages[0].colour: unknown key "
+        "(check the spelling; see `funnelwise init` for the schema)"
+    ]
+
+
+def test_every_problem_reported_once_with_its_line() -> None:
+    text = (
+        MINIMAL.replace("target_days: 10", "target_days: -3")
+        .replace("probability: 0.5", "probability: 1.5")
+        .replace("      - id: propose", "      - id: qualify")
+        .replace('aliases: ["Closed Won"]', 'aliases: ["Calificacion"]')
+        .replace("      lost: {id: lost}\n", "")
+    )
+    found = problems_of(text)
+    assert len(found) == 5, found
+    assert found[0].startswith("p.yaml:8: pipelines[0].stages[0].target_days")
+    assert "(got -3)" in found[0]
+    assert found[1].startswith(
+        "p.yaml:9: pipelines[0].stages[1].id: stage id 'qualify' is used twice"
+    )
+    assert found[2].startswith("p.yaml:10: pipelines[0].stages[1].probability")
+    assert found[3] == "p.yaml:12: pipelines[0].outcomes.lost: Field required"
+    assert found[4].startswith("p.yaml:12: pipelines[0].outcomes.won.aliases[0]: name")
+    assert "claimed by stages 'qualify' and 'won'" in found[4]
+
+
+def test_yaml_syntax_error_and_duplicate_key() -> None:
+    assert problems_of("name: [unclosed\n")[0].startswith("p.yaml:")
+    dup = problems_of("name: a\nname: b\npipelines: []\n")
+    assert dup == ["p.yaml:2: name: key appears twice"]
+
+
+def test_empty_and_wrong_top_level() -> None:
+    assert problems_of("") == ["p.yaml:1: the file is empty"]
+    assert problems_of("- a\n- b\n") == ["p.yaml:1: expected a mapping at the top level"]
+
+
+def test_unknown_pipeline_names_valid_ones() -> None:
+    with pytest.raises(KeyError, match="valid pipelines: main"):
+        parse_process(MINIMAL).pipeline("nope")
+
+
+def test_diff_reports_added_removed_changed_moved() -> None:
+    a = parse_process(MINIMAL)
+    b = parse_process(
+        MINIMAL.replace("target_days: 10", "target_days: 12").replace(
+            "      - id: propose\n        probability: 0.5\n",
+            "      - id: demo\n      - id: propose\n        probability: 0.5\n",
+        )
+    )
+    changes = {str(c) for c in diff_processes(a, b)}
+    assert changes == {
+        "+ pipelines[main].stages[demo]",
+        "~ pipelines[main].stages[qualify].target_days: 10.0 -> 12.0",
+    }
+    c = parse_process(
+        MINIMAL.replace("      - id: qualify\n", "      - id: propose2\n").replace(
+            '        aliases: ["Calificación"]\n        target_days: 10\n', ""
+        )
+    )
+    kinds = sorted(ch.kind for ch in diff_processes(a, c))
+    assert kinds == ["added", "removed"]
+    assert diff_processes(a, a) == []
