@@ -160,6 +160,28 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("quarantined", "BIGINT"),
         _c("status", "VARCHAR"),
     ),
+    # Fitted scoring models: the artifact is the model as JSON text.
+    "models": (
+        _c("model_id", "VARCHAR", False),
+        _c("target", "VARCHAR", False),  # won | converted
+        _c("kind", "VARCHAR", False),
+        _c("created_at", "TIMESTAMP", False),
+        _c("trained_as_of", "TIMESTAMP", False),
+        _c("params", "VARCHAR"),  # JSON
+        _c("metrics", "VARCHAR"),  # JSON
+        _c("artifact", "VARCHAR", False),
+    ),
+    # One row per scored open deal (or lead) per model and as-of instant.
+    "scores": (
+        _c("model_id", "VARCHAR", False),
+        _c("target", "VARCHAR", False),
+        _c("as_of", "TIMESTAMP", False),
+        _c("deal_id", "VARCHAR"),
+        _c("lead_id", "VARCHAR"),
+        _c("probability", "DOUBLE", False),
+        _c("reasons", "VARCHAR"),  # JSON list of phrases
+        _c("scored_at", "TIMESTAMP", False),
+    ),
 }
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -174,6 +196,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
     "fx_rates": ("currency", "date"),
     "imports": ("import_id",),
+    "models": ("model_id",),
 }
 
 
@@ -190,12 +213,35 @@ def _create(table: str) -> str:
     return f"CREATE TABLE {table} ({', '.join(cols)})"
 
 
+# The tables of migration 1, frozen: tables added later get their own migration.
+_V1_TABLES = (
+    "meta",
+    "pipelines",
+    "stages",
+    "deals",
+    "stage_events",
+    "deal_changes",
+    "checklist",
+    "activities",
+    "leads",
+    "campaigns",
+    "accounts",
+    "users",
+    "fx_rates",
+    "imports",
+)
+
 # Numbered migrations: append, never edit a released one.
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
         "canonical tables",
-        tuple(_create(t) for t in TABLES),
+        tuple(_create(t) for t in _V1_TABLES),
+    ),
+    (
+        2,
+        "scoring models and scores",
+        (_create("models"), _create("scores")),
     ),
 )
 
