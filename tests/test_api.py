@@ -17,9 +17,12 @@ PUBLIC = [
     "Store",
     "StoreError",
     "diff_processes",
+    "funnel",
     "load_process",
     "open",
+    "outcomes",
     "parse_process",
+    "timing",
 ]
 
 

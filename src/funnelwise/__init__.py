@@ -5,6 +5,7 @@ log = fw.open("demo")
 log.as_of("2024-03-31").cases.to_pandas()
 """
 
+from funnelwise.analytics import funnel, outcomes, timing
 from funnelwise.errors import (
     ConflictError,
     FunnelwiseError,
@@ -35,7 +36,10 @@ __all__ = [
     "Store",
     "StoreError",
     "diff_processes",
+    "funnel",
     "load_process",
     "open",
+    "outcomes",
     "parse_process",
+    "timing",
 ]

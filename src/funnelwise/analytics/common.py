@@ -1,0 +1,177 @@
+"""Engine helpers the analyses share: segments, cohorts, day counting, stage tables.
+
+Everything here builds Ibis expressions or reads the process model; nothing
+pulls events into Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from funnelwise.errors import InputError
+from funnelwise.log import EventLog
+from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY
+from funnelwise.process.model import normalize_name
+
+Cohort = Literal["week", "month", "quarter", "year"]
+DayCount = Literal["calendar", "business"]
+COHORTS: dict[str, str] = {"week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+MISSING = "(missing)"
+# Deal value is in the process currency so deals in other currencies add up.
+VALUE = "amount_base"
+# 1970-01-05 was a Monday: business days are counted in whole weeks from it.
+_MONDAY_EPOCH_S = 4 * 86400
+
+
+def check_choice(value: str, choices: Sequence[str], name: str) -> str:
+    """Return value if it is one of choices, else raise InputError listing them."""
+    if value not in choices:
+        raise InputError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def segment(log: EventLog, deals: ir.Table, by: str) -> ir.StringValue:
+    """The segment of each deal: a deal column, else a key of its JSON attributes.
+
+    Missing values become '(missing)'. Raises InputError when `by` is neither a
+    column nor an attribute any deal carries.
+    """
+    if by in deals.columns:
+        return deals[by].cast("string").fill_null(MISSING)
+    value = deals.attributes.cast("json")[by].str
+    if int(deals.filter(value.notnull()).count().execute()) == 0:
+        columns = [c for c in DEAL_COLUMNS if c not in ("attributes", "version", "origin")]
+        raise InputError(
+            f"by: no deal has a column or attribute {by!r}; use a deal column "
+            f"({', '.join(columns)}) or a key of the deals' attributes"
+        )
+    return value.fill_null(MISSING)
+
+
+def cohort_of(ts: ir.TimestampValue, cohort: str) -> ir.DateValue:
+    """The start date of the week (Monday), month, quarter or year of a timestamp."""
+    check_choice(cohort, list(COHORTS), "cohort")
+    return ts.truncate(COHORTS[cohort]).cast("date")
+
+
+def group_deals(
+    log: EventLog,
+    deals: ir.Table,
+    *,
+    by: str | None = None,
+    cohort: str | None = None,
+) -> tuple[ir.Table, list[str]]:
+    """Deals with their group columns added; returns (table, group column names).
+
+    The pipeline is always a group (stage positions are per pipeline); `by`
+    adds a column named after it (a deal column or attribute key, as text) and
+    `cohort` a `cohort` column (start date of the creation period).
+    """
+    cols: dict[str, ir.Value] = {}
+    if by is not None and by != "pipeline_id":
+        cols[by] = segment(log, deals, by)
+    if cohort is not None:
+        cols["cohort"] = cohort_of(deals.created_at, cohort)
+    return deals.mutate(**cols), ["pipeline_id", *cols]
+
+
+def _business_clock(ts: ir.TimestampValue) -> ir.FloatingValue:
+    """Business days elapsed since the Monday epoch (weekends do not count)."""
+    x = (ts.epoch_seconds() - _MONDAY_EPOCH_S).cast("float64") / SECONDS_PER_DAY
+    weeks = (x / 7).floor()
+    into_week = x - weeks * 7
+    return weeks * 5 + ibis.least(into_week, 5.0)
+
+
+def elapsed_days(
+    start: ir.TimestampValue, end: ir.TimestampValue, days: str = "calendar"
+) -> ir.FloatingValue:
+    """Elapsed days from start to end: calendar days, or business days (Mon–Fri).
+
+    Business days skip Saturdays and Sundays entirely (no holiday calendar):
+    Friday 18:00 to Monday 06:00 is 0.5 business days.
+    """
+    check_choice(days, ["calendar", "business"], "days")
+    if days == "business":
+        return _business_clock(end) - _business_clock(start)
+    return (end.epoch_seconds() - start.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
+
+
+def timestamp(value: pd.Timestamp) -> ir.TimestampScalar:
+    """A timestamp literal for an Ibis expression."""
+    return ibis.literal(value.to_pydatetime(), type="timestamp")
+
+
+def stage_frame(log: EventLog, *, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """The log's process stages from the model (no query): pipeline_id, stage_id, name,
+    position, kind, target_days, probability."""
+    pipelines = (
+        [log.process.pipeline(log.pipeline_id)] if log.pipeline_id else log.process.pipelines
+    )
+    rows = [row for p in pipelines for row in p.stage_table()]
+    frame = pd.DataFrame(rows)
+    if kinds is not None:
+        frame = frame[frame["kind"].isin(list(kinds))].reset_index(drop=True)
+    return frame
+
+
+def n_open_stages(log: EventLog) -> dict[str, int]:
+    """Number of open stages per pipeline id (= the position of its won outcome)."""
+    pipelines = (
+        [log.process.pipeline(log.pipeline_id)] if log.pipeline_id else log.process.pipelines
+    )
+    return {p.id: len(p.stages) for p in pipelines}
+
+
+def resolve_stage(log: EventLog, stage: str) -> str:
+    """A stage id from an id, name or alias (case- and accent-insensitive)."""
+    pipelines = (
+        [log.process.pipeline(log.pipeline_id)] if log.pipeline_id else log.process.pipelines
+    )
+    for p in pipelines:
+        found = p.alias_map().get(normalize_name(stage))
+        if found is not None:
+            return found
+    log.check_stage(stage)  # raises, naming the valid stages
+    return stage
+
+
+def base_meta(log: EventLog, **options: Any) -> dict[str, Any]:
+    """Metadata every result carries: as-of instant, currency, filters and options."""
+    return {
+        "as_of": log.now,
+        "currency": log.process.currency,
+        "pipeline": log.pipeline_id,
+        "since": log.since,
+        "until": log.until,
+        "filters": {k: list(v) for k, v in log.where},
+        **options,
+    }
+
+
+def union_all(first: ir.Table, *rest: ir.Table) -> ir.Table:
+    """UNION ALL of tables with the same columns, ignoring differences in nullability."""
+    schema = {name: dtype.copy(nullable=True) for name, dtype in first.schema().items()}
+    out = first.cast(schema)
+    for t in rest:
+        out = out.union(t.select(*schema).cast(schema))
+    return out
+
+
+def iter_groups(
+    frame: pd.DataFrame, keys: Sequence[str]
+) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """(label, rows) per group of a compact frame, label mapping key column -> value."""
+    for key, part in frame.groupby(list(keys), sort=True, dropna=False):
+        values = key if isinstance(key, tuple) else (key,)
+        yield dict(zip(keys, values, strict=True)), part
+
+
+def to_pandas(expr: ir.Table) -> pd.DataFrame:
+    """Execute an expression into a pandas frame with a fresh RangeIndex."""
+    return expr.to_pandas().reset_index(drop=True)

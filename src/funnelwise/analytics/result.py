@@ -1,0 +1,249 @@
+"""The shared shape of analysis results: named frames plus metadata.
+
+Every analysis returns a subclass of `Result`: an immutable object holding one
+or more pandas frames (the first is the main one, returned by `.to_frame()`)
+and metadata (as-of time, units, grouping, denominators, options). A result
+renders itself as JSON-ready data (`to_dict`), HTML for notebooks
+(`_repr_html_`) and a Rich renderable for the terminal, so interfaces never
+compute anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, overload
+
+import numpy as np
+import pandas as pd
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+# Rows shown per frame in the terminal and in notebooks; to_frame/to_dict keep all.
+DISPLAY_ROWS = 40
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON-ready Python values from numpy, pandas, dates, NaN and containers."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta | dt.timedelta):
+        return value.total_seconds() / 86400.0
+    if isinstance(value, bool | int | str):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame as a list of JSON-ready records."""
+    columns = [str(c) for c in frame.columns]
+    return [
+        {c: jsonable(v) for c, v in zip(columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def _cell(value: Any, percent: bool = False) -> str:
+    value = jsonable(value)
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if percent and isinstance(value, int | float):
+        return f"{100 * value:.1f}%"
+    if isinstance(value, float):
+        if value.is_integer():
+            return f"{value:,.0f}"
+        if abs(value) < 10:
+            return f"{value:.2f}"
+        return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+class frame_view:
+    """A result attribute that returns a copy of the frame of the same name.
+
+    `stages = frame_view("One row per stage")` on a Result subclass makes
+    `result.stages` equal `result.frame("stages")`.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> frame_view: ...
+    @overload
+    def __get__(self, obj: Result, owner: type) -> pd.DataFrame: ...
+    def __get__(self, obj: Result | None, owner: type) -> frame_view | pd.DataFrame:
+        return self if obj is None else obj.frame(self.name)
+
+
+def _bound(value: Any, percent: bool) -> str:
+    """An interval bound, short: whole percent points for shares."""
+    value = jsonable(value)
+    if value is None:
+        return "?"
+    if percent:
+        return f"{100 * value:.0f}"
+    return _cell(value)
+
+
+# Metadata shown in the one-line terminal/notebook header (all of it goes to JSON).
+_HEADLINE_META = ("as_of", "pipeline", "since", "until", "filters", "by", "cohort", "unit")
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Named frames and metadata of one analysis. Immutable: frames are copied out.
+
+    `frames` maps a name to a frame (the first is the main one); `meta` holds
+    the as-of instant, units and options. Subclasses name the analysis and
+    give the frames readable properties.
+    """
+
+    analysis: ClassVar[str] = "result"
+    title: ClassVar[str] = "Result"
+    # Columns shown in the terminal and notebooks per frame (default: all). A
+    # column with `<base>_lower`/`<base>_upper` siblings shows its interval too.
+    display: ClassVar[Mapping[str, Sequence[str]]] = {}
+    # Columns (besides `*_rate`) that are shares and print as percentages.
+    percent: ClassVar[frozenset[str]] = frozenset()
+    # Frames printed in the terminal (default: all); JSON and notebooks get all.
+    terminal: ClassVar[tuple[str, ...]] = ()
+
+    frames: Mapping[str, pd.DataFrame]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            raise ValueError("a result needs at least one frame")
+        # Frames are shared read-only: copies go out through to_frame().
+        object.__setattr__(self, "frames", MappingProxyType(dict(self.frames)))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    @property
+    def main(self) -> str:
+        """Name of the main frame."""
+        return next(iter(self.frames))
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """A copy of the named frame; KeyError names the frames there are."""
+        if name not in self.frames:
+            raise KeyError(f"no frame {name!r}; frames: {', '.join(self.frames)}")
+        return self.frames[name].copy()
+
+    def to_frame(self, name: str | None = None) -> pd.DataFrame:
+        """A copy of the main frame (or of the named one)."""
+        return self.frame(name or self.main)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: `{"analysis", "title", "meta", "frames": {name: [records]}}`."""
+        return {
+            "analysis": self.analysis,
+            "title": self.title,
+            "meta": jsonable(self.meta),
+            "frames": {name: frame_records(f) for name, f in self.frames.items()},
+        }
+
+    # -- rendering ---------------------------------------------------------------
+    def _meta_line(self) -> str:
+        meta = jsonable(self.meta)
+        shown = {k: meta[k] for k in _HEADLINE_META if meta.get(k) not in (None, [], {})}
+        return "; ".join(f"{k}: {v}" for k, v in shown.items())
+
+    def _repr_html_(self) -> str:
+        parts = [f"<h4>{html.escape(self.title)}</h4>"]
+        meta = self._meta_line()
+        if meta:
+            parts.append(f"<p><small>{html.escape(meta)}</small></p>")
+        for name, f in self.frames.items():
+            more = len(f) - DISPLAY_ROWS
+            parts.append(f"<p><b>{html.escape(name)}</b> ({len(f):,} rows)</p>")
+            parts.append(self.display_frame(name).to_html(index=False, border=0))
+            if more > 0:
+                parts.append(f"<p><small>… {more:,} more rows (.to_frame())</small></p>")
+        return "\n".join(parts)
+
+    def display_frame(self, name: str) -> pd.DataFrame:
+        """The named frame as text cells for people: chosen columns, intervals beside
+        their estimates, shares as percentages (first DISPLAY_ROWS rows)."""
+        f = self.frames[name].head(DISPLAY_ROWS)
+        groups = [
+            g
+            for g in self.meta.get("groups", ())
+            if g in f.columns and (g != "pipeline_id" or f[g].nunique() > 1)
+        ]
+        chosen = self.display.get(name)
+        wanted = [*groups, *(c for c in chosen if c in f.columns)] if chosen else list(f.columns)
+        out = {}
+        for col in wanted:
+            base = col.removesuffix("_rate")
+            lo, hi = f"{base}_lower", f"{base}_upper"
+            pct = col.endswith("_rate") or col in self.percent
+            cells = [_cell(v, pct) for v in f[col]]
+            if lo in f.columns and hi in f.columns:
+                cells = [
+                    c if c == "–" else f"{c} [{_bound(a, pct)}–{_bound(b, pct)}]"
+                    for c, a, b in zip(cells, f[lo], f[hi], strict=True)
+                ]
+            out[col] = cells
+        return pd.DataFrame(out, index=f.index)
+
+    def rich_tables(self) -> list[Table]:
+        """One Rich table per frame (first DISPLAY_ROWS rows, display columns)."""
+        tables = []
+        for name, f in self.frames.items():
+            if self.terminal and name not in self.terminal:
+                continue
+            more = len(f) - DISPLAY_ROWS
+            caption = f"… {more:,} more rows" if more > 0 else None
+            table = Table(title=f"{self.title}: {name}", caption=caption)
+            shown = self.display_frame(name)
+            for col in shown.columns:
+                numeric = f[col].dtype.kind in "ifu"
+                # Labels stay whole on narrow terminals; numbers wrap instead.
+                table.add_column(
+                    str(col),
+                    justify="right" if numeric else "left",
+                    no_wrap=not numeric,
+                    overflow="fold",
+                )
+            for row in shown.itertuples(index=False, name=None):
+                table.add_row(*row)
+            tables.append(table)
+        return tables
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        meta = self._meta_line()
+        parts: list[Any] = [Text(meta, style="dim")] if meta else []
+        yield Group(*parts, *self.rich_tables())
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{n}: {len(f):,} rows" for n, f in self.frames.items())
+        return f"<{type(self).__name__} {sizes}>"

@@ -1,0 +1,56 @@
+"""The analytics commands through Typer's CliRunner: each prints its result."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from funnelwise.cli import app
+
+runner = CliRunner()
+
+
+def run(project: Path, *args: str) -> str:
+    result = runner.invoke(app, ["--project", str(project), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_funnel_json_csv_and_table(tiny_project: Path) -> None:
+    data = json.loads(run(tiny_project, "funnel", "--format", "json"))
+    assert data["analysis"] == "funnel"
+    assert [r["reached"] for r in data["frames"]["stages"]] == [5, 4, 2, 1, 1, 1, 1]
+    frame = pd.read_csv(io.StringIO(run(tiny_project, "funnel", "--by", "source", "-f", "csv")))
+    assert frame.groupby("source").reached.first().to_dict() == {"partner": 2, "web": 3}
+    table = run(tiny_project, "funnel", "--as-of", "2024-01-21")
+    assert "Needs assessment" in table and "2024-01-21" in table
+
+
+def test_filters_reach_the_analysis(tiny_project: Path) -> None:
+    data = json.loads(
+        run(tiny_project, "funnel", "--since", "2024-01-02", "--until", "2024-02-01", "-f", "json")
+    )
+    # Created in [01-02, 02-01): D2, D3, D5.
+    assert data["frames"]["stages"][0]["reached"] == 3
+    assert data["meta"]["since"].startswith("2024-01-02")
+    bad = runner.invoke(app, ["--project", str(tiny_project), "funnel", "--pipeline", "nope"])
+    assert bad.exit_code != 0
+
+
+def test_outcomes_and_timing_commands(tiny_project: Path) -> None:
+    data = json.loads(run(tiny_project, "outcomes", "--horizon", "45", "-f", "json"))
+    created = data["frames"]["summary"][0]
+    assert created["scope"] == "created" and abs(created["p_won"] - 4 / 15) < 1e-12
+    assert {r["day"] for r in data["frames"]["horizons"]} == {45}
+    timing = json.loads(run(tiny_project, "timing", "--days", "business", "-f", "json"))
+    assert timing["meta"]["days"] == "business"
+    assert "Qualification" in run(tiny_project, "timing")
+
+
+def test_bad_options_teach(tiny_project: Path) -> None:
+    result = runner.invoke(app, ["--project", str(tiny_project), "funnel", "--by", "colour"])
+    assert result.exit_code == 2 and "owner_id" in result.output

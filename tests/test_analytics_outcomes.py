@@ -1,0 +1,96 @@
+"""Censoring-aware outcomes on the tiny log by hand; coverage on synthetic truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import funnelwise as fw
+from funnelwise.analytics.stats import wilson_interval
+
+
+def test_outcomes_from_creation_by_hand(tiny_log: fw.EventLog) -> None:
+    r = fw.outcomes(tiny_log)
+    s = r.summary.set_index("scope")
+    created = s.loc["created"]
+    assert (created.n, created.open, created.won, created.lost, created.no_decision) == (
+        5,
+        2,
+        1,
+        1,
+        1,
+    )
+    # Whole days from creation, rounded up: D2 lost 18, D4 open 29, D1 won 31,
+    # D5 no decision 41, D3 open 51 (censored at 2024-03-01).
+    # Aalen–Johansen: day 18, 1 of 5 lost -> S = 4/5; day 31, 1 of 3 at risk won ->
+    # 4/5 * 1/3; S = 8/15; day 41, 1 of 2 no decision -> 8/15 * 1/2.
+    assert created.p_won == pytest.approx(4 / 15)
+    assert created.p_lost == pytest.approx(1 / 5)
+    assert created.p_no_decision == pytest.approx(4 / 15)
+    assert created.followup_days == 51
+    # The naive rate pretends the two open deals do not exist: 1 won of 3 closed.
+    assert created.naive_win_rate == pytest.approx(1 / 3) and created.naive_win_n == 3
+    lo, hi = wilson_interval(1, 3)
+    assert (created.naive_win_lower, created.naive_win_upper) == pytest.approx(
+        (float(lo), float(hi))
+    )
+    assert created.p_won_lower < 4 / 15 < created.p_won_upper
+    curve = r.curves
+    won = curve[(curve.scope == "created") & (curve.outcome == "won")]
+    assert won.day.tolist() == [0, 18, 29, 31, 41, 51]
+    assert won.cif.tolist() == pytest.approx([0, 0, 0, 4 / 15, 4 / 15, 4 / 15])
+    assert won.at_risk.tolist() == [5, 5, 4, 3, 2, 1]
+
+
+def test_outcomes_from_each_stage_by_hand(tiny_log: fw.EventLog) -> None:
+    s = fw.outcomes(tiny_log).summary.set_index("scope")
+    assert s.index.tolist() == [
+        "created",
+        "lead",
+        "qualification",
+        "needs-assessment",
+        "proposal",
+        "negotiation",
+        "closing",
+    ]
+    # Qualification reached by D1 (01-05), D2 (01-10), D3 (01-12), D4 (02-01):
+    # D2 lost after 10 days (1 of 4), D1 won after 27 days (1 of 3 left).
+    q = s.loc["qualification"]
+    assert (q.n, q.open) == (4, 2)
+    assert q.p_lost == pytest.approx(1 / 4) and q.p_won == pytest.approx(3 / 4 * 1 / 3)
+    # Needs-assessment reached by D3 (entered) and D1 (via proposal on 01-15).
+    n = s.loc["needs-assessment"]
+    assert (n.n, n.won, n.open) == (2, 1, 1)
+    assert n.p_won == pytest.approx(1 / 2)
+    # D1 reached negotiation only by being won: won on day 0 from there.
+    assert s.loc["negotiation"].followup_days == 0 and s.loc["negotiation"].p_won == 1.0
+
+
+def test_outcome_horizons_say_nothing_beyond_follow_up(tiny_log: fw.EventLog) -> None:
+    h = fw.outcomes(tiny_log, horizons=(30, 45, 90)).horizons
+    won = h[(h.scope == "created") & (h.outcome == "won")].set_index("day")
+    assert won.loc[30, "cif"] == 0 and won.loc[30, "at_risk"] == 3
+    assert won.loc[45, "cif"] == pytest.approx(4 / 15) and won.loc[45, "at_risk"] == 1
+    assert np.isnan(won.loc[90, "cif"]) and won.loc[90, "at_risk"] == 0
+
+
+def test_outcomes_as_of_and_by_segment(tiny_log: fw.EventLog) -> None:
+    # On 2024-01-21 only D2 had closed (lost): nothing won yet, four deals.
+    past = fw.outcomes(tiny_log.as_of("2024-01-21"), from_stages=False).summary
+    assert past.scope.tolist() == ["created"]
+    row = past.iloc[0]
+    assert (row.n, row.open, row.lost, row.won) == (4, 3, 1, 0)
+    assert row.p_won == 0 and row.naive_win_rate == 0
+    seg = fw.outcomes(tiny_log, by="source", from_stages=False).summary.set_index("source")
+    # web: D1 won day 31, D5 no decision day 41, D3 open day 51.
+    assert seg.loc["web"].p_won == pytest.approx(1 / 3)
+    assert seg.loc["partner"].p_lost == pytest.approx(1 / 2)  # D2 lost day 18 of D2, D4
+
+
+def test_outcomes_in_business_days(tiny_log: fw.EventLog) -> None:
+    s = fw.outcomes(tiny_log, days="business", from_stages=False).curves
+    won = s[(s.outcome == "won") & (s.cif > 0)]
+    # D1: Monday 2024-01-01 to Thursday 2024-02-01 = 4 weeks + 3 days = 23 business days.
+    assert won.day.iloc[0] == 23
+    with pytest.raises(fw.InputError, match="calendar, business"):
+        fw.outcomes(tiny_log, days="weekdays")
