@@ -105,11 +105,11 @@ class SynthParams:
 
     # -- the chain: per open stage, P(advance, skip, back, lost, no decision) ---------
     move_probs: tuple[tuple[float, ...], ...] = (
-        (0.87, 0.03, 0.00, 0.07, 0.03),  # lead (nothing to go back to)
-        (0.60, 0.03, 0.28, 0.06, 0.03),  # qualification
-        (0.44, 0.04, 0.47, 0.03, 0.02),  # needs-assessment
-        (0.35, 0.03, 0.55, 0.04, 0.03),  # proposal
-        (0.40, 0.04, 0.48, 0.05, 0.03),  # negotiation (skip = won)
+        (0.89, 0.03, 0.00, 0.05, 0.03),  # lead (nothing to go back to)
+        (0.56, 0.03, 0.32, 0.06, 0.03),  # qualification
+        (0.42, 0.04, 0.50, 0.02, 0.02),  # needs-assessment
+        (0.34, 0.03, 0.57, 0.03, 0.03),  # proposal
+        (0.38, 0.04, 0.50, 0.05, 0.03),  # negotiation (skip = won)
         (0.62, 0.00, 0.30, 0.05, 0.03),  # closing (advance = won)
     )
     # Gamma time in stage: shape, and median days for the `pro` product.
