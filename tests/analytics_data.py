@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from hypothesis import strategies as st
@@ -102,6 +104,18 @@ def load(tables: dict[str, pd.DataFrame]) -> EventLog:
             if name in tables:
                 store.insert(name, tables[name])
         store.set_meta("observed_until", OBSERVED_UNTIL.isoformat())
+    return EventLog(store, PROCESS)
+
+
+def load_tables(tables: Mapping[str, Any], observed_until: str) -> EventLog:
+    """An EventLog over an in-memory store holding canonical tables as they are
+    (e.g. a synthetic data set's `tables`)."""
+    store = Store.open("duckdb://:memory:")
+    write_process(store, PROCESS, template_text())
+    with store.transaction():
+        for name, table in tables.items():
+            store.insert(name, table)
+        store.set_meta("observed_until", observed_until)
     return EventLog(store, PROCESS)
 
 
