@@ -22,7 +22,14 @@ import funnelwise as fw
 from funnelwise.cli.app import app
 from funnelwise.errors import InputError
 from funnelwise.store import Store, arrow_schema, conform
-from funnelwise.synth import PlantedChange, SynthParams, SynthResult, generate, write_project
+from funnelwise.synth import (
+    PlantedChange,
+    SynthParams,
+    SynthResult,
+    generate,
+    stored_truth,
+    write_project,
+)
 from funnelwise.synth.chain import (
     ChainTables,
     absorption,
@@ -399,6 +406,9 @@ def test_write_project_with_parquet_round_trips(tmp_path: Path) -> None:
         assert store.count("stage_events") == r.tables["stage_events"].num_rows
         assert store.meta("observed_until") == r.observed_until.isoformat()
         assert store.meta_json("synth_truth") == json.loads(json.dumps(r.truth.to_dict()))
+        back = stored_truth(store)
+    assert back is not None and back.to_dict() == r.truth.to_dict()
+    assert np.array_equal(back.absorption_overall("after"), r.truth.absorption_overall("after"))
     with pytest.raises(InputError, match="already holds"):
         write_project(r, root)
 

@@ -8,7 +8,15 @@ write_project(result, "demo")
 
 from funnelwise.synth.generate import SynthResult, generate
 from funnelwise.synth.params import PlantedChange, SynthParams
-from funnelwise.synth.truth import Truth
+from funnelwise.synth.truth import Truth, stored_truth
 from funnelwise.synth.write import write_project
 
-__all__ = ["PlantedChange", "SynthParams", "SynthResult", "Truth", "generate", "write_project"]
+__all__ = [
+    "PlantedChange",
+    "SynthParams",
+    "SynthResult",
+    "Truth",
+    "generate",
+    "stored_truth",
+    "write_project",
+]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,3 +219,14 @@ class SynthParams:
     def to_dict(self) -> dict[str, Any]:
         """The parameters as JSON-ready plain values."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SynthParams:
+        """Parameters back from `to_dict()` output (lists become tuples)."""
+
+        def frozen(value: Any) -> Any:
+            return tuple(frozen(v) for v in value) if isinstance(value, list) else value
+
+        fields = {k: frozen(v) for k, v in data.items() if k != "change"}
+        change = data.get("change")
+        return cls(**fields, change=PlantedChange(**change) if change else None)

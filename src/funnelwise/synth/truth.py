@@ -13,6 +13,7 @@ change date.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -22,6 +23,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import gammainc, gammaincinv
 
+from funnelwise.store import Store
 from funnelwise.synth.chain import (
     ChainTables,
     absorption,
@@ -68,7 +70,7 @@ def segment_mix(params: SynthParams, skill_given_region: np.ndarray) -> np.ndarr
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare `to_dict()` outputs instead
 class Truth:
     """True parameters and exact derived quantities of one synthetic data set.
 
@@ -109,6 +111,25 @@ class Truth:
             change_date=change_date,
             skill_given_region=_frozen(skill_given_region),
             rep_skills=rep_skills,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Truth:
+        """The truth back from `to_dict()` output (for example meta `synth_truth` of a store)."""
+        params = SynthParams.from_dict(data["params"])
+        given = data["skill_given_region"]
+        change = data.get("change")
+        return cls.build(
+            params,
+            start=pd.Timestamp(data["start"]),
+            window=int(data["window_days"]),
+            deals=int(data["deals"]),
+            seed=int(data["seed"]),
+            change_date=pd.Timestamp(change["date"]) if change else None,
+            skill_given_region=np.array(
+                [[given[r][k] for k in params.skills] for r in params.regions], dtype=float
+            ),
+            rep_skills=tuple(data["rep_skills"].items()),
         )
 
     # -- the chain ----------------------------------------------------------------
@@ -386,3 +407,9 @@ class Truth:
             "segments": segments,
             "change": self.change_effect(),
         }
+
+
+def stored_truth(store: Store) -> Truth | None:
+    """The truth a synthetic project recorded in its store (meta `synth_truth`), or None."""
+    data = store.meta_json("synth_truth")
+    return None if data is None else Truth.from_dict(data)
