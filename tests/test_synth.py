@@ -59,7 +59,7 @@ def result() -> SynthResult:
 def frames(result: SynthResult) -> dict[str, pd.DataFrame]:
     return {
         name: result.tables[name].to_pandas()
-        for name in ("deals", "stage_events", "deal_changes", "activities", "leads")
+        for name in ("deals", "stage_events", "deal_changes", "activities", "leads", "checklist")
     }
 
 
@@ -204,6 +204,41 @@ def test_change_replay_ends_at_the_current_values(frames: dict[str, pd.DataFrame
             assert (last == current.reindex(last.index)).all()
     amounts = c[c.field == "amount"]
     assert (amounts.groupby("deal_id").size() > 1).any()  # drift happens more than once
+
+
+def test_checklist_items_are_ticked_when_a_deal_first_moves_forward(
+    result: SynthResult, frames: dict[str, pd.DataFrame], events: pd.DataFrame
+) -> None:
+    position = {s: i for i, s in enumerate(STAGES)} | {"won": len(STAGES)}
+    e = events[events.stage_id.isin(STAGES)]
+    ahead = e.next_stage.map(position) - e.stage_id.map(position)
+    exits = e[ahead > 0].assign(skip=ahead[ahead > 0] == 2)
+    first = exits.groupby(["deal_id", "stage_id"], as_index=False).first()
+    ticks = frames["checklist"].merge(first, on=["deal_id", "stage_id"], how="left")
+    # Items belong to the first forward exit from the stage, during that visit...
+    left = ticks[ticks.entered_at.notna()]
+    assert ((left.done_at >= left.entered_at) & (left.done_at <= left.next_at)).all()
+    # ...or, cut by the end of observation, to the visit an open deal is still in.
+    pending = ticks[ticks.entered_at.isna()][["deal_id", "stage_id", "done_at"]]
+    current = events.groupby("deal_id").last()
+    pending = pending.join(current[["stage_id", "entered_at"]], on="deal_id", rsuffix="_now")
+    assert len(pending) > 0
+    assert frames["deals"].set_index("deal_id").outcome.reindex(pending.deal_id).isna().all()
+    assert (pending.stage_id == pending.stage_id_now).all()
+    assert (pending.done_at >= pending.entered_at).all()
+    assert not frames["checklist"].duplicated(["deal_id", "stage_id", "criterion"]).any()
+    # Share of items done: 0.92 after an advance, 0.5 after a skip.
+    items = {
+        s.id: len(s.exit_criteria.checklist)
+        for s in fw.load_process(Path(fw.__file__).parent / "process" / "templates" / "b2b.yaml")
+        .pipeline("new-business")
+        .stages
+    }
+    first["items"] = first.stage_id.map(items)
+    for skip, p in ((False, 0.92), (True, 0.5)):
+        chosen = first[first.skip == skip]
+        done = ticks[ticks.skip == skip]
+        assert within(len(done) / chosen["items"].sum(), p, int(chosen["items"].sum())), skip
 
 
 def test_as_of_rebuilds_the_amount_before_the_first_change(

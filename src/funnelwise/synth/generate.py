@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from funnelwise.errors import InputError
+from funnelwise.process import parse_process, template_text
 from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.store import conform
 from funnelwise.synth.chain import ChainTables, segment_index, simulate_paths
@@ -36,6 +37,7 @@ from funnelwise.synth.history import (
     Activities,
     FieldHistory,
     amount_history,
+    checklist,
     close_date_history,
     deal_activities,
     loss_reasons,
@@ -68,6 +70,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "deals",
     "stage_events",
     "deal_changes",
+    "checklist",
     "activities",
 )
 _STEPS = ("organisation", "deals", "stage paths", "deal history", "leads", "tables")
@@ -106,6 +109,13 @@ def _change_day(
     else:
         date = start + pd.Timedelta(days=math.floor(c.at_fraction * window))
     return date, (date - start) / pd.Timedelta(days=1)
+
+
+def _stage_criteria() -> tuple[tuple[str, ...], ...]:
+    """The checklist items of each stage of the bundled process, in stage order."""
+    pipeline = parse_process(template_text()).pipeline(PIPELINE_ID)
+    by_id = {s.id: s.exit_criteria.checklist for s in pipeline.stages}
+    return tuple(tuple(by_id.get(stage, ())) for stage in STAGES)
 
 
 def generate(
@@ -172,6 +182,8 @@ def generate(
     close_dates = close_date_history(params, t0, end, final, product, rng)
     reasons = loss_reasons(paths, rng)
     acts = deal_activities(params, t0, end, final, rng)
+    criteria = _stage_criteria()
+    ticks = checklist(params, paths, criteria, rng).cut(until)
     step("deal history")
 
     user_ids = org.users.column("user_id").combine_chunks()
@@ -239,6 +251,15 @@ def generate(
         start_ts, acts.cut(until), leads.activities, owner, deal_ids, leads, user_ids, params
     )
 
+    checklist_table = pa.table(
+        {
+            "deal_id": coded(ticks.deal, deal_ids),
+            "stage_id": coded(ticks.stage, STAGES),
+            "criterion": coded(ticks.criterion, [c for items in criteria for c in items]),
+            "done_at": timestamps(start_ts, ticks.at),
+            "actor_id": coded(owner[ticks.deal], user_ids),
+        }
+    )
     tables = {
         "users": org.users,
         "accounts": acc.table,
@@ -247,6 +268,7 @@ def generate(
         "deals": deals_table,
         "stage_events": stage_events,
         "deal_changes": changes,
+        "checklist": checklist_table,
         "activities": activities,
     }
     tables = {name: conform(name, t) for name, t in tables.items()}

@@ -232,3 +232,53 @@ def deal_activities(
     v = rng.random(deal.size)
     direction = np.where(v < inbound, 1, np.where(v < inbound + waiting, 2, 0))
     return Activities(deal, at, kind, direction, activity_minutes(kind, rng))
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """Exit-criteria rows: deal, stage, criterion code (into the flat list), time done."""
+
+    deal: np.ndarray
+    stage: np.ndarray
+    criterion: np.ndarray
+    at: np.ndarray
+
+    def cut(self, until: float) -> Checklist:
+        """The items done by `until`."""
+        keep = self.at <= until
+        return Checklist(self.deal[keep], self.stage[keep], self.criterion[keep], self.at[keep])
+
+
+def checklist(
+    params: SynthParams,
+    paths: Paths,
+    criteria: tuple[tuple[str, ...], ...],
+    rng: np.random.Generator,
+) -> Checklist:
+    """Checklist items ticked when a deal first leaves a stage forward.
+
+    `criteria[i]` are stage i's items; criterion codes index their flat
+    concatenation. Each item is done with `checklist_done_advance` (or
+    `checklist_done_skip` when the deal skipped the next stage), at a uniform
+    time during the visit. Re-entries do not tick items again.
+    """
+    deal, stage = paths.deal, paths.stage
+    same_deal = deal[1:] == deal[:-1]
+    nxt = stage[1:]
+    moved_on = (nxt > stage[:-1]) & (nxt <= WON)  # to a later stage or won; not lost
+    forward = np.flatnonzero(same_deal & (stage[:-1] < N_OPEN) & moved_on)
+    key = deal[forward] * N_OPEN + stage[forward]
+    _, first = np.unique(key, return_index=True)  # events are in order within a deal
+    e = forward[first]
+    skipped = (stage[e + 1] - stage[e]) == 2
+    p_done = np.where(skipped, params.checklist_done_skip, params.checklist_done_advance)
+    n_items = np.array([len(c) for c in criteria])
+    item_offset = np.r_[0, np.cumsum(n_items)[:-1]]
+    per_exit = n_items[stage[e]]
+    row = np.repeat(np.arange(e.size), per_exit)
+    k = np.arange(row.size) - np.repeat(np.cumsum(per_exit) - per_exit, per_exit)
+    done = rng.random(row.size) < p_done[row]
+    row, k = row[done], k[done]
+    ev = e[row]
+    at = paths.t[ev] + rng.random(ev.size) * (paths.t[ev + 1] - paths.t[ev])
+    return Checklist(deal[ev], stage[ev].astype(np.int64), item_offset[stage[ev]] + k, at)

@@ -144,6 +144,12 @@ class SynthParams:
     push_days: tuple[int, int] = (14, 45)  # a slipped close date moves by U{lo..hi} days
     campaign_cost_per_lead: tuple[float, ...] = (60.0, 0.0, 0.0, 120.0, 250.0)  # by source
 
+    # -- exit criteria (the process's checklist items) ----------------------------------
+    # When a deal first leaves a stage forward, each of the stage's checklist
+    # items is recorded as done with this probability (skips are sloppier).
+    checklist_done_advance: float = 0.92
+    checklist_done_skip: float = 0.5
+
     # -- activities ----------------------------------------------------------------
     activities_per_day: float = 0.03  # per open deal, plus one at creation
     activity_kinds: tuple[str, ...] = ("email", "call", "meeting", "task")
