@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/funnelwise demo $(DEMO)
+	@test -f $(DEMO)/funnelwise.duckdb || $(BIN)/funnelwise demo $(DEMO)
+	@echo "Demo project: $(DEMO)  (rebuild with: $(BIN)/funnelwise demo $(DEMO) --force)"
+	$(BIN)/funnelwise --project $(DEMO) info
 
 test: $(STAMP) lint typecheck pytest
 

@@ -26,10 +26,13 @@ def demo(
     ),
     deals: Annotated[int, typer.Option(help="Number of synthetic deals.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    force: Annotated[bool, typer.Option(help="Replace the folder's existing store.")] = False,
 ) -> None:
     """Build a demo project: the classic B2B process and synthetic deals with known truth."""
     from funnelwise.synth import generate, write_project
 
+    if force:
+        _remove_store(directory)
     with progress_bar() as progress:
         result = generate(deals=deals, seed=seed, progress=progress)
         write_project(result, directory, progress=progress)
@@ -40,7 +43,16 @@ def demo(
     )
     console.print("Next:")
     console.print(f"  funnelwise --project {directory} info")
-    console.print(f"  python -c \"import funnelwise as fw; print(fw.open('{directory}'))\"")
+    console.print(
+        f"  python -c \"import funnelwise as fw; print(fw.open('{directory}').counts())\""
+    )
+
+
+def _remove_store(directory: Path) -> None:
+    """Delete a project's default store file (and its write-ahead log), keeping the rest."""
+    store = Path(Project(directory).store_url.removeprefix("duckdb://"))
+    for path in (store, store.with_name(store.name + ".wal")):
+        path.unlink(missing_ok=True)
 
 
 def init(
@@ -109,10 +121,13 @@ def synth(
     parquet: Annotated[
         bool, typer.Option(help="Also write the canonical tables as Parquet files.")
     ] = False,
+    force: Annotated[bool, typer.Option(help="Replace the folder's existing store.")] = False,
 ) -> None:
     """Generate synthetic CRM data with known true parameters into a project folder."""
     from funnelwise.synth import generate, write_project
 
+    if force:
+        _remove_store(out)
     if deals < 1:
         raise InputError(f"--deals must be at least 1 (got {deals})")
     with progress_bar() as progress:
