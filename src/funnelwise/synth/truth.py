@@ -307,6 +307,9 @@ class Truth:
         Simulates n uncensored deals with the true parameters (Monte Carlo
         standard error at most 0.5 / sqrt(n)); columns days, won, lost,
         no_decision. As d grows the columns reach `absorption_overall(regime)`.
+        Data generated with a planted change follow regime "before" only for
+        deals that finish before the change date; generate with
+        `SynthParams(change=None)` to compare estimates over the whole window.
         """
         d = np.asarray(days, dtype=float)
         _, outcome, end = self.simulate_outcomes(n, seed, regime)
