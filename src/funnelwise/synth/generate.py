@@ -35,6 +35,7 @@ from funnelwise.synth.history import (
     ACTIVITY_DIRECTIONS,
     LOSS_REASONS,
     Activities,
+    Checklist,
     FieldHistory,
     amount_history,
     checklist,
@@ -251,15 +252,6 @@ def generate(
         start_ts, acts.cut(until), leads.activities, owner, deal_ids, leads, user_ids, params
     )
 
-    checklist_table = pa.table(
-        {
-            "deal_id": coded(ticks.deal, deal_ids),
-            "stage_id": coded(ticks.stage, STAGES),
-            "criterion": coded(ticks.criterion, [c for items in criteria for c in items]),
-            "done_at": timestamps(start_ts, ticks.at),
-            "actor_id": coded(owner[ticks.deal], user_ids),
-        }
-    )
     tables = {
         "users": org.users,
         "accounts": acc.table,
@@ -268,7 +260,7 @@ def generate(
         "deals": deals_table,
         "stage_events": stage_events,
         "deal_changes": changes,
-        "checklist": checklist_table,
+        "checklist": _checklist(start_ts, ticks, criteria, owner, deal_ids, user_ids),
         "activities": activities,
     }
     tables = {name: conform(name, t) for name, t in tables.items()}
@@ -350,5 +342,25 @@ def _activities(
                 np.concatenate([deal_acts.direction, lead_acts.direction]), ACTIVITY_DIRECTIONS
             ),
             "origin": constant("synth", n),
+        }
+    )
+
+
+def _checklist(
+    start: pd.Timestamp,
+    ticks: Checklist,
+    criteria: tuple[tuple[str, ...], ...],
+    owner: np.ndarray,
+    deal_ids: pa.Array,
+    user_ids: pa.Array,
+) -> pa.Table:
+    """Checklist rows; criterion codes index the stages' items laid end to end."""
+    return pa.table(
+        {
+            "deal_id": coded(ticks.deal, deal_ids),
+            "stage_id": coded(ticks.stage, STAGES),
+            "criterion": coded(ticks.criterion, [c for items in criteria for c in items]),
+            "done_at": timestamps(start, ticks.at),
+            "actor_id": coded(owner[ticks.deal], user_ids),
         }
     )
