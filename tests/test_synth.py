@@ -428,6 +428,15 @@ def test_no_planted_change_means_one_regime() -> None:
     assert np.allclose(r.truth.matrices[:, 0], r.truth.matrices[:, 1])
 
 
+def test_tiny_data_sets_are_complete() -> None:
+    for n in (1, 7):
+        r = generate(deals=n, seed=0)
+        assert r.tables["deals"].num_rows == n
+        assert r.tables["leads"].column("converted_deal_id").null_count < r.tables["leads"].num_rows
+        first = r.tables["stage_events"].to_pandas().groupby("deal_id").seq.min()
+        assert len(first) == n and (first == 0).all()
+
+
 # -- writing ----------------------------------------------------------------------------
 
 
