@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from funnelwise.cli import analytics_cmds, core_cmds
+from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds
 from funnelwise.cli.context import CliContext
 from funnelwise.cli.render import err_console
 from funnelwise.errors import FunnelwiseError
@@ -54,6 +54,7 @@ def _root(
 
 core_cmds.register(app)
 analytics_cmds.register(app)
+ingest_cmds.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,190 @@
+"""Import commands: `funnelwise import table|xes|salesforce|hubspot|pipedrive`,
+`funnelwise imports`, `funnelwise quality` and `funnelwise export`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from funnelwise.cli.context import cli_context
+from funnelwise.cli.progress import progress_bar
+from funnelwise.cli.render import OutputFormat, console, print_frame, to_json
+from funnelwise.errors import ProjectError
+from funnelwise.ingest import ImportOptions, ImportResult, list_imports
+from funnelwise.process import Process
+from funnelwise.progressing import ProgressCallback
+from funnelwise.project import PROCESS_FILE, Project, stored_process
+from funnelwise.store import Store
+
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
+]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        help="quarantine: load the good rows and set bad ones aside (default); "
+        "fail: load nothing if any row is bad.",
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(help="Text encoding of CSV files (default: detect UTF-8, BOM, Windows-1252)."),
+]
+DayfirstOpt = Annotated[
+    bool, typer.Option("--dayfirst", help="Read ambiguous dates such as 03/04/2024 day first.")
+]
+FxOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--fx",
+        help="Exchange rates: CSV currency,date,rate (process currency per unit), or "
+        "Salesforce DatedConversionRate / CurrencyType.",
+    ),
+]
+SuggestOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--suggest-mapping",
+        help="Write a process.yaml fragment for unmapped stage names to this file; load nothing.",
+    ),
+]
+TimezoneOpt = Annotated[str, typer.Option(help="Time zone of source times without a UTC offset.")]
+SHOW_PROBLEMS = 20
+
+import_app = typer.Typer(
+    help="Import CRM exports and event logs into the project's store.", no_args_is_help=True
+)
+
+
+@contextmanager
+def _opened(ctx: typer.Context) -> Iterator[tuple[Store, Process]]:
+    """The store and process of the project (or of --store with its stored process)."""
+    c = cli_context(ctx)
+    if (c.project / PROCESS_FILE).exists():
+        project = Project(c.project)
+        store = project.open_store(c.store, create=True)
+        process = project.load_process()
+    elif c.store:
+        store = Store.open(c.store, create=False)
+        process = stored_process(store)
+    else:
+        raise ProjectError(
+            f"{c.project} has no {PROCESS_FILE}; create one with `funnelwise init "
+            f"{c.project}` (then add your stage names as aliases) or pass --project"
+        )
+    try:
+        yield store, process
+    finally:
+        store.close()
+
+
+def _options(
+    on_error: str,
+    encoding: str | None,
+    dayfirst: bool,
+    fx: Path | None,
+    suggest: Path | None,
+    timezone: str,
+) -> ImportOptions:
+    from funnelwise.errors import InputError
+
+    if on_error not in ("quarantine", "fail"):
+        raise InputError(f"--on-error must be quarantine or fail (got {on_error!r})")
+    return ImportOptions(
+        on_error=on_error,  # type: ignore[arg-type]
+        encoding=encoding,
+        dayfirst=dayfirst,
+        fx=fx,
+        suggest_mapping=suggest,
+        timezone=timezone,
+    )
+
+
+def _render(result: ImportResult, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        console.print_json(to_json(result.to_dict()))
+        return
+    if not result.loaded:
+        for note in result.notes:
+            console.print(note, highlight=False, markup=False)
+        return
+    print_frame(result.to_frame(), fmt, title=f"import {result.import_id}")
+    if fmt is not OutputFormat.table:
+        return
+    if result.problem_groups:
+        console.print("Problems (rows × file, column: kind (action); first):")
+    for g in result.problem_groups[:SHOW_PROBLEMS]:
+        console.print(f"  {g}", highlight=False, markup=False)
+    if len(result.problem_groups) > SHOW_PROBLEMS:
+        console.print(f"  ... {len(result.problem_groups) - SHOW_PROBLEMS} more kinds")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    if result.previous_imports:
+        console.print(
+            "These files were imported before as "
+            + ", ".join(result.previous_imports)
+            + "; nothing was loaded twice."
+        )
+    summary = (
+        f"{result.n_problems:,} problems, {result.n_quarantined:,} rows quarantined"
+        if result.n_problems
+        else "no problems"
+    )
+    where = f" (see {result.quarantine_path})" if result.quarantine_path else ""
+    console.print(f"Done: {summary}{where}; observed until {result.observed_until}.")
+
+
+def _run(
+    ctx: typer.Context,
+    fmt: OutputFormat,
+    call: Callable[[Store, Process, ProgressCallback], ImportResult],
+) -> None:
+    with _opened(ctx) as (store, process):
+        if fmt is OutputFormat.table:
+            with progress_bar() as progress:
+                result = call(store, process, progress)
+        else:
+            result = call(store, process, lambda task, done, total: None)
+    _render(result, fmt)
+
+
+@import_app.command("table")
+def import_table_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or Excel (.xlsx) file.")],
+    mapping: Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (see examples/).")],
+    on_error: OnErrorOpt = "quarantine",
+    fmt: FormatOpt = OutputFormat.table,
+    encoding: EncodingOpt = None,
+    dayfirst: DayfirstOpt = False,
+    fx: FxOpt = None,
+    suggest_mapping: SuggestOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Import a table (event log, snapshot of deals, or leads) described by a mapping file."""
+    from funnelwise.ingest import import_table
+
+    opts = _options(on_error, encoding, dayfirst, fx, suggest_mapping, timezone)
+    _run(
+        ctx,
+        fmt,
+        lambda s, p, progress: import_table(s, p, file, mapping, options=opts, progress=progress),
+    )
+
+
+def imports(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
+    """List past imports, newest first."""
+    with _opened(ctx) as (store, _):
+        frame = list_imports(store)
+    print_frame(frame, fmt, title="imports")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the import, imports, quality and export commands to the root app."""
+    app.add_typer(import_app, name="import")
+    app.command()(imports)

@@ -1,0 +1,623 @@
+"""From what a reader staged to the canonical rows of deals and stage events.
+
+A reader stages typed tables shaped like the canonical ones (`Staged`); this
+module checks them, maps stage names, and derives what the source leaves
+implicit, the same way for every source:
+
+- events are ordered per deal by (entered_at, source order); `seq` numbers them;
+- an event into the stage the deal is already in is not a stage entry (a
+  repeat: an exact copy is a duplicate; for XES the repeat is kept as an
+  activity so that every event is accounted for);
+- a deal's outcome is its current stage when that is an outcome stage, else an
+  explicit status, else the kind of its last stage event; its close time is
+  the entry into that outcome (else the source's close date);
+- every deal ends with what is known: an entry into its current open stage when
+  the history does not end there ("created -> current stage" for snapshots), and
+  an entry into its outcome stage at the close.
+
+Everything is SQL in the scratch database; Python only sees distinct names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from funnelwise.errors import SourceImportError
+from funnelwise.ingest.mapping import (
+    Unmapped,
+    map_outcomes,
+    map_pipelines,
+    map_stages,
+    stage_map_table,
+    unmapped_error,
+)
+from funnelwise.ingest.staging import Staging, literal, quote
+from funnelwise.ingest.validate import (
+    Problems,
+    check_duplicate_keys,
+    check_future,
+    check_negative,
+    check_order,
+    check_references,
+)
+from funnelwise.process import OUTCOME_KINDS, Process
+from funnelwise.store import Store
+
+# Columns a staged table may carry, with their SQL types (missing ones are NULL).
+DEAL_COLUMNS = {
+    "deal_id": "VARCHAR",
+    "pipeline": "VARCHAR",
+    "stage": "VARCHAR",
+    "outcome": "VARCHAR",
+    "name": "VARCHAR",
+    "account_id": "VARCHAR",
+    "owner_id": "VARCHAR",
+    "source": "VARCHAR",
+    "campaign_id": "VARCHAR",
+    "product": "VARCHAR",
+    "region": "VARCHAR",
+    "amount": "DOUBLE",
+    "currency": "VARCHAR",
+    "created_at": "TIMESTAMP",
+    "expected_close_date": "DATE",
+    "closed_at": "TIMESTAMP",
+    "loss_reason": "VARCHAR",
+    "attributes": "VARCHAR",
+}
+EVENT_COLUMNS = {
+    "deal_id": "VARCHAR",
+    "stage": "VARCHAR",
+    "entered_at": "TIMESTAMP",
+    "actor_id": "VARCHAR",
+    "pipeline": "VARCHAR",
+}
+XES_EVENT_COLUMNS = {"_activity_id": "VARCHAR", "_duration_min": "DOUBLE"}
+_OUTCOMES = "(" + ", ".join(literal(k) for k in OUTCOME_KINDS) + ")"
+
+
+@dataclass
+class Staged:
+    """What a reader hands over: typed scratch tables shaped like the canonical ones.
+
+    Every table has `_src` (index of the source file) and `_row`. `labels` maps
+    a kind ('deals', 'events', ...) to {canonical column: source column} so
+    problems name the column the user knows.
+    """
+
+    source: str
+    deals: str | None = None
+    events: str | None = None
+    changes: str | None = None
+    activities: str | None = None
+    leads: str | None = None
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    pipeline: str | None = None  # fixed pipeline id
+    currency: str | None = None  # currency of amounts without one
+    events_to_activities: bool = False  # XES: unmapped and repeated events are activities
+    event_order: bool = False  # events carry `_ord`, an explicit order for equal times
+    snapshot_at: pd.Timestamp | None = None  # when a snapshot export was taken
+    undated_at_snapshot: bool = False  # deals without a creation date are dated at it
+
+    def label(self, kind: str, column: str) -> str:
+        """The source column name behind a canonical column."""
+        return self.labels.get(kind, {}).get(column, column)
+
+
+@dataclass
+class Assembled:
+    """Scratch tables ready to load, and what was set aside on the way."""
+
+    deals: str | None = None
+    events: str | None = None
+    activities_from_events: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)  # table -> in-import duplicates
+    snapshot_at: pd.Timestamp | None = None
+
+
+def normalized(st: Staging, table: str, columns: dict[str, str]) -> str:
+    """SELECT of `table` with every column of `columns` (NULL where absent) plus
+    `_src`, `_row` and any underscore helper columns it has."""
+    have = st.columns(table)
+    select = ["_src", "_row"]
+    for name, sql_type in columns.items():
+        if name in have:
+            select.append(f"CAST({quote(name)} AS {sql_type}) AS {quote(name)}")
+        else:
+            select.append(f"CAST(NULL AS {sql_type}) AS {quote(name)}")
+    extra = [c for c in have if c.startswith("_") and c not in ("_src", "_row")]
+    select += [quote(c) for c in extra if c not in columns]
+    return f"SELECT {', '.join(select)} FROM {quote(table)}"
+
+
+def max_timestamp(st: Staging, table: str, columns: list[str]) -> pd.Timestamp | None:
+    """The newest value over timestamp columns of a scratch table."""
+    if not columns:
+        return None
+    value = st.scalar(
+        f"SELECT greatest({', '.join(f'max({quote(c)})' for c in columns)}) FROM {quote(table)}"
+    )
+    return None if value is None else pd.Timestamp(value)
+
+
+class Assembler:
+    """Runs the checks and derivations of one import (see the module docstring)."""
+
+    def __init__(
+        self,
+        st: Staging,
+        staged: Staged,
+        process: Process,
+        store: Store,
+        problems: Problems,
+        *,
+        now: pd.Timestamp,
+    ) -> None:
+        self.st = st
+        self.staged = staged
+        self.process = process
+        self.store = store
+        self.problems = problems
+        self.now = now
+        self.out = Assembled(snapshot_at=staged.snapshot_at)
+
+    # -- deals ---------------------------------------------------------------------
+    def _check_deals(self) -> str:
+        st, s, p = self.st, self.staged, self.problems
+        assert s.deals is not None
+        deals = st.create(st.name("deals"), normalized(st, s.deals, DEAL_COLUMNS))
+        lab = lambda c: s.label("deals", c)  # noqa: E731
+        if s.undated_at_snapshot:
+            # Undated deals take their first stage entry, else the snapshot's time.
+            self.out.snapshot_at = s.snapshot_at or self._newest(deals)
+        elif s.events is None:
+            p.add(
+                f"SELECT _src, _row, {literal(lab('created_at'))}, NULL, "
+                f"'required value is missing' FROM {quote(deals)} WHERE created_at IS NULL",
+                quarantine=True,
+                code="missing",
+            )
+        compare = [c for c in DEAL_COLUMNS if c != "deal_id"]
+        check_duplicate_keys(st, p, deals, "deal_id", lab("deal_id"), compare)
+        check_negative(p, deals, "amount", lab("amount"))
+        check_order(
+            p, deals, "created_at", "closed_at", lab("closed_at"), "is before the deal was created"
+        )
+        check_future(
+            p, deals, {"created_at": lab("created_at"), "closed_at": lab("closed_at")}, self.now
+        )
+        return deals
+
+    def _newest(self, deals: str) -> pd.Timestamp | None:
+        found = [max_timestamp(self.st, deals, ["created_at", "closed_at"])]
+        if self.staged.events:
+            found.append(max_timestamp(self.st, self.staged.events, ["entered_at"]))
+        known = [t for t in found if t is not None]
+        return max(known) if known else None
+
+    def _pipelines(self, deals: str | None, events: str | None) -> str:
+        """Register `_pipemap(pipeline, pipeline_id)` and return the default pipeline id."""
+        st = self.st
+        names: list[tuple[str | None, int]] = []
+        for table in (deals, events):
+            if table is not None:
+                names += st.sql(f"SELECT pipeline, count(*) FROM {quote(table)} GROUP BY 1")
+        mapping = map_pipelines(self.process, names, self.staged.pipeline)
+        default = mapping[None]
+        rows = [(k, v) for k, v in mapping.items() if k is not None]
+        st.register(
+            "_pipemap",
+            pa.table(
+                {
+                    "pipeline": pa.array([r[0] for r in rows], pa.string()),
+                    "pipeline_id": pa.array([r[1] for r in rows], pa.string()),
+                }
+            ),
+        )
+        return default
+
+    def _with_pipeline(self, table: str, default: str) -> str:
+        return self.st.view(
+            self.st.name("piped"),
+            f"SELECT t.*, coalesce(m.pipeline_id, {literal(default)}) AS pipeline_id "
+            f"FROM ({self.problems.clean(table)}) t LEFT JOIN _pipemap m "
+            "ON m.pipeline = t.pipeline",
+        )
+
+    # -- stage names -----------------------------------------------------------------
+    def _map_names(self, deals: str | None, events: str | None) -> None:
+        """Register `_stage_map` and `_outcome_map`; stop on unmapped names."""
+        st, s = self.st, self.staged
+        counts: dict[tuple[str, str], int] = {}
+        queries = []
+        if deals is not None:
+            queries.append(f"SELECT pipeline_id, stage FROM {quote(deals)}")
+        if events is not None:
+            queries.append(f"SELECT pipeline_id, stage FROM {quote(events)}")
+        for q in queries:
+            for pid, name, n in st.sql(
+                f"SELECT pipeline_id, stage, count(*) FROM ({q}) WHERE stage IS NOT NULL "
+                "GROUP BY ALL"
+            ):
+                counts[(pid, name)] = counts.get((pid, name), 0) + int(n)
+        mapped, unmapped = map_stages(self.process, [(k[0], k[1], n) for k, n in counts.items()])
+        if s.events_to_activities and deals is not None:
+            deal_names = {
+                (r[0], r[1])
+                for r in st.sql(f"SELECT DISTINCT pipeline_id, stage FROM {quote(deals)}")
+            }
+            unmapped = [u for u in unmapped if (u.pipeline_id, u.name) in deal_names]
+        elif s.events_to_activities:
+            unmapped = []
+        outcome_rows: list[tuple[str, str, str | None]] = []
+        if deals is not None:
+            names = st.sql(
+                f"SELECT pipeline_id, outcome, count(*) FROM {quote(deals)} "
+                "WHERE outcome IS NOT NULL GROUP BY ALL"
+            )
+            outcome_rows, bad = map_outcomes(self.process, [(a, b, int(n)) for a, b, n in names])
+            if bad:
+                raise SourceImportError(
+                    unmapped_error(bad, source=self._files(), what="status").replace(
+                        "match no stage", "are not won, lost, no decision or open"
+                    )
+                )
+        self.unmapped: list[Unmapped] = unmapped
+        if unmapped and not self.suggesting:
+            raise SourceImportError(unmapped_error(unmapped, source=self._files()))
+        st.register("_stage_map", stage_map_table(mapped))
+        st.register(
+            "_outcome_map",
+            pa.table(
+                {
+                    "pipeline_id": pa.array([r[0] for r in outcome_rows], pa.string()),
+                    "outcome": pa.array([r[1] for r in outcome_rows], pa.string()),
+                    "kind": pa.array([r[2] for r in outcome_rows], pa.string()),
+                }
+            ),
+        )
+        outcome_ids = [
+            (pl.id, kind, pl.outcome_id(kind))
+            for pl in self.process.pipelines
+            for kind in OUTCOME_KINDS
+        ]
+        st.register(
+            "_outcome_stage",
+            pa.table(
+                {
+                    "pipeline_id": pa.array([r[0] for r in outcome_ids], pa.string()),
+                    "kind": pa.array([r[1] for r in outcome_ids], pa.string()),
+                    "stage_id": pa.array([r[2] for r in outcome_ids], pa.string()),
+                }
+            ),
+        )
+
+    suggesting = False
+
+    def _files(self) -> str:
+        return ", ".join(f.name for f in self.st.files) or self.staged.source
+
+    # -- events ----------------------------------------------------------------------
+    def _store_deals(self, events: str, deals: str | None) -> str:
+        """`_known(deal_id, pipeline_id, created_at)`: deals of this import and stored deals
+        that the events refer to."""
+        st = self.st
+        local = (
+            f"SELECT deal_id, pipeline_id, created_at FROM {quote(deals)}"
+            if deals
+            else "SELECT NULL::VARCHAR AS deal_id, NULL::VARCHAR AS pipeline_id, "
+            "NULL::TIMESTAMP AS created_at WHERE false"
+        )
+        ids = st.con.execute(
+            f"SELECT DISTINCT deal_id FROM {quote(events)} WHERE deal_id NOT IN "
+            f"(SELECT deal_id FROM ({local}))"
+        ).to_arrow_table()
+        stored = _stored_deals(self.store, ids)
+        st.con.register("_fw_stored", stored)
+        try:
+            return st.create(
+                "_known",
+                f"{local} UNION ALL SELECT deal_id, pipeline_id, created_at FROM _fw_stored",
+            )
+        finally:
+            st.con.unregister("_fw_stored")
+
+    def _normalize_events(self) -> str:
+        st, s = self.st, self.staged
+        assert s.events is not None
+        cols = dict(EVENT_COLUMNS)
+        if s.events_to_activities:
+            cols |= XES_EVENT_COLUMNS
+        if s.event_order:
+            cols["_ord"] = "DOUBLE"
+        return st.view(st.name("events"), normalized(st, s.events, cols))
+
+    def _check_events(self, events: str, default_pipeline: str, deals: str | None) -> str:
+        """Checked events with `pipeline_id` (from their deal, or their own column)."""
+        st, s, p = self.st, self.staged, self.problems
+        lab = lambda c: s.label("events", c)  # noqa: E731
+        check_future(p, events, {"entered_at": lab("entered_at")}, self.now)
+        if deals is None:
+            return self._with_pipeline(events, default_pipeline)
+        known = self._store_deals(events, deals)
+        check_references(p, events, "deal_id", lab("deal_id"), "SELECT deal_id FROM _known")
+        joined = st.view(
+            st.name("events"),
+            f"SELECT e.* EXCLUDE (pipeline), k.pipeline_id, k.created_at AS _created_at "
+            f"FROM ({p.clean(events)}) e JOIN {quote(known)} k USING (deal_id)",
+        )
+        check_order(
+            p,
+            joined,
+            "_created_at",
+            "entered_at",
+            lab("entered_at"),
+            "is before the deal was created",
+        )
+        return joined
+
+    def _order_events(self, events: str) -> str:
+        """Mapped events numbered per deal, with the previous event's stage and time."""
+        st, s = self.st, self.staged
+        order = "e.entered_at" + (", e._ord" if s.event_order else "") + ", e._src, e._row"
+        extra = ", e._activity_id, e._duration_min" if s.events_to_activities else ""
+        return st.create(
+            st.name("ordered"),
+            f"""
+            SELECT e.deal_id, e.pipeline_id, m.stage_id, m.kind, e.entered_at, e.actor_id,
+                   e.stage, e._src, e._row{extra},
+                   row_number() OVER w - 1 AS seq,
+                   lag(m.stage_id) OVER w AS _prev,
+                   lag(e.stage) OVER w AS _prev_stage,
+                   lag(e.entered_at) OVER w AS _prev_at,
+                   lag(e._row) OVER w AS _prev_row
+            FROM ({self.problems.clean(events)}) e
+            JOIN _stage_map m ON m.pipeline_id = e.pipeline_id AND m.stage = e.stage
+            WINDOW w AS (PARTITION BY e.deal_id ORDER BY {order})
+            """,
+        )
+
+    def _split_repeats(self, ordered: str) -> str:
+        """Keep stage entries; exact copies are duplicates, other repeats are set aside."""
+        st, s, p = self.st, self.staged, self.problems
+        repeat = "_prev = stage_id"
+        if not s.events_to_activities:
+            exact = f"{repeat} AND _prev_stage = stage AND _prev_at = entered_at"
+            n = p.add(
+                f"SELECT _src, _row, {literal(s.label('events', 'stage'))}, stage, "
+                f"'duplicate of row ' || _prev_row || ' (skipped)' FROM {quote(ordered)} "
+                f"WHERE {exact}",
+                quarantine=False,
+                code="duplicate",
+            )
+            self.out.dropped["stage_events"] = n
+            self.out.dropped["repeats"] = int(
+                st.scalar(f"SELECT count(*) FROM {quote(ordered)} WHERE {repeat}") - n
+            )
+        else:
+            self.out.activities_from_events = st.create(
+                st.name("repeats"),
+                f"SELECT _activity_id AS activity_id, deal_id, stage AS kind, entered_at AS at, "
+                f"actor_id AS owner_id, _duration_min AS duration_min, _src, _row "
+                f"FROM {quote(ordered)} WHERE {repeat}",
+            )
+        return f"SELECT * FROM {quote(ordered)} WHERE _prev IS DISTINCT FROM stage_id"
+
+    # -- deals from events -------------------------------------------------------------
+    def _aggregate(self, entries: str) -> str:
+        return self.st.create(
+            self.st.name("evagg"),
+            f"""
+            SELECT deal_id, any_value(pipeline_id) AS pipeline_id,
+                   min(entered_at) AS first_at, max(entered_at) AS last_at,
+                   arg_max(stage_id, seq) AS last_stage, arg_max(kind, seq) AS last_kind,
+                   max(seq) AS max_seq, arg_min(actor_id, seq) AS first_actor,
+                   arg_min(_src, seq) AS _src, arg_min(_row, seq) AS _row
+            FROM ({entries}) GROUP BY deal_id
+            """,
+        )
+
+    def _deals_from_events(self, agg: str) -> str:
+        cols = ", ".join(
+            f"CAST(NULL AS {t}) AS {quote(c)}"
+            for c, t in DEAL_COLUMNS.items()
+            if c
+            not in (
+                "deal_id",
+                "pipeline",
+                "stage",
+                "outcome",
+                "created_at",
+                "owner_id",
+                "closed_at",
+            )
+        )
+        return self.st.create(
+            self.st.name("deals_final"),
+            f"""
+            SELECT a.deal_id, a.pipeline_id, a.first_at AS created_at, a.first_actor AS owner_id,
+                   CASE WHEN a.last_kind IN {_OUTCOMES} THEN a.last_kind END AS outcome,
+                   CASE WHEN a.last_kind IN {_OUTCOMES} THEN a.last_at END AS closed_at,
+                   a.last_at AS _recency, a._src, a._row, {cols}
+            FROM {quote(agg)} a
+            """,
+        )
+
+    def _deals_with_state(self, deals: str, agg: str | None) -> str:
+        """Deals with outcome and close time from their current stage, status and events."""
+        st, p, s = self.st, self.problems, self.staged
+        when = self.out.snapshot_at if s.undated_at_snapshot else None
+        snapshot = f"TIMESTAMP {literal(when.isoformat(sep=' '))}" if when else "NULL"
+        a = (
+            quote(agg)
+            if agg
+            else "(SELECT NULL::VARCHAR AS deal_id, NULL::TIMESTAMP AS first_at, "
+            "NULL::TIMESTAMP AS last_at, NULL::VARCHAR AS last_stage, NULL::VARCHAR AS last_kind, "
+            "NULL::BIGINT AS max_seq WHERE false)"
+        )
+        state = st.create(
+            st.name("state"),
+            f"""
+            SELECT d.*, sm.stage_id AS _stage_id, sm.kind AS _stage_kind,
+                   a.first_at, a.last_at, a.last_stage, a.last_kind, a.max_seq,
+                   CASE WHEN sm.kind IN {_OUTCOMES} THEN sm.kind
+                        WHEN om.outcome IS NOT NULL THEN om.kind
+                        WHEN sm.kind = 'open' THEN NULL
+                        WHEN a.last_kind IN {_OUTCOMES} THEN a.last_kind END AS _outcome
+            FROM {quote(deals)} d
+            LEFT JOIN _stage_map sm ON sm.pipeline_id = d.pipeline_id AND sm.stage = d.stage
+            LEFT JOIN _outcome_map om ON om.pipeline_id = d.pipeline_id AND om.outcome = d.outcome
+            LEFT JOIN {a} a ON a.deal_id = d.deal_id
+            """,
+        )
+        if s.undated_at_snapshot:
+            label = literal(s.label("deals", "created_at"))
+            p.add(
+                f"SELECT _src, _row, {label}, NULL, 'no creation date; dated at its first "
+                f"stage entry' FROM {quote(state)} WHERE created_at IS NULL "
+                "AND first_at IS NOT NULL",
+                quarantine=False,
+                code="dated by history",
+            )
+            if when is not None:
+                p.add(
+                    f"SELECT _src, _row, {label}, NULL, 'no creation date; dated at the "
+                    f"snapshot ({when:%Y-%m-%d})' FROM {quote(state)} "
+                    "WHERE created_at IS NULL AND first_at IS NULL",
+                    quarantine=False,
+                    code="dated at snapshot",
+                )
+        final = st.create(
+            st.name("deals_final"),
+            f"""
+            SELECT s.* EXCLUDE (outcome, closed_at, created_at),
+                   coalesce(s.created_at, s.first_at, {snapshot}) AS created_at,
+                   s._outcome AS outcome, o.stage_id AS _outcome_stage,
+                   CASE WHEN s._outcome IS NULL THEN NULL
+                        WHEN s.last_stage = o.stage_id THEN s.last_at
+                        ELSE greatest(s.closed_at, s.last_at) END AS closed_at
+            FROM {quote(state)} s
+            LEFT JOIN _outcome_stage o ON o.pipeline_id = s.pipeline_id AND o.kind = s._outcome
+            """,
+        )
+        self.problems.add(
+            f"SELECT _src, _row, {literal(self.staged.label('deals', 'closed_at'))}, NULL, "
+            "'the deal is closed (' || outcome || ') but has no close date' "
+            f"FROM {quote(final)} WHERE outcome IS NOT NULL AND closed_at IS NULL",
+            quarantine=True,
+            code="no close date",
+        )
+        self.problems.add(
+            f"SELECT _src, _row, {literal(self.staged.label('deals', 'created_at'))}, NULL, "
+            f"'no creation date and no stage history' FROM {quote(final)} "
+            "WHERE created_at IS NULL",
+            quarantine=True,
+            code="no creation date",
+        )
+        return final
+
+    def _closing_events(self, deals: str) -> str:
+        """Entries the history lacks: into the current open stage, into the outcome."""
+        return f"""
+            SELECT deal_id, pipeline_id, _stage_id AS stage_id, 'open' AS kind,
+                   greatest(created_at, coalesce(last_at, created_at)) AS entered_at,
+                   NULL::VARCHAR AS actor_id, coalesce(max_seq + 1, 0) AS seq, _src, _row
+            FROM {quote(deals)}
+            WHERE outcome IS NULL AND _stage_kind = 'open'
+              AND last_stage IS DISTINCT FROM _stage_id
+            UNION ALL
+            SELECT deal_id, pipeline_id, _outcome_stage, outcome, closed_at,
+                   NULL::VARCHAR, coalesce(max_seq + 1, 0), _src, _row
+            FROM {quote(deals)}
+            WHERE outcome IS NOT NULL AND closed_at IS NOT NULL
+              AND last_stage IS DISTINCT FROM _outcome_stage
+        """
+
+    # -- the whole run -----------------------------------------------------------------
+    def run(self) -> Assembled:
+        """Check and derive; fills and returns `self.out`."""
+        st, s, p = self.st, self.staged, self.problems
+        if s.deals is None and s.events is None:
+            self.unmapped = []
+            return self.out
+        deals = self._check_deals() if s.deals else None
+        events = self._normalize_events() if s.events else None
+        default = self._pipelines(deals, events if deals is None else None)
+        if deals is not None:
+            deals = self._with_pipeline(deals, default)
+        if events is not None:
+            events = self._check_events(events, default, deals)
+        self._map_names(deals, events)
+        if self.suggesting:
+            return self.out
+        entries = agg = None
+        if events is not None:
+            ordered = self._order_events(events)
+            entries = self._split_repeats(ordered)
+            agg = self._aggregate(entries)
+            if s.events_to_activities:
+                self._unmapped_activities(events)
+        if deals is None:
+            assert agg is not None and entries is not None
+            self.out.deals = self._deals_from_events(agg)
+            # Row 0 of a deal is never a repeat, so seq 0 is its first entry here.
+            self.out.events = st.view(
+                st.name("events_final"), f"SELECT e.*, e.seq = 0 AS _first FROM ({entries}) e"
+            )
+            return self.out
+        final = self._deals_with_state(deals, agg)
+        kept = st.create(st.name("deals_kept"), p.clean(final))
+        closing = self._closing_events(kept)
+        union = closing
+        if entries is not None:
+            # Events of deals set aside late (closed without a date) stay out too.
+            union = (
+                "SELECT deal_id, pipeline_id, stage_id, kind, entered_at, actor_id, seq, "
+                f"_src, _row FROM ({entries}) e WHERE deal_id IN (SELECT deal_id FROM "
+                f"{quote(kept)}) OR deal_id NOT IN (SELECT deal_id FROM {quote(final)}) "
+                f"UNION ALL {closing}"
+            )
+        self.out.events = st.create(
+            st.name("events_final"),
+            f"SELECT u.*, u.seq = min(u.seq) OVER (PARTITION BY u.deal_id) AS _first "
+            f"FROM ({union}) u",
+        )
+        self.out.deals = st.view(
+            st.name("deals_out"),
+            f"SELECT k.*, greatest(k.created_at, k.closed_at, k.last_at) AS _recency "
+            f"FROM {quote(kept)} k",
+        )
+        return self.out
+
+    def _unmapped_activities(self, events: str) -> None:
+        """XES: events whose name maps to no stage are activities named after them."""
+        st = self.st
+        unmapped = st.create(
+            st.name("unmapped"),
+            f"""SELECT _activity_id AS activity_id, deal_id, stage AS kind, entered_at AS at,
+                       actor_id AS owner_id, _duration_min AS duration_min, _src, _row
+                FROM ({self.problems.clean(events)}) e
+                WHERE NOT EXISTS (SELECT 1 FROM _stage_map m
+                                  WHERE m.pipeline_id = e.pipeline_id AND m.stage = e.stage)""",
+        )
+        repeats = self.out.activities_from_events
+        self.out.activities_from_events = st.create(
+            st.name("xes_activities"),
+            f"SELECT * FROM {quote(unmapped)}"
+            + (f" UNION ALL SELECT * FROM {quote(repeats)}" if repeats else ""),
+        )
+
+
+def _stored_deals(store: Store, ids: pa.Table) -> pa.Table:
+    """deal_id, pipeline_id, created_at of stored deals among `ids`."""
+    con = store.raw
+    con.register("_fw_ids", ids)
+    try:
+        return con.execute(
+            "SELECT d.deal_id, d.pipeline_id, d.created_at FROM deals d "
+            "JOIN _fw_ids i ON i.deal_id = d.deal_id"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_fw_ids")

@@ -1,0 +1,93 @@
+"""Which text encoding a CSV export uses, and a UTF-8 copy when it is not UTF-8.
+
+CRM exports arrive as UTF-8, UTF-8 with a byte-order mark (Excel's "CSV UTF-8"),
+or Windows-1252 (Excel and older Salesforce orgs in Spanish or French). DuckDB
+reads only UTF-8, so other encodings are transcoded once into a scratch copy.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from funnelwise.errors import SourceImportError
+
+SAMPLE_BYTES = 4 << 20
+_CHUNK = 1 << 20
+# Single-byte Western encodings that detectors confuse with each other; for
+# bytes 0x80-0x9f only Windows-1252 has printable characters (€, ’, “, ”, …),
+# so when a detector names one of these and the text decodes as 1252, 1252 wins.
+_WESTERN = {"latin_1", "iso8859_1", "iso8859_15", "cp1252", "windows_1252", "cp850", "mac_roman"}
+
+
+def _canonical(name: str) -> str:
+    try:
+        return codecs.lookup(name).name.replace("-", "_")
+    except LookupError as exc:
+        raise SourceImportError(
+            f"unknown encoding {name!r}; use a Python codec name such as utf-8, "
+            "utf-8-sig, cp1252 (Windows-1252) or latin-1"
+        ) from exc
+
+
+def _is_utf8(sample: bytes, *, final: bool) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(sample, final=final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def detect_encoding(path: Path, *, sample_bytes: int = SAMPLE_BYTES) -> str:
+    """The codec name of a text file: `utf_8`, `utf_8_sig`, `utf_16`, or a guess such
+    as `cp1252` from charset-normalizer on the first `sample_bytes` bytes."""
+    with path.open("rb") as fh:
+        sample = fh.read(sample_bytes)
+        at_end = not fh.read(1)
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf_8_sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf_16"
+    if _is_utf8(sample, final=at_end):
+        return "utf_8"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    guess = _canonical(best.encoding) if best is not None else "cp1252"
+    if guess in _WESTERN or guess.startswith(("cp125", "iso8859")):
+        try:
+            sample.decode("cp1252")
+        except UnicodeDecodeError:
+            return guess
+        return "cp1252"
+    return guess
+
+
+def utf8_copy(path: Path, encoding: str | None, scratch: Path) -> tuple[Path, str]:
+    """A path to read as UTF-8: the file itself when it already is, else a transcoded
+    copy in `scratch`. Returns the path and the encoding used."""
+    codec = _canonical(encoding) if encoding else detect_encoding(path)
+    if codec in ("utf_8", "utf_8_sig"):
+        return path, codec
+    target = scratch / f"{path.stem}.utf8{path.suffix}"
+    n = 0
+    while target.exists():
+        n += 1
+        target = scratch / f"{path.stem}.utf8.{n}{path.suffix}"
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    offset = 0
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        while True:
+            chunk = src.read(_CHUNK)
+            try:
+                dst.write(decoder.decode(chunk, final=not chunk))
+            except UnicodeDecodeError as exc:
+                raise SourceImportError(
+                    f"{path.name}: byte {offset + exc.start} cannot be read as {codec}; "
+                    "pass the file's encoding with --encoding (for example cp1252 or utf-8)"
+                ) from exc
+            if not chunk:
+                break
+            offset += len(chunk)
+    return target, codec

@@ -1,0 +1,388 @@
+"""Loading checked rows into the store: one transaction, idempotent, counted.
+
+Rows stream from the scratch database into the store in Arrow batches. Every
+table is loaded by its natural key, so importing the same or an overlapping
+export again loads nothing twice:
+
+- deals, leads (deal_id, lead_id): updated if the row differs and is not older
+  than the stored one (deals get `version` + 1);
+- stage_events (deal_id, stage_id, entered_at): skipped; so is a deal's first
+  new entry into the stage it is already in;
+- deal_changes (deal_id, field, changed_at, new_value), activities
+  (activity_id), fx_rates (currency, date): skipped.
+
+A new import's events of an existing deal are numbered after the stored ones
+(`seq`). The whole load, the `imports` row and `observed_until` commit together
+or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from funnelwise.ingest.staging import Staging, literal, quote
+from funnelwise.ingest.validate import ProblemGroup, RowProblem
+from funnelwise.store import Store
+from funnelwise.store.schema import TABLES
+
+BATCH_ROWS = 1 << 19
+_IDENTITY = ("version", "origin")
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """Rows of one canonical table: loaded new, updated, skipped as duplicates, quarantined."""
+
+    loaded: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain counts (for JSON)."""
+        return {
+            "loaded": self.loaded,
+            "updated": self.updated,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+        }
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What one import did: counts per table, problems, where quarantined rows went."""
+
+    import_id: str
+    source: str
+    files: tuple[str, ...]
+    counts: Mapping[str, TableCount]
+    problems: tuple[RowProblem, ...]  # the first ones, in file and row order
+    problem_groups: tuple[ProblemGroup, ...]  # every problem, grouped by file/column/kind
+    n_problems: int
+    n_quarantined: int  # source rows kept out of the store
+    quarantine_path: Path | None
+    observed_until: pd.Timestamp | None
+    notes: tuple[str, ...] = ()
+    previous_imports: tuple[str, ...] = ()  # earlier imports of the very same files
+    started_at: pd.Timestamp | None = None
+    finished_at: pd.Timestamp | None = None
+    loaded: bool = True  # False for --suggest-mapping runs
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per table: loaded, updated, duplicates, quarantined (rows)."""
+        rows = [{"table": t, **c.as_dict()} for t, c in self.counts.items()]
+        return pd.DataFrame(
+            rows, columns=["table", "loaded", "updated", "duplicates", "quarantined"]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "import_id": self.import_id,
+            "source": self.source,
+            "files": list(self.files),
+            "counts": {t: c.as_dict() for t, c in self.counts.items()},
+            "problems": self.n_problems,
+            "problem_groups": [
+                {
+                    "file": g.file,
+                    "column": g.column,
+                    "kind": g.code,
+                    "action": "quarantined" if g.quarantined else "loaded",
+                    "rows": g.rows,
+                    "first_row": g.first_row,
+                    "example": g.example,
+                }
+                for g in self.problem_groups
+            ],
+            "quarantined_rows": self.n_quarantined,
+            "quarantine": str(self.quarantine_path) if self.quarantine_path else None,
+            "observed_until": self.observed_until.isoformat() if self.observed_until else None,
+            "notes": list(self.notes),
+            "previous_imports": list(self.previous_imports),
+        }
+
+
+@dataclass
+class LoadPlan:
+    """Scratch tables (or views) to load, per canonical table."""
+
+    deals: str | None = None  # + _recency
+    stage_events: str | None = None  # + _first
+    deal_changes: str | None = None
+    activities: str | None = None
+    leads: str | None = None  # + _recency
+    fx_rates: str | None = None
+    extra_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _cols(table: str) -> list[str]:
+    return [c.name for c in TABLES[table] if c.name not in _IDENTITY]
+
+
+def _stream(st: Staging, store: Store, source: str, columns: list[str]) -> None:
+    """Register the scratch rows as `_fw_in` in the store connection (streamed)."""
+    select = ", ".join(quote(c) for c in columns)
+    reader = st.con.execute(f"SELECT {select} FROM {quote(source)}").to_arrow_reader(BATCH_ROWS)
+    store.raw.register("_fw_in", reader)
+
+
+def _done(store: Store) -> None:
+    store.raw.unregister("_fw_in")
+
+
+def _rowcount(result: Any) -> int:
+    row = result.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _upsert(
+    st: Staging,
+    store: Store,
+    table: str,
+    key: str,
+    source: str,
+    origin: str,
+    recency: str,
+) -> tuple[int, int, int]:
+    """Insert new rows, update changed ones that are not older; (rows, new, updated)."""
+    con = store.raw
+    cols = _cols(table)
+    _stream(st, store, source, [*cols, "_recency"])
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _fw_up AS SELECT * FROM _fw_in")
+    finally:
+        _done(store)
+    total = _rowcount(con.execute("SELECT count(*) FROM _fw_up"))
+    names = ", ".join(quote(c) for c in cols)
+    values = ", ".join(f"n.{quote(c)}" for c in cols)
+    extra = ", version, origin" if table == "deals" else ", origin"
+    extra_v = f", 1, {literal(origin)}" if table == "deals" else f", {literal(origin)}"
+    k = quote(key)
+    new = _rowcount(
+        con.execute(
+            f"INSERT INTO {table} ({names}{extra}) SELECT {values}{extra_v} FROM _fw_up n "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} d WHERE d.{k} = n.{k})"
+        )
+    )
+    changed_cols = [c for c in cols if c not in (key, "created_at")]
+    differs = " OR ".join(f"d.{quote(c)} IS DISTINCT FROM n.{quote(c)}" for c in changed_cols)
+    sets = ", ".join(f"{quote(c)} = n.{quote(c)}" for c in changed_cols)
+    bump = ", version = d.version + 1" if table == "deals" else ""
+    updated = _rowcount(
+        con.execute(
+            f"""UPDATE {table} AS d SET {sets}, created_at = least(d.created_at, n.created_at),
+                    origin = {literal(origin)}{bump}
+                FROM _fw_up n JOIN ({recency}) r ON r.{k} = n.{k}
+                WHERE d.{k} = n.{k} AND d.origin IS DISTINCT FROM {literal(origin)}
+                  AND n._recency >= r.recency AND ({differs})"""
+        )
+    )
+    con.execute("DROP TABLE _fw_up")
+    return total, new, updated
+
+
+def _deal_recency() -> str:
+    return """SELECT d.deal_id, greatest(d.created_at, d.closed_at, max(e.entered_at)) AS recency
+              FROM deals d JOIN _fw_up u ON u.deal_id = d.deal_id
+              LEFT JOIN stage_events e ON e.deal_id = d.deal_id
+              GROUP BY d.deal_id, d.created_at, d.closed_at"""
+
+
+def _lead_recency() -> str:
+    return """SELECT d.lead_id, greatest(d.created_at, d.converted_at, d.disqualified_at)
+                     AS recency
+              FROM leads d JOIN _fw_up u ON u.lead_id = d.lead_id"""
+
+
+def _insert_events(st: Staging, store: Store, source: str, origin: str) -> tuple[int, int]:
+    con = store.raw
+    cols = ["deal_id", "stage_id", "entered_at", "seq", "actor_id"]
+    _stream(st, store, source, [*cols, "_first"])
+    try:
+        empty = _rowcount(con.execute("SELECT count(*) FROM stage_events")) == 0
+        if empty:
+            # The common first import: nothing to match against.
+            n = _rowcount(
+                con.execute(
+                    f"INSERT INTO stage_events ({', '.join(cols)}, origin) "
+                    f"SELECT {', '.join(cols)}, {literal(origin)} FROM _fw_in"
+                )
+            )
+            return n, n
+        con.execute("CREATE OR REPLACE TEMP TABLE _fw_ev AS SELECT * FROM _fw_in")
+    finally:
+        _done(store)
+    total = _rowcount(con.execute("SELECT count(*) FROM _fw_ev"))
+    new = _rowcount(
+        con.execute(
+            f"""
+            INSERT INTO stage_events ({", ".join(cols)}, origin)
+            SELECT n.deal_id, n.stage_id, n.entered_at, n.seq + coalesce(o.off, 0),
+                   n.actor_id, {literal(origin)}
+            FROM _fw_ev n
+            LEFT JOIN (SELECT deal_id, max(seq) + 1 AS off FROM stage_events
+                       WHERE deal_id IN (SELECT deal_id FROM _fw_ev) GROUP BY deal_id) o
+                   ON o.deal_id = n.deal_id
+            ASOF LEFT JOIN stage_events p
+                   ON p.deal_id = n.deal_id AND n.entered_at >= p.entered_at
+            WHERE NOT EXISTS (SELECT 1 FROM stage_events s WHERE s.deal_id = n.deal_id
+                              AND s.stage_id = n.stage_id AND s.entered_at = n.entered_at)
+              AND NOT (n._first AND p.stage_id IS NOT DISTINCT FROM n.stage_id)
+            """
+        )
+    )
+    con.execute("DROP TABLE _fw_ev")
+    return total, new
+
+
+def _insert_new(
+    st: Staging, store: Store, table: str, source: str, key: list[str], origin: str | None
+) -> tuple[int, int]:
+    con = store.raw
+    cols = _cols(table)
+    _stream(st, store, source, cols)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _fw_new AS SELECT * FROM _fw_in")
+    finally:
+        _done(store)
+    total = _rowcount(con.execute("SELECT count(*) FROM _fw_new"))
+    match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM n.{quote(k)}" for k in key)
+    names = ", ".join(quote(c) for c in cols)
+    values = ", ".join(f"n.{quote(c)}" for c in cols)
+    has_origin = any(c.name == "origin" for c in TABLES[table])
+    if has_origin and origin is not None:
+        names += ", origin"
+        values += f", {literal(origin)}"
+    new = _rowcount(
+        con.execute(
+            f"INSERT INTO {table} ({names}) SELECT {values} FROM _fw_new n "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
+        )
+    )
+    con.execute("DROP TABLE _fw_new")
+    return total, new
+
+
+def load(
+    st: Staging,
+    store: Store,
+    plan: LoadPlan,
+    *,
+    import_id: str,
+    quarantined: Mapping[str, int],
+    dropped: Mapping[str, int],
+) -> dict[str, TableCount]:
+    """Load the plan's tables (inside the caller's transaction); counts per table."""
+    counts: dict[str, TableCount] = {}
+
+    def count(table: str, total: int, new: int, updated: int = 0) -> None:
+        counts[table] = TableCount(
+            loaded=new,
+            updated=updated,
+            duplicates=total - new - updated + dropped.get(table, 0),
+            quarantined=quarantined.get(table, 0),
+        )
+
+    if plan.deals:
+        total, new, upd = _upsert(
+            st, store, "deals", "deal_id", plan.deals, import_id, _deal_recency()
+        )
+        count("deals", total, new, upd)
+    if plan.stage_events:
+        total, new = _insert_events(st, store, plan.stage_events, import_id)
+        count("stage_events", total, new)
+    if plan.deal_changes:
+        key = ["deal_id", "field", "changed_at", "new_value"]
+        total, new = _insert_new(st, store, "deal_changes", plan.deal_changes, key, import_id)
+        count("deal_changes", total, new)
+    if plan.activities:
+        total, new = _insert_new(
+            st, store, "activities", plan.activities, ["activity_id"], import_id
+        )
+        count("activities", total, new)
+    if plan.leads:
+        total, new, upd = _upsert(
+            st, store, "leads", "lead_id", plan.leads, import_id, _lead_recency()
+        )
+        count("leads", total, new, upd)
+    if plan.fx_rates:
+        total, new = _insert_new(st, store, "fx_rates", plan.fx_rates, ["currency", "date"], None)
+        count("fx_rates", total, new)
+    for table, n in quarantined.items():
+        counts.setdefault(table, TableCount(quarantined=n))
+    return counts
+
+
+def record_import(
+    store: Store,
+    *,
+    import_id: str,
+    source: str,
+    files: list[tuple[str, str]],
+    started_at: pd.Timestamp,
+    finished_at: pd.Timestamp,
+    counts: Mapping[str, TableCount],
+    quarantined: int,
+) -> None:
+    """Write the `imports` row (inside the caller's transaction)."""
+    store.raw.execute(
+        "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            import_id,
+            source,
+            ", ".join(name for name, _ in files),
+            ",".join(h for _, h in files),
+            started_at.to_pydatetime(),
+            finished_at.to_pydatetime(),
+            json.dumps({t: c.as_dict() for t, c in counts.items()}, sort_keys=True),
+            quarantined,
+            "loaded",
+        ],
+    )
+
+
+def previous_imports(store: Store, hashes: list[str]) -> tuple[str, ...]:
+    """Ids of earlier imports of exactly these files."""
+    rows = store.raw.execute(
+        "SELECT import_id FROM imports WHERE file_hash = ? ORDER BY started_at",
+        [",".join(hashes)],
+    ).fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def set_observed_until(store: Store, newest: pd.Timestamp | None) -> pd.Timestamp | None:
+    """Meta `observed_until` = max(stored, newest); returns the value set."""
+    stored = store.meta("observed_until")
+    values = [pd.Timestamp(v) for v in (stored, newest) if v is not None]
+    if not values:
+        return None
+    until = max(values)
+    store.set_meta("observed_until", until.isoformat())
+    return until
+
+
+def list_imports(store: Store) -> pd.DataFrame:
+    """Past imports, newest first: id, source, files, start, seconds taken, rows loaded
+    (new), updated, skipped as duplicates, and source rows quarantined."""
+    frame: pd.DataFrame = store.raw.execute(
+        "SELECT import_id, source, file_name AS files, started_at, "
+        "epoch(finished_at) - epoch(started_at) AS seconds, counts, quarantined, status "
+        "FROM imports ORDER BY started_at DESC"
+    ).df()
+    totals = [
+        {
+            k: sum(c.get(k, 0) for c in json.loads(text or "{}").values())
+            for k in ("loaded", "updated", "duplicates")
+        }
+        for text in frame["counts"]
+    ]
+    sums = pd.DataFrame(totals, columns=["loaded", "updated", "duplicates"], index=frame.index)
+    cols = ["import_id", "source", "files", "started_at", "seconds"]
+    return pd.concat([frame[cols], sums, frame[["quarantined", "status"]]], axis=1)

@@ -1,0 +1,270 @@
+"""Typing source columns in SQL: text, dates in several formats, numbers, booleans.
+
+`typed_table` turns a source table (original columns, mostly text) into a table
+of named, typed fields in one pass. A value that cannot be read becomes NULL
+and a problem (file, row, column, value, reason); a required field that is
+missing or unreadable quarantines its row. All of it runs in DuckDB.
+
+Dates: ISO 8601 (with or without a UTC offset; naive times are read in the
+import's time zone, UTC unless told) and day/month/year forms with `/`, `-` or
+`.`. Whether `03/04/2024` is March or April is decided per column from the
+values that can only be one of the two (`25/04/2024` is day first); when no
+value decides, `--dayfirst` does (month first otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from funnelwise.ingest.staging import Staging, literal, quote
+from funnelwise.ingest.validate import Problems
+
+Kind = Literal["text", "timestamp", "date", "number", "integer", "bool"]
+
+_TIMES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f", " %I:%M %p", " %I:%M:%S %p")
+_DAY_FIRST = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y", "%d-%m-%y", "%d.%m.%y")
+_MONTH_FIRST = ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y", "%m/%d/%y", "%m-%d-%y", "%m.%d.%y")
+_NAMED = ("%d %b %Y", "%d-%b-%Y", "%d-%b-%y", "%b %d, %Y", "%d %B %Y", "%B %d, %Y")
+_TRUE = ("true", "t", "1", "yes", "y", "x", "si", "sí", "oui", "vrai", "ja", "wahr")
+_FALSE = ("false", "f", "0", "no", "n", "non", "faux", "nein", "falsch")
+_NOUN = {
+    "timestamp": "a date and time",
+    "date": "a date",
+    "number": "a number",
+    "integer": "a whole number",
+    "bool": "true or false",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One typed field of a source: from a column, or a constant (`const`)."""
+
+    name: str
+    column: str | None = None
+    kind: Kind = "text"
+    required: bool = False
+    const: str | None = None
+
+
+@dataclass(frozen=True)
+class DateOptions:
+    """How to read dates: day first where ambiguous, and an explicit strptime format."""
+
+    dayfirst: bool = False
+    date_format: str | None = None
+    local_time: bool = False  # the scratch session's time zone is not UTC
+
+
+def _formats(dayfirst: bool) -> list[str]:
+    dates = (_DAY_FIRST if dayfirst else _MONTH_FIRST) + _NAMED
+    return [d + t for d in dates for t in _TIMES]
+
+
+def _text(col: str) -> str:
+    return f"nullif(trim(CAST({col} AS VARCHAR)), '')"
+
+
+@dataclass(frozen=True)
+class _DateScan:
+    day_first: int  # values only readable day first (first number > 12)
+    month_first: int  # values only readable month first
+    ambiguous: int  # day/month values that read both ways
+    offsets: int  # values with a UTC offset or Z
+
+
+def _scan_dates(st: Staging, table: str, column: str) -> _DateScan:
+    x = f"trim({quote(column)})"
+    row = st.con.execute(
+        f"""
+        WITH v AS (SELECT {x} AS x FROM {quote(table)} WHERE {quote(column)} IS NOT NULL),
+        g AS (
+            SELECT regexp_extract(x, '^(\\d{{1,2}})[/.\\-](\\d{{1,2}})[/.\\-]\\d{{2,4}}',
+                                  ['a', 'b']) AS g
+            FROM v WHERE x NOT LIKE '____-%' AND x NOT LIKE '____/%'
+        ),
+        n AS (SELECT TRY_CAST(g.a AS INTEGER) AS a, TRY_CAST(g.b AS INTEGER) AS b FROM g)
+        SELECT
+            (SELECT count(*) FROM n WHERE a > 12 AND b <= 12),
+            (SELECT count(*) FROM n WHERE b > 12 AND a <= 12),
+            (SELECT count(*) FROM n WHERE a <= 12 AND b <= 12),
+            (SELECT count(*) FROM v WHERE x LIKE '%:%' AND (
+                x LIKE '%Z' OR x LIKE '%+__:__' OR x LIKE '%-__:__' OR x LIKE '%+____'
+                OR x LIKE '%-____' OR x LIKE '%+__' OR x LIKE '%-__'))
+        """
+    ).fetchone()
+    assert row is not None
+    return _DateScan(*(int(v) for v in row))
+
+
+def _choose_dayfirst(
+    st: Staging, scan: _DateScan, column: str, file: str, options: DateOptions
+) -> bool:
+    if scan.day_first and scan.month_first:
+        chosen = options.dayfirst if options.dayfirst else scan.day_first > scan.month_first
+        st.notes.append(
+            f"{file}: column {column!r} mixes day/month and month/day dates "
+            f"({scan.day_first} only day first, {scan.month_first} only month first); "
+            f"read as {'day' if chosen else 'month'} first, the others are problems"
+        )
+        return chosen
+    if scan.day_first:
+        return True
+    if scan.month_first:
+        return False
+    if scan.ambiguous and not options.dayfirst:
+        st.notes.append(
+            f"{file}: column {column!r} has {scan.ambiguous} dates such as 03/04 that read "
+            "both ways; read as month first (pass --dayfirst for day first)"
+        )
+    return options.dayfirst
+
+
+def date_expr(
+    st: Staging,
+    table: str,
+    column: str,
+    *,
+    kind: Kind,
+    sql_type: str,
+    file: str,
+    options: DateOptions,
+) -> str:
+    """SQL reading `column` as a naive-UTC TIMESTAMP (or DATE for kind 'date')."""
+    col = quote(column)
+    target = "DATE" if kind == "date" else "TIMESTAMP"
+    if sql_type.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"CAST(timezone('UTC', {col}) AS {target})"
+    if sql_type.startswith(("TIMESTAMP", "DATE")):
+        return f"CAST({col} AS {target})"
+    if sql_type != "VARCHAR":
+        return f"TRY_CAST({col} AS {target})"
+    scan = _scan_dates(st, table, column)
+    dayfirst = _choose_dayfirst(st, scan, column, file, options)
+    x = _text(col)
+    if scan.offsets or options.local_time:
+        iso = f"timezone('UTC', TRY_CAST({x} AS TIMESTAMPTZ))"
+    else:
+        iso = f"TRY_CAST({x} AS TIMESTAMP)"
+    formats = _formats(dayfirst)
+    if options.date_format:
+        formats.insert(0, options.date_format)
+    fmt = "[" + ", ".join(literal(f) for f in formats) + "]"
+    other = f"try_strptime({x}, {fmt})"
+    if options.local_time:
+        other = f"timezone('UTC', CAST({other} AS TIMESTAMPTZ))"
+    # An explicit format is tried first; otherwise ISO first, the cheap common case.
+    first, second = (other, iso) if options.date_format else (iso, other)
+    parsed = f"coalesce({first}, {second})"
+    return f"CAST({parsed} AS {target})"
+
+
+def number_expr(column: str, sql_type: str) -> str:
+    """SQL reading a column as DOUBLE: plain numbers, 1,234.56, 1.234,56, 12,5, with
+    currency symbols or codes and spaces stripped."""
+    col = quote(column)
+    if sql_type != "VARCHAR":
+        return f"TRY_CAST({col} AS DOUBLE)"
+    c = f"regexp_replace(trim({col}), '[\\s$€£¥]|[A-Z]{{3}}', '', 'g')"
+    cleaned = f"""CASE
+        WHEN regexp_matches({c}, '^-?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?$') THEN replace({c}, ',', '')
+        WHEN regexp_matches({c}, '^-?\\d{{1,3}}(\\.\\d{{3}})+(,\\d+)?$')
+            THEN replace(replace({c}, '.', ''), ',', '.')
+        WHEN regexp_matches({c}, '^-?\\d+,\\d+$') THEN replace({c}, ',', '.')
+        ELSE {c} END"""
+    return f"coalesce(TRY_CAST({_text(col)} AS DOUBLE), TRY_CAST({cleaned} AS DOUBLE))"
+
+
+def bool_expr(column: str, sql_type: str) -> str:
+    """SQL reading a column as BOOLEAN (true/false, 1/0, yes/no and a few languages)."""
+    col = quote(column)
+    if sql_type == "BOOLEAN":
+        return col
+    low = f"lower(trim(CAST({col} AS VARCHAR)))"
+    yes = ", ".join(literal(v) for v in _TRUE)
+    no = ", ".join(literal(v) for v in _FALSE)
+    return f"CASE WHEN {low} IN ({yes}) THEN true WHEN {low} IN ({no}) THEN false END"
+
+
+def typed_table(
+    st: Staging,
+    source: str,
+    fields: Sequence[Field],
+    problems: Problems,
+    *,
+    src: int,
+    options: DateOptions,
+    where: str | None = None,
+    keep: Sequence[str] = (),
+) -> str:
+    """A new scratch table with `_src`, `_row`, the typed fields and the `keep` columns.
+
+    Unreadable values become NULL and a problem; rows whose required fields are
+    missing or unreadable are quarantined. `source` must have `_row`.
+    """
+    types = st.columns(source)
+    file = st.files[src].name
+    inner = ["_row"]
+    outer = [f"{src} AS _src", "_row"]
+    checks: list[tuple[Field, str | None]] = []
+    for i, f in enumerate(fields):
+        if f.const is not None:
+            outer.append(f"{literal(f.const)} AS {quote(f.name)}")
+            continue
+        if f.column is None:
+            outer.append(f"NULL AS {quote(f.name)}")
+            if f.required:
+                checks.append((f, None))
+            continue
+        if f.column not in types:
+            raise AssertionError(f"{f.column!r} not in {source}")  # readers check columns
+        sql_type = types[f.column]
+        col = quote(f.column)
+        if f.kind == "text":
+            expr = _text(col)
+        elif f.kind in ("timestamp", "date"):
+            expr = date_expr(
+                st, source, f.column, kind=f.kind, sql_type=sql_type, file=file, options=options
+            )
+        elif f.kind == "number":
+            expr = number_expr(f.column, sql_type)
+        elif f.kind == "integer":
+            expr = f"TRY_CAST(round({number_expr(f.column, sql_type)}) AS BIGINT)"
+        else:
+            expr = bool_expr(f.column, sql_type)
+        inner.append(f"{expr} AS _v{i}")
+        outer.append(f"_v{i} AS {quote(f.name)}")
+        if f.kind != "text":
+            # The raw text is kept only where it could not be read, for the problem list.
+            inner.append(f"{_text(col)} AS _t{i}")
+            outer.append(f"CASE WHEN _v{i} IS NULL THEN _t{i} END AS {quote('_bad_' + f.name)}")
+        checks.append((f, f.column))
+    inner += [quote(k) for k in keep]
+    outer += [quote(k) for k in keep]
+    query = f"SELECT {', '.join(inner)} FROM {quote(source)}"
+    if where:
+        query += f" WHERE {where}"
+    table = st.create(st.name("typed"), f"SELECT {', '.join(outer)} FROM ({query})")
+    for f, column in checks:
+        label = column or f.name
+        if f.kind != "text" and column is not None:
+            problems.add(
+                f"SELECT _src, _row, {literal(label)}, {quote('_bad_' + f.name)}, "
+                f"{literal('not ' + _NOUN[f.kind])} FROM {quote(table)} "
+                f"WHERE {quote('_bad_' + f.name)} IS NOT NULL",
+                quarantine=f.required,
+                code="unreadable",
+            )
+        if f.required:
+            missing = f"{quote(f.name)} IS NULL"
+            if f.kind != "text" and column is not None:
+                missing += f" AND {quote('_bad_' + f.name)} IS NULL"
+            problems.add(
+                f"SELECT _src, _row, {literal(label)}, NULL, 'required value is missing' "
+                f"FROM {quote(table)} WHERE {missing}",
+                quarantine=True,
+                code="missing",
+            )
+    return table

@@ -1,0 +1,149 @@
+"""Checks and shaping of the tables around deals: field changes, activities, leads.
+
+Each function takes a staged scratch table (typed, with `_src` and `_row`),
+records its problems and returns a scratch table or view with the canonical
+columns, ready to load.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from funnelwise.ingest.assemble import Staged, normalized
+from funnelwise.ingest.staging import Staging, literal, quote
+from funnelwise.ingest.validate import (
+    Problems,
+    check_duplicate_keys,
+    check_future,
+    check_references,
+)
+from funnelwise.store import Store
+
+CHANGE_COLUMNS = {
+    "deal_id": "VARCHAR",
+    "field": "VARCHAR",
+    "old_value": "VARCHAR",
+    "new_value": "VARCHAR",
+    "changed_at": "TIMESTAMP",
+    "actor_id": "VARCHAR",
+}
+ACTIVITY_COLUMNS = {
+    "activity_id": "VARCHAR",
+    "deal_id": "VARCHAR",
+    "lead_id": "VARCHAR",
+    "kind": "VARCHAR",
+    "at": "TIMESTAMP",
+    "owner_id": "VARCHAR",
+    "duration_min": "DOUBLE",
+    "direction": "VARCHAR",
+}
+LEAD_COLUMNS = {
+    "lead_id": "VARCHAR",
+    "created_at": "TIMESTAMP",
+    "source": "VARCHAR",
+    "campaign_id": "VARCHAR",
+    "owner_id": "VARCHAR",
+    "attributes": "VARCHAR",
+    "converted_deal_id": "VARCHAR",
+    "converted_at": "TIMESTAMP",
+    "disqualified_at": "TIMESTAMP",
+}
+
+
+def known_deals(st: Staging, store: Store, tables: list[str], deals: str | None) -> str:
+    """SQL for the deal ids the import may refer to: its own kept deals and the stored
+    deals among those `tables` refer to."""
+    own = f"SELECT deal_id FROM {quote(deals)}" if deals else "SELECT NULL::VARCHAR AS deal_id"
+    refs = " UNION ".join(
+        f"SELECT deal_id FROM {quote(t)} WHERE deal_id IS NOT NULL" for t in tables
+    )
+    ids = st.con.execute(
+        f"SELECT DISTINCT deal_id FROM ({refs}) WHERE deal_id NOT IN ({own})"
+    ).to_arrow_table()
+    con = store.raw
+    con.register("_fw_ids", ids)
+    try:
+        stored = con.execute(
+            "SELECT d.deal_id FROM deals d JOIN _fw_ids i ON i.deal_id = d.deal_id"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_fw_ids")
+    name = st.register(st.name("stored_ids"), stored)
+    return f"{own} UNION ALL SELECT deal_id FROM {quote(name)}"
+
+
+def changes_table(
+    st: Staging, staged: Staged, problems: Problems, known: str, now: pd.Timestamp
+) -> tuple[str, int]:
+    """Checked field changes without no-op rows or repeats; returns (view, repeats)."""
+    assert staged.changes is not None
+    table = st.create(st.name("changes"), normalized(st, staged.changes, CHANGE_COLUMNS))
+    lab = lambda c: staged.label("changes", c)  # noqa: E731
+    check_future(problems, table, {"changed_at": lab("changed_at")}, now)
+    check_references(problems, table, "deal_id", lab("deal_id"), known)
+    useful = st.create(
+        st.name("changes_useful"),
+        f"SELECT * FROM ({problems.clean(table)}) WHERE old_value IS DISTINCT FROM new_value",
+    )
+    out = st.create(
+        st.name("changes_out"),
+        f"SELECT DISTINCT ON (deal_id, field, changed_at, new_value) * FROM {quote(useful)} "
+        "ORDER BY deal_id, field, changed_at, new_value, _src, _row",
+    )
+    return out, st.count(useful) - st.count(out)
+
+
+def activities_table(
+    st: Staging,
+    staged: Staged,
+    problems: Problems,
+    known: str,
+    now: pd.Timestamp,
+    from_events: str | None,
+) -> str:
+    """Checked activities (staged ones and, for XES, events that are not stage entries)."""
+    parts = []
+    if staged.activities is not None:
+        table = st.create(
+            st.name("activities"), normalized(st, staged.activities, ACTIVITY_COLUMNS)
+        )
+        lab = lambda c: staged.label("activities", c)  # noqa: E731
+        check_future(problems, table, {"at": lab("at")}, now)
+        check_references(problems, table, "deal_id", lab("deal_id"), known)
+        compare = [c for c in ACTIVITY_COLUMNS if c != "activity_id"]
+        check_duplicate_keys(st, problems, table, "activity_id", lab("activity_id"), compare)
+        parts.append(problems.clean(table))
+    if from_events is not None:
+        cols = ", ".join(
+            quote(c) if c in st.columns(from_events) else f"NULL AS {quote(c)}"
+            for c in ("_src", "_row", *ACTIVITY_COLUMNS)
+        )
+        parts.append(f"SELECT {cols} FROM {quote(from_events)}")
+    return st.view(st.name("activities_out"), " UNION ALL ".join(parts))
+
+
+def leads_table(st: Staging, staged: Staged, problems: Problems, now: pd.Timestamp) -> str:
+    """Checked leads. A conversion dated before the lead is kept, with a note."""
+    assert staged.leads is not None
+    table = st.create(st.name("leads"), normalized(st, staged.leads, LEAD_COLUMNS))
+    lab = lambda c: staged.label("leads", c)  # noqa: E731
+    compare = [c for c in LEAD_COLUMNS if c != "lead_id"]
+    check_duplicate_keys(st, problems, table, "lead_id", lab("lead_id"), compare)
+    check_future(
+        problems,
+        table,
+        {c: lab(c) for c in ("created_at", "converted_at", "disqualified_at")},
+        now,
+    )
+    problems.add(
+        f"SELECT _src, _row, {literal(lab('converted_at'))}, converted_at, "
+        "'is before the lead was created (' || CAST(created_at AS VARCHAR) || '); kept' "
+        f"FROM {quote(table)} WHERE converted_at < created_at",
+        quarantine=False,
+        code="converted before created",
+    )
+    return st.view(
+        st.name("leads_out"),
+        f"SELECT *, greatest(created_at, converted_at, disqualified_at) AS _recency "
+        f"FROM ({problems.clean(table)})",
+    )

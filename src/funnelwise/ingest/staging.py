@@ -1,0 +1,235 @@
+"""The scratch database where an import is read, typed and checked before loading.
+
+Every import works in its own in-memory DuckDB database with a memory limit
+(it spills to a scratch folder beyond that), so reading and checking millions
+of rows never touches the store and keeps memory bounded. Source files become
+tables `src_<n>` with their original columns plus `_row`, the row number a
+spreadsheet would show (the header is row 1, the first record row 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from funnelwise.errors import SourceImportError
+from funnelwise.ingest.encoding import utf8_copy
+
+MEMORY_LIMIT = "1GB"
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def quote(name: str) -> str:
+    """A SQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file read into the scratch database."""
+
+    name: str  # shown in problems: the file name
+    path: Path
+    sha256: str
+    table: str  # scratch table: original columns + _row
+    columns: tuple[str, ...]  # original column names, in file order
+    rows: int
+    encoding: str | None = None
+
+
+class Staging:
+    """A scratch DuckDB database for one import. Use as a context manager."""
+
+    def __init__(self, *, memory_limit: str = MEMORY_LIMIT, timezone: str = "UTC") -> None:
+        self.scratch = Path(tempfile.mkdtemp(prefix="funnelwise-import-"))
+        self.con = duckdb.connect()
+        self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
+        self.con.execute(f"SET temp_directory = {literal(str(self.scratch / 'spill'))}")
+        try:
+            self.con.execute(f"SET TimeZone = {literal(timezone)}")
+        except duckdb.Error as exc:
+            raise SourceImportError(
+                f"unknown time zone {timezone!r}; use an IANA name such as UTC, "
+                "Europe/Madrid or America/New_York"
+            ) from exc
+        self.files: list[SourceFile] = []
+        self.notes: list[str] = []  # decisions worth telling the user (date order, ...)
+        self._names = itertools.count()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the scratch database and its folder."""
+        self.con.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # -- SQL helpers -------------------------------------------------------------
+    def name(self, prefix: str) -> str:
+        """A fresh table name."""
+        return f"{prefix}_{next(self._names)}"
+
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query and fetch all rows (for compact results only)."""
+        return self.con.execute(query, params or []).fetchall()
+
+    def scalar(self, query: str, params: list[Any] | None = None) -> Any:
+        """The first value of the first row."""
+        row = self.con.execute(query, params or []).fetchone()
+        return None if row is None else row[0]
+
+    def create(self, name: str, query: str) -> str:
+        """CREATE OR REPLACE TABLE name AS query; returns name."""
+        self.con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {query}")
+        return name
+
+    def view(self, name: str, query: str) -> str:
+        """CREATE OR REPLACE VIEW name AS query; returns name."""
+        self.con.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {query}")
+        return name
+
+    def columns(self, table: str) -> dict[str, str]:
+        """Column name -> DuckDB type of a scratch table."""
+        rows = self.sql(f"DESCRIBE {quote(table)}")
+        return {r[0]: str(r[1]) for r in rows}
+
+    def count(self, table: str) -> int:
+        """Rows of a scratch table."""
+        return int(self.scalar(f"SELECT count(*) FROM {quote(table)}"))
+
+    def register(self, name: str, data: pa.Table) -> str:
+        """Copy an Arrow table into the scratch database."""
+        self.con.register("_fw_arrow", data)
+        try:
+            self.create(name, "SELECT * FROM _fw_arrow")
+        finally:
+            self.con.unregister("_fw_arrow")
+        return name
+
+    # -- reading sources -----------------------------------------------------------
+    def read(
+        self,
+        path: Path,
+        *,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        sheet: str | None = None,
+    ) -> SourceFile:
+        """Read a CSV, Parquet or Excel file into a scratch table (CSV and Excel as text)."""
+        path = Path(path)
+        if not path.is_file():
+            raise SourceImportError(f"{path}: file not found")
+        suffix = path.suffix.lower()
+        if suffix in PARQUET_SUFFIXES:
+            return self._read_parquet(path)
+        if suffix in EXCEL_SUFFIXES:
+            return self._read_excel(path, sheet)
+        if suffix in CSV_SUFFIXES or suffix == "":
+            return self._read_csv(path, encoding, delimiter)
+        raise SourceImportError(
+            f"{path.name}: cannot read {suffix!r} files; use CSV, Parquet or Excel (.xlsx)"
+        )
+
+    def _add(self, path: Path, table: str, encoding: str | None) -> SourceFile:
+        cols = tuple(c for c in self.columns(table) if c != "_row")
+        dupes = [c for c in cols if c.startswith("_row") or c.startswith("_fw")]
+        if dupes:
+            raise SourceImportError(f"{path.name}: column names {dupes} are reserved; rename them")
+        src = SourceFile(
+            name=path.name,
+            path=path,
+            sha256=file_hash(path),
+            table=table,
+            columns=cols,
+            rows=self.count(table),
+            encoding=encoding,
+        )
+        self.files.append(src)
+        return src
+
+    def _read_csv(self, path: Path, encoding: str | None, delimiter: str | None) -> SourceFile:
+        readable, codec = utf8_copy(path, encoding, self.scratch)
+        table = self.name("src")
+        opts = ["header = true", "all_varchar = true", "strict_mode = true"]
+        if delimiter:
+            opts.append(f"delim = {literal(delimiter)}")
+        reader = f"read_csv({literal(str(readable))}, {', '.join(opts)})"
+        try:
+            self.create(f"{table}_data", f"SELECT * FROM {reader}")
+            # rowid follows insertion order, which DuckDB keeps for CSV reads.
+            self.con.execute(
+                f"CREATE VIEW {quote(table)} AS "
+                f"SELECT rowid + 2 AS _row, * FROM {quote(table + '_data')}"
+            )
+        except duckdb.Error as exc:
+            raise SourceImportError(_csv_error(path, codec, exc)) from exc
+        return self._add(path, table, codec)
+
+    def _read_parquet(self, path: Path) -> SourceFile:
+        table = self.name("src")
+        try:
+            self.create(
+                table,
+                f"SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) "
+                f"FROM read_parquet({literal(str(path))}, file_row_number = true)",
+            )
+        except duckdb.Error as exc:
+            raise SourceImportError(f"{path.name}: cannot read as Parquet: {exc}") from exc
+        return self._add(path, table, None)
+
+    def _read_excel(self, path: Path, sheet: str | None) -> SourceFile:
+        import pandas as pd
+
+        try:
+            frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str, engine="openpyxl")
+        except (ValueError, KeyError, OSError) as exc:
+            raise SourceImportError(f"{path.name}: cannot read as Excel: {exc}") from exc
+        except Exception as exc:  # openpyxl raises zipfile / XML errors on damaged files
+            raise SourceImportError(f"{path.name}: not a readable Excel file: {exc}") from exc
+        frame.columns = [str(c) for c in frame.columns]
+        frame.insert(0, "_row", range(2, len(frame) + 2))
+        data = pa.Table.from_pandas(frame, preserve_index=False)
+        table = self.register(self.name("src"), data)
+        return self._add(path, table, None)
+
+
+_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _csv_error(path: Path, codec: str, exc: Exception) -> str:
+    text = str(exc)
+    first = text.splitlines()[0] if text else repr(exc)
+    m = _LINE.search(text)
+    where = f" line {m.group(1)}" if m else ""
+    hint = "check the delimiter and quoting (fields with commas or line breaks need quotes)"
+    if "unicode" in text.lower():
+        hint = "the file is not UTF-8; pass its encoding with --encoding (for example cp1252)"
+    return f"{path.name}{where}: cannot read as CSV ({codec}): {first}; {hint}"

@@ -1,0 +1,243 @@
+"""Problems found in source rows, and the checks that find them.
+
+Every problem names the file, the row (as a spreadsheet shows it: header = row
+1; for XES, the line of the event), the column, the value and the reason.
+Quarantining problems keep the row out of the store (it goes to the quarantine
+CSV instead); the others are notes on a row that is loaded (a value that could
+not be read is left empty, an exact duplicate is skipped).
+
+Problems live in the scratch table `_problems` while the import runs; only the
+first `KEEP` are pulled into Python for the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from funnelwise.ingest.staging import Staging, literal, quote
+
+KEEP = 1000
+ProblemKey = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One problem in one source row."""
+
+    file: str
+    row: int
+    column: str
+    value: str | None
+    reason: str
+    quarantined: bool
+
+    def __str__(self) -> str:
+        value = "" if self.value is None else f" = {self.value!r}"
+        action = "quarantined" if self.quarantined else "loaded"
+        return f"{self.file} row {self.row}, {self.column}{value}: {self.reason} ({action})"
+
+
+@dataclass(frozen=True)
+class ProblemGroup:
+    """Problems of one kind in one column of one file: how many, and the first."""
+
+    file: str
+    column: str
+    code: str
+    quarantined: bool
+    rows: int
+    first_row: int
+    example: str  # the first row's reason
+
+    def __str__(self) -> str:
+        action = "quarantined" if self.quarantined else "loaded"
+        return (
+            f"{self.rows:>7,} × {self.file}, {self.column}: {self.code} ({action}); "
+            f"first: row {self.first_row}, {self.example}"
+        )
+
+
+class Problems:
+    """The problems of one import, kept in the scratch database."""
+
+    def __init__(self, st: Staging) -> None:
+        self.st = st
+        st.con.execute(
+            "CREATE TABLE _problems (_src INTEGER, _row BIGINT, col VARCHAR, "
+            "value VARCHAR, reason VARCHAR, quarantined BOOLEAN, code VARCHAR)"
+        )
+        self.dirty = False
+
+    def add(self, query: str, *, quarantine: bool, code: str) -> int:
+        """Record the rows of `query` (src, row, column, value, reason); returns how many.
+
+        `code` names the kind of problem for the summary ('unreadable', 'duplicate', ...).
+        """
+        before = self.count()
+        self.st.con.execute(
+            f"INSERT INTO _problems SELECT s, r, c, CAST(v AS VARCHAR), m, {quarantine}, "
+            f"{literal(code)} FROM ({query}) AS p(s, r, c, v, m)"
+        )
+        added = self.count() - before
+        self.dirty = self.dirty or (quarantine and added > 0)
+        return added
+
+    def count(self, *, quarantined: bool | None = None) -> int:
+        """Number of problems (all, or only quarantining / only notes)."""
+        where = "" if quarantined is None else f" WHERE quarantined = {quarantined}"
+        return int(self.st.scalar(f"SELECT count(*) FROM _problems{where}"))
+
+    def quarantined_rows(self) -> str:
+        """SQL for the distinct (_src, _row) pairs kept out of the store."""
+        return "SELECT DISTINCT _src, _row FROM _problems WHERE quarantined"
+
+    def clean(self, table: str) -> str:
+        """SQL selecting the rows of `table` that are not quarantined."""
+        if not self.dirty:
+            return f"SELECT * FROM {quote(table)}"
+        return (
+            f"SELECT * FROM {quote(table)} t WHERE NOT EXISTS (SELECT 1 FROM _problems p "
+            "WHERE p.quarantined AND p._src = t._src AND p._row = t._row)"
+        )
+
+    def first(self, n: int = KEEP) -> tuple[RowProblem, ...]:
+        """The first n problems in file and row order."""
+        rows = self.st.sql(
+            "SELECT _src, _row, col, value, reason, quarantined FROM _problems "
+            f"ORDER BY _src, _row, col LIMIT {int(n)}"
+        )
+        files = self.st.files
+        return tuple(
+            RowProblem(files[s].name, int(r), c, v, m, bool(q)) for s, r, c, v, m, q in rows
+        )
+
+    def summary(self) -> tuple[ProblemGroup, ...]:
+        """Problems grouped by file, column, kind and action, largest groups first."""
+        rows = self.st.sql(
+            "SELECT _src, col, code, quarantined, count(*), min(_row), arg_min(reason, _row) "
+            "FROM _problems GROUP BY ALL ORDER BY count(*) DESC, min(_row)"
+        )
+        files = self.st.files
+        return tuple(
+            ProblemGroup(files[s].name, c, k, bool(q), int(n), int(r), e)
+            for s, c, k, q, n, r, e in rows
+        )
+
+    def quarantined_by_src(self) -> dict[int, int]:
+        """Quarantined source rows per source file index."""
+        rows = self.st.sql(
+            "SELECT _src, count(DISTINCT _row) FROM _problems WHERE quarantined GROUP BY 1"
+        )
+        return {int(s): int(n) for s, n in rows}
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Source column names of a staged table's canonical columns, for problem reports."""
+
+    names: Mapping[str, str]
+
+    def __call__(self, column: str) -> str:
+        return self.names.get(column, column)
+
+
+def _ts(value: pd.Timestamp) -> str:
+    return f"TIMESTAMP {literal(value.isoformat(sep=' '))}"
+
+
+def check_future(
+    problems: Problems, table: str, columns: Mapping[str, str], now: pd.Timestamp
+) -> None:
+    """Quarantine rows with a timestamp after `now` (columns: name -> source label)."""
+    for col, label in columns.items():
+        problems.add(
+            f"SELECT _src, _row, {literal(label)}, {quote(col)}, "
+            f"'is in the future (after ' || {literal(now.strftime('%Y-%m-%d %H:%M'))} || ')' "
+            f"FROM {quote(table)} WHERE {quote(col)} > {_ts(now)}",
+            quarantine=True,
+            code="in the future",
+        )
+
+
+def check_negative(problems: Problems, table: str, column: str, label: str) -> None:
+    """Quarantine rows with a negative number in `column`."""
+    problems.add(
+        f"SELECT _src, _row, {literal(label)}, {quote(column)}, 'is negative' "
+        f"FROM {quote(table)} WHERE {quote(column)} < 0",
+        quarantine=True,
+        code="negative",
+    )
+
+
+def check_order(
+    problems: Problems, table: str, before: str, after: str, label: str, what: str
+) -> None:
+    """Quarantine rows where `after` comes before `before` (both columns of `table`)."""
+    problems.add(
+        f"SELECT _src, _row, {literal(label)}, {quote(after)}, "
+        f"{literal(what)} || ' (' || CAST({quote(before)} AS VARCHAR) || ')' "
+        f"FROM {quote(table)} WHERE {quote(after)} < {quote(before)}",
+        quarantine=True,
+        code="out of order",
+    )
+
+
+def check_duplicate_keys(
+    st: Staging, problems: Problems, table: str, key: str, label: str, compare: list[str]
+) -> None:
+    """Rows repeating the key of an earlier row: an exact copy is skipped (a note), a
+    different row with the same key is quarantined. The first row is kept."""
+    same = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM f.{quote(c)}" for c in compare)
+    k = quote(key)
+    first = st.name("firsts")
+    st.create(
+        first,
+        f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {k} ORDER BY _src, _row) "
+        f"AS _n FROM {quote(table)} WHERE {k} IN (SELECT {k} FROM {quote(table)} "
+        f"GROUP BY 1 HAVING count(*) > 1))",
+    )
+    base = (
+        f"FROM {quote(first)} t JOIN {quote(first)} f ON f.{k} = t.{k} AND f._n = 1 WHERE t._n > 1"
+    )
+    problems.add(
+        f"SELECT t._src, t._row, {literal(label)}, t.{k}, "
+        f"'duplicate of row ' || f._row || ' (skipped)' {base} AND {same or 'true'}",
+        quarantine=False,
+        code="duplicate",
+    )
+    problems.add(
+        f"SELECT t._src, t._row, {literal(label)}, t.{k}, "
+        f"'also on row ' || f._row || ' with other values; keep one of them' "
+        f"{base} AND NOT ({same or 'true'})",
+        quarantine=True,
+        code="conflicting duplicate",
+    )
+    # Exact copies are not loaded either: they leave with the quarantine-free filter below.
+    st.con.execute(f"CREATE OR REPLACE TABLE {quote(first)} AS SELECT t._src, t._row {base}")
+    st.con.execute(
+        f"DELETE FROM {quote(table)} WHERE (_src, _row) IN (SELECT _src, _row FROM {quote(first)})"
+    )
+
+
+def check_references(
+    problems: Problems,
+    table: str,
+    key: str,
+    label: str,
+    known: str,
+    *,
+    what: str = "deal",
+) -> None:
+    """Quarantine rows whose `key` is not in the SQL set `known` (one column)."""
+    k = quote(key)
+    problems.add(
+        f"SELECT _src, _row, {literal(label)}, {k}, "
+        f"'refers to a {what} that is neither in this import (or was quarantined) "
+        "nor in the store' "
+        f"FROM {quote(table)} WHERE {k} IS NOT NULL AND {k} NOT IN ({known})",
+        quarantine=True,
+        code="unknown " + what,
+    )

@@ -1,0 +1,319 @@
+"""The table reader and the shared import core, on hand-made files whose every
+number is worked out in the comments."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from funnelwise.errors import SourceImportError
+from funnelwise.ingest import ImportOptions, import_table, list_imports
+from ingest_util import FIXTURES, NOW, dump, history, new_project, rows
+
+T = FIXTURES / "table"
+OPTS = ImportOptions(now=NOW)
+
+
+def test_event_log_hand_computed(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    # D1..D4 load; D5 has a negative amount and D6 an unreadable date: 2 rows set aside.
+    assert rows(store, "SELECT deal_id, outcome, amount, owner_id FROM deals ORDER BY 1") == [
+        ("D1", "won", 1200.0, "ana"),  # the last amount given wins
+        ("D2", "lost", 500.0, "bob"),
+        ("D3", None, 2000.0, "ana"),
+        ("D4", None, 300.0, "bob"),
+    ]
+    # 15/01/2024 decides that the column is day first: 01/02/2024 is 1 February.
+    assert history(store, "D1") == [
+        ("lead", "2024-01-01 09:00"),
+        ("qualification", "2024-01-05 10:00"),  # the repeat on 01-06 is no stage entry
+        ("proposal", "2024-01-15 00:00"),
+        ("won", "2024-02-01 16:30"),
+    ]
+    assert rows(store, "SELECT closed_at FROM deals WHERE deal_id = 'D1'") == [
+        (pd.Timestamp("2024-02-01 16:30").to_pydatetime(),)
+    ]
+    assert history(store, "D3") == [
+        ("lead", "2024-01-10 00:00"),
+        ("qualification", "2024-01-12 00:00"),
+        ("needs-assessment", "2024-01-20 00:00"),
+        ("qualification", "2024-02-01 00:00"),  # re-entries are kept
+    ]
+    # Equal timestamps keep the source order through seq.
+    assert history(store, "D4") == [
+        ("lead", "2024-02-01 08:00"),
+        ("qualification", "2024-02-01 08:00"),
+    ]
+    counts = {t: c.as_dict() for t, c in r.counts.items()}
+    assert counts["deals"] == {"loaded": 4, "updated": 0, "duplicates": 0, "quarantined": 1}
+    # 4 + 3 + 4 + 2 entries; D2's copied row is a duplicate; D5 and D6 are set aside.
+    assert counts["stage_events"] == {
+        "loaded": 13,
+        "updated": 0,
+        "duplicates": 1,
+        "quarantined": 2,
+    }
+    assert r.n_quarantined == 2
+    reasons = {(p.row, p.column, p.quarantined) for p in r.problems}
+    assert (17, "amount", True) in reasons  # D5 on row 17
+    assert (18, "entered", True) in reasons  # D6 on row 18
+    assert (9, "stage", False) in reasons  # D2's duplicate on row 9
+    assert r.observed_until == pd.Timestamp("2024-02-01 16:30")
+    assert store.meta("observed_until") == "2024-02-01T16:30:00"
+    # The quarantine folder has the original rows with their reason.
+    assert r.quarantine_path is not None
+    with (r.quarantine_path / "events.csv").open(encoding="utf-8") as fh:
+        quarantined = list(csv.DictReader(fh))
+    assert [q["deal_id"] for q in quarantined] == ["D5", "D6"]
+    assert "negative" in quarantined[0]["reason"]
+    assert "not a date and time" in quarantined[1]["reason"]
+    store.close()
+
+
+def test_reimport_loads_nothing_twice(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    first = import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    before = dump(store)
+    again = import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    assert dump(store) == before
+    assert all(c.loaded == 0 and c.updated == 0 for c in again.counts.values())
+    assert again.counts["stage_events"].duplicates == 13 + 1
+    assert again.previous_imports == (first.import_id,)
+    imports = list_imports(store)
+    assert list(imports["import_id"]) == [again.import_id, first.import_id]
+    assert list(imports["loaded"]) == [0, 4 + 13]
+    store.close()
+
+
+def test_overlapping_export_adds_only_new_events(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    lines = (T / "events.csv").read_text().splitlines()
+    # The first export stops before D3's move back to qualification and D1's close.
+    early = [ln for ln in lines if "2024-02-01" not in ln and "01/02/2024" not in ln]
+    (src / "early.csv").write_text("\n".join(early) + "\n")
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, src / "early.csv", T / "events.yaml", options=OPTS)
+    assert rows(store, "SELECT outcome FROM deals WHERE deal_id = 'D1'") == [(None,)]
+    r = import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    # New: D1 won, D3 back to qualification, D4's two entries (all dated 02-01).
+    assert r.counts["stage_events"].loaded == 4
+    assert r.counts["deals"].loaded == 1  # D4
+    assert r.counts["deals"].updated == 1  # D1 is now won
+    assert rows(store, "SELECT outcome, version FROM deals WHERE deal_id = 'D1'") == [("won", 2)]
+    fresh, _ = new_project(tmp_path / "q")
+    import_table(fresh, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    assert dump(store)["stage_events"] == dump(fresh)["stage_events"]
+    store.close()
+    fresh.close()
+
+
+def test_shuffled_input_gives_the_same_store(tmp_path: Path) -> None:
+    frame = pd.read_csv(T / "events.csv", dtype=str, keep_default_na=False)
+    # D4's two entries share a timestamp; an explicit order column keeps them apart.
+    frame["order"] = range(len(frame))
+    mapping = (T / "events.yaml").read_text() + "  order: order\n"
+    (tmp_path / "m.yaml").write_text(mapping)
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.sample(frac=1.0, random_state=11).to_csv(tmp_path / "b.csv", index=False)
+    dumps = []
+    for name in ("a", "b"):
+        store, process = new_project(tmp_path / name)
+        import_table(store, process, tmp_path / f"{name}.csv", tmp_path / "m.yaml", options=OPTS)
+        dumps.append(dump(store))
+        store.close()
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["stage_events"]) == 13
+
+
+def test_unmapped_stage_names_stop_the_import(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text(
+        "deal_id,stage,entered\nX1,Prospecting,2024-01-01\nX1,Firmas,2024-01-02\n"
+        "X2,Firmas,2024-01-03\nX2,Propuesta enviada,2024-01-04\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    with pytest.raises(SourceImportError) as err:
+        import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    message = str(err.value)
+    assert "'Firmas' (2 rows" in message and "'Propuesta enviada' (1 rows" in message
+    assert "--suggest-mapping" in message
+    assert rows(store, "SELECT count(*) FROM stage_events") == [(0,)]
+    fragment = tmp_path / "fragment.yaml"
+    opts = replace(OPTS, suggest_mapping=fragment)
+    r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=opts)
+    assert not r.loaded
+    text = fragment.read_text()
+    # "Propuesta enviada" is close to the alias "Propuesta" of proposal.
+    assert "- id: proposal" in text and "Propuesta enviada" in text
+    assert "- id: TODO" in text and "Firmas" in text
+    assert rows(store, "SELECT count(*) FROM imports") == [(0,)]
+    store.close()
+
+
+def test_on_error_fail_loads_nothing(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    opts = replace(OPTS, on_error="fail")
+    with pytest.raises(SourceImportError) as err:
+        import_table(store, process, T / "events.csv", T / "events.yaml", options=opts)
+    assert "events.csv row 17, amount = '-5.0': is negative" in str(err.value)
+    assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
+    assert not (tmp_path / "p" / "quarantine").exists()
+    store.close()
+
+
+def test_a_failure_mid_load_leaves_the_store_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, T / "snapshot.csv", T / "snapshot.yaml", options=_fx(tmp_path))
+    before = dump(store)
+    meta = store.meta("observed_until")
+    from funnelwise.ingest import load as load_module
+
+    real = load_module._insert_events
+
+    def crash(*args: object, **kwargs: object) -> tuple[int, int]:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(load_module, "_insert_events", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    assert dump(store) == before
+    assert store.meta("observed_until") == meta
+    assert rows(store, "SELECT count(*) FROM imports") == [(1,)]
+    assert not any(p.name.startswith(".pending") for p in (tmp_path / "p" / "quarantine").iterdir())
+    store.close()
+
+
+def _fx(tmp_path: Path) -> ImportOptions:
+    fx = tmp_path / "fx.csv"
+    fx.write_text("currency,date,rate\nEUR,2024-01-01,1.10\nEUR,2024-03-05,1.20\n")
+    return replace(OPTS, fx=fx)
+
+
+def test_snapshot_creates_only_known_events(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    with pytest.raises(SourceImportError, match=r"no exchange rate to USD for EUR \(1 deals\)"):
+        import_table(store, process, T / "snapshot.csv", T / "snapshot.yaml", options=OPTS)
+    r = import_table(store, process, T / "snapshot.csv", T / "snapshot.yaml", options=_fx(tmp_path))
+    assert history(store, "S1") == [("lead", "2024-03-01 00:00")]  # created -> current stage
+    assert history(store, "S2") == [("needs-assessment", "2024-03-10 00:00")]
+    assert history(store, "S3") == [
+        ("needs-assessment", "2024-03-05 00:00"),
+        ("won", "2024-04-01 00:00"),
+    ]
+    assert history(store, "S4") == [("lost", "2024-03-20 00:00")]
+    # S5 has no creation date: it is dated at its first stage entry.
+    assert history(store, "S5") == [("needs-assessment", "2024-03-12 00:00")]
+    assert rows(
+        store,
+        "SELECT deal_id, outcome, amount, currency, amount_base, region, attributes "
+        "FROM deals ORDER BY 1",
+    ) == [
+        ("S1", None, None, "USD", None, "north", '{"segment":"smb"}'),
+        # Open, so converted on its creation day (03-02): 1.10, the rate before 03-05.
+        ("S2", None, 800.0, "EUR", pytest.approx(880.0), "south", '{"segment":"ent"}'),
+        ("S3", "won", 1500.0, "USD", 1500.0, "north", '{"segment":"smb"}'),
+        ("S4", "lost", 0.0, "USD", 0.0, "south", None),
+        ("S5", None, 100.0, "USD", 100.0, "north", '{"segment":"smb"}'),
+    ]
+    assert rows(store, "SELECT created_at FROM deals WHERE deal_id = 'S5'") == [
+        (pd.Timestamp("2024-03-12").to_pydatetime(),)
+    ]
+    assert r.counts["fx_rates"].loaded == 2
+    assert [g.code for g in r.problem_groups] == ["dated by history"]
+    store.close()
+
+
+def test_excel_and_parquet_read_like_csv(tmp_path: Path) -> None:
+    frame = pd.read_csv(T / "events.csv", dtype=str, keep_default_na=False)
+    frame.to_excel(tmp_path / "events.xlsx", index=False)
+    frame.to_parquet(tmp_path / "events.parquet", index=False)
+    shutil.copy(T / "events.yaml", tmp_path / "events.yaml")
+    dumps = []
+    for name in ("events.csv", "events.xlsx", "events.parquet"):
+        folder = T if name.endswith(".csv") else tmp_path
+        store, process = new_project(tmp_path / name.replace(".", "_"))
+        r = import_table(store, process, folder / name, T / "events.yaml", options=OPTS)
+        assert r.n_quarantined == 2
+        dumps.append(dump(store))
+        store.close()
+    assert dumps[0] == dumps[1] == dumps[2]
+
+
+def test_mapping_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "shape: event_log\ncolumns:\n  deal_id: deal_id\n  stage: stage\n  when: entered\n"
+        "colour: blue\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    with pytest.raises(SourceImportError) as err:
+        import_table(store, process, T / "events.csv", bad, options=OPTS)
+    text = str(err.value)
+    assert f"{bad}:5: columns.when: 'when' is not a field of a event_log" in text
+    assert f"{bad}:6: colour: unknown key" in text
+    assert "maps no column to 'entered_at'" in text
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(
+        "shape: event_log\ncolumns:\n  deal_id: deal_id\n  stage: stage\n  entered_at: entered_on\n"
+    )
+    with pytest.raises(
+        SourceImportError,
+        match=r"missing.yaml:5: column 'entered_on' is not in "
+        r"events.csv \(did you mean 'entered'\?\)",
+    ):
+        import_table(store, process, T / "events.csv", missing, options=OPTS)
+    store.close()
+
+
+def test_dates_offsets_future_and_dayfirst(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text(
+        "deal_id,stage,entered\n"
+        "A,Prospecting,2024-03-01T10:00:00+02:00\n"  # 08:00 UTC
+        "A,Qualify,03/04/2024\n"  # ambiguous: --dayfirst makes it 3 April
+        "B,Prospecting,2024-06-01T00:00:00Z\n"
+        "B,Qualify,2031-01-01\n"  # after "now": quarantined
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(
+        store,
+        process,
+        tmp_path / "e.csv",
+        tmp_path / "m.yaml",
+        options=replace(OPTS, dayfirst=True),
+    )
+    assert history(store, "A") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-04-03 00:00"),
+    ]
+    assert history(store, "B") == [("lead", "2024-06-01 00:00")]
+    future = [p for p in r.problems if p.quarantined]
+    assert [(p.row, p.column) for p in future] == [(5, "entered")]
+    assert "in the future" in future[0].reason
+    store.close()
+
+
+def test_time_zone_of_naive_times(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text("deal_id,stage,entered\nA,Prospecting,2024-07-01 10:00\n")
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ntimezone: Europe/Madrid\n"
+        "columns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    assert history(store, "A") == [("lead", "2024-07-01 08:00")]  # CEST is UTC+2
+    store.close()
