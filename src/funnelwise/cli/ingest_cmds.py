@@ -177,6 +177,37 @@ def import_table_cmd(
     )
 
 
+@import_app.command("xes")
+def import_xes_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="XES event log, plain or gzip (.xes, .xes.gz).")],
+    amount_attribute: Annotated[
+        str | None,
+        typer.Option(help="Trace attribute holding the deal amount (e.g. AMOUNT_REQ)."),
+    ] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="Currency of the amounts (default: the process's).")
+    ] = None,
+    on_error: OnErrorOpt = "quarantine",
+    fmt: FormatOpt = OutputFormat.table,
+    dayfirst: DayfirstOpt = False,
+    fx: FxOpt = None,
+    suggest_mapping: SuggestOpt = None,
+    timezone: TimezoneOpt = "UTC",
+) -> None:
+    """Import an XES event log: traces are deals, events mapped to stages are stage
+    entries, the others activities."""
+    from funnelwise.ingest.xes import XesOptions, import_xes
+
+    opts = _options(on_error, None, dayfirst, fx, suggest_mapping, timezone)
+    xes = XesOptions(amount_attribute=amount_attribute, currency=currency)
+    _run(
+        ctx,
+        fmt,
+        lambda s, p, progress: import_xes(s, p, file, xes=xes, options=opts, progress=progress),
+    )
+
+
 def imports(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
     """List past imports, newest first."""
     with _opened(ctx) as (store, _):
