@@ -54,3 +54,14 @@ def test_outcomes_and_timing_commands(tiny_project: Path) -> None:
 def test_bad_options_teach(tiny_project: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "funnel", "--by", "colour"])
     assert result.exit_code == 2 and "owner_id" in result.output
+
+
+def test_snapshot_and_flow_commands(tiny_project: Path) -> None:
+    snap = json.loads(run(tiny_project, "snapshot", "--as-of", "2024-01-21", "-f", "json"))
+    assert [r["deals"] for r in snap["frames"]["stages"]] == [1, 0, 1, 1, 0, 0]
+    out = run(tiny_project, "flow", "--start", "2024-01-11", "--end", "2024-02-20", "-f", "csv")
+    w = pd.read_csv(io.StringIO(out)).set_index("step")
+    assert (w.value["start"], w.value["end"]) == (3800, 2300)
+    assert w.value.drop(["start", "end"]).sum() == 2300 - 3800
+    missing = runner.invoke(app, ["--project", str(tiny_project), "flow", "--start", "2024-01-11"])
+    assert missing.exit_code == 2 and "--end" in missing.output

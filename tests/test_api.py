@@ -17,11 +17,13 @@ PUBLIC = [
     "Store",
     "StoreError",
     "diff_processes",
+    "flow",
     "funnel",
     "load_process",
     "open",
     "outcomes",
     "parse_process",
+    "snapshot",
     "timing",
 ]
 

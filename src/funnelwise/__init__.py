@@ -5,7 +5,7 @@ log = fw.open("demo")
 log.as_of("2024-03-31").cases.to_pandas()
 """
 
-from funnelwise.analytics import funnel, outcomes, timing
+from funnelwise.analytics import flow, funnel, outcomes, snapshot, timing
 from funnelwise.errors import (
     ConflictError,
     FunnelwiseError,
@@ -36,10 +36,12 @@ __all__ = [
     "Store",
     "StoreError",
     "diff_processes",
+    "flow",
     "funnel",
     "load_process",
     "open",
     "outcomes",
     "parse_process",
+    "snapshot",
     "timing",
 ]

@@ -5,18 +5,24 @@ the heavy relational work runs in the engine (Ibis), the statistics on
 compact aggregates. Results render as frames, JSON, HTML and Rich tables.
 """
 
+from funnelwise.analytics.flow import FlowResult, flow
 from funnelwise.analytics.funnel import FunnelResult, funnel
 from funnelwise.analytics.outcomes import OutcomesResult, outcomes
 from funnelwise.analytics.result import Result
+from funnelwise.analytics.snapshot import SnapshotResult, snapshot
 from funnelwise.analytics.timing import TimingResult, time_in_stage, timing
 
 __all__ = [
+    "FlowResult",
     "FunnelResult",
     "OutcomesResult",
     "Result",
+    "SnapshotResult",
     "TimingResult",
+    "flow",
     "funnel",
     "outcomes",
+    "snapshot",
     "time_in_stage",
     "timing",
 ]

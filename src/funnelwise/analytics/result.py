@@ -115,7 +115,18 @@ def _bound(value: Any, percent: bool) -> str:
 
 
 # Metadata shown in the one-line terminal/notebook header (all of it goes to JSON).
-_HEADLINE_META = ("as_of", "pipeline", "since", "until", "filters", "by", "cohort", "unit")
+_HEADLINE_META = (
+    "as_of",
+    "start",
+    "end",
+    "pipeline",
+    "since",
+    "until",
+    "filters",
+    "by",
+    "cohort",
+    "unit",
+)
 
 
 @dataclass(frozen=True, eq=False)

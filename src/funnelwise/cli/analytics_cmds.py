@@ -1,10 +1,17 @@
 """Analytics commands: funnel, outcomes, timing, ... Each opens the log with the
-common filters, calls one analysis and prints its result. No computation here."""
+common filters, calls one analysis and prints its result. No computation here.
+
+A command is written as `name(log, *, own options) -> Result`; the
+`analysis_command` decorator adds the options every command shares (--as-of,
+--since, --until, --pipeline, --format), opens the log and prints the result.
+"""
 
 from __future__ import annotations
 
+import inspect
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -56,58 +63,112 @@ def _emit(result: Result, fmt: OutputFormat) -> None:
         console.print(result)
 
 
+_SHARED = (
+    inspect.Parameter("as_of", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=AsOfOpt),
+    inspect.Parameter("since", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SinceOpt),
+    inspect.Parameter("until", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=UntilOpt),
+    inspect.Parameter(
+        "pipeline", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=PipelineOpt
+    ),
+    inspect.Parameter(
+        "fmt", inspect.Parameter.KEYWORD_ONLY, default=OutputFormat.table, annotation=FormatOpt
+    ),
+)
+_COMMANDS: list[Callable[..., None]] = []
+
+
+def analysis_command(analysis: Callable[..., Result]) -> Callable[..., None]:
+    """A Typer command from `analysis(log, *, options) -> Result`, with the shared options."""
+    own = [
+        p for p in inspect.signature(analysis, eval_str=True).parameters.values() if p.name != "log"
+    ]
+
+    def command(ctx: typer.Context, **options: Any) -> None:
+        fmt = options.pop("fmt")
+        shared = {name: options.pop(name) for name in ("as_of", "since", "until", "pipeline")}
+        _emit(analysis(_log(ctx, **shared), **options), fmt)
+
+    context = inspect.Parameter(
+        "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+    )
+    command.__signature__ = inspect.Signature([context, *own, *_SHARED])  # type: ignore[attr-defined]
+    command.__name__ = analysis.__name__
+    command.__doc__ = analysis.__doc__
+    command.__annotations__ = {}
+    _COMMANDS.append(command)
+    return command
+
+
+@analysis_command
 def funnel(
-    ctx: typer.Context,
+    log: EventLog,
+    *,
     by: ByOpt = None,
     cohort: Annotated[
         str | None, typer.Option("--cohort", help="Split by created week, month, quarter, year.")
     ] = None,
-    as_of: AsOfOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    pipeline: PipelineOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
-) -> None:
+) -> Result:
     """Deals reaching each stage (or a later one), conversion by count and value."""
-    log = _log(ctx, as_of=as_of, since=since, until=until, pipeline=pipeline)
-    _emit(analytics.funnel(log, by=by, cohort=cohort), fmt)
+    return analytics.funnel(log, by=by, cohort=cohort)
 
 
+@analysis_command
 def outcomes(
-    ctx: typer.Context,
+    log: EventLog,
+    *,
     by: ByOpt = None,
     horizon: Annotated[
         list[int] | None, typer.Option("--horizon", help="Days to report (repeatable).")
     ] = None,
     days: DaysOpt = "calendar",
-    as_of: AsOfOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    pipeline: PipelineOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
-) -> None:
+) -> Result:
     """Chance of won / lost / no decision with open deals censored, beside won/closed."""
-    log = _log(ctx, as_of=as_of, since=since, until=until, pipeline=pipeline)
     horizons = tuple(horizon) if horizon else HORIZONS
-    _emit(analytics.outcomes(log, by=by, horizons=horizons, days=days), fmt)
+    return analytics.outcomes(log, by=by, horizons=horizons, days=days)
 
 
-def timing(
-    ctx: typer.Context,
-    by: ByOpt = None,
-    days: DaysOpt = "calendar",
-    as_of: AsOfOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    pipeline: PipelineOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
-) -> None:
+@analysis_command
+def timing(log: EventLog, *, by: ByOpt = None, days: DaysOpt = "calendar") -> Result:
     """Time in each stage (median, p75, p90, mean, share over target) and cycle time."""
-    log = _log(ctx, as_of=as_of, since=since, until=until, pipeline=pipeline)
-    _emit(analytics.timing(log, by=by, days=days), fmt)
+    return analytics.timing(log, by=by, days=days)
+
+
+@analysis_command
+def snapshot(log: EventLog, *, by: ByOpt = None) -> Result:
+    """Open deals per stage (count, value, weighted value) as known at --as-of."""
+    return analytics.snapshot(log, by=by)
+
+
+@analysis_command
+def flow(
+    log: EventLog,
+    *,
+    start: Annotated[str, typer.Option("--start", help="Start of the period (date).")],
+    end: Annotated[str, typer.Option("--end", help="End of the period (date).")],
+    by: ByOpt = None,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Count only deals at or beyond this stage.")
+    ] = None,
+    close_from: Annotated[
+        str | None, typer.Option("--close-from", help="Only deals expected to close from.")
+    ] = None,
+    close_until: Annotated[
+        str | None, typer.Option("--close-until", help="... and before this date.")
+    ] = None,
+) -> Result:
+    """Pipeline flow from --start to --end: created, moved, won, lost... adding up exactly."""
+    return analytics.flow(
+        log,
+        start=start,
+        end=end,
+        by=by,
+        stage=stage,
+        close_from=close_from,
+        close_until=close_until,
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Attach the analytics commands to the root app."""
-    for command in (funnel, outcomes, timing):
+    for command in _COMMANDS:
         app.command()(command)
