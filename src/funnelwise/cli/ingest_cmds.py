@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -153,31 +154,67 @@ def _run(
     _render(result, fmt)
 
 
-@import_app.command("table")
+ImportCall = Callable[[Store, Process, ImportOptions, ProgressCallback], ImportResult]
+_COMMON: tuple[tuple[str, Any, Any], ...] = (
+    ("on_error", OnErrorOpt, "quarantine"),
+    ("fmt", FormatOpt, OutputFormat.table),
+    ("encoding", EncodingOpt, None),
+    ("dayfirst", DayfirstOpt, False),
+    ("fx", FxOpt, None),
+    ("suggest_mapping", SuggestOpt, None),
+    ("timezone", TimezoneOpt, "UTC"),
+)
+
+
+def import_command(name: str) -> Callable[[Callable[..., ImportCall]], Callable[..., None]]:
+    """Register `funnelwise import NAME`: the decorated function takes the context and
+    the reader's own options and returns the import to run; the options every reader
+    shares (--on-error, --format, --encoding, --dayfirst, --fx, --suggest-mapping,
+    --timezone) are added here."""
+
+    def register_one(build: Callable[..., ImportCall]) -> Callable[..., None]:
+        signature = inspect.signature(build, eval_str=True)
+        own = list(signature.parameters.values())
+        shared = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for n, a, d in _COMMON
+        ]
+
+        def command(**kwargs: Any) -> None:
+            common = {n: kwargs.pop(n) for n, _, _ in _COMMON}
+            fmt = common.pop("fmt")
+            opts = _options(**common)
+            call = build(**kwargs)
+            _run(kwargs["ctx"], fmt, lambda s, p, progress: call(s, p, opts, progress))
+
+        params = own + shared
+        command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=None
+        )
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__doc__ = build.__doc__
+        command.__name__ = build.__name__
+        import_app.command(name)(command)
+        return command
+
+    return register_one
+
+
+@import_command("table")
 def import_table_cmd(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or Excel (.xlsx) file.")],
     mapping: Annotated[Path, typer.Option("--mapping", "-m", help="Mapping file (see examples/).")],
-    on_error: OnErrorOpt = "quarantine",
-    fmt: FormatOpt = OutputFormat.table,
-    encoding: EncodingOpt = None,
-    dayfirst: DayfirstOpt = False,
-    fx: FxOpt = None,
-    suggest_mapping: SuggestOpt = None,
-    timezone: TimezoneOpt = "UTC",
-) -> None:
+) -> ImportCall:
     """Import a table (event log, snapshot of deals, or leads) described by a mapping file."""
     from funnelwise.ingest import import_table
 
-    opts = _options(on_error, encoding, dayfirst, fx, suggest_mapping, timezone)
-    _run(
-        ctx,
-        fmt,
-        lambda s, p, progress: import_table(s, p, file, mapping, options=opts, progress=progress),
+    return lambda s, p, opts, progress: import_table(
+        s, p, file, mapping, options=opts, progress=progress
     )
 
 
-@import_app.command("xes")
+@import_command("xes")
 def import_xes_cmd(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="XES event log, plain or gzip (.xes, .xes.gz).")],
@@ -188,23 +225,45 @@ def import_xes_cmd(
     currency: Annotated[
         str | None, typer.Option(help="Currency of the amounts (default: the process's).")
     ] = None,
-    on_error: OnErrorOpt = "quarantine",
-    fmt: FormatOpt = OutputFormat.table,
-    dayfirst: DayfirstOpt = False,
-    fx: FxOpt = None,
-    suggest_mapping: SuggestOpt = None,
-    timezone: TimezoneOpt = "UTC",
-) -> None:
+) -> ImportCall:
     """Import an XES event log: traces are deals, events mapped to stages are stage
     entries, the others activities."""
     from funnelwise.ingest.xes import XesOptions, import_xes
 
-    opts = _options(on_error, None, dayfirst, fx, suggest_mapping, timezone)
     xes = XesOptions(amount_attribute=amount_attribute, currency=currency)
-    _run(
-        ctx,
-        fmt,
-        lambda s, p, progress: import_xes(s, p, file, xes=xes, options=opts, progress=progress),
+    return lambda s, p, opts, progress: import_xes(
+        s, p, file, xes=xes, options=opts, progress=progress
+    )
+
+
+@import_command("salesforce")
+def import_salesforce_cmd(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Export folder (Opportunity.csv, OpportunityHistory.csv, Task.csv, "
+            "Event.csv) or the Opportunity.csv file."
+        ),
+    ],
+    history: Annotated[
+        Path | None, typer.Option(help="OpportunityHistory.csv, if not in the folder.")
+    ] = None,
+    tasks: Annotated[Path | None, typer.Option(help="Task.csv, if not in the folder.")] = None,
+    events: Annotated[Path | None, typer.Option(help="Event.csv, if not in the folder.")] = None,
+) -> ImportCall:
+    """Import a Salesforce export: opportunities, their stage history, tasks and events."""
+    from funnelwise.ingest.salesforce import SalesforceFiles, import_salesforce
+
+    found = SalesforceFiles.find(path) if path.is_dir() else SalesforceFiles(path)
+    files = SalesforceFiles(
+        found.opportunities,
+        history or found.history,
+        tasks or found.tasks,
+        events or found.events,
+    )
+    return lambda s, p, opts, progress: import_salesforce(
+        s, p, files, options=opts, progress=progress
     )
 
 

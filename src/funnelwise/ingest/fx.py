@@ -122,7 +122,7 @@ def convert(st: Staging, deals: str, rates: str, *, currency: str) -> str:
             WHERE d.amount IS NOT NULL AND d.currency IS NOT NULL
               AND d.currency <> {literal(currency)}
               AND d.currency NOT IN (SELECT currency FROM {quote(rates)})
-            GROUP BY 1 ORDER BY 2 DESC"""
+            GROUP BY 1 ORDER BY 2 DESC, 1"""
     )
     if missing:
         listed = ", ".join(f"{c} ({n} deals)" for c, n in missing)

@@ -29,6 +29,14 @@ _MONTH_FIRST = ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y", "%m/%d/%y", "%m-%d-%y", "%m.
 _NAMED = ("%d %b %Y", "%d-%b-%Y", "%d-%b-%y", "%b %d, %Y", "%d %B %Y", "%B %d, %Y")
 _TRUE = ("true", "t", "1", "yes", "y", "x", "si", "sí", "oui", "vrai", "ja", "wahr")
 _FALSE = ("false", "f", "0", "no", "n", "non", "faux", "nein", "falsch")
+_SQL_TYPES = {
+    "text": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "number": "DOUBLE",
+    "integer": "BIGINT",
+    "bool": "BOOLEAN",
+}
 _NOUN = {
     "timestamp": "a date and time",
     "date": "a date",
@@ -214,7 +222,7 @@ def typed_table(
             outer.append(f"{literal(f.const)} AS {quote(f.name)}")
             continue
         if f.column is None:
-            outer.append(f"NULL AS {quote(f.name)}")
+            outer.append(f"CAST(NULL AS {_SQL_TYPES[f.kind]}) AS {quote(f.name)}")
             if f.required:
                 checks.append((f, None))
             continue

@@ -1,0 +1,303 @@
+"""The Salesforce reader: Opportunity.csv and OpportunityHistory.csv as Data Export
+or Data Loader write them (standard API field names), with optional Task.csv and
+Event.csv.
+
+- Opportunity: one deal per row (Id, Name, AccountId, OwnerId, StageName, Amount,
+  CurrencyIsoCode, CreatedDate, CloseDate, IsClosed, IsWon, LeadSource,
+  CampaignId). CloseDate is the close of a closed deal and the expected close of
+  an open one. Type, ForecastCategoryName, NextStep, Probability and every
+  custom field (`…__c`) become deal attributes.
+- OpportunityHistory: a row per change of stage, amount, close date or
+  probability. A row whose stage did not change is not a stage entry; its
+  amount or close-date change (a "push") goes to `deal_changes`, as do
+  probability changes. The first row of an opportunity is its creation.
+- Task / Event: activities of the opportunity named by WhatId (ids starting
+  with 006); tasks about accounts, contacts or leads are skipped.
+
+Ids may be 15 or 18 characters: references match either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from funnelwise.errors import SourceImportError
+from funnelwise.ingest.assemble import Staged
+from funnelwise.ingest.importer import ImportOptions, Reader, run_import
+from funnelwise.ingest.load import ImportResult
+from funnelwise.ingest.parsing import Field, Kind, typed_table
+from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
+from funnelwise.ingest.table import attributes_sql
+from funnelwise.ingest.validate import Problems
+from funnelwise.process import Process
+from funnelwise.progressing import ProgressCallback
+from funnelwise.store import Store
+
+OPPORTUNITY_PREFIX = "006"
+_ATTRIBUTE_FIELDS = ("Type", "ForecastCategoryName", "NextStep", "Probability")
+_NAMES = {
+    "opportunities": ("Opportunity.csv", "Opportunities.csv"),
+    "history": ("OpportunityHistory.csv",),
+    "tasks": ("Task.csv", "Tasks.csv"),
+    "events": ("Event.csv", "Events.csv"),
+}
+
+
+@dataclass(frozen=True)
+class SalesforceFiles:
+    """The export files; only Opportunity.csv is required."""
+
+    opportunities: Path
+    history: Path | None = None
+    tasks: Path | None = None
+    events: Path | None = None
+
+    @classmethod
+    def find(cls, folder: Path) -> SalesforceFiles:
+        """The standard file names in an export folder (any letter case)."""
+        if not folder.is_dir():
+            raise SourceImportError(f"{folder}: not a folder")
+        present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+        found: dict[str, Path | None] = {}
+        for role, names in _NAMES.items():
+            found[role] = next((present[n.lower()] for n in names if n.lower() in present), None)
+        opportunities = found.pop("opportunities")
+        if opportunities is None:
+            raise SourceImportError(
+                f"{folder} has no Opportunity.csv; export the Opportunity object "
+                "(and OpportunityHistory for stage history) with Data Export or Data Loader"
+            )
+        return cls(opportunities, **found)
+
+
+def _need(src: SourceFile, *columns: str) -> None:
+    missing = [c for c in columns if c not in src.columns]
+    if missing:
+        raise SourceImportError(
+            f"{src.name} lacks the column(s) {', '.join(missing)}; export it with the "
+            f"standard API field names. Its columns: {', '.join(src.columns)}"
+        )
+
+
+def _field(
+    src: SourceFile, name: str, column: str, kind: Kind = "text", *, required: bool = False
+) -> Field:
+    """A field from `column` when the file has it (else NULL)."""
+    return Field(name, column if column in src.columns else None, kind, required)
+
+
+class _SalesforceReader:
+    def __init__(self, files: SalesforceFiles, options: ImportOptions) -> None:
+        self.files = files
+        self.options = options
+
+    def _read(self, st: Staging, path: Path) -> tuple[SourceFile, int]:
+        src = st.read(path, encoding=self.options.encoding)
+        return src, len(st.files) - 1
+
+    def _deals(self, st: Staging, problems: Problems) -> str:
+        src, idx = self._read(st, self.files.opportunities)
+        _need(src, "Id", "StageName", "CreatedDate")
+        custom = [c for c in src.columns if c.endswith("__c") or c in _ATTRIBUTE_FIELDS]
+        table = src.table
+        if custom:
+            table = st.view(
+                st.name("opp_attrs"),
+                f"SELECT *, {attributes_sql([(c, c) for c in custom])} AS _attributes "
+                f"FROM {quote(src.table)}",
+            )
+        fields = [
+            _field(src, "deal_id", "Id", required=True),
+            _field(src, "name", "Name"),
+            _field(src, "account_id", "AccountId"),
+            _field(src, "owner_id", "OwnerId"),
+            _field(src, "stage", "StageName", required=True),
+            _field(src, "amount", "Amount", "number"),
+            _field(src, "currency", "CurrencyIsoCode"),
+            _field(src, "created_at", "CreatedDate", "timestamp", required=True),
+            _field(src, "_close", "CloseDate", "date"),
+            _field(src, "_is_closed", "IsClosed", "bool"),
+            _field(src, "_is_won", "IsWon", "bool"),
+            _field(src, "source", "LeadSource"),
+            _field(src, "campaign_id", "CampaignId"),
+        ]
+        if custom:
+            fields.append(Field("attributes", "_attributes"))
+        typed = typed_table(st, table, fields, problems, src=idx, options=self.options.dates())
+        return st.view(
+            st.name("sf_deals"),
+            f"""SELECT * EXCLUDE (_close, _is_closed, _is_won),
+                   _close AS expected_close_date,
+                   CASE WHEN _is_closed THEN CAST(_close AS TIMESTAMP) END AS closed_at,
+                   CASE WHEN _is_closed AND _is_won THEN 'won' WHEN _is_closed THEN 'lost'
+                        WHEN NOT _is_closed THEN 'open' END AS outcome
+                FROM {quote(typed)}""",
+        )
+
+    def _resolve(self, st: Staging, deals: str, table: str, column: str) -> str:
+        """`table` with deal_id: `column` matched to an opportunity Id, 15 or 18 chars."""
+        return st.view(
+            st.name("sf_ref"),
+            f"""SELECT t.*, coalesce(o.deal_id, o15.deal_id, t.{quote(column)}) AS deal_id
+                FROM {quote(table)} t
+                LEFT JOIN (SELECT DISTINCT deal_id FROM {quote(deals)}) o
+                       ON o.deal_id = t.{quote(column)}
+                LEFT JOIN (SELECT left(deal_id, 15) AS k, any_value(deal_id) AS deal_id
+                           FROM {quote(deals)} WHERE length(deal_id) = 18 GROUP BY 1) o15
+                       ON length(t.{quote(column)}) = 15 AND o15.k = t.{quote(column)}""",
+        )
+
+    def _history(self, st: Staging, problems: Problems, deals: str) -> tuple[str, str]:
+        assert self.files.history is not None
+        src, idx = self._read(st, self.files.history)
+        _need(src, "OpportunityId", "CreatedDate", "StageName")
+        fields = [
+            _field(src, "_ref", "OpportunityId", required=True),
+            _field(src, "entered_at", "CreatedDate", "timestamp", required=True),
+            _field(src, "actor_id", "CreatedById"),
+            _field(src, "stage", "StageName"),
+            _field(src, "_amount", "Amount", "number"),
+            _field(src, "_close", "CloseDate", "date"),
+            _field(src, "_probability", "Probability", "number"),
+            _field(src, "_prev_amount", "PrevAmount", "number"),
+            _field(src, "_prev_close", "PrevCloseDate", "date"),
+        ]
+        typed = typed_table(st, src.table, fields, problems, src=idx, options=self.options.dates())
+        hist = self._resolve(st, deals, typed, "_ref")
+        events = st.view(
+            st.name("sf_events"),
+            f"SELECT _src, _row, deal_id, stage, entered_at, actor_id FROM {quote(hist)} "
+            "WHERE stage IS NOT NULL",
+        )
+        ordered = st.create(
+            st.name("sf_hist"),
+            f"""SELECT *, row_number() OVER w AS _n,
+                       lag(_amount) OVER w AS _lag_amount, lag(_close) OVER w AS _lag_close,
+                       lag(_probability) OVER w AS _lag_probability
+                FROM {quote(hist)}
+                WINDOW w AS (PARTITION BY deal_id ORDER BY entered_at, _row)""",
+        )
+        # The first history row is the creation: its values are not changes.
+        parts = [
+            f"""SELECT _src, _row, deal_id, {literal(name)} AS field,
+                       CAST({old} AS VARCHAR) AS old_value, CAST({new} AS VARCHAR) AS new_value,
+                       entered_at AS changed_at, actor_id
+                FROM {quote(ordered)} WHERE _n > 1"""
+            for name, old, new in (
+                ("amount", "coalesce(_prev_amount, _lag_amount)", "_amount"),
+                ("expected_close_date", "coalesce(_prev_close, _lag_close)", "_close"),
+                ("probability", "_lag_probability", "_probability"),
+            )
+        ]
+        changes = st.view(st.name("sf_changes"), " UNION ALL ".join(parts))
+        return events, changes
+
+    def _activities(self, st: Staging, problems: Problems, deals: str) -> str | None:
+        parts = []
+        for path, default in ((self.files.tasks, "task"), (self.files.events, "meeting")):
+            if path is None:
+                continue
+            src, idx = self._read(st, path)
+            _need(src, "Id", "WhatId")
+            when = [
+                c
+                for c in (
+                    "CompletedDateTime",
+                    "StartDateTime",
+                    "ActivityDateTime",
+                    "ActivityDate",
+                    "CreatedDate",
+                )
+                if c in src.columns
+            ]
+            if not when:
+                raise SourceImportError(
+                    f"{src.name} has no date column (ActivityDate, StartDateTime or CreatedDate)"
+                )
+            kind = next((c for c in ("TaskSubtype", "Type") if c in src.columns), None)
+            fields = [
+                _field(src, "activity_id", "Id", required=True),
+                _field(src, "_what", "WhatId"),
+                Field("_kind", kind),
+                _field(src, "owner_id", "OwnerId"),
+                _field(src, "_seconds", "CallDurationInSeconds", "number"),
+                _field(src, "_minutes", "DurationInMinutes", "number"),
+                _field(src, "direction", "CallType"),
+                *(Field(f"_at{i}", c, "timestamp") for i, c in enumerate(when)),
+            ]
+            about = f"upper(left(trim({quote('WhatId')}), 3)) = {literal(OPPORTUNITY_PREFIX)}"
+            skipped = st.scalar(
+                f"SELECT count(*) FROM {quote(src.table)} WHERE NOT ({about}) OR WhatId IS NULL"
+            )
+            if skipped:
+                st.notes.append(
+                    f"{src.name}: {skipped} rows are not about an opportunity (WhatId not "
+                    f"{OPPORTUNITY_PREFIX}…); skipped"
+                )
+            typed = typed_table(
+                st,
+                src.table,
+                fields,
+                problems,
+                src=idx,
+                options=self.options.dates(),
+                where=about,
+            )
+            at = "coalesce(" + ", ".join(f"_at{i}" for i in range(len(when))) + ")"
+            problems.add(
+                f"SELECT _src, _row, {literal(when[0])}, NULL, 'no date' "
+                f"FROM {quote(typed)} WHERE {at} IS NULL",
+                quarantine=True,
+                code="missing",
+            )
+            resolved = self._resolve(st, deals, typed, "_what")
+            parts.append(
+                f"""SELECT _src, _row, activity_id, deal_id,
+                           coalesce(lower(_kind), {literal(default)}) AS kind, {at} AS at,
+                           owner_id, coalesce(_seconds / 60.0, _minutes) AS duration_min,
+                           lower(direction) AS direction
+                    FROM {quote(resolved)}"""
+            )
+        if not parts:
+            return None
+        return st.view(st.name("sf_activities"), " UNION ALL ".join(parts))
+
+    def __call__(self, st: Staging, problems: Problems) -> Staged:
+        deals = self._deals(st, problems)
+        staged = Staged(source="salesforce", deals=deals)
+        staged.labels = {
+            "deals": {
+                "deal_id": "Id",
+                "created_at": "CreatedDate",
+                "closed_at": "CloseDate",
+                "amount": "Amount",
+                "stage": "StageName",
+            },
+            "events": {
+                "deal_id": "OpportunityId",
+                "entered_at": "CreatedDate",
+                "stage": "StageName",
+            },
+            "changes": {"deal_id": "OpportunityId", "changed_at": "CreatedDate"},
+            "activities": {"deal_id": "WhatId", "activity_id": "Id", "at": "ActivityDate"},
+        }
+        if self.files.history is not None:
+            staged.events, staged.changes = self._history(st, problems, deals)
+        staged.activities = self._activities(st, problems, deals)
+        return staged
+
+
+def import_salesforce(
+    store: Store,
+    process: Process,
+    files: SalesforceFiles,
+    *,
+    options: ImportOptions = ImportOptions(),
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Import a Salesforce export (see the module docstring for the files)."""
+    reader: Reader = _SalesforceReader(files, options)
+    return run_import(
+        store, process, reader, source="salesforce", options=options, progress=progress
+    )

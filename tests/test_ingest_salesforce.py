@@ -1,0 +1,149 @@
+"""The Salesforce reader on a hand-made export (tests/fixtures/ingest/salesforce):
+Opportunity.csv in Windows-1252 with accents and a description with a line break,
+OpportunityHistory.csv in UTF-8 with a byte-order mark, 15- and 18-character ids,
+three currencies, custom fields, a stage renamed half-way (Propuesta, then the
+English names), tasks and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from funnelwise.errors import SourceImportError
+from funnelwise.ingest import ImportOptions
+from funnelwise.ingest.encoding import detect_encoding
+from funnelwise.ingest.salesforce import SalesforceFiles, import_salesforce
+from ingest_util import FIXTURES, NOW, dump, history, new_project, rows
+
+SF = FIXTURES / "salesforce"
+O1, O2, O3 = "0065g00000AbCd1AAB", "0065g00000AbCd2AAC", "0065g00000AbCd3AAD"
+OPTS = ImportOptions(now=NOW, fx=SF / "DatedConversionRate.csv")
+
+
+def test_encodings_are_detected() -> None:
+    assert detect_encoding(SF / "Opportunity.csv") == "cp1252"
+    assert detect_encoding(SF / "OpportunityHistory.csv") == "utf_8_sig"
+    assert detect_encoding(SF / "Task.csv") == "utf_8"
+
+
+def test_export_hand_computed(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, SalesforceFiles.find(SF), options=OPTS)
+    # A history row whose stage did not change (O1 on 01-20) is a push, not an entry;
+    # "Calificación", "Propuesta", "Negotiation/Review" and "Ganada" map through aliases.
+    assert history(store, O1) == [
+        ("lead", "2024-01-10 09:00"),
+        ("qualification", "2024-01-15 10:00"),
+        ("proposal", "2024-02-05 12:00"),
+        ("won", "2024-03-01 15:30"),
+    ]
+    assert history(store, O2) == [
+        ("lead", "2024-02-01 08:00"),
+        ("proposal", "2024-02-10 08:00"),
+        ("negotiation", "2024-03-01 08:00"),
+    ]
+    assert history(store, O3) == [("lead", "2024-01-20 10:00"), ("lost", "2024-02-20 10:00")]
+    assert rows(
+        store,
+        "SELECT deal_id, name, outcome, amount, currency, round(amount_base, 6), "
+        "expected_close_date, attributes FROM deals ORDER BY 1",
+    ) == [
+        # Dated rates, turned around (EUR 0.80 per USD from 03-01): 12000 / 0.8.
+        (
+            O1,
+            "Café Olé",
+            "won",
+            12000.0,
+            "EUR",
+            15000.0,
+            dt.date(2024, 3, 1),
+            '{"Type":"Nuevo negocio","Region__c":"Norte","Segmento__c":"Pymes"}',
+        ),
+        (
+            O2,
+            "Señal Técnica",
+            None,
+            5000.0,
+            "USD",
+            5000.0,
+            dt.date(2024, 4, 15),
+            '{"Region__c":"Sur"}',
+        ),
+        (
+            O3,
+            "Über GmbH",
+            "lost",
+            3000.0,
+            "GBP",
+            4000.0,
+            dt.date(2024, 2, 20),
+            '{"Region__c":"Norte","Segmento__c":"Grandes"}',
+        ),
+    ]
+    # The won entry's exact time wins over the CloseDate (a day).
+    assert rows(store, f"SELECT closed_at FROM deals WHERE deal_id = '{O1}'") == [
+        (dt.datetime(2024, 3, 1, 15, 30),)
+    ]
+    assert rows(
+        store, "SELECT field, old_value, new_value, changed_at FROM deal_changes ORDER BY 4, 1"
+    ) == [
+        ("amount", "10000.0", "12000.0", dt.datetime(2024, 1, 20, 11)),
+        ("expected_close_date", "2024-02-28", "2024-03-15", dt.datetime(2024, 1, 20, 11)),
+        ("expected_close_date", "2024-03-15", "2024-03-01", dt.datetime(2024, 3, 1, 15, 30)),
+    ]
+    assert rows(
+        store,
+        "SELECT activity_id, deal_id, kind, duration_min, direction FROM activities ORDER BY 1",
+    ) == [
+        ("00T5g00000Tsk01AAA", O1, "call", 10.0, "outbound"),
+        ("00T5g00000Tsk03AAA", O2, "email", None, None),  # WhatId given with 15 characters
+        ("00U5g00000Evt01AAA", O3, "meeting", 45.0, None),
+    ]
+    assert [str(p) for p in r.problems] == [
+        "Opportunity.csv row 5, Amount = '-100.0': is negative (quarantined)",
+        "OpportunityHistory.csv row 12, OpportunityId = '0065g00000ZZZZZ': refers to a deal "
+        "that is neither in this import (or was quarantined) nor in the store (quarantined)",
+    ]
+    assert r.notes == ("Task.csv: 1 rows are not about an opportunity (WhatId not 006…); skipped",)
+    assert r.counts["fx_rates"].loaded == 4
+    before = dump(store)
+    again = import_salesforce(store, process, SalesforceFiles.find(SF), options=OPTS)
+    assert dump(store) == before
+    assert sum(c.loaded + c.updated for c in again.counts.values()) == 0
+    store.close()
+
+
+def test_missing_rate_names_the_currencies(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    with pytest.raises(SourceImportError) as err:
+        import_salesforce(store, process, SalesforceFiles.find(SF), options=replace(OPTS, fx=None))
+    assert "no exchange rate to USD for EUR (1 deals), GBP (1 deals)" in str(err.value)
+    assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
+    store.close()
+
+
+def test_wrong_encoding_is_a_clear_error(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    with pytest.raises(SourceImportError, match=r"Opportunity\.csv.*not UTF-8.*--encoding"):
+        import_salesforce(
+            store, process, SalesforceFiles.find(SF), options=replace(OPTS, encoding="utf-8")
+        )
+    store.close()
+
+
+def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(SF / "Opportunity.csv", folder / "opportunity.csv")
+    store, process = new_project(tmp_path / "p")
+    import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    # Without history: the current stage at creation, the outcome at CloseDate.
+    assert history(store, O1) == [("won", "2024-03-01 00:00")]
+    assert history(store, O2) == [("negotiation", "2024-02-01 08:00")]
+    store.close()
+    with pytest.raises(SourceImportError, match=r"has no Opportunity\.csv"):
+        SalesforceFiles.find(tmp_path)
