@@ -1,0 +1,291 @@
+"""What every scorer shares: the scikit-learn contract over an event log.
+
+A scorer is built with keyword hyperparameters only (`__init__` stores them
+and does nothing else), learns with `fit(log) -> self` from the history known
+at `log.now`, and answers `predict_proba(log_or_frame)` with one row per open
+deal (or lead): `[P(not), P(yes)]`. Fitted attributes end in `_`; using a
+scorer before `fit` raises `NotFittedError` saying so.
+
+Subclasses implement `_fit_rows(data)` and `_predict_rows(frame)`; `fit`
+builds the time-ordered training rows once, and `fit_data` lets several
+scorers share them (evaluation fits four models on the same rows).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.errors import FunnelwiseError
+from funnelwise.log import EventLog
+from funnelwise.progressing import ProgressCallback
+from funnelwise.scoring.features import (
+    ATTRIBUTE_PREFIX,
+    TARGETS,
+    attribute_keys,
+    feature_columns,
+    features,
+)
+from funnelwise.scoring.labels import TrainingData, check_target, require_outcomes, training_data
+from funnelwise.scoring.reasons import top_reasons
+from funnelwise.scoring.result import Scores
+
+# A category seen fewer times than this in training is treated as unknown.
+MIN_CATEGORY_COUNT = 5
+MAX_CATEGORIES = 60
+# An attribute filled in for at least this share of one class and at most
+# LEAK_OTHER of the other was most likely written at the outcome.
+LEAK_PRESENT = 0.5
+LEAK_OTHER = 0.02
+
+
+class NotFittedError(FunnelwiseError, ValueError):
+    """A scorer was used before `fit`."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """Turns a feature frame into a float matrix: numeric columns, then categorical
+    columns as category codes (NaN for missing or unseen values)."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def fit(
+        cls, frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...]
+    ) -> Encoder:
+        """Learn the frequent categories of each categorical column."""
+        cats = []
+        for col in categorical:
+            counts = frame[col].dropna().astype(str).value_counts()
+            kept = counts[counts >= MIN_CATEGORY_COUNT].index[:MAX_CATEGORIES]
+            cats.append(tuple(sorted(str(v) for v in kept)))
+        return cls(numeric, categorical, tuple(cats))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Column names of the matrix, in order."""
+        return (*self.numeric, *self.categorical)
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        """Matrix columns that hold category codes."""
+        return list(range(len(self.numeric), len(self.names)))
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The float matrix of a feature frame (missing columns are all NaN)."""
+        n = len(frame)
+        out = np.full((n, len(self.names)), np.nan)
+        for j, col in enumerate(self.numeric):
+            if col in frame.columns:
+                out[:, j] = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
+        for k, (col, cats) in enumerate(zip(self.categorical, self.categories, strict=True)):
+            if col in frame.columns and cats:
+                values = frame[col].astype("string").astype(object)
+                codes = pd.Categorical(values, categories=list(cats)).codes.astype(float)
+                codes[codes < 0] = np.nan
+                out[:, len(self.numeric) + k] = codes
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return {
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "categories": [list(c) for c in self.categories],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Encoder:
+        """Rebuild from `to_dict`."""
+        return cls(
+            tuple(data["numeric"]),
+            tuple(data["categorical"]),
+            tuple(tuple(c) for c in data["categories"]),
+        )
+
+
+def leaky_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Attribute keys filled in almost only for one outcome (recorded at the outcome)."""
+    if frame.empty:
+        return ()
+    pos = frame["label"] == 1
+    leaky = []
+    for key in keys:
+        present = frame[f"{ATTRIBUTE_PREFIX}{key}"].notna()
+        a = float(present[pos].mean()) if pos.any() else 0.0
+        b = float(present[~pos].mean()) if (~pos).any() else 0.0
+        if (a >= LEAK_PRESENT and b <= LEAK_OTHER) or (b >= LEAK_PRESENT and a <= LEAK_OTHER):
+            leaky.append(key)
+    return tuple(leaky)
+
+
+class Scorer:
+    """Base of the scorers: time-ordered fitting on a log and probability prediction.
+
+    Parameters (all keyword): `target` ('won': open deals → won; 'converted':
+    open leads → converted within `horizon_days`), `snapshots` (past instants
+    to learn from), `calibration_fraction` (the later share of the history
+    kept for calibration), `min_outcomes` (the fewest positive and negative
+    deals to learn from), `seed`.
+    """
+
+    kind: ClassVar[str] = "scorer"
+    label: ClassVar[str] = "scorer"
+    needs_outcomes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        target: str = "won",
+        snapshots: int = 32,
+        calibration_fraction: float = 0.25,
+        horizon_days: float = 90.0,
+        min_outcomes: int = 20,
+        seed: int = 0,
+    ) -> None:
+        self.target = target
+        self.snapshots = snapshots
+        self.calibration_fraction = calibration_fraction
+        self.horizon_days = horizon_days
+        self.min_outcomes = min_outcomes
+        self.seed = seed
+
+    # -- parameters ------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword parameters and their values."""
+        names = [
+            param.name
+            for cls in type(self).__mro__
+            if "__init__" in cls.__dict__ and issubclass(cls, Scorer)
+            for param in inspect.signature(cls.__dict__["__init__"]).parameters.values()
+            if param.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # -- fitting ---------------------------------------------------------------
+    def training_data(
+        self, log: EventLog, *, progress: ProgressCallback | None = None
+    ) -> TrainingData:
+        """The labelled, time-split snapshot rows this scorer would fit on."""
+        target = check_target(self.target)
+        table = log.deals if target == "won" else log.leads
+        return training_data(
+            log,
+            target,
+            snapshots=self.snapshots,
+            calibration_fraction=self.calibration_fraction,
+            horizon_days=self.horizon_days,
+            keys=attribute_keys(table),
+            progress=progress,
+        )
+
+    def fit(self, log: EventLog, *, progress: ProgressCallback | None = None) -> Self:
+        """Learn from the history known at `log.now`; returns self.
+
+        Raises NotEnoughDataError (with the counts and the minimum) when too
+        few deals (or leads) have each outcome.
+        """
+        return self.fit_data(self.training_data(log, progress=progress))
+
+    def fit_data(self, data: TrainingData) -> Self:
+        """Learn from prepared training rows (see `training_data`); returns self."""
+        check_target(self.target)
+        if data.target != self.target:
+            raise ValueError(f"rows are for target {data.target!r}, scorer for {self.target!r}")
+        counts = data.counts()
+        if self.needs_outcomes:
+            require_outcomes(
+                counts, slice_name="train", minimum=self.min_outcomes, target=self.target
+            )
+        dropped = leaky_keys(pd.concat([data.train, data.calibration]), data.keys)
+        self.keys_ = tuple(k for k in data.keys if k not in dropped)
+        self.dropped_keys_ = dropped
+        self.split_ = data.split
+        self.trained_as_of_ = data.split.labels_until
+        self.counts_ = counts
+        numeric, categorical = feature_columns(self.target, self.keys_)
+        self._fit_rows(data, numeric, categorical)
+        return self
+
+    def _fit_rows(
+        self, data: TrainingData, numeric: tuple[str, ...], categorical: tuple[str, ...]
+    ) -> None:
+        raise NotImplementedError
+
+    # -- predicting --------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "trained_as_of_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call .fit(log) first"
+            )
+
+    def features(self, log: EventLog) -> pd.DataFrame:
+        """The feature frame of the open deals (or leads) at `log.now`, as this scorer
+        reads it (rates from its training window only)."""
+        self._check_fitted()
+        return features(
+            log,
+            self.target,
+            horizon_days=self.horizon_days,
+            rates_until=self.trained_as_of_,
+            keys=self.keys_,
+        )
+
+    def predict_proba(self, X: EventLog | pd.DataFrame) -> np.ndarray:
+        """Probabilities `[P(not), P(yes)]`, one row per open unit of the log at its
+        `now` (or per row of a feature frame from `features`)."""
+        self._check_fitted()
+        frame = X if isinstance(X, pd.DataFrame) else self.features(X)
+        p = np.clip(self._predict_rows(frame), 0.0, 1.0) if len(frame) else np.zeros(0)
+        return np.column_stack([1.0 - p, p])
+
+    def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        """Per row and feature, how much each feature moved the score (None: not known)."""
+        return None
+
+    def score(self, log: EventLog, *, top: int = 3, model_id: str | None = None) -> Scores:
+        """The open deals (or leads) at `log.now` with their probability and top reasons,
+        most likely first."""
+        frame = self.features(log)
+        key = TARGETS[self.target].id_column
+        p = self.predict_proba(frame)[:, 1]
+        out = pd.DataFrame({key: frame[key] if len(frame) else [], "probability": p})
+        contrib = self.contributions(frame) if len(frame) else None
+        if contrib is not None:
+            reasons = top_reasons(frame, contrib[0], contrib[1], top=top)
+            out = pd.concat([out, reasons.reset_index(drop=True)], axis=1)
+        out = out.sort_values(["probability", key], ascending=[False, True], kind="stable")
+        meta = {
+            "as_of": log.now,
+            "target": self.target,
+            "unit": "deals" if self.target == "won" else "leads",
+            "id_column": key,
+            "model": self.kind,
+            "model_id": model_id,
+            "trained_as_of": self.trained_as_of_,
+            "open": len(out),
+        }
+        return Scores({"scores": out.reset_index(drop=True)}, meta)
+
+    # -- saving (see models.scorer_to_json) ------------------------------------------
+    def _fitted_dict(self) -> dict[str, Any]:
+        return {}
+
+    def _load_fitted(self, fitted: dict[str, Any]) -> None:
+        return None

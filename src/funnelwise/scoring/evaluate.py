@@ -1,0 +1,250 @@
+"""Evaluating scores on a strictly time-ordered split, against the baselines.
+
+Deals created early enough for most outcomes to be known by the end of the
+log (`maturity_days` before it) are ordered by creation; the last
+`test_fraction` of them are the test deals. Every scorer is fitted on
+`log.as_of(first test deal's start)`, so no event after that instant reaches
+training. Test rows are the test deals as
+known at later instants (features from `log.as_of(t)`), labelled with the
+outcome known at the end of the log; deals still open then are censored.
+
+Metrics (all on test rows): ROC AUC, PR AUC (average precision), Brier score
+(mean squared error of the probability, lower is better), expected calibration
+error (ECE: the row-weighted mean gap between predicted and observed
+frequency over 10 equal-width bins), and lift and gains in the top decile
+(the positive rate of the 10% highest-scored rows over the base rate; the
+share of all positives found there).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from funnelwise.analytics.stats import rate_columns
+from funnelwise.errors import InputError, NotEnoughDataError
+from funnelwise.log import EventLog
+from funnelwise.progressing import ProgressCallback
+from funnelwise.scoring.base import Scorer
+from funnelwise.scoring.baselines import LogisticScorer, NaiveBayesScorer, RuleScorer
+from funnelwise.scoring.features import TARGETS
+from funnelwise.scoring.labels import (
+    check_target,
+    labelled_snapshots,
+    maturity_days,
+    snapshot_times,
+    unit_starts,
+    units_created_between,
+)
+from funnelwise.scoring.models import BoostedScorer
+from funnelwise.scoring.result import Evaluation
+
+BINS = 10
+TOP_FRACTION = 0.1
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, *, bins: int = BINS) -> pd.DataFrame:
+    """Per equal-width probability bin: rows, mean predicted, observed rate with its
+    Wilson 95% interval. Empty bins are left out."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    n = np.bincount(idx, minlength=bins).astype(float)
+    pos = np.bincount(idx, weights=y, minlength=bins)
+    psum = np.bincount(idx, weights=p, minlength=bins)
+    keep = n > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = psum / n
+    frame = pd.DataFrame(
+        {
+            "bin_lo": np.arange(bins) / bins,
+            "bin_hi": (np.arange(bins) + 1) / bins,
+            "rows": n,
+            "predicted": mean_p,
+            **rate_columns(pos, n, "observed"),
+        }
+    )
+    return frame[keep].reset_index(drop=True)
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int = BINS) -> float:
+    """Row-weighted mean |mean predicted − observed rate| over equal-width bins."""
+    table = reliability_table(y, p, bins=bins)
+    if table.empty:
+        return float("nan")
+    gap = (table["predicted"] - table["observed_rate"]).abs()
+    return float((gap * table["rows"]).sum() / table["rows"].sum())
+
+
+def lift_and_gains(
+    y: np.ndarray, p: np.ndarray, *, fraction: float = TOP_FRACTION
+) -> tuple[float, float]:
+    """(lift, gains) of the top `fraction` of rows by score (ties broken by order)."""
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    if n == 0 or y.sum() == 0:
+        return float("nan"), float("nan")
+    k = max(1, math.ceil(fraction * n))
+    top = np.argsort(-np.asarray(p, dtype=float), kind="stable")[:k]
+    hit = y[top].sum()
+    return float((hit / k) / y.mean()), float(hit / y.sum())
+
+
+def score_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC, Brier, ECE, lift and gains in the top decile (NaN when undefined)."""
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    both = len(np.unique(y)) == 2
+    lift, gains = lift_and_gains(y, p)
+    return {
+        "base_rate": float(y.mean()) if len(y) else float("nan"),
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
+        "ece": expected_calibration_error(y, p),
+        "lift_top_decile": lift,
+        "gains_top_decile": gains,
+    }
+
+
+def default_scorers(model: BoostedScorer) -> list[Scorer]:
+    """The model and the three baselines, sharing the model's data parameters."""
+    shared = {
+        k: v
+        for k, v in model.get_params().items()
+        if k
+        in ("target", "snapshots", "calibration_fraction", "horizon_days", "min_outcomes", "seed")
+    }
+    return [model, RuleScorer(**shared), NaiveBayesScorer(**shared), LogisticScorer(**shared)]
+
+
+def test_start(
+    log: EventLog, target: str, test_fraction: float, *, mature_by: pd.Timestamp
+) -> pd.Timestamp:
+    """The creation instant of the first test deal (or lead).
+
+    Deals created by `mature_by` (late enough before the end of the log for
+    most of their outcomes to be known) are ordered by creation; the last
+    `test_fraction` of them are the test deals.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise InputError(f"test_fraction must be between 0 and 1 (got {test_fraction})")
+    starts = unit_starts(log, target)
+    starts = starts[starts <= mature_by].reset_index(drop=True)
+    if len(starts) < 2:
+        raise NotEnoughDataError(
+            f"{len(starts)} {'deals' if target == 'won' else 'leads'} created by {mature_by} "
+            "(outcomes take time to be known); an evaluation needs a history to split"
+        )
+    first = min(len(starts) - 1, math.floor(len(starts) * (1.0 - test_fraction)))
+    return pd.Timestamp(starts.iloc[first])
+
+
+def evaluate_scorers(
+    log: EventLog,
+    *,
+    target: str = "won",
+    model: BoostedScorer | None = None,
+    scorers: Sequence[Scorer] | None = None,
+    test_fraction: float = 0.2,
+    test_snapshots: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Evaluation:
+    """Fit the model and the baselines on the history before the first test deal's
+    start, and measure them on the test deals as known at later instants.
+
+    `model` defaults to `BoostedScorer(target=target)`; `scorers` to the model
+    and the rule, naive Bayes and logistic baselines. `test_snapshots`
+    (default: in proportion to the model's `snapshots`) instants are spread
+    from the split to `maturity_days` before the end of the log.
+    """
+    target = check_target(target)
+    model = model if model is not None else BoostedScorer(target=target)
+    if model.target != target:
+        raise InputError(f"model target {model.target!r} differs from target {target!r}")
+    chosen = list(scorers) if scorers is not None else default_scorers(model)
+    end = log.now
+    starts = unit_starts(log, target)
+    maturity = maturity_days(log, target, horizon_days=model.horizon_days)
+    if len(starts):
+        # Keep at least half of the history before the test deals, whatever the cycle.
+        half = (end - starts.iloc[0]).total_seconds() / 86400.0 / 2.0
+        maturity = min(maturity, half)
+    test_end = end - pd.Timedelta(days=maturity).floor("s")
+    split_at = test_start(log, target, test_fraction, mature_by=test_end)
+    train_log = log.as_of(split_at)
+    data = model.training_data(train_log, progress=progress)
+    for scorer in chosen:
+        if scorer.needs_outcomes:
+            scorer.fit_data(data)
+        else:
+            scorer.fit(train_log)
+    span = max((test_end - split_at) / (data.split.calibration_end - data.split.start), 0.0)
+    n_times = test_snapshots or max(4, round(model.snapshots * span))
+    rows = labelled_snapshots(
+        log,
+        target,
+        snapshot_times(split_at, test_end, n_times),
+        labels_until=end,
+        horizon_days=model.horizon_days,
+        rates_until=split_at,
+        keys=data.keys,
+        progress=progress,
+    )
+    key = TARGETS[target].id_column
+    # The first test deal itself was created at the split instant.
+    test_units = units_created_between(log, target, split_at - pd.Timedelta(seconds=1), test_end)
+    if len(rows):
+        rows = rows[rows[key].isin(test_units)].reset_index(drop=True)
+    if rows.empty or rows["label"].nunique() < 2:
+        n_pos = int(rows["label"].sum()) if len(rows) else 0
+        raise NotEnoughDataError(
+            f"the test slice (from {split_at}) has {len(rows)} labelled rows, {n_pos} positive; "
+            "both outcomes are needed to evaluate. Load a longer history or raise test_fraction."
+        )
+    y = rows["label"].to_numpy(int)
+    predictions = rows[[key, "as_of", "label"]].copy()
+    metric_rows = []
+    curves = []
+    for scorer in chosen:
+        p = scorer.predict_proba(rows)[:, 1]
+        predictions[scorer.kind] = p
+        metric_rows.append(
+            {
+                "scorer": scorer.label,
+                "kind": scorer.kind,
+                "rows": len(rows),
+                "units": int(rows[key].nunique()),
+                "positives": int(y.sum()),
+                **score_metrics(y, p),
+            }
+        )
+        curve = reliability_table(y, p)
+        curve.insert(0, "scorer", scorer.label)
+        curves.append(curve)
+    meta = {
+        "as_of": end,
+        "target": target,
+        "unit": "deals" if target == "won" else "leads",
+        "test_start": split_at,
+        "train_until": split_at,
+        "test_end": test_end,
+        "split": data.split.to_dict(),
+        "training_counts": data.counts(),
+        "test_snapshots": n_times,
+        "test_fraction": test_fraction,
+        "model_params": model.get_params(),
+        "dropped_attributes": list(getattr(model, "dropped_keys_", ())),
+    }
+    return Evaluation(
+        {
+            "metrics": pd.DataFrame(metric_rows),
+            "reliability": pd.concat(curves, ignore_index=True),
+            "predictions": predictions,
+        },
+        meta,
+    )

@@ -1,0 +1,300 @@
+"""Outcome labels and time-ordered splits for scoring.
+
+A scoring row is an open deal (or lead) as known at a past instant, with the
+outcome it went on to have. Two rules keep the rows honest:
+
+- Features come from `log.as_of(t)`, labels from a later cut `log.as_of(L)`,
+  and a deal still open at `L` has no label yet: it is censored and left out,
+  never counted as lost. A lead is negative only once its horizon has passed
+  (or it was disqualified).
+- Time orders everything. A model is fitted on a log cut at its training
+  instant; its calibration uses later snapshots of other deals; evaluation
+  uses deals created after the first test deal's start, and the model being
+  evaluated was fitted on the log as of that start.
+
+Snapshots stop `maturity_days` before the label cut, so most deals open at a
+snapshot have closed by the time the label is read (the censoring that
+remains favours quick outcomes; calibration on a later slice and the test on
+later deals measure what is left of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from funnelwise.analytics.stats import summarize_durations
+from funnelwise.errors import InputError, NotEnoughDataError
+from funnelwise.log import EventLog, days_between
+from funnelwise.progressing import ProgressCallback
+from funnelwise.scoring.features import TARGETS, decided_leads, snapshot_features
+
+
+def check_target(target: str) -> str:
+    """Return target if known, else raise InputError naming the targets."""
+    if target not in TARGETS:
+        raise InputError(
+            f"target: {target!r} is not one of {', '.join(TARGETS)} "
+            "(won: open deals → won; converted: open leads → converted)"
+        )
+    return target
+
+
+def outcome_labels(log: EventLog, target: str, *, horizon_days: float) -> pd.DataFrame:
+    """Units whose outcome is known at `log.now`: id column and 0/1 `label`."""
+    if target == "won":
+        d = log.deals
+        d = d.filter(d.outcome.notnull())
+        frame = d.select("deal_id", label=(d.outcome == "won").cast("int64")).to_pandas()
+    else:
+        frame = decided_leads(log, horizon_days).select("lead_id", label="positive").to_pandas()
+    return frame
+
+
+def unit_starts(log: EventLog, target: str) -> pd.Series:
+    """Creation instants of every deal (or lead) in the log, sorted."""
+    table = log.deals if target == "won" else log.leads
+    starts = table.select("created_at").to_pandas()["created_at"]
+    return starts.sort_values(kind="stable").reset_index(drop=True)
+
+
+def maturity_days(log: EventLog, target: str, *, horizon_days: float) -> float:
+    """Days after which most outcomes are known.
+
+    For deals, the Kaplan–Meier time by which 90% of deals have closed, open
+    deals counting as censored (closed deals alone would understate it: the
+    slow ones are still open); the longest observed time when the estimate
+    never gets there. For leads, the horizon.
+    """
+    if target != "won":
+        return float(horizon_days)
+    d = log.deals
+    now = ibis.literal(log.now.to_pydatetime(), type="timestamp")
+    frame = d.select(
+        days=days_between(d.created_at, d.closed_at.fill_null(now)),
+        censored=d.closed_at.isnull(),
+    ).to_pandas()
+    if frame.empty:
+        return 0.0
+    days = frame["days"].clip(lower=0.0).to_numpy(float)
+    p90 = summarize_durations(days, frame["censored"].to_numpy(bool)).p90
+    return float(p90) if np.isfinite(p90) else float(days.max())
+
+
+def snapshot_times(start: pd.Timestamp, end: pd.Timestamp, n: int) -> list[pd.Timestamp]:
+    """`n` evenly spaced instants in (start, end], the last one at `end`."""
+    if n < 1 or end <= start:
+        return []
+    step = (end - start) / n
+    # Whole seconds: timestamps in the store carry no finer part worth keeping.
+    return [(start + step * (i + 1)).floor("s") for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Split:
+    """The instants that order a fit in time.
+
+    `start` is the first deal's creation; training snapshots lie in
+    (start, train_end] and read labels as of `train_until` (the training
+    model sees nothing later); calibration snapshots lie in
+    (train_end, calibration_end] and read labels as of `labels_until`.
+    `*_end` instants are `maturity_days` before their label instant.
+    """
+
+    start: pd.Timestamp
+    train_end: pd.Timestamp
+    train_until: pd.Timestamp
+    calibration_end: pd.Timestamp
+    labels_until: pd.Timestamp
+    maturity_days: float
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values, for results and the model registry."""
+        return {
+            "start": self.start.isoformat(),
+            "train_end": self.train_end.isoformat(),
+            "train_until": self.train_until.isoformat(),
+            "calibration_end": self.calibration_end.isoformat(),
+            "labels_until": self.labels_until.isoformat(),
+            "maturity_days": self.maturity_days,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Split:
+        """Rebuild from `to_dict`."""
+        instants = {k: pd.Timestamp(str(v)) for k, v in data.items() if k != "maturity_days"}
+        return cls(**instants, maturity_days=float(str(data["maturity_days"])))
+
+
+def fit_split(
+    log: EventLog, target: str, *, calibration_fraction: float, horizon_days: float
+) -> Split:
+    """Split the history known at `log.now` into a training and a later calibration slice.
+
+    Raises NotEnoughDataError when the history is shorter than the time
+    outcomes take to be known.
+    """
+    starts = unit_starts(log, target)
+    unit = "deals" if target == "won" else "leads"
+    if starts.empty:
+        raise NotEnoughDataError(f"no {unit} in the log; a score needs closed {unit} to learn from")
+    start = pd.Timestamp(starts.iloc[0])
+    end = log.now
+    maturity = maturity_days(log, target, horizon_days=horizon_days)
+    # Keep at least half of the history for snapshots, whatever the cycle length.
+    maturity = min(maturity, (end - start).total_seconds() / 86400.0 / 2.0)
+    gap = pd.Timedelta(days=maturity).floor("s")
+    usable = end - gap
+    if usable <= start:
+        raise NotEnoughDataError(
+            f"the history from {start} to {end} is too short to learn {target!r}: "
+            f"outcomes take about {maturity:.0f} days to be known"
+        )
+    train_end = (start + (usable - start) * (1.0 - calibration_fraction)).floor("s")
+    return Split(
+        start=start,
+        train_end=train_end,
+        train_until=train_end + gap,
+        calibration_end=usable,
+        labels_until=end,
+        maturity_days=maturity,
+    )
+
+
+def labelled_snapshots(
+    log: EventLog,
+    target: str,
+    times: list[pd.Timestamp],
+    *,
+    labels_until: pd.Timestamp,
+    horizon_days: float,
+    rates_until: pd.Timestamp | None = None,
+    keys: tuple[str, ...] = (),
+    progress: ProgressCallback | None = None,
+) -> pd.DataFrame:
+    """Snapshot rows (features as of each instant) with the 0/1 `label` known at
+    `labels_until`; rows without a known outcome are left out (censored)."""
+    if not times:
+        return pd.DataFrame()
+    cut = log.as_of(labels_until)
+    rows = snapshot_features(
+        cut,
+        target,
+        times,
+        horizon_days=horizon_days,
+        rates_until=rates_until,
+        keys=keys,
+        progress=progress,
+    )
+    if rows.empty:
+        return rows
+    labels = outcome_labels(cut, target, horizon_days=horizon_days)
+    key = TARGETS[target].id_column
+    return rows.merge(labels, on=key, how="inner").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Rows to fit on: `train` (for the model) and `calibration` (a later slice).
+
+    Calibration rows are deals created after the last training snapshot, so
+    the calibrator sees the model's error on deals it has not learned, as a
+    test would.
+    """
+
+    target: str
+    split: Split
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    keys: tuple[str, ...]
+
+    def counts(self) -> dict[str, int]:
+        """Rows and distinct units by label in each slice."""
+        key = TARGETS[self.target].id_column
+        out: dict[str, int] = {}
+        for name, frame in (("train", self.train), ("calibration", self.calibration)):
+            labels = frame["label"] if len(frame) else pd.Series(dtype=int)
+            out[f"{name}_rows"] = len(frame)
+            out[f"{name}_positive"] = (
+                int(frame.loc[labels == 1, key].nunique()) if len(frame) else 0
+            )
+            out[f"{name}_negative"] = (
+                int(frame.loc[labels == 0, key].nunique()) if len(frame) else 0
+            )
+        return out
+
+
+def training_data(
+    log: EventLog,
+    target: str,
+    *,
+    snapshots: int,
+    calibration_fraction: float,
+    horizon_days: float,
+    keys: tuple[str, ...] = (),
+    progress: ProgressCallback | None = None,
+) -> TrainingData:
+    """Labelled snapshots of the history known at `log.now`, split in time.
+
+    `snapshots` instants are spread evenly from the first deal's creation to
+    `maturity_days` before `log.now`. Training rows read labels as of
+    `split.train_until`; calibration rows (the later instants) as of `log.now`.
+    Owner and source rates come from the past of each snapshot only.
+    """
+    split = fit_split(
+        log, target, calibration_fraction=calibration_fraction, horizon_days=horizon_days
+    )
+    times = snapshot_times(split.start, split.calibration_end, snapshots)
+    train_times = [t for t in times if t <= split.train_end]
+    cal_times = [t for t in times if t > split.train_end]
+    train = labelled_snapshots(
+        log,
+        target,
+        train_times,
+        labels_until=split.train_until,
+        horizon_days=horizon_days,
+        keys=keys,
+        progress=progress,
+    )
+    cal = labelled_snapshots(
+        log,
+        target,
+        cal_times,
+        labels_until=split.labels_until,
+        horizon_days=horizon_days,
+        keys=keys,
+        progress=progress,
+    )
+    key = TARGETS[target].id_column
+    if len(cal):
+        later = units_created_between(log, target, split.train_end, split.calibration_end)
+        cal = cal[cal[key].isin(later)].reset_index(drop=True)
+    return TrainingData(target, split, train, cal, keys)
+
+
+def units_created_between(
+    log: EventLog, target: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.Series:
+    """Ids of the deals (or leads) created in (start, end]."""
+    table = log.deals if target == "won" else log.leads
+    key = TARGETS[target].id_column
+    kept = table.filter((table.created_at > start) & (table.created_at <= end))
+    return kept.select(key).to_pandas()[key]
+
+
+def require_outcomes(counts: dict[str, int], *, slice_name: str, minimum: int, target: str) -> None:
+    """Raise NotEnoughDataError unless a slice has `minimum` positive and negative units."""
+    pos, neg = counts[f"{slice_name}_positive"], counts[f"{slice_name}_negative"]
+    if pos >= minimum and neg >= minimum:
+        return
+    what = ("won", "lost or no decision") if target == "won" else ("converted", "not converted")
+    unit = "deals" if target == "won" else "leads"
+    raise NotEnoughDataError(
+        f"too few outcomes to learn {target!r} in the {slice_name} slice: {pos} {what[0]} and "
+        f"{neg} {what[1]} {unit}; at least {minimum} of each are needed. Load a longer "
+        "history, or lower min_outcomes; the rule score needs no outcomes "
+        "(`funnelwise score apply --model rule`)."
+    )

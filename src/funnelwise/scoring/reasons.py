@@ -1,0 +1,201 @@
+"""Reasons in words: the top factors of each score, as a rep would say them.
+
+The model's per-row contributions (LightGBM's `pred_contrib`, in log-odds)
+say how much each feature moved a deal's score up or down. The largest ones
+become phrases built from the deal's own values: "in Proposal 3.0× longer
+than usual", "source: partner referral", "close date pushed 2×". A leading
+"+" or "−" says which way the factor pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.scoring.features import ATTRIBUTE_PREFIX, RECENT_DAYS
+
+# Contributions smaller than this (log-odds) are not worth a reason.
+MIN_EFFECT = 0.01
+Phrase = Callable[[pd.DataFrame], pd.Series]
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(np.nan, index=frame.index, dtype=object)
+
+
+def _num(frame: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(_col(frame, name), errors="coerce")
+
+
+def _fmt(values: pd.Series, template: str, missing: str = "") -> pd.Series:
+    """Each value formatted into `template` (as `{v}`), or `missing` when absent."""
+    return values.map(lambda v: missing if pd.isna(v) else template.format(v=v))
+
+
+def _text(frame: pd.DataFrame, name: str, fallback: str = "") -> pd.Series:
+    col = _col(frame, name)
+    return col.where(col.notna(), fallback).astype(str)
+
+
+def _pick(conditions: list[tuple[pd.Series, pd.Series]], default: pd.Series) -> pd.Series:
+    """Per row, the phrase of the first true condition, else the default."""
+    out = default.copy()
+    for cond, phrase in reversed(conditions):
+        out = out.mask(cond.fillna(False).astype(bool), phrase)
+    return out
+
+
+def _count(name: str, some: str, none: str) -> Phrase:
+    def phrase(f: pd.DataFrame) -> pd.Series:
+        n = _num(f, name)
+        return _pick([(n > 0, _fmt(n, some))], pd.Series(none, index=f.index))
+
+    return phrase
+
+
+def _stage_time(f: pd.DataFrame) -> pd.Series:
+    stage = _text(f, "stage_name", "this stage")
+    r = _num(f, "stage_time_ratio")
+    d = _num(f, "days_in_stage")
+    longer = "in " + stage + " " + _fmt(r, "{v:.1f}× longer than usual")
+    shorter = "in " + stage + " for " + _fmt(d, "{v:.0f} days, quicker than usual")
+    usual = "in " + stage + " about as long as usual"
+    return _pick([(r >= 1.5, longer), (r <= 0.67, shorter)], usual)
+
+
+def _close_date(f: pd.DataFrame) -> pd.Series:
+    d = _num(f, "days_to_close")
+    overdue = _fmt(-d, "expected close date {v:.0f} days overdue")
+    ahead = _fmt(d, "expected to close in {v:.0f} days")
+    return _pick(
+        [(d.isna(), pd.Series("no expected close date", index=f.index)), (d < 0, overdue)], ahead
+    )
+
+
+def _amount_drift(f: pd.DataFrame) -> pd.Series:
+    r = _num(f, "amount_ratio")
+    up = _fmt(100 * (r - 1), "amount raised {v:.0f}% since first entered")
+    down = _fmt(100 * (1 - r), "amount cut {v:.0f}% since first entered")
+    return _pick([(r > 1.05, up), (r < 0.95, down)], pd.Series("amount unchanged", index=f.index))
+
+
+def _rate(who: str, name: str, rate: str, verb: str) -> Phrase:
+    def phrase(f: pd.DataFrame) -> pd.Series:
+        value = _text(f, name, "unknown")
+        return f"{who} " + value + _fmt(_num(f, rate), f" {verb} {{v:.0%}}")
+
+    return phrase
+
+
+def _share(done: str, required: str, what: str) -> Phrase:
+    def phrase(f: pd.DataFrame) -> pd.Series:
+        return _fmt(_num(f, done), "{v:.0f}") + " of " + _fmt(_num(f, required), "{v:.0f}") + what
+
+    return phrase
+
+
+PHRASES: dict[str, Phrase] = {
+    "stage": lambda f: "stage: " + _text(f, "stage_name", "none"),
+    "stage_position": lambda f: "at stage " + _text(f, "stage_name", "none"),
+    "furthest_position": lambda f: "got as far as " + _text(f, "furthest_stage_name", "the start"),
+    "days_in_stage": lambda f: (
+        _fmt(_num(f, "days_in_stage"), "{v:.0f} days in ") + _text(f, "stage_name", "this stage")
+    ),
+    "stage_time_ratio": _stage_time,
+    "deal_age_days": lambda f: _fmt(_num(f, "deal_age_days"), "open for {v:.0f} days"),
+    "stage_changes": _count("stage_changes", "{v:.0f} stage changes so far", "no stage change yet"),
+    "backward_moves": _count("backward_moves", "moved back {v:.0f}×", "never moved back"),
+    "reentries": _count("reentries", "re-entered a stage {v:.0f}×", "no stage re-entered"),
+    "close_pushes": _count("close_pushes", "close date pushed {v:.0f}×", "close date never pushed"),
+    "days_to_close": _close_date,
+    "amount_changes": _count("amount_changes", "amount changed {v:.0f}×", "amount never changed"),
+    "amount_ratio": _amount_drift,
+    "owner_changes": _count("owner_changes", "owner changed {v:.0f}×", "same owner throughout"),
+    "activities": _count("activities", "{v:.0f} activities logged", "no activity logged"),
+    "activities_recent": _count(
+        "activities_recent",
+        f"{{v:.0f}} activities in the last {RECENT_DAYS:.0f} days",
+        f"no activity in the last {RECENT_DAYS:.0f} days",
+    ),
+    "early_activities": _count(
+        "early_activities", "{v:.0f} activities in the first week", "no activity in the first week"
+    ),
+    "days_since_activity": lambda f: _fmt(
+        _num(f, "days_since_activity"), "last activity {v:.0f} days ago", "no activity logged"
+    ),
+    "inbound_share": lambda f: _fmt(
+        _num(f, "inbound_share"), "{v:.0%} of activities inbound", "no activity logged"
+    ),
+    "owner_closed": lambda f: _fmt(_num(f, "owner_closed"), "owner has closed {v:.0f} deals"),
+    "owner_win_rate": _rate("owner", "owner_id", "owner_win_rate", "wins"),
+    "source_win_rate": _rate("source", "source", "source_win_rate", "wins"),
+    "source_conversion_rate": _rate("source", "source", "source_conversion_rate", "converts"),
+    "campaign_conversion_rate": _rate(
+        "campaign", "campaign", "campaign_conversion_rate", "converts"
+    ),
+    "amount_log10": lambda f: _fmt(_num(f, "amount"), "amount {v:,.0f}", "no amount"),
+    "account_employees": lambda f: _fmt(
+        _num(f, "account_employees"), "account has {v:,.0f} employees", "account size unknown"
+    ),
+    "account_revenue": lambda f: _fmt(
+        _num(f, "account_revenue"), "account revenue {v:,.0f}", "account revenue unknown"
+    ),
+    "checklist_share": _share(
+        "checklist_done", "checklist_required", " exit-criteria items checked"
+    ),
+    "fields_share": _share("fields_done", "fields_required", " required fields filled"),
+    "stage_probability": lambda f: (
+        _text(f, "stage_name", "no stage")
+        + _fmt(_num(f, "stage_probability"), ": process probability {v:.0%}")
+    ),
+    "lead_age_days": lambda f: _fmt(_num(f, "lead_age_days"), "lead is {v:.0f} days old"),
+    "source": lambda f: "source: " + _text(f, "source", "none"),
+    "product": lambda f: "product: " + _text(f, "product", "none"),
+    "region": lambda f: "region: " + _text(f, "region", "none"),
+    "account_industry": lambda f: "industry: " + _text(f, "account_industry", "unknown"),
+    "campaign": lambda f: "campaign: " + _text(f, "campaign", "none"),
+}
+
+
+def phrase(frame: pd.DataFrame, feature: str) -> pd.Series:
+    """The phrase for one feature on every row of a feature frame."""
+    if feature in PHRASES:
+        return PHRASES[feature](frame)
+    if feature.startswith(ATTRIBUTE_PREFIX):
+        key = feature.removeprefix(ATTRIBUTE_PREFIX)
+        return f"{key}: " + _text(frame, feature, "none")
+    return feature + ": " + _text(frame, feature, "none")
+
+
+def top_reasons(
+    frame: pd.DataFrame, contributions: np.ndarray, names: tuple[str, ...], *, top: int = 3
+) -> pd.DataFrame:
+    """The `top` largest factors per row: `reason_i` (signed phrase) and `effect_i`
+    (log-odds; positive raises the score). Factors below MIN_EFFECT are left blank."""
+    n, p = contributions.shape
+    k = min(top, p)
+    columns: dict[str, object] = {}
+    if n == 0 or k == 0:
+        for i in range(1, top + 1):
+            columns[f"reason_{i}"] = pd.Series(dtype=object)
+            columns[f"effect_{i}"] = pd.Series(dtype=float)
+        return pd.DataFrame(columns)
+    phrases = np.column_stack([phrase(frame, name).to_numpy(object) for name in names])
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    effects = np.take_along_axis(contributions, order, axis=1)
+    words = np.take_along_axis(phrases, order, axis=1)
+    sign = np.where(effects >= 0, "+ ", "− ")
+    for i in range(top):
+        if i < k:
+            text = pd.Series(sign[:, i].astype(object) + words[:, i], index=frame.index)
+            small = np.abs(effects[:, i]) < MIN_EFFECT
+            columns[f"reason_{i + 1}"] = text.mask(small, None)
+            columns[f"effect_{i + 1}"] = pd.Series(effects[:, i], index=frame.index)
+        else:
+            columns[f"reason_{i + 1}"] = pd.Series(None, index=frame.index, dtype=object)
+            columns[f"effect_{i + 1}"] = pd.Series(np.nan, index=frame.index)
+    return pd.DataFrame(columns, index=frame.index)
