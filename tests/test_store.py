@@ -73,7 +73,7 @@ def test_insert_new_is_idempotent_and_dedupes_within_the_load() -> None:
 def test_primary_key_violation_leaves_store_unchanged() -> None:
     store = Store.open("duckdb://:memory:")
     store.insert("deals", deal_rows("A"))
-    with pytest.raises(Exception, match="(?i)duplicate key|constraint"):
+    with pytest.raises(Exception, match=r"(?i)duplicate key|constraint"):
         store.insert("deals", deal_rows("B", "A"))
     assert store.count("deals") == 1
 
@@ -81,9 +81,9 @@ def test_primary_key_violation_leaves_store_unchanged() -> None:
 def test_conform_names_bad_columns() -> None:
     with pytest.raises(StoreError, match=r"columns \['colour'\] are not in table 'deals'"):
         conform("deals", deal_rows("A").assign(colour="red"))
-    with pytest.raises(StoreError, match="deals.created_at is required"):
+    with pytest.raises(StoreError, match=r"deals\.created_at is required"):
         conform("deals", deal_rows("A").drop(columns=["created_at"]))
-    with pytest.raises(StoreError, match="deals.amount cannot be stored as double"):
+    with pytest.raises(StoreError, match=r"deals\.amount cannot be stored as double"):
         conform("deals", deal_rows("A").assign(amount="ten"))
     table = conform("deals", deal_rows("A"))
     assert table.column_names == [c.name for c in TABLES["deals"]]
