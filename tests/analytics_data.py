@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from hypothesis import strategies as st
 
 from funnelwise.log import EventLog
@@ -136,6 +137,11 @@ def build_tiny_plus(root: Path) -> Path:
     Activities (deal, at, direction): D3 01-12 outbound, D3 01-15 inbound,
     D3 01-25 waiting_on_customer, D4 02-10 outbound, D1 01-10 inbound,
     and a lead activity (no deal) 01-05.
+
+    Leads (source, created, then): L1 web 2023-12-30 converted to D1 on
+    2024-01-01; L2 partner 2024-01-01 disqualified 01-11; L3 web 2024-02-01
+    still open; L4 web 2024-01-20 converted to D4 on 02-01.
+    Campaigns: C1 (web) cost 400; C2 (partner) cost 100.
     """
     build_tiny(root)
     store = Project(root).open_store()
@@ -168,9 +174,38 @@ def build_tiny_plus(root: Path) -> Path:
         [("u1", "Ann", "rep", "east"), ("u2", "Bob", "rep", "west")],
         columns=["user_id", "name", "role", "team"],
     )
+    leads = pd.DataFrame(
+        [
+            ("L1", t("2023-12-30"), "web", "D1", t("2024-01-01"), None),
+            ("L2", t("2024-01-01"), "partner", None, None, t("2024-01-11")),
+            ("L3", t("2024-02-01"), "web", None, None, None),
+            ("L4", t("2024-01-20"), "web", "D4", t("2024-02-01"), None),
+        ],
+        columns=[
+            "lead_id",
+            "created_at",
+            "source",
+            "converted_deal_id",
+            "converted_at",
+            "disqualified_at",
+        ],
+    )
+    campaigns = pd.DataFrame(
+        [("C1", "web", 400.0), ("C2", "partner", 100.0)],
+        columns=["campaign_id", "source", "cost"],
+    )
     with store.transaction():
+        store.insert("leads", leads)
+        store.insert("campaigns", campaigns)
         store.insert("checklist", checklist)
         store.insert("activities", activities)
         store.insert("users", users)
     store.close()
     return root
+
+
+def open_tiny_plus(factory: pytest.TempPathFactory) -> EventLog:
+    """Build the extended tiny project in a fresh folder and open its log."""
+    from funnelwise.log import open_log
+
+    return open_log(build_tiny_plus(factory.mktemp("tiny_plus")))

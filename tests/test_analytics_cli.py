@@ -65,3 +65,14 @@ def test_snapshot_and_flow_commands(tiny_project: Path) -> None:
     assert w.value.drop(["start", "end"]).sum() == 2300 - 3800
     missing = runner.invoke(app, ["--project", str(tiny_project), "flow", "--start", "2024-01-11"])
     assert missing.exit_code == 2 and "--end" in missing.output
+
+
+def test_kpis_command(tiny_project: Path) -> None:
+    data = json.loads(
+        run(tiny_project, "kpis", "--target", "4600", "--cost", "web=400", "-f", "json")
+    )
+    k = {r["kpi"]: r for r in data["frames"]["kpis"]}
+    assert k["pipeline_coverage"]["value"] == 0.5 and k["open_deals"]["value"] == 2
+    assert data["frames"]["campaigns"][0]["key"] == "web"
+    bad = runner.invoke(app, ["--project", str(tiny_project), "kpis", "--cost", "web"])
+    assert bad.exit_code == 2 and "SOURCE=AMOUNT" in bad.output

@@ -19,6 +19,7 @@ PUBLIC = [
     "diff_processes",
     "flow",
     "funnel",
+    "kpis",
     "load_process",
     "open",
     "outcomes",

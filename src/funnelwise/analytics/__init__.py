@@ -7,6 +7,7 @@ compact aggregates. Results render as frames, JSON, HTML and Rich tables.
 
 from funnelwise.analytics.flow import FlowResult, flow
 from funnelwise.analytics.funnel import FunnelResult, funnel
+from funnelwise.analytics.kpis import KpiResult, kpis
 from funnelwise.analytics.outcomes import OutcomesResult, outcomes
 from funnelwise.analytics.result import Result
 from funnelwise.analytics.snapshot import SnapshotResult, snapshot
@@ -15,12 +16,14 @@ from funnelwise.analytics.timing import TimingResult, time_in_stage, timing
 __all__ = [
     "FlowResult",
     "FunnelResult",
+    "KpiResult",
     "OutcomesResult",
     "Result",
     "SnapshotResult",
     "TimingResult",
     "flow",
     "funnel",
+    "kpis",
     "outcomes",
     "snapshot",
     "time_in_stage",

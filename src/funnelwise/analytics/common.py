@@ -166,7 +166,13 @@ def union_all(first: ir.Table, *rest: ir.Table) -> ir.Table:
 def iter_groups(
     frame: pd.DataFrame, keys: Sequence[str]
 ) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
-    """(label, rows) per group of a compact frame, label mapping key column -> value."""
+    """(label, rows) per group of a compact frame, label mapping key column -> value.
+
+    Without keys the whole frame is one group with an empty label.
+    """
+    if not keys:
+        yield {}, frame
+        return
     for key, part in frame.groupby(list(keys), sort=True, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
         yield dict(zip(keys, values, strict=True)), part

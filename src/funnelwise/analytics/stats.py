@@ -8,7 +8,7 @@ rows, at a fraction of the memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,11 +154,13 @@ def cumulative_incidence(
     counts: npt.ArrayLike,
     *,
     alpha: float = ALPHA,
+    labels: Mapping[str, int] = OUTCOME_CODES,
 ) -> pd.DataFrame:
     """Aalen–Johansen cumulative incidence of each outcome by whole day.
 
-    `days` are whole days to the outcome (or to censoring), `codes` are
-    OUTCOME_CODES values (0 = censored) and `counts` how many deals share the
+    `days` are whole days to the outcome (or to censoring), `codes` are the
+    outcome codes of `labels` (at most 3, numbered from 1; 0 = censored; by
+    default won, lost, no_decision) and `counts` how many deals share the
     (day, code). Returns one row per (day with any event or censoring, outcome):
     day, outcome, cif, lower, upper, at_risk (deals at risk at the start of the
     day). The curve is a step function: its value holds until the next row.
@@ -177,7 +179,7 @@ def cumulative_incidence(
     times = d.astype("float64") + offset
     at_start = float(w.sum())
     frames = []
-    for kind, code in OUTCOME_CODES.items():
+    for kind, code in labels.items():
         if not (w[e == code] > 0).any():
             # Never happened: incidence 0 throughout, with no upper bound to give.
             frames.append(

@@ -20,6 +20,7 @@ from funnelwise.analytics.outcomes import HORIZONS
 from funnelwise.analytics.result import Result
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.render import OutputFormat, console, print_frame, to_json
+from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 
 FormatOpt = Annotated[
@@ -166,6 +167,36 @@ def flow(
         close_from=close_from,
         close_until=close_until,
     )
+
+
+@analysis_command
+def kpis(
+    log: EventLog,
+    *,
+    by: ByOpt = None,
+    target: Annotated[
+        float | None, typer.Option("--target", help="Revenue target for pipeline coverage.")
+    ] = None,
+    cost: Annotated[
+        list[str] | None,
+        typer.Option("--cost", help="Spend per source as SOURCE=AMOUNT (repeatable)."),
+    ] = None,
+) -> Result:
+    """Win rate, deal size, cycle, velocity, coverage, lead conversion, CPA and ROI."""
+    return analytics.kpis(log, by=by, target=target, costs=_costs(cost) if cost else None)
+
+
+def _costs(pairs: list[str]) -> dict[str, float]:
+    costs = {}
+    for pair in pairs:
+        source, sep, amount = pair.partition("=")
+        try:
+            costs[source.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not source.strip():
+            raise InputError(f"--cost {pair!r}: write SOURCE=AMOUNT, for example web=1200")
+    return costs
 
 
 def register(app: typer.Typer) -> None:

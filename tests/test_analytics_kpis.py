@@ -1,0 +1,61 @@
+"""Key figures on the extended tiny log, every number by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import funnelwise as fw
+from analytics_data import open_tiny_plus
+
+
+@pytest.fixture(scope="module")
+def plus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fw.EventLog]:
+    log = open_tiny_plus(tmp_path_factory)
+    yield log
+    log.store.close()
+
+
+def test_deal_figures_by_hand(plus: fw.EventLog) -> None:
+    k = fw.kpis(plus, target=5000).kpis.set_index("kpi")
+    # Closed: D1 won, D2 lost, D5 no decision; open: D3 (2000), D4 (300).
+    assert k.loc["win_rate_closed", "value"] == pytest.approx(1 / 3)
+    assert k.loc["win_rate_closed", "n"] == 3
+    # Censoring-aware (see test_analytics_outcomes): 4/15 of all five deals.
+    assert k.loc["win_rate", "value"] == pytest.approx(4 / 15) and k.loc["win_rate", "n"] == 5
+    assert k.loc["avg_deal_size", "value"] == 1000 and np.isnan(k.loc["avg_deal_size", "lower"])
+    assert k.loc["cycle_days", "value"] == 31 and k.loc["cycle_days_won_only", "value"] == 31
+    assert k.loc["open_pipeline", "value"] == 2300 and k.loc["open_deals", "value"] == 2
+    # Velocity: 2 open deals × 4/15 × 1000 / 31 days.
+    assert k.loc["sales_velocity", "value"] == pytest.approx(2 * 4 / 15 * 1000 / 31)
+    assert k.loc["sales_velocity", "unit"] == "USD/day"
+    assert k.loc["pipeline_coverage", "value"] == pytest.approx(2300 / 5000)
+    assert "pipeline_coverage" not in fw.kpis(plus).kpis.kpi.tolist()
+
+
+def test_lead_conversion_by_hand(plus: fw.EventLog) -> None:
+    leads = fw.kpis(plus).leads.iloc[0]
+    # L1 converted after 2 days, L2 disqualified after 10, L4 converted after 12,
+    # L3 open for 29 days. Aalen–Johansen: 1/4 at day 2; S = 3/4 * 2/3 after day 10;
+    # + 1/2 * 1/2 at day 12.
+    assert (leads.leads, leads.converted, leads.disqualified, leads.open) == (4, 2, 1, 1)
+    assert leads.naive_rate == 0.5
+    assert leads.conversion == pytest.approx(0.5)
+    assert leads.days_to_convert_median == 2  # half of the eventual conversions by day 2
+    web = fw.kpis(plus, by="source").leads.set_index("source")
+    assert web.loc["web", "conversion"] == pytest.approx(2 / 3)
+    assert web.loc["partner", "conversion"] == 0
+
+
+def test_campaign_costs_and_roi(plus: fw.EventLog) -> None:
+    c = fw.kpis(plus).campaigns.set_index("key")
+    # From the campaigns table: no deal or lead names C1 or C2.
+    assert c.loc["C1", "cost"] == 400 and c.loc["C1", "won"] == 0 and c.loc["C1", "roi"] == -1
+    s = fw.kpis(plus, costs={"web": 400.0, "partner": 100.0}).campaigns.set_index("key")
+    # web: D1 (won, 1000), D3, D5 and leads L1, L3, L4.
+    assert (s.loc["web", "deals"], s.loc["web", "won"], s.loc["web", "leads"]) == (3, 1, 3)
+    assert s.loc["web", "cpa"] == 400 and s.loc["web", "roi"] == pytest.approx(1.5)
+    assert s.loc["web", "cost_per_lead"] == pytest.approx(400 / 3)
+    assert np.isnan(s.loc["partner", "cpa"]) and s.loc["partner", "roi"] == -1
