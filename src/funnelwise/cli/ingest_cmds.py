@@ -89,7 +89,7 @@ def _options(
     encoding: str | None,
     dayfirst: bool,
     fx: Path | None,
-    suggest: Path | None,
+    suggest_mapping: Path | None,
     timezone: str,
 ) -> ImportOptions:
     from funnelwise.errors import InputError
@@ -101,7 +101,7 @@ def _options(
         encoding=encoding,
         dayfirst=dayfirst,
         fx=fx,
-        suggest_mapping=suggest,
+        suggest_mapping=suggest_mapping,
         timezone=timezone,
     )
 

@@ -1,0 +1,115 @@
+"""The import commands through the CLI: each reader, --format json, --on-error fail,
+--suggest-mapping, `funnelwise imports`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from funnelwise.cli.app import app
+from funnelwise.process import template_text
+from ingest_util import FIXTURES
+
+runner = CliRunner()
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "process.yaml").write_text(template_text(), encoding="utf-8")
+    return root
+
+
+def _json(root: Path, *args: str) -> dict[str, object]:
+    result = runner.invoke(app, ["--project", str(root), *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def test_import_table_json_and_imports(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    t = FIXTURES / "table"
+    out = _json(root, "import", "table", str(t / "events.csv"), "--mapping", str(t / "events.yaml"))
+    assert out["counts"] == {
+        "deals": {"loaded": 4, "updated": 0, "duplicates": 0, "quarantined": 1},
+        "stage_events": {"loaded": 13, "updated": 0, "duplicates": 1, "quarantined": 2},
+    }
+    assert out["quarantined_rows"] == 2
+    shown = runner.invoke(app, ["--project", str(root), "imports", "--format", "json"])
+    (row,) = json.loads(shown.stdout)
+    assert row["import_id"] == out["import_id"] and row["loaded"] == 17
+    table = runner.invoke(
+        app,
+        [
+            "--project",
+            str(root),
+            "import",
+            "table",
+            str(t / "events.csv"),
+            "-m",
+            str(t / "events.yaml"),
+        ],
+    )
+    assert table.exit_code == 0
+    assert "nothing was loaded twice" in " ".join(table.stdout.split())
+
+
+def test_import_fail_exits_with_the_rows(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    t = FIXTURES / "table"
+    result = runner.invoke(
+        app,
+        [
+            "--project",
+            str(root),
+            "import",
+            "table",
+            str(t / "events.csv"),
+            "-m",
+            str(t / "events.yaml"),
+            "--on-error",
+            "fail",
+        ],
+    )
+    assert result.exit_code == 5
+    output = " ".join(result.output.split())
+    assert "row 17" in output and "nothing was loaded" in output
+
+
+def test_import_salesforce_and_xes(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    sf = FIXTURES / "salesforce"
+    out = _json(root, "import", "salesforce", str(sf), "--fx", str(sf / "DatedConversionRate.csv"))
+    assert out["counts"]["deals"]["loaded"] == 3  # type: ignore[index]
+    xes = _json(
+        root, "import", "xes", str(FIXTURES / "xes" / "small.xes"), "--amount-attribute", "Amount"
+    )
+    assert xes["counts"]["stage_events"]["loaded"] == 7  # type: ignore[index]
+
+
+def test_suggest_mapping_writes_a_fragment(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    (tmp_path / "e.csv").write_text("deal_id,stage,entered\nA,Firmas,2024-01-01\n")
+    fragment = tmp_path / "fragment.yaml"
+    result = runner.invoke(
+        app,
+        [
+            "--project",
+            str(root),
+            "import",
+            "table",
+            str(tmp_path / "e.csv"),
+            "-m",
+            str(tmp_path / "m.yaml"),
+            "--suggest-mapping",
+            str(fragment),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "'Firmas': 1 rows" in fragment.read_text()
