@@ -19,6 +19,8 @@ run: $(STAMP)
 	@test -f $(DEMO)/funnelwise.duckdb || $(BIN)/funnelwise demo $(DEMO)
 	@echo "Demo project: $(DEMO)  (rebuild with: $(BIN)/funnelwise demo $(DEMO) --force)"
 	$(BIN)/funnelwise --project $(DEMO) info
+	$(BIN)/funnelwise --project $(DEMO) report -o $(DEMO)/report.html
+	@echo "Open the report in a browser: $(DEMO)/report.html"
 
 test: $(STAMP) lint typecheck pytest
 

@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds
+from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds, report_cmds
 from funnelwise.cli.context import CliContext
 from funnelwise.cli.render import err_console
 from funnelwise.errors import FunnelwiseError
@@ -55,6 +55,7 @@ def _root(
 core_cmds.register(app)
 analytics_cmds.register(app)
 ingest_cmds.register(app)
+report_cmds.register(app)
 
 
 def main() -> None:

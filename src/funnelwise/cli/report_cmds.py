@@ -1,0 +1,37 @@
+"""The report command: build the self-contained HTML report of a project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from funnelwise.cli.context import cli_context
+from funnelwise.cli.progress import progress_bar
+from funnelwise.cli.render import console
+
+
+def report(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Describe the log as it was known at this date."),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report (no network needed to open it)."""
+    from funnelwise.report import write_report
+
+    log = cli_context(ctx).log()
+    with progress_bar() as progress:
+        path = write_report(log, output, as_of=as_of, progress=progress)
+    size = path.stat().st_size / 1e6
+    console.print(f"Report written to [bold]{path}[/] ({size:.1f} MB): open it in a browser.")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the report command to the root app."""
+    app.command()(report)

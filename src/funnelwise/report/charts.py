@@ -1,0 +1,326 @@
+"""Plotly figures drawn from result frames: one function per chart, no estimation.
+
+Every figure shares one sober style (system fonts, white background, few
+colours: outcomes keep the same colour everywhere). Figures are sized for a
+narrow column; the report embeds plotly.js once and each figure as a div.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from funnelwise.report import fmt
+
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+INK = "#222222"
+MUTED = "#6b7280"
+GRID = "#e5e7eb"
+PRIMARY = "#33658a"
+LIGHT = "#a9c1d6"
+TARGET = "#c77700"
+OUTCOME_COLORS = {"won": "#2e7d32", "lost": "#b3261e", "no_decision": "#7a7a7a"}
+OUTCOME_LABELS = {"won": "Won", "lost": "Lost", "no_decision": "No decision"}
+STEP_LABELS = {
+    "start": "Start",
+    "created": "Created",
+    "advanced": "Advanced",
+    "moved_back": "Moved back",
+    "pulled_in": "Pulled in",
+    "pushed_out": "Pushed out",
+    "amount_changed": "Amount changed",
+    "won": "Won",
+    "lost": "Lost",
+    "no_decision": "No decision",
+    "end": "End",
+}
+# Plotly's config for every figure: no logo, no editing, fits its container.
+# A sober page: no tool bar over the charts; hover and drag-to-zoom still work.
+CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def style(fig: go.Figure, *, height: int, legend: bool = False) -> go.Figure:
+    """The report's look: system fonts, thin grid, tight margins, fixed height."""
+    fig.update_layout(
+        template="simple_white",
+        height=height,
+        font={"family": FONT, "size": 12, "color": INK},
+        margin={"l": 8, "r": 8, "t": 36, "b": 8},
+        showlegend=legend,
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "x": 0,
+            "title": None,
+            "traceorder": "normal",
+        },
+        hoverlabel={"font": {"family": FONT}},
+        bargap=0.25,
+    )
+    fig.update_xaxes(showgrid=False, linecolor=GRID, tickcolor=GRID, automargin=True)
+    fig.update_yaxes(showgrid=True, gridcolor=GRID, linecolor=GRID, tickcolor=GRID, automargin=True)
+    fig.update_annotations(font={"family": FONT, "size": 12, "color": INK})
+    return fig
+
+
+def _money_axis(currency: str) -> dict[str, str]:
+    symbol = fmt.currency_symbol(currency) or ""
+    return {
+        "tickprefix": symbol,
+        "tickformat": "~s",
+        "ticksuffix": "" if symbol else f" {currency}",
+    }
+
+
+def _band(
+    fig: go.Figure, x: pd.Series, lower: pd.Series, upper: pd.Series, fill: str, shape: str
+) -> None:
+    """A shaded band between lower and upper (two invisible lines, the second filled)."""
+    for y, mode in ((upper, "none"), (lower, "tonexty")):
+        fig.add_scatter(
+            x=x,
+            y=y,
+            mode="lines",
+            line={"width": 0, "shape": shape},
+            fill=mode,
+            fillcolor=fill,
+            hoverinfo="skip",
+            showlegend=False,
+        )
+
+
+def funnel_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
+    """Two horizontal bar panels: deals reaching each stage and their value; labels
+    give the count (value) and the step conversion."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=("Deals reaching the stage", f"Their value ({currency})"),
+    )
+    names = list(stages["name"])
+    panels = (
+        (stages["reached"], stages["step_rate"], PRIMARY, fmt.count, "%{x:,} deals"),
+        (
+            stages["value"],
+            stages["value_step_rate"],
+            LIGHT,
+            lambda v: fmt.money(v, currency),
+            "%{x:,.0f}",
+        ),
+    )
+    for col, (x, rate, color, label, hover) in enumerate(panels, start=1):
+        text = [
+            label(v) if fmt.missing(r) else f"{label(v)} · {fmt.pct(r)}"
+            for v, r in zip(x, rate, strict=True)
+        ]
+        fig.add_bar(
+            x=x,
+            y=names,
+            orientation="h",
+            marker_color=color,
+            text=text,
+            textposition="auto",
+            insidetextanchor="start",
+            hovertemplate=f"%{{y}}: {hover}<extra></extra>",
+            row=1,
+            col=col,
+        )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False)
+    return style(fig, height=70 + 34 * len(names))
+
+
+def incidence_chart(curves: pd.DataFrame, naive_win_rate: float | None) -> go.Figure:
+    """Cumulative incidence of each outcome by day since creation, with its band, and
+    the naive closed-only win rate as a dashed line."""
+    fig = go.Figure()
+    for outcome in ("won", "lost", "no_decision"):
+        c = curves[curves["outcome"] == outcome]
+        if c.empty:
+            continue
+        color = OUTCOME_COLORS[outcome]
+        band = c.dropna(subset=["lower", "upper"])
+        _band(fig, band["day"], band["lower"], band["upper"], _rgba(color, 0.18), shape="hv")
+        fig.add_scatter(
+            x=c["day"],
+            y=c["cif"],
+            mode="lines",
+            name=OUTCOME_LABELS[outcome],
+            line={"color": color, "width": 2, "shape": "hv"},
+            customdata=c[["at_risk"]],
+            hovertemplate=(
+                f"{OUTCOME_LABELS[outcome]} by day %{{x}}: %{{y:.1%}}"
+                "<br>%{customdata[0]:,} deals still followed<extra></extra>"
+            ),
+        )
+    if naive_win_rate is not None and fmt.finite(naive_win_rate):
+        fig.add_hline(
+            y=naive_win_rate,
+            line={"color": OUTCOME_COLORS["won"], "dash": "dash", "width": 1},
+            annotation_text=f"closed-only win rate {fmt.pct(naive_win_rate)}",
+            annotation_position="top left",
+            annotation_font={"color": OUTCOME_COLORS["won"], "size": 11},
+        )
+    fig.update_xaxes(title_text="days since the deal was created", rangemode="tozero")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return style(fig, height=340, legend=True)
+
+
+def stage_win_chart(summary: pd.DataFrame) -> go.Figure:
+    """Probability of ending won from each stage (with interval) beside the naive
+    closed-only rate from the same stage (drawn side by side at each stage)."""
+    fig = go.Figure()
+    names = list(summary["name"])
+    at = list(range(len(names)))
+    fig.add_scatter(
+        x=[i - 0.1 for i in at],
+        y=summary["p_won"],
+        mode="markers",
+        name="won, censoring-aware",
+        marker={"color": OUTCOME_COLORS["won"], "size": 9},
+        error_y={
+            "type": "data",
+            "array": summary["p_won_upper"] - summary["p_won"],
+            "arrayminus": summary["p_won"] - summary["p_won_lower"],
+            "color": OUTCOME_COLORS["won"],
+            "thickness": 1.5,
+            "width": 4,
+        },
+        text=names,
+        hovertemplate="%{text}: %{y:.1%}<extra>censoring-aware</extra>",
+    )
+    fig.add_scatter(
+        x=[i + 0.1 for i in at],
+        y=summary["naive_win_rate"],
+        mode="markers",
+        name="closed deals only",
+        marker={
+            "color": "white",
+            "size": 9,
+            "symbol": "diamond",
+            "line": {"color": MUTED, "width": 1.5},
+        },
+        text=names,
+        hovertemplate="%{text}: %{y:.1%}<extra>closed only</extra>",
+    )
+    fig.update_xaxes(tickvals=at, ticktext=names, range=[-0.5, len(names) - 0.5])
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", title_text="ends won")
+    return style(fig, height=300, legend=True)
+
+
+def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.Figure:
+    """Small multiples, one per stage: deals by whole days in the stage (finished and
+    still running), the median (solid) and the target (dashed)."""
+    n = len(stages)
+    cols = 3 if n > 4 else max(n, 1)
+    rows = math.ceil(n / cols) if n else 1
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=list(stages["name"]),
+        horizontal_spacing=0.06,
+        vertical_spacing=0.16 if rows > 1 else 0.1,
+    )
+    for i, st in enumerate(stages.itertuples(index=False)):
+        r, c = i // cols + 1, i % cols + 1
+        d = distribution[distribution["stage_id"] == st.stage_id]
+        for column, color, label in (
+            ("finished", PRIMARY, "left the stage"),
+            ("ongoing", LIGHT, "still in the stage"),
+        ):
+            fig.add_bar(
+                x=d["day"],
+                y=d[column],
+                marker_color=color,
+                name=label,
+                legendgroup=column,
+                showlegend=i == 0,
+                hovertemplate=f"day %{{x}}: %{{y:,}} deals<extra>{label}</extra>",
+                row=r,
+                col=c,
+            )
+        marks = [m for m in map(fmt.number, (st.median, st.p90, st.target_days)) if m is not None]
+        right = max(marks) * 1.5 if marks else float(d["day"].max()) if len(d) else 1.0
+        fig.update_xaxes(range=[0, max(right, 1.0)], row=r, col=c)
+        lines = ((st.median, {"color": INK}), (st.target_days, {"color": TARGET, "dash": "dash"}))
+        for x, line in lines:
+            if fmt.finite(x):
+                fig.add_vline(x=x, line=line | {"width": 2}, opacity=1, layer="above", row=r, col=c)
+    fig = style(fig, height=70 + 200 * rows, legend=True)
+    # The legend sits above the panel titles, which plotly draws as annotations.
+    fig.update_layout(
+        barmode="stack", bargap=0.05, margin={"t": 60}, legend={"y": 1.0 + 40 / (200 * rows)}
+    )
+    return fig
+
+
+def snapshot_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
+    """Open value per current stage beside its stage-probability-weighted value, with
+    the deal count on each bar."""
+    fig = go.Figure()
+    names = list(stages["name"])
+    fig.add_bar(
+        x=names,
+        y=stages["value"],
+        name="open value",
+        marker_color=PRIMARY,
+        text=[fmt.plural(n, "deal") for n in stages["deals"]],
+        textposition="outside",
+        hovertemplate="%{x}: %{y:,.0f}<extra>open value</extra>",
+    )
+    fig.add_bar(
+        x=names,
+        y=stages["weighted_value"],
+        name="weighted by stage probability (CRM view)",
+        marker_color=LIGHT,
+        hovertemplate="%{x}: %{y:,.0f}<extra>weighted</extra>",
+    )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(**_money_axis(currency))
+    return style(fig, height=320, legend=True)
+
+
+def waterfall_chart(waterfall: pd.DataFrame, currency: str) -> go.Figure:
+    """The pipeline value from start to end, one bar per part that moved it
+    (parts with no deal and no value are left out)."""
+    keep = waterfall[
+        waterfall["step"].isin(["start", "end"])
+        | (waterfall["deals"] != 0)
+        | (waterfall["value"] != 0)
+    ]
+    measure = [
+        "absolute" if s == "start" else "total" if s == "end" else "relative" for s in keep["step"]
+    ]
+    ends = ("start", "end")
+    text = [
+        f"{fmt.money(v, currency, signed=s not in ends)}<br>{fmt.plural(abs(n), 'deal')}"
+        for s, v, n in zip(keep["step"], keep["value"], keep["deals"], strict=True)
+    ]
+    fig = go.Figure(
+        go.Waterfall(
+            x=[STEP_LABELS.get(s, s) for s in keep["step"]],
+            y=keep["value"],
+            measure=measure,
+            text=text,
+            textposition="outside",
+            cliponaxis=False,
+            connector={"line": {"color": GRID}},
+            increasing={"marker": {"color": PRIMARY}},
+            decreasing={"marker": {"color": "#c98a84"}},
+            totals={"marker": {"color": "#4b5563"}},
+            hovertemplate="%{x}: %{y:,.0f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(**_money_axis(currency))
+    return style(fig, height=360)

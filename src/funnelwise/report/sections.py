@@ -1,0 +1,477 @@
+"""The report's sections: one function per section, from analysis results to text,
+tables and charts.
+
+Each function reads numbers off result frames and formats them: the one-line
+takeaway names the row it picked (the weakest step, the stage most over its
+target, ...) and quotes its values and intervals as the result states them.
+Nothing is estimated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from funnelwise.report import charts, fmt
+from funnelwise.report.fmt import Table, table
+
+if TYPE_CHECKING:
+    # Types only: the report runs with whichever analyses this version has.
+    from funnelwise.analytics.flow import FlowResult
+    from funnelwise.analytics.funnel import FunnelResult
+    from funnelwise.analytics.outcomes import OutcomesResult
+    from funnelwise.analytics.snapshot import SnapshotResult
+    from funnelwise.analytics.timing import TimingResult
+
+
+@dataclass(frozen=True, eq=False)
+class Chart:
+    """A figure and the one line that says what it shows."""
+
+    figure: go.Figure
+    takeaway: str
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One key figure: a label, the value, and a line of context (interval, denominator)."""
+
+    label: str
+    value: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Section:
+    """A titled part of the report: its takeaway, then tiles, charts, tables and notes
+    (method and denominators). `empty` marks a section that had nothing to show."""
+
+    key: str
+    title: str
+    takeaway: str
+    tiles: tuple[Tile, ...] = ()
+    charts: tuple[Chart, ...] = ()
+    tables: tuple[Table, ...] = ()
+    notes: tuple[str, ...] = ()
+    empty: bool = False
+
+
+def notice(key: str, title: str, text: str) -> Section:
+    """A section that only says why there is nothing to show."""
+    return Section(key=key, title=title, takeaway=text, empty=True)
+
+
+def _row(frame: pd.DataFrame, **where: Any) -> pd.Series | None:
+    for col, value in where.items():
+        frame = frame[frame[col] == value]
+    return None if frame.empty else frame.iloc[0]
+
+
+def _level(meta: Mapping[str, Any]) -> float:
+    return 1 - float(meta.get("alpha", 0.05))
+
+
+# -- key figures ---------------------------------------------------------------------
+def key_figures(
+    outcomes: OutcomesResult | None,
+    timing: TimingResult | None,
+    snapshot: SnapshotResult | None,
+) -> Section:
+    """Tiles: win probability (censoring-aware, with the closed-only rate), deals and
+    open deals, time to won, open pipeline value. Any result may be missing."""
+    s = _row(outcomes.summary, scope="created") if outcomes is not None else None
+    cycle = timing.cycle if timing is not None else pd.DataFrame()
+    c = cycle.iloc[0] if len(cycle) else None
+    totals = snapshot.totals if snapshot is not None else pd.DataFrame()
+    t = totals.iloc[0] if len(totals) else None
+    currency = str(snapshot.meta["currency"]) if snapshot is not None else ""
+    level = _level(outcomes.meta) if outcomes is not None else 0.95
+    tiles = []
+    if s is not None:
+        closed = int(s["won"] + s["lost"] + s["no_decision"])
+        tiles.append(
+            Tile(
+                "Deals",
+                fmt.count(s["n"]),
+                f"{fmt.count(s['open'])} open, {fmt.count(closed)} closed",
+            )
+        )
+        tiles.append(
+            Tile(
+                "Win probability",
+                fmt.pct(s["p_won"]),
+                f"{fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)}; "
+                f"closed deals only: {fmt.pct(s['naive_win_rate'])}",
+            )
+        )
+    if c is not None:
+        tiles.append(
+            Tile(
+                "Median time to won",
+                fmt.days(c["won_median"]),
+                f"counting won deals only: {fmt.days(c['won_median_naive'])}",
+            )
+        )
+    if t is not None:
+        tiles.append(
+            Tile(
+                "Open pipeline",
+                fmt.money(t["value"], currency),
+                f"{fmt.plural(t['deals'], 'deal')}; {fmt.money(t['weighted_value'], currency)} "
+                "weighted by stage probability",
+            )
+        )
+    if outcomes is None or s is None:
+        return Section("key-figures", "Key figures", "The log's key figures.", tiles=tuple(tiles))
+    if int(s["won"] + s["lost"] + s["no_decision"]) == 0:
+        takeaway = (
+            f"All {fmt.plural(s['n'], 'deal')} are still open as of "
+            f"{fmt.date(outcomes.meta['as_of'])}: no deal has closed yet, so there is no "
+            "win rate to report."
+        )
+    else:
+        takeaway = (
+            f"Of {fmt.plural(s['n'], 'deal')} ({fmt.count(s['open'])} still open), "
+            f"{fmt.pct(s['p_won'])} are expected to end won "
+            f"({fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)})"
+        )
+        if c is not None and fmt.finite(c["won_median"]):
+            takeaway += f", half of those within {fmt.days(c['won_median'])}"
+        takeaway += "."
+    return Section("key-figures", "Key figures", takeaway, tiles=tuple(tiles))
+
+
+# -- funnel --------------------------------------------------------------------------
+def funnel_section(result: FunnelResult) -> Section:
+    """Deals and value reaching each stage; the takeaway names the weakest step."""
+    f = result.stages
+    currency = str(result.meta["currency"])
+    if f.empty or int(f["reached"].iloc[0]) == 0:
+        return notice("funnel", "Funnel", "No deals in this log.")
+    level = _level(result.meta)
+    steps = f.iloc[1:].dropna(subset=["step_rate"])
+    first, last = f.iloc[0], f.iloc[-1]
+    if steps.empty:
+        takeaway = f"{fmt.plural(first['reached'], 'deal')} reached {first['name']}."
+    else:
+        at = int(steps["step_rate"].idxmin())  # f has a RangeIndex: labels are positions
+        w, prev = f.loc[at], f.loc[at - 1]
+        takeaway = (
+            f"The weakest step is {prev['name']} → {w['name']}: "
+            f"{fmt.pct(w['step_rate'])} of the {fmt.count(w['step_n'])} deals that reached "
+            f"{prev['name']} went on ({fmt.ci(w['step_lower'], w['step_upper'], level=level)}); "
+            f"{fmt.pct(last['cumulative_rate'])} of all deals reached {last['name']}."
+        )
+    value_line = (
+        f"By value, {fmt.pct(last['value_cumulative_rate'])} of the "
+        f"{fmt.money(first['value'], currency)} that entered the funnel reached {last['name']} "
+        f"({fmt.money(last['value'], currency)}); labels show each step's conversion."
+    )
+    rows = table(
+        f,
+        [
+            ("Stage", lambda r: str(r.name), False),
+            ("Reached", lambda r: fmt.count(r.reached), True),
+            ("Skipped", lambda r: fmt.count(r.skipped), True),
+            ("Open here", lambda r: fmt.count(r.undecided), True),
+            (
+                "Step conversion",
+                lambda r: fmt.pct_ci(r.step_rate, r.step_lower, r.step_upper),
+                True,
+            ),
+            (
+                "Among decided",
+                lambda r: fmt.pct_ci(r.decided_rate, r.decided_lower, r.decided_upper),
+                True,
+            ),
+            (
+                "From first stage",
+                lambda r: fmt.pct_ci(r.cumulative_rate, r.cumulative_lower, r.cumulative_upper),
+                True,
+            ),
+            ("Value", lambda r: fmt.money(r.value, currency), True),
+        ],
+        caption=f"Rates with {round(100 * level)}% Wilson intervals in brackets.",
+    )
+    return Section(
+        "funnel",
+        "Funnel",
+        takeaway,
+        charts=(Chart(charts.funnel_chart(f, currency), value_line),),
+        tables=(rows,),
+        notes=(
+            "A deal reaches a stage when it entered it or any later stage, so skipped stages "
+            "are counted as reached and shown as skipped. Step conversion counts deals still "
+            "open at the previous stage as not (yet) converted; 'among decided' leaves them "
+            "out. The two bracket the truth.",
+        ),
+    )
+
+
+# -- outcomes ------------------------------------------------------------------------
+def outcomes_section(result: OutcomesResult, stage_names: Mapping[str, str]) -> Section:
+    """Cumulative incidence of won / lost / no decision, censoring-aware, against the
+    naive closed-only win rate."""
+    title = "Outcomes: won, lost, no decision"
+    summary = result.summary
+    s = _row(summary, scope="created")
+    if s is None:
+        return notice("outcomes", title, "No deals in this log.")
+    closed = int(s["won"] + s["lost"] + s["no_decision"])
+    if closed == 0:
+        return notice(
+            "outcomes",
+            title,
+            f"No deal has closed yet (all {fmt.plural(s['n'], 'deal')} are open as of "
+            f"{fmt.date(result.meta['as_of'])}), so the chances of winning and losing cannot "
+            "be estimated.",
+        )
+    level = _level(result.meta)
+    takeaway = (
+        f"A new deal ends won with probability {fmt.pct(s['p_won'])} "
+        f"({fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)}), lost "
+        f"{fmt.pct(s['p_lost'])}, no decision {fmt.pct(s['p_no_decision'])}; counting closed "
+        f"deals only ({fmt.plural(closed, 'deal')}) would say {fmt.pct(s['naive_win_rate'])} won."
+    )
+    curves = result.curves
+    created = curves[curves["scope"] == "created"]
+    by_stage = summary[summary["scope"] != "created"].copy()
+    by_stage["name"] = by_stage["scope"].map(lambda sid: stage_names.get(sid, sid))
+    chart_list = [
+        Chart(
+            charts.incidence_chart(created, s["naive_win_rate"]),
+            f"Open deals are followed, not dropped: the bands are {round(100 * level)}% "
+            f"intervals, widest where few deals are still open (follow-up "
+            f"{fmt.days(s['followup_days'])}).",
+        )
+    ]
+    if len(by_stage):
+        a, b = by_stage.iloc[0], by_stage.iloc[-1]
+        chart_list.append(
+            Chart(
+                charts.stage_win_chart(by_stage),
+                f"From {a['name']} {fmt.pct(a['p_won'])} of deals end won, from {b['name']} "
+                f"{fmt.pct(b['p_won'])} "
+                f"({fmt.ci(b['p_won_lower'], b['p_won_upper'], level=level)}).",
+            )
+        )
+    names = dict(stage_names) | {"created": "Any new deal"}
+    rows = table(
+        summary.assign(label=summary["scope"].map(lambda sid: names.get(sid, sid))),
+        [
+            ("From", lambda r: str(r.label), False),
+            ("Deals", lambda r: fmt.count(r.n), True),
+            ("Open", lambda r: fmt.count(r.open), True),
+            ("Won", lambda r: fmt.pct_ci(r.p_won, r.p_won_lower, r.p_won_upper), True),
+            ("Lost", lambda r: fmt.pct_ci(r.p_lost, r.p_lost_lower, r.p_lost_upper), True),
+            (
+                "No decision",
+                lambda r: fmt.pct_ci(r.p_no_decision, r.p_no_decision_lower, r.p_no_decision_upper),
+                True,
+            ),
+            (
+                "Closed only: won",
+                lambda r: fmt.pct_ci(r.naive_win_rate, r.naive_win_lower, r.naive_win_upper),
+                True,
+            ),
+        ],
+        caption="Probability of each outcome by the end of follow-up, from creation and from "
+        "reaching each stage.",
+    )
+    return Section(
+        "outcomes",
+        title,
+        takeaway,
+        charts=tuple(chart_list),
+        tables=(rows,),
+        notes=(str(result.meta.get("method", "")),),
+    )
+
+
+# -- time in stage -------------------------------------------------------------------
+def timing_section(result: TimingResult) -> Section:
+    """Time-in-stage distributions against the targets; the takeaway names the stage
+    that overruns its target most often."""
+    title = "Time in stage"
+    st = result.stages
+    if st.empty:
+        return notice("timing", title, "No deal has entered an open stage yet.")
+    level = _level(result.meta)
+    with_target = st.dropna(subset=["target_days", "over_target"])
+    if len(with_target):
+        w = with_target.loc[with_target["over_target"].idxmax()]
+        takeaway = (
+            f"{w['name']} overruns its {fmt.day_span(w['target_days'])} target most often: "
+            f"{fmt.pct(w['over_target'])} of deals stay longer "
+            f"({fmt.ci(w['over_target_lower'], w['over_target_upper'], level=level)}); "
+            f"median {fmt.days(w['median'])}."
+        )
+    else:
+        slowest = st.dropna(subset=["median"])
+        if slowest.empty:
+            takeaway = "Too few deals have left any stage to estimate a median time."
+        else:
+            w = slowest.loc[slowest["median"].idxmax()]
+            takeaway = f"Deals stay longest in {w['name']}: median {fmt.days(w['median'])}."
+    chart = Chart(
+        charts.time_in_stage_chart(st, result.distribution),
+        "Each panel: deals by whole days spent in the stage; solid line the median, dashed "
+        "line the target. Axes are cut at 1.5× the larger of p90 and target.",
+    )
+    rows = table(
+        st,
+        [
+            ("Stage", lambda r: str(r.name), False),
+            ("Deals", lambda r: fmt.count(r.deals), True),
+            ("Still in it", lambda r: fmt.count(r.still_in_stage), True),
+            ("Median days", lambda r: fmt.days_ci(r.median, r.median_lower, r.median_upper), True),
+            ("p75", lambda r: fmt.days_ci(r.p75, None, None), True),
+            ("p90", lambda r: fmt.days_ci(r.p90, None, None), True),
+            ("Target", lambda r: fmt.days_ci(r.target_days, None, None), True),
+            (
+                "Over target",
+                lambda r: fmt.pct_ci(r.over_target, r.over_target_lower, r.over_target_upper),
+                True,
+            ),
+        ],
+        caption=f"Days in the stage over all visits; {round(100 * level)}% intervals in brackets.",
+    )
+    cycle = result.cycle
+    tables = [rows]
+    if len(cycle):
+        tables.append(
+            table(
+                cycle,
+                [
+                    ("Deals", lambda r: fmt.count(r.deals), True),
+                    ("Won", lambda r: fmt.count(r.won), True),
+                    ("Median to won", lambda r: fmt.days_ci(r.won_median, None, None), True),
+                    ("p75 to won", lambda r: fmt.days_ci(r.won_p75, None, None), True),
+                    ("p90 to won", lambda r: fmt.days_ci(r.won_p90, None, None), True),
+                    (
+                        "Won deals only: median",
+                        lambda r: fmt.days_ci(r.won_median_naive, None, None),
+                        True,
+                    ),
+                    (
+                        "Median to any close",
+                        lambda r: fmt.days_ci(
+                            r.close_median, r.close_median_lower, r.close_median_upper
+                        ),
+                        True,
+                    ),
+                ],
+                caption="Cycle time in days from creation, deals still open censored.",
+            )
+        )
+    return Section(
+        "timing",
+        title,
+        takeaway,
+        charts=(chart,),
+        tables=tuple(tables),
+        notes=(str(result.meta.get("method", "")),),
+    )
+
+
+# -- snapshot ------------------------------------------------------------------------
+def snapshot_section(result: SnapshotResult) -> Section:
+    """Open deals per current stage: count, value, weighted value, overdue."""
+    title = "Pipeline today"
+    st = result.stages
+    totals = result.totals
+    currency = str(result.meta["currency"])
+    as_of = fmt.date(result.meta["as_of"])
+    if totals.empty or int(totals["deals"].sum()) == 0:
+        return notice("snapshot", title, f"No open deals as of {as_of}.")
+    t = totals.iloc[0]
+    takeaway = (
+        f"{fmt.plural(t['deals'], 'open deal')} worth {fmt.money(t['value'], currency)} as of "
+        f"{as_of} ({fmt.money(t['weighted_value'], currency)} weighted by the stage "
+        f"probabilities); {fmt.count(t['over_target'])} are over their stage's target time and "
+        f"{fmt.count(t['past_close_date'])} past their expected close date."
+    )
+    rows = table(
+        st,
+        [
+            ("Stage", lambda r: str(r.name), False),
+            ("Deals", lambda r: fmt.count(r.deals), True),
+            ("Value", lambda r: fmt.money(r.value, currency), True),
+            ("Weighted", lambda r: fmt.money(r.weighted_value, currency), True),
+            ("Mean days in stage", lambda r: fmt.days_ci(r.mean_days_in_stage, None, None), True),
+            ("Over target", lambda r: fmt.count(r.over_target), True),
+            ("Past close date", lambda r: fmt.count(r.past_close_date), True),
+        ],
+    )
+    biggest = st.loc[st["value"].idxmax()]
+    return Section(
+        "snapshot",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.snapshot_chart(st, currency),
+                f"Most open value sits in {biggest['name']}: "
+                f"{fmt.money(biggest['value'], currency)} in "
+                f"{fmt.plural(biggest['deals'], 'deal')}.",
+            ),
+        ),
+        tables=(rows,),
+        notes=(str(result.meta.get("weighting", "")),),
+    )
+
+
+# -- flow ----------------------------------------------------------------------------
+def flow_section(result: FlowResult) -> Section:
+    """The waterfall from the pipeline at start to the pipeline at end."""
+    title = "Pipeline flow"
+    w = result.waterfall
+    currency = str(result.meta["currency"])
+    start, end = fmt.date(result.meta["start"]), fmt.date(result.meta["end"])
+    if w.empty:
+        return notice("flow", title, f"No deals between {start} and {end}.")
+    step = {r.step: r for r in w.itertuples(index=False)}
+    a, b = step["start"], step["end"]
+    parts = w[~w["step"].isin(["start", "end"]) & (w["value"] != 0)]
+    moved = ", ".join(
+        f"{fmt.money(r.value, currency, signed=True)} {charts.STEP_LABELS[str(r.step)].lower()}"
+        for r in parts.itertuples(index=False)
+    )
+    takeaway = (
+        f"From {start} to {end} the open pipeline went from {fmt.money(a.value, currency)} "
+        f"({fmt.plural(a.deals, 'deal')}) to {fmt.money(b.value, currency)} "
+        f"({fmt.plural(b.deals, 'deal')})" + (f": {moved}." if moved else ".")
+    )
+    movements = result.movements
+    tables = []
+    if len(movements):
+        tables.append(
+            table(
+                movements,
+                [
+                    ("Deals open at start that…", lambda r: charts.STEP_LABELS[r.move], False),
+                    ("Deals", lambda r: fmt.count(r.deals), True),
+                    ("Value at end", lambda r: fmt.money(r.value, currency), True),
+                    ("Close date moved, total days", lambda r: fmt.count(r.days), True),
+                ],
+                caption="Every stage move and close-date change of deals open at start, "
+                "whether or not it changed the total.",
+            )
+        )
+    return Section(
+        "flow",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.waterfall_chart(w, currency),
+                "Won, lost and no decision leave the open pipeline; start plus the parts "
+                "equals end to the cent.",
+            ),
+        ),
+        tables=tuple(tables),
+    )

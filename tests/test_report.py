@@ -1,0 +1,256 @@
+"""The HTML report: self-contained, one section per analysis, takeaways that quote
+the results, and honest about logs it cannot say much about."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lxml.html
+import pandas as pd
+import plotly.offline
+import pytest
+from typer.testing import CliRunner
+
+import funnelwise as fw
+from funnelwise import analytics
+from funnelwise.cli import app
+from funnelwise.log import EventLog
+from funnelwise.report import Report, build_report
+from funnelwise.report import fmt as f
+from funnelwise.report.build import FLOW_DAYS, available_analyses
+from funnelwise.synth import generate, write_project
+from tiny import build_tiny
+
+# Which section shows which analysis (key figures draw on several).
+SECTION_OF = {
+    "funnel": "funnel",
+    "outcomes": "outcomes",
+    "timing": "timing",
+    "snapshot": "snapshot",
+    "flow": "flow",
+}
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "project"
+    write_project(generate(deals=1500, seed=3), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def log(synth_dir: Path) -> EventLog:
+    return fw.open(synth_dir)
+
+
+@pytest.fixture(scope="module")
+def report(log: EventLog) -> Report:
+    return build_report(log)
+
+
+@pytest.fixture(scope="module")
+def page(report: Report) -> str:
+    return report.html()
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    return build_report(fw.open(build_tiny(tmp_path_factory.mktemp("tiny") / "p")))
+
+
+def _pct(x: float) -> str:
+    return f"{round(100 * x)}%"
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"95% CI {round(100 * lo)}–{round(100 * hi)}%"
+
+
+# -- self-contained ---------------------------------------------------------------------
+def test_page_is_self_contained_with_plotly_embedded_once(page: str, report: Report) -> None:
+    doc = lxml.html.fromstring(page)
+    external = [
+        (el.tag, url)
+        for el in doc.iter()
+        if isinstance(el.tag, str)
+        for url in (el.get("src"), el.get("href"))
+        if url and re.match(r"^\s*(https?:)?//", url)
+    ]
+    assert external == []
+    assert doc.xpath("//script[@src]") == [] and doc.xpath("//link[@rel='stylesheet']") == []
+    styles = " ".join(s.text_content() for s in doc.xpath("//style"))
+    assert "@import" not in styles and "url(" not in styles
+    assert page.count(plotly.offline.get_plotlyjs()) == 1
+    charts = sum(len(s.charts) for s in report.sections)
+    assert charts >= 6
+    assert page.count("Plotly.newPlot(") == charts
+    assert len(doc.xpath("//div[contains(@class, 'plotly-graph-div')]")) == charts
+
+
+def test_every_available_analysis_has_its_section(report: Report, page: str) -> None:
+    expected = {SECTION_OF[a] for a in available_analyses()}
+    # The analyses this version has are all there (flow and snapshot included).
+    assert {"funnel", "outcomes", "timing", "snapshot", "flow"} <= set(available_analyses())
+    keys = [s.key for s in report.sections]
+    assert expected <= set(keys)
+    assert keys[0] == "key-figures"
+    for key in keys:
+        assert f'id="s-0-{key}"' in page
+    for s in report.sections:
+        assert not s.empty
+        assert s.takeaway in page.replace("&#39;", "'").replace("&amp;", "&")
+        for c in s.charts:
+            assert c.takeaway
+
+
+# -- takeaways quote the results ------------------------------------------------------------
+def test_funnel_takeaway_names_the_weakest_step(log: EventLog, report: Report) -> None:
+    st = analytics.funnel(log).stages
+    i = int(st["step_rate"].iloc[1:].idxmin())
+    w, prev, last = st.loc[i], st.loc[i - 1], st.iloc[-1]
+    text = report.section("funnel").takeaway
+    assert f"{prev['name']} → {w['name']}" in text
+    assert f"{_pct(w['step_rate'])} of the {int(w['step_n']):,} deals" in text
+    assert _ci(w["step_lower"], w["step_upper"]) in text
+    assert f"{_pct(last['cumulative_rate'])} of all deals reached Won" in text
+    # No other step converts worse than the one named.
+    assert (st["step_rate"].iloc[1:] >= w["step_rate"]).all()
+
+
+def test_outcomes_takeaway_quotes_censoring_aware_and_naive_rates(
+    log: EventLog, report: Report
+) -> None:
+    s = analytics.outcomes(log).summary.set_index("scope").loc["created"]
+    text = report.section("outcomes").takeaway
+    assert f"probability {_pct(s['p_won'])} ({_ci(s['p_won_lower'], s['p_won_upper'])})" in text
+    assert f"lost {_pct(s['p_lost'])}" in text
+    assert f"no decision {_pct(s['p_no_decision'])}" in text
+    closed = int(s["won"] + s["lost"] + s["no_decision"])
+    assert f"closed deals only ({closed:,} deals) would say {_pct(s['naive_win_rate'])}" in text
+    assert s["open"] > 0  # the synthetic log has open deals: censoring matters
+    figures = report.section("key-figures").tiles
+    assert [t.value for t in figures if t.label == "Win probability"] == [_pct(s["p_won"])]
+
+
+def test_timing_takeaway_names_the_stage_most_over_target(log: EventLog, report: Report) -> None:
+    st = analytics.timing(log).stages
+    w = st.loc[st["over_target"].idxmax()]
+    text = report.section("timing").takeaway
+    assert text.startswith(f"{w['name']} overruns its {round(w['target_days'])}-day target")
+    assert f"{_pct(w['over_target'])} of deals stay longer" in text
+    assert _ci(w["over_target_lower"], w["over_target_upper"]) in text
+
+
+def test_snapshot_and_flow_takeaways_quote_totals(log: EventLog, report: Report) -> None:
+    t = analytics.snapshot(log).totals.iloc[0]
+    text = report.section("snapshot").takeaway
+    assert text.startswith(f"{int(t['deals']):,} open deals worth {f.money(t['value'], 'USD')}")
+    assert f"{int(t['over_target'])} are over" in text
+    assert f"{int(t['past_close_date'])} past their expected close date" in text
+    w = analytics.flow(log, start=log.now - pd.Timedelta(days=FLOW_DAYS), end=log.now)
+    steps = w.waterfall.set_index("step")
+    text = report.section("flow").takeaway
+    assert f"from {f.money(steps.loc['start', 'value'], 'USD')} " in text
+    assert f"to {f.money(steps.loc['end', 'value'], 'USD')} " in text
+    assert f"{f.money(steps.loc['won', 'value'], 'USD', signed=True)} won" in text
+
+
+def test_tiny_log_takeaways_by_hand(tiny_report: Report) -> None:
+    # Reached: lead 5, qualification 4 (D1 won, D2, D3, D4), needs assessment 2 (D1, D3):
+    # the weakest step is 2/4; Wilson 95%: 0.5 ± 0.350 -> 15–85%. Won: 1 of 5 deals.
+    assert tiny_report.section("funnel").takeaway == (
+        "The weakest step is Qualification → Needs assessment: 50% of the 4 deals that "
+        "reached Qualification went on (95% CI 15–85%); 20% of all deals reached Won."
+    )
+    # Open at 2024-03-01: D3 (2000) and D4 (300), both in qualification since 02-01:
+    # 29 days > the 14-day target; probability 0.2 -> weighted 460; close dates ahead.
+    assert tiny_report.section("snapshot").takeaway == (
+        "2 open deals worth $2,300 as of 2024-03-01 ($460 weighted by the stage "
+        "probabilities); 2 are over their stage's target time and 0 past their expected "
+        "close date."
+    )
+    # 90 days back nothing was open; all five deals were created since, three closed.
+    assert tiny_report.section("flow").takeaway == (
+        "From 2023-12-02 to 2024-03-01 the open pipeline went from $0 (0 deals) to $2,300 "
+        "(2 deals): +$4,600 created, −$1,000 won, −$500 lost, −$800 no decision."
+    )
+
+
+# -- logs the report cannot say much about ---------------------------------------------------
+def test_log_without_closed_deals_says_so(log: EventLog) -> None:
+    first_close = pd.Timestamp(log.deals.closed_at.min().execute())
+    report = build_report(log, as_of=first_close - pd.Timedelta(seconds=1))
+    outcomes = report.section("outcomes")
+    assert outcomes.empty and outcomes.charts == ()
+    assert "No deal has closed yet" in outcomes.takeaway
+    assert "no deal has closed yet" in report.section("key-figures").takeaway
+    funnel = report.section("funnel")
+    assert not funnel.empty and funnel.charts
+    page = report.html()
+    assert "No deal has closed yet" in page
+    assert page.count("Plotly.newPlot(") == sum(len(s.charts) for s in report.sections)
+
+
+def test_log_without_deals_says_so(log: EventLog) -> None:
+    first = pd.Timestamp(log.deals.created_at.min().execute())
+    report = build_report(log, as_of=first - pd.Timedelta(days=1))
+    assert [s.key for s in report.sections] == ["no-deals"]
+    assert "holds no deals" in report.section("no-deals").takeaway
+    assert "holds no deals" in report.html()
+
+
+def test_as_of_describes_the_past(log: EventLog) -> None:
+    t = log.now - pd.Timedelta(days=200)
+    report = build_report(log, as_of=t)
+    assert report.as_of == t
+    snap = analytics.snapshot(log.as_of(t)).totals.iloc[0]
+    text = report.section("snapshot").takeaway
+    assert f"{int(snap['deals']):,} open deals" in text and f"as of {t.date()}" in text
+
+
+# -- command line --------------------------------------------------------------------------
+def test_cli_writes_the_report(synth_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "r.html"
+    args = ["--project", str(synth_dir), "report", "-o", str(out), "--as-of", "2024-01-01"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Report written" in result.output
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "as of 2024-01-01" in text
+
+
+def test_cli_rejects_a_bad_date(synth_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    args = ["--project", str(synth_dir), "report", "-o", str(out), "--as-of", "soon"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "soon" in result.output
+    assert not out.exists()
+
+
+# -- formatting ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "currency", "text"),
+    [
+        (20928273.0, "USD", "$20.9M"),
+        (4600.0, "USD", "$4,600"),
+        (123456.0, "EUR", "€123k"),
+        (-3054776.01, "USD", "−$3.1M"),
+        (512.0, "CHF", "512 CHF"),
+        (float("nan"), "USD", "–"),
+    ],
+)
+def test_money(value: float, currency: str, text: str) -> None:
+    assert f.money(value, currency) == text
+
+
+def test_shares_days_and_intervals() -> None:
+    assert f.pct(0.2685) == "27%" and f.pct(0.2685, 1) == "26.9%"
+    assert f.pct_ci(0.2685, 0.2469, 0.2904) == "27% [25–29]"
+    assert f.pct_ci(0.5, None, 0.9) == "50%"
+    assert f.ci(0.15, 0.85) == "95% CI 15–85%"
+    assert f.days(19.6667) == "19.7 days" and f.days(1) == "1 day" and f.days(132) == "132 days"
+    assert f.day_span(14) == "14-day"
+    assert f.money(1000, "USD", signed=True) == "+$1,000"
