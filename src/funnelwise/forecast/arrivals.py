@@ -1,0 +1,171 @@
+"""Pipeline not yet created: how many deals will arrive, where, and what they bring.
+
+New deals arrive as a Poisson process whose level is the trailing rate of
+creations (default the last 13 weeks), adjusted for the season by a
+month-of-year index when the log holds at least two years. The level is
+uncertain (the trailing count is itself a Poisson draw) and moves with
+shocks shared by every deal (months busier or quieter than chance explains):
+both become one log-normal multiplier per simulated path. Arrivals start in
+the first stages deals started in over the window, per segment, and the
+amounts of those that will be won follow the deals won over the last year.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.forecast.base import DAY, require
+from funnelwise.forecast.history import History
+
+SEASON_MIN_DAYS = 730.0  # two years before a month-of-year index means anything
+POOL_DAYS = 365.0  # amounts of new wins follow the wins of this trailing window
+MIN_POOL = 5  # fewer wins in a pool than this: it borrows a wider pool
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """Fitted arrival process.
+
+    `rate_per_day`: deseasonalised level (deals per day, all segments);
+    `season` (12,): month-of-year multipliers (ones without two years of history);
+    `sigma`: log-sd of the level over a horizon (parameter uncertainty and shared
+    shocks combined); `starts`: share of arrivals per (segment, pipeline, first stage).
+    """
+
+    rate_per_day: float
+    season: np.ndarray
+    seasonal: bool
+    sigma: float
+    sigma_shock: float
+    window_days: float
+    n_window: int
+    starts: pd.DataFrame  # segment, pipeline_id, stage_id, amount_bin, share
+
+    def daily(self, as_of: pd.Timestamp, n_days: int) -> np.ndarray:
+        """Expected arrivals on each day 1..n_days after as_of."""
+        days = as_of + DAY * (np.arange(n_days) + 0.5)
+        return self.rate_per_day * self.season[pd.DatetimeIndex(days).month - 1]
+
+
+def _season(c: pd.DataFrame, first: pd.Timestamp, now: pd.Timestamp) -> np.ndarray:
+    """Month-of-year index: mean daily creations in each calendar month over the mean."""
+    full = pd.date_range(first.normalize() + pd.offsets.MonthBegin(1), now, freq="MS")
+    if len(full) < 2:
+        return np.ones(12)
+    months = full[:-1]
+    monthly = c.set_index("day").n.groupby(pd.Grouper(freq="MS")).sum()
+    per_day = monthly.reindex(months, fill_value=0) / months.days_in_month
+    by_month = per_day.groupby(months.month).mean().reindex(range(1, 13))
+    index = (by_month / per_day.mean()).fillna(1.0).to_numpy(dtype=float)
+    return np.where(index > 0, index, 1.0)
+
+
+def fit_arrivals(history: History, *, window_days: float, min_days: float = 28.0) -> Arrivals:
+    """Learn the arrival process from the creations before `history.now`."""
+    now = history.now
+    require(
+        "days of history for the arrival rate of new deals",
+        int(history.history_days),
+        int(min_days),
+        now,
+        "use a later as-of date, or forecast without new pipeline (arrivals=False)",
+    )
+    c = history.creations.copy()
+    c["day"] = pd.to_datetime(c.day)
+    window = min(window_days, history.history_days)
+    seasonal = history.history_days >= SEASON_MIN_DAYS and history.first_created is not None
+    season = _season(c, history.first_created, now) if seasonal else np.ones(12)  # type: ignore[arg-type]
+    recent = c[c.day > now - pd.Timedelta(days=window)]
+    n_window = int(recent.n.sum())
+    days = now - DAY * (np.arange(int(window)) + 0.5)
+    exposure = float(season[pd.DatetimeIndex(days).month - 1].sum()) if window >= 1 else 0.0
+    rate = n_window / exposure if exposure > 0 else 0.0
+    # Shared shocks: 30-day blocks before now, deseasonalised, beyond Poisson spread.
+    blocks = int(min(12, history.history_days // 30))
+    sigma_shock = 0.0
+    if blocks >= 3:
+        edges = [now - pd.Timedelta(days=30 * i) for i in range(blocks, -1, -1)]
+        spans = list(itertools.pairwise(edges))
+        counts = np.array([c[(c.day > a) & (c.day <= b)].n.sum() for a, b in spans], dtype=float)
+        expect = np.array(
+            [
+                season[pd.date_range(a, b, freq="D", inclusive="right").month - 1].sum()
+                for a, b in spans
+            ]
+        )
+        ratio = counts / expect
+        mean = ratio.mean()
+        if mean > 0:
+            excess = ratio.var(ddof=1) / mean**2 - float(np.mean(1.0 / np.maximum(counts, 1.0)))
+            sigma_shock = float(np.sqrt(max(0.0, excess)))
+    sigma_param = 1.0 / np.sqrt(max(n_window, 1))
+    starts = recent if n_window else c
+    starts = starts.assign(stage_id=starts.first_stage_id).dropna(subset=["stage_id"])
+    keys = ["segment", "pipeline_id", "stage_id", "amount_bin"]
+    share = starts.groupby(keys)["n"].sum().reset_index()
+    share["share"] = share.n / share.n.sum() if len(share) else 0.0
+    return Arrivals(
+        rate_per_day=rate,
+        season=season,
+        seasonal=bool(seasonal),
+        sigma=float(np.hypot(sigma_shock, sigma_param)),
+        sigma_shock=sigma_shock,
+        window_days=window,
+        n_window=n_window,
+        starts=share.drop(columns="n"),
+    )
+
+
+@dataclass(frozen=True)
+class AmountPool:
+    """Amounts of recent wins, one pool per (segment, deal size band) of new deals."""
+
+    keys: tuple[tuple[str, str], ...]
+    amounts: tuple[np.ndarray, ...]
+    n_wins: int
+
+    def mean(self) -> np.ndarray:
+        """Mean amount per pool."""
+        return np.array([a.mean() for a in self.amounts])
+
+    def second_moment(self) -> np.ndarray:
+        """Mean squared amount per pool."""
+        return np.array([(a * a).mean() for a in self.amounts])
+
+    def index(self, segment: pd.Series, band: pd.Series) -> np.ndarray:
+        """Pool index of (segment, band) pairs (-1 if absent)."""
+        lookup = {k: i for i, k in enumerate(self.keys)}
+        pairs = zip(segment.astype(str), band.astype(str), strict=True)
+        return np.array([lookup.get(k, -1) for k in pairs], dtype=np.int64)
+
+
+def amount_pool(history: History, keys: list[tuple[str, str]], *, min_wins: int) -> AmountPool:
+    """Won amounts of the trailing year (all wins if the year has too few) per
+    (segment, band): the pool's own wins, else the band's over every segment, else all."""
+    w = history.wins.dropna(subset=["amount_base"])
+    recent = w[w.closed_at > history.now - pd.Timedelta(days=POOL_DAYS)]
+    if len(recent) < min_wins:
+        recent = w
+    require(
+        "won deals with an amount (for the amounts of deals not yet created)",
+        len(recent),
+        min_wins,
+        history.now,
+        "use a later as-of date",
+    )
+    amount = recent.amount_base.to_numpy(dtype=float)
+    seg = recent.segment.astype(str).to_numpy()
+    band = recent.amount_bin.astype(str).to_numpy()
+    pools = []
+    for s, b in keys:
+        for mask in ((seg == s) & (band == b), band == b):
+            if mask.sum() >= MIN_POOL:
+                pools.append(amount[mask])
+                break
+        else:
+            pools.append(amount)
+    return AmountPool(tuple(keys), tuple(pools), len(recent))

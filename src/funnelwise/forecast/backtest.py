@@ -1,0 +1,266 @@
+"""Backtests: forecasts made as of past dates, scored against what was booked.
+
+At each cut-off `t` (every `every` days from `start` to `end`) every method
+is fitted on `log.as_of(t)` only, forecasts the bookings of `(t, t + horizon]`,
+and is compared with the amount actually won in that window (amount_base of
+deals won with closed_at in the window, read from the full log). A method
+that lacks history at a cut-off answers with the weighted-pipeline baseline
+(the run rate if the process has no stage probabilities), flagged in the row.
+The method with the lowest pinball loss (a proper score of the whole
+distribution: accuracy and honest intervals together) is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.errors import InputError, NotEnoughDataError
+from funnelwise.forecast.base import Forecaster, horizon_days
+from funnelwise.forecast.baselines import RunRate, WeightedHistorical, WeightedPipeline
+from funnelwise.forecast.history import History, pull_history
+from funnelwise.forecast.montecarlo import MonteCarlo
+from funnelwise.forecast.result import BacktestResult, ForecastResult, MethodScore
+from funnelwise.log import EventLog
+from funnelwise.progressing import ProgressCallback, no_progress
+from funnelwise.timeutil import Instant, to_days, to_timestamp
+
+METHODS: tuple[str, ...] = ("weighted_pipeline", "weighted_historical", "run_rate", "montecarlo")
+BASELINE = "weighted_pipeline"
+QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
+
+
+def make_forecaster(
+    method: str, *, by: str | None = None, n_paths: int = 10_000, seed: int = 0
+) -> Forecaster:
+    """A forecaster by name (see METHODS); InputError naming the valid ones."""
+    if method == "weighted_pipeline":
+        return WeightedPipeline(by=by)
+    if method == "weighted_historical":
+        return WeightedHistorical(by=by)
+    if method == "run_rate":
+        return RunRate(by=by)
+    if method == "montecarlo":
+        return MonteCarlo(by=by, n_paths=n_paths, seed=seed)
+    raise InputError(f"unknown method {method!r}; methods: {', '.join(METHODS)}, auto")
+
+
+def predict_with_fallback(
+    method: str,
+    history: History,
+    *,
+    horizon: str | float,
+    period: str = "month",
+    target: float | None = None,
+    n_paths: int = 10_000,
+    seed: int = 0,
+) -> ForecastResult:
+    """Fit `method` on the history and predict; if it lacks history, the baseline
+    answers and the result says so (`fallback`, `requested`)."""
+    chain = [method, *(m for m in (BASELINE, "run_rate") if m != method)]
+    reasons: list[str] = []
+    for name in chain:
+        est = make_forecaster(name, by=history.by, n_paths=n_paths, seed=seed)
+        try:
+            result = est.fit_history(history).predict(horizon=horizon, period=period, target=target)
+        except NotEnoughDataError as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        except InputError as exc:
+            # A baseline the process cannot support (no stage probabilities).
+            if name == method:
+                raise
+            reasons.append(f"{name}: {exc}")
+            continue
+        if reasons:
+            fallback = "; ".join(reasons) + f" — {name} answered instead"
+            return _with_fallback(result, method, fallback)
+        return result
+    raise NotEnoughDataError(
+        "no forecasting method has the history it needs: " + "; ".join(reasons)
+    )
+
+
+def _with_fallback(result: ForecastResult, requested: str, fallback: str) -> ForecastResult:
+    return replace(result, requested=requested, fallback=fallback)
+
+
+def cutoff_dates(
+    history_start: pd.Timestamp,
+    observed_until: pd.Timestamp,
+    *,
+    horizon: float,
+    every: float,
+    start: Instant | None,
+    end: Instant | None,
+) -> list[pd.Timestamp]:
+    """Midnight cut-offs every `every` days from start (default: first deal + 2 horizons)
+    to end (default: the last date whose horizon is fully observed)."""
+    last = observed_until - pd.Timedelta(days=horizon)
+    hi = to_timestamp(end, name="end") if end is not None else last
+    lo = (
+        to_timestamp(start, name="start")
+        if start is not None
+        else history_start + pd.Timedelta(days=2 * horizon)
+    )
+    lo = lo.ceil("D")
+    if hi > last:
+        raise InputError(
+            f"end {hi:%Y-%m-%d} leaves less than the {horizon:g}-day horizon before the end of "
+            f"observation ({observed_until:%Y-%m-%d}); use an end on or before {last:%Y-%m-%d}"
+        )
+    if lo > hi:
+        raise NotEnoughDataError(
+            f"no cut-off fits between {lo:%Y-%m-%d} and {hi:%Y-%m-%d}: a backtest with a "
+            f"{horizon:g}-day horizon needs history before its first cut-off and a full horizon "
+            "after its last; use a shorter horizon or an earlier --start"
+        )
+    n = int(np.floor((hi - lo) / pd.Timedelta(days=every))) + 1
+    return [lo + pd.Timedelta(days=every * i) for i in range(n)]
+
+
+def _pinball(actual: np.ndarray, pred: np.ndarray, q: float) -> float:
+    diff = actual - pred
+    return float(np.mean(np.maximum(q * diff, (q - 1.0) * diff)))
+
+
+def score(method: str, rows: pd.DataFrame) -> MethodScore:
+    """Accuracy of one method over its backtest rows (see MethodScore)."""
+    r = rows.dropna(subset=["expected"])
+    a = r.actual.to_numpy(float)
+    total = float(a.sum())
+    scale = float(a.mean()) if len(a) else float("nan")
+    err = r.expected.to_numpy(float) - a
+    pin = {
+        k: _pinball(a, r[k].to_numpy(float), q) / scale if scale > 0 else float("nan")
+        for k, q in QUANTILES.items()
+    }
+    nan = float("nan")
+    return MethodScore(
+        method=method,
+        wape=float(np.abs(err).sum() / total) if total > 0 else nan,
+        bias=float(err.sum() / total) if total > 0 else nan,
+        pinball=float(np.mean(list(pin.values()))),
+        pinball_p10=pin["p10"],
+        pinball_p50=pin["p50"],
+        pinball_p90=pin["p90"],
+        coverage80=float(np.mean((r.p10 <= r.actual) & (r.actual <= r.p90))) if len(r) else nan,
+        n_cutoffs=len(r),
+        n_fallback=int(r.fallback.notna().sum()),
+        mean_actual=scale,
+    )
+
+
+def choose(scores: dict[str, MethodScore]) -> tuple[str, str]:
+    """The method with the lowest pinball loss, and a sentence saying why."""
+    usable = {
+        m: s
+        for m, s in scores.items()
+        if s.n_cutoffs > 0 and s.n_fallback < s.n_cutoffs and np.isfinite(s.pinball)
+    }
+    if not usable:
+        return BASELINE, "no method could be scored; the weighted pipeline is the default"
+    ranked = sorted(usable.values(), key=lambda s: s.pinball)
+    best = ranked[0]
+    parts = [
+        f"{best.method} has the lowest pinball loss ({best.pinball:.3f} of mean bookings) over "
+        f"{best.n_cutoffs} cut-offs"
+    ]
+    if len(ranked) > 1:
+        parts.append(f"next {ranked[1].method} {ranked[1].pinball:.3f}")
+    base = scores.get(BASELINE)
+    if base is not None and best.method != BASELINE and np.isfinite(base.wape) and base.wape > 0:
+        parts.append(
+            f"WAPE {best.wape:.1%} against {base.wape:.1%} for the weighted pipeline "
+            f"({1 - best.wape / base.wape:.0%} lower)"
+        )
+    else:
+        parts.append(f"WAPE {best.wape:.1%}")
+    parts.append(f"its 80% interval held the actual {best.coverage80:.0%} of the time")
+    return best.method, "; ".join(parts)
+
+
+def backtest(
+    log: EventLog,
+    *,
+    horizon: str | float = "90d",
+    every: str | float = "14d",
+    start: Instant | None = None,
+    end: Instant | None = None,
+    methods: Sequence[str] = METHODS,
+    n_paths: int = 10_000,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    pull: Callable[[EventLog], History] | None = None,
+) -> BacktestResult:
+    """Backtest forecasting methods on the log's own history.
+
+    `horizon` and `every` are durations (`90d`, `2w`); `start`/`end` bound the
+    cut-offs (defaults: two horizons after the first deal, and the last date whose
+    horizon is fully observed). Every method sees only `log.as_of(t)`. `pull`
+    replaces how the history is pulled (tests use it to inspect what a cut-off sees).
+    Returns per-cut-off rows and per-method scores, with the chosen method.
+    """
+    report = progress or no_progress
+    days = horizon_days(horizon)
+    step = to_days(every, name="every")
+    if step < 1:
+        raise InputError(f"every must be at least 1 day (got {every!r})")
+    for m in methods:
+        if m not in METHODS:
+            raise InputError(f"unknown method {m!r}; methods: {', '.join(METHODS)}")
+    first = log.deals.created_at.min().execute()
+    if first is None or pd.isna(first):
+        raise NotEnoughDataError("the log has no deals; load deals before a backtest")
+    cutoffs = cutoff_dates(
+        pd.Timestamp(first), log.now, horizon=days, every=step, start=start, end=end
+    )
+    won = log.deals.filter((log.deals.outcome == "won") & log.deals.closed_at.notnull())
+    won_f = won.select("closed_at", "amount_base").to_pandas()
+    closed = won_f.closed_at.to_numpy(dtype="datetime64[ns]")
+    amounts = won_f.amount_base.fillna(0.0).to_numpy(float)
+    pull = pull or pull_history
+    rows = []
+    for i, t in enumerate(cutoffs):
+        report("backtest", i, len(cutoffs))
+        history = pull(log.as_of(t))
+        t_end = t + pd.Timedelta(days=days)
+        in_window = (closed > np.datetime64(t, "ns")) & (closed <= np.datetime64(t_end, "ns"))
+        actual = float(amounts[in_window].sum())
+        for m in methods:
+            r = predict_with_fallback(
+                m, history, horizon=days, period="horizon", n_paths=n_paths, seed=seed
+            )
+            rows.append(
+                {
+                    "cutoff": t,
+                    "method": m,
+                    "actual": actual,
+                    "expected": r.expected,
+                    "p10": r.p10,
+                    "p50": r.p50,
+                    "p90": r.p90,
+                    "covered": bool(r.p10 <= actual <= r.p90),
+                    "answered_by": r.method,
+                    "fallback": r.fallback,
+                }
+            )
+    report("backtest", len(cutoffs), len(cutoffs))
+    frame = pd.DataFrame(rows)
+    scores = {m: score(m, frame[frame.method == m]) for m in methods}
+    chosen, reason = choose(scores)
+    return BacktestResult(
+        horizon_days=days,
+        every_days=step,
+        start=cutoffs[0],
+        end=cutoffs[-1],
+        rows=frame,
+        scores=scores,
+        chosen=chosen,
+        reason=reason,
+        n_paths=n_paths,
+        seed=seed,
+    )

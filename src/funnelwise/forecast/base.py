@@ -1,0 +1,148 @@
+"""What every forecaster shares: the scikit-learn contract and the result plumbing.
+
+A forecaster's `__init__` only stores its keyword options; `fit(log)` learns
+from the log as it stands at `log.now` (pass `log.as_of(t)` to forecast from a
+past date) and returns `self`; fitted state ends in `_`; `predict(...)` returns
+a ForecastResult for the horizon after `log.now`. Calling `predict` before
+`fit` raises NotFittedError.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.errors import InputError, NotEnoughDataError
+from funnelwise.forecast.history import History, pull_history
+from funnelwise.forecast.periods import PeriodGrid, period_grid, sum_by_period
+from funnelwise.forecast.result import ForecastResult, ForecastSummary
+from funnelwise.log import EventLog
+from funnelwise.timeutil import to_days
+
+DAY = pd.Timedelta(days=1)
+
+
+class NotFittedError(InputError):
+    """A forecaster was asked to predict before `fit(log)`."""
+
+
+def horizon_days(horizon: str | float) -> float:
+    """Days in a horizon such as `90d`, `13w`, `1q` (InputError if under a day)."""
+    days = to_days(horizon, name="horizon")
+    if days < 1:
+        raise InputError(f"horizon must be at least 1 day (got {horizon!r})")
+    return days
+
+
+def past_bookings(history: History, *, period: str, lookback_days: float) -> pd.DataFrame:
+    """Bookings won per calendar period over `lookback_days` before `history.now`,
+    not before the first deal (empty frame without history): the left side of a fan chart."""
+    days = min(lookback_days, history.history_days)
+    if days < 1:
+        return pd.DataFrame(columns=["period", "start", "end", "booked"])
+    grid = period_grid(history.now - pd.Timedelta(days=days), days, period)
+    booked = sum_by_period(
+        history.wins.closed_at.to_numpy(),
+        history.wins.amount_base.fillna(0.0).to_numpy(),
+        [grid.starts[0], *grid.ends],
+    )
+    return grid.frame().drop(columns="end_day").assign(booked=booked)
+
+
+class Forecaster:
+    """Base of every forecaster: fit on a log (as of its `now`), then predict."""
+
+    name: ClassVar[str] = "forecaster"
+
+    def __init__(self, *, by: str | None = None) -> None:
+        self.by = by
+
+    # -- fitting -------------------------------------------------------------------
+    def fit(self, log: EventLog) -> Forecaster:
+        """Learn from `log` as known at `log.now`; returns self."""
+        return self.fit_history(pull_history(log, by=self.by))
+
+    def fit_history(self, history: History) -> Forecaster:
+        """Learn from aggregates already pulled with `pull_history` (backtests share them)."""
+        if history.by != self.by:
+            raise InputError(
+                f"{type(self).__name__}(by={self.by!r}) got history pulled with by={history.by!r}"
+            )
+        self.history_ = history
+        self.as_of_ = history.now
+        self._fit(history)
+        return self
+
+    def _fit(self, history: History) -> None:
+        """Subclasses learn their parameters here (raise NotEnoughDataError if they can't)."""
+
+    def _check_fitted(self) -> History:
+        if not hasattr(self, "history_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call .fit(log) first "
+                "(for a past date: .fit(log.as_of(date)))"
+            )
+        return self.history_
+
+    # -- predicting ----------------------------------------------------------------
+    def predict(
+        self, *, horizon: str | float = "90d", period: str = "month", target: float | None = None
+    ) -> ForecastResult:
+        """Bookings (won amount_base) expected in `(now, now + horizon]`, per period."""
+        history = self._check_fitted()
+        days = horizon_days(horizon)
+        grid = period_grid(history.now, days, period)
+        summary, extra = self._predict(history, grid, target)
+        return ForecastResult(
+            method=self.name,
+            as_of=history.now,
+            horizon_days=days,
+            period=grid.period,
+            by=self.by,
+            currency=history.currency,
+            target=target,
+            periods=summary.periods,
+            totals=summary.totals,
+            fan=summary.fan,
+            history=past_bookings(history, period=grid.period, lookback_days=2 * days),
+            **extra,
+        )
+
+    def _predict(
+        self, history: History, grid: PeriodGrid, target: float | None
+    ) -> tuple[ForecastSummary, dict[str, Any]]:
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor options, as given."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def segments_of(history: History, *values: pd.Series) -> list[str]:
+    """Sorted segment labels seen in the given columns (['all'] without `by`)."""
+    if history.by is None:
+        return ["all"]
+    seen = pd.concat([v.astype(str) for v in values]) if values else pd.Series([], dtype=str)
+    return sorted(seen.unique().tolist()) or ["all"]
+
+
+def require(what: str, have: int, need: int, as_of: pd.Timestamp, fix: str) -> None:
+    """Raise NotEnoughDataError naming what is missing, the counts and the fix."""
+    if have < need:
+        raise NotEnoughDataError(
+            f"{what}: the log has {have:,} as of {as_of:%Y-%m-%d} and needs at least {need:,}; "
+            f"{fix}"
+        )
+
+
+def day_of(instants: pd.Series, as_of: pd.Timestamp) -> np.ndarray:
+    """1-based day of the forecast grid on which each instant falls (day k is
+    (as_of + k - 1 days, as_of + k days])."""
+    delta = (pd.to_datetime(instants) - as_of) / DAY
+    return np.ceil(delta.to_numpy(dtype=float)).astype(np.int64)

@@ -1,0 +1,242 @@
+"""The baselines funnelwise measures itself against.
+
+- `WeightedPipeline`: what CRMs show. The sum of amount × the stage
+  probability written in process.yaml over the open deals whose expected
+  close date, as it stood at the as-of date, falls within the horizon.
+  Deals without an expected close date are counted as closing at an even
+  pace over the horizon (a CRM without close dates shows its whole weighted
+  pipeline); deals whose date has already passed are left out, as in a CRM.
+- `WeightedHistorical`: the same deals weighted by each stage's historical
+  win rate (closed deals that visited the stage, share won).
+- `RunRate`: bookings per day over a trailing window, times the days ahead.
+
+A CRM shows one number. To score baselines on the same footing as the
+Monte Carlo model, each also gets the interval its own assumptions imply:
+independent deals (a sum of Bernoulli amounts, normal approximation) for
+the weighted pipelines, a compound Poisson process of past wins for the run
+rate. Amounts are amount_base, in the process currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.errors import InputError
+from funnelwise.forecast.base import DAY, Forecaster, require, segments_of
+from funnelwise.forecast.history import History
+from funnelwise.forecast.periods import PeriodGrid
+from funnelwise.forecast.result import ForecastSummary, summary_from_normal
+from funnelwise.timeutil import to_days
+
+
+def _seg_index(values: pd.Series, segments: list[str]) -> np.ndarray:
+    if segments == ["all"]:
+        return np.zeros(len(values), dtype=np.int64)
+    return pd.Categorical(values.astype(str), categories=segments).codes.astype(np.int64)
+
+
+def period_shares(grid: PeriodGrid) -> np.ndarray:
+    """Share of the horizon's days in each period."""
+    return np.diff(np.concatenate([[0], grid.end_days])) / grid.n_days
+
+
+def weighted_pipeline(
+    history: History, grid: PeriodGrid, prob: np.ndarray, target: float | None
+) -> tuple[ForecastSummary, dict[str, Any]]:
+    """Σ amount × prob over open deals closing in the horizon, per segment and period,
+    with the variance of independent deals (Σ amount² × p × (1 − p))."""
+    od = history.open_deals
+    segments = segments_of(history, od.segment)
+    seg = _seg_index(od.segment, segments)
+    amount = od.amount_base.to_numpy(dtype=float)
+    missing_amount = np.isnan(amount)
+    amount = np.where(missing_amount, 0.0, amount)
+    ecd = pd.to_datetime(od.expected_close_date)
+    dated = ecd.notna().to_numpy()
+    day = np.zeros(len(od), dtype=np.int64)
+    if dated.any():
+        day[dated] = ((ecd[dated] - history.now.normalize()) / DAY).to_numpy().astype(np.int64) + 1
+    inside = dated & (day >= 1) & (day <= grid.n_days)
+    overdue = dated & (day < 1)
+    k = len(grid)
+    mean = np.zeros((len(segments), k))
+    var = np.zeros((len(segments), k))
+    m_i, v_i = amount * prob, amount**2 * prob * (1.0 - prob)
+    period = np.searchsorted(grid.end_days, day[inside])  # first period ending on/after the day
+    np.add.at(mean, (seg[inside], period), m_i[inside])
+    np.add.at(var, (seg[inside], period), v_i[inside])
+    share = period_shares(grid)
+    undated = ~dated
+    np.add.at(mean, seg[undated], m_i[undated, None] * share[None, :])
+    np.add.at(var, seg[undated], v_i[undated, None] * share[None, :])
+    notes = []
+    if undated.any():
+        notes.append(
+            f"{int(undated.sum()):,} open deals have no expected close date; "
+            "they are counted as closing evenly over the horizon"
+        )
+    if overdue.any():
+        notes.append(
+            f"{int(overdue.sum()):,} open deals have an expected close date before "
+            f"{history.now:%Y-%m-%d} and are left out, as a CRM does"
+        )
+    if missing_amount.any():
+        notes.append(f"{int(missing_amount.sum()):,} open deals have no amount (counted as 0)")
+    extra = {
+        "notes": tuple(notes),
+        "components": {"open_pipeline": float(mean.sum()), "new_pipeline": 0.0},
+        "diagnostics": {
+            "open_deals": len(od),
+            "deals_in_horizon": int(inside.sum()),
+            "deals_undated": int(undated.sum()),
+            "deals_overdue": int(overdue.sum()),
+            "open_value": float(amount.sum()),
+        },
+    }
+    return summary_from_normal(mean, var, grid, segments, target), extra
+
+
+def _stage_key(frame: pd.DataFrame, stage_col: str) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([frame.pipeline_id, frame[stage_col]])
+
+
+class WeightedPipeline(Forecaster):
+    """Weighted pipeline with the probabilities written in process.yaml (the CRM number).
+
+    Fitted: `probabilities_` (pipeline_id, stage_id, probability).
+    """
+
+    name = "weighted_pipeline"
+
+    def __init__(self, *, by: str | None = None) -> None:
+        super().__init__(by=by)
+
+    def _fit(self, history: History) -> None:
+        st = history.stages
+        self.probabilities_ = st[["pipeline_id", "stage_id", "probability"]].reset_index(drop=True)
+        used = set(zip(history.open_deals.pipeline_id, history.open_deals.stage_id, strict=True))
+        missing = [
+            s
+            for p, s, prob in st[["pipeline_id", "stage_id", "probability"]].itertuples(index=False)
+            if (p, s) in used and pd.isna(prob)
+        ]
+        if missing:
+            raise InputError(
+                f"stages {', '.join(sorted(missing))} have no probability in process.yaml; "
+                "add `probability:` to each stage, or use method weighted_historical"
+            )
+
+    def _probs(self, history: History) -> np.ndarray:
+        p = self.probabilities_.set_index(["pipeline_id", "stage_id"]).probability
+        return p.reindex(_stage_key(history.open_deals, "stage_id")).fillna(0.0).to_numpy(float)
+
+    def _predict(
+        self, history: History, grid: PeriodGrid, target: float | None
+    ) -> tuple[ForecastSummary, dict[str, Any]]:
+        return weighted_pipeline(history, grid, self._probs(history), target)
+
+
+class WeightedHistorical(WeightedPipeline):
+    """Weighted pipeline with each stage's historical win rate instead of the typed one.
+
+    The rate of a stage is the share won among closed deals that visited it (a
+    stage no closed deal visited gets the overall rate). Needs `min_closed`
+    closed deals. Fitted: `probabilities_` (with `closed` and `won` counts).
+    """
+
+    name = "weighted_historical"
+
+    def __init__(self, *, by: str | None = None, min_closed: int = 10) -> None:
+        super().__init__(by=by)
+        self.min_closed = min_closed
+
+    def _fit(self, history: History) -> None:
+        rates = history.stage_rates
+        require(
+            "closed deals for historical stage win rates",
+            history.closed,
+            self.min_closed,
+            history.now,
+            "use a later as-of date, or the weighted_pipeline baseline",
+        )
+        st = history.stages[history.stages.kind == "open"][["pipeline_id", "stage_id"]]
+        f = st.merge(rates, on=["pipeline_id", "stage_id"], how="left").fillna(
+            {"closed": 0, "won": 0}
+        )
+        overall = history.outcomes["won"] / history.closed
+        f["probability"] = np.where(f.closed > 0, f.won / f.closed.where(f.closed > 0), overall)
+        self.probabilities_ = f.reset_index(drop=True)
+
+
+class RunRate(Forecaster):
+    """Bookings per day over the trailing `window`, times the days ahead.
+
+    Intervals treat future wins as a compound Poisson process with the
+    trailing rate of wins and their amounts. Needs `min_wins` wins in the
+    window; with less history than the window it uses what there is (at least
+    `min_days`). Fitted: `rate_per_day_`, `window_days_`, `n_wins_`.
+    """
+
+    name = "run_rate"
+
+    def __init__(
+        self,
+        *,
+        by: str | None = None,
+        window: str | float = "26w",
+        min_wins: int = 3,
+        min_days: float = 28.0,
+    ) -> None:
+        super().__init__(by=by)
+        self.window = window
+        self.min_wins = min_wins
+        self.min_days = min_days
+
+    def _fit(self, history: History) -> None:
+        window = to_days(self.window, name="window")
+        days = min(window, history.history_days)
+        require(
+            "days of history for a run rate",
+            int(days),
+            int(self.min_days),
+            history.now,
+            "use a later as-of date",
+        )
+        w = history.wins
+        recent = w[w.closed_at > history.now - pd.Timedelta(days=days)]
+        require(
+            f"deals won in the trailing {days:g} days",
+            len(recent),
+            self.min_wins,
+            history.now,
+            "use a longer window or a later as-of date",
+        )
+        self.window_days_ = days
+        self.wins_ = recent.reset_index(drop=True)
+        self.n_wins_ = len(recent)
+        self.rate_per_day_ = float(recent.amount_base.fillna(0).sum() / days)
+
+    def _predict(
+        self, history: History, grid: PeriodGrid, target: float | None
+    ) -> tuple[ForecastSummary, dict[str, Any]]:
+        w = self.wins_
+        segments = segments_of(history, w.segment)
+        seg = _seg_index(w.segment, segments)
+        a = w.amount_base.fillna(0.0).to_numpy(float)
+        # Per segment: Σ amount and Σ amount² per day of the window.
+        m1 = np.bincount(seg, weights=a, minlength=len(segments)) / self.window_days_
+        m2 = np.bincount(seg, weights=a * a, minlength=len(segments)) / self.window_days_
+        days = np.diff(np.concatenate([[0], grid.end_days])).astype(float)
+        mean, var = m1[:, None] * days[None, :], m2[:, None] * days[None, :]
+        extra = {
+            "components": {"open_pipeline": float("nan"), "new_pipeline": float("nan")},
+            "diagnostics": {
+                "window_days": self.window_days_,
+                "wins_in_window": self.n_wins_,
+                "rate_per_day": self.rate_per_day_,
+            },
+        }
+        return summary_from_normal(mean, var, grid, segments, target), extra

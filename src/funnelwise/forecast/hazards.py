@@ -1,0 +1,454 @@
+"""Censoring-aware stage hazards and the win-time distributions they imply.
+
+The model is semi-Markov over the open stages of the process. A visit to a
+stage ends by moving to another open stage, by a win, or by a loss (lost or
+no decision); until then it is censored. Per stage and time-in-stage bin
+(`TIS_EDGES`) the hazard of each destination is a constant rate per day,
+estimated as events / exposure from the visit histogram that
+`pull_history` pulls (exposure counts the days every visit, censored or
+not, spent in the bin: open deals are censored, never lost, never dropped).
+
+Covariates scale the hazards of a visit by one pair of factors per level:
+one for *forward* exits (a win or a move to a later stage), one for the
+others (losses, moves back). The factors are fitted by backfitting a
+multiplicative Poisson model against the pooled rates, shrunk towards 1
+(`SHRINK` expected events of prior weight). Visit covariates (deal age and
+close-date pushes at the visit's entry) apply to the visit a deal is in;
+deal covariates (deal size band, segment) apply to every visit of the
+deal, the ones to come included.
+
+Parameter uncertainty comes from a Poisson bootstrap of the histogram
+(each visit weighted by a Poisson(1) draw, which on counts of identical
+visits is a Poisson draw of the count); every array below has a leading
+replicate axis.
+
+Days: a deal open at the as-of instant `t` exits on day k (1-based) when
+its time in stage crosses [τ + k − 1, τ + k); a deal entering a stage on a
+day is taken to enter at mid-day, so it can leave on the same day (offset 0,
+time in stage [0, ½)) or on offset m ([m − ½, m + ½)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from funnelwise.forecast.history import TIS_EDGES, History
+
+EDGES = np.asarray(TIS_EDGES, dtype=float)
+NB = len(EDGES)
+WIDTHS = np.append(np.diff(EDGES), np.inf)  # the last bin is open-ended
+SHRINK = 10.0  # prior weight (expected events) pulling covariate factors towards 1
+VISIT_COVARIATES = ("age_bin", "push_bin")
+DEAL_COVARIATES = ("amount_bin", "segment")
+COVARIATES = VISIT_COVARIATES + DEAL_COVARIATES
+
+
+@dataclass(frozen=True)
+class Design:
+    """The open stages as a state space. Destinations are the S open stages, then
+    `won` (index S) and `lost` (S + 1; lost or no decision)."""
+
+    stages: pd.DataFrame  # pipeline_id, stage_id, position, state
+    forward: np.ndarray  # (S, D) bool: destination is a win or a later stage
+
+    @property
+    def n_states(self) -> int:
+        """Number of open stages S."""
+        return len(self.stages)
+
+    @property
+    def won(self) -> int:
+        """Destination index of a win."""
+        return self.n_states
+
+    @property
+    def lost(self) -> int:
+        """Destination index of a loss."""
+        return self.n_states + 1
+
+    @property
+    def n_dest(self) -> int:
+        """Number of destinations D = S + 2."""
+        return self.n_states + 2
+
+    @classmethod
+    def from_history(cls, history: History) -> Design:
+        """The design of the history's process (all its pipelines)."""
+        stages = history.open_stages
+        s = len(stages)
+        pos = stages.position.to_numpy()
+        pipe = stages.pipeline_id.to_numpy()
+        forward = np.zeros((s, s + 2), dtype=bool)
+        forward[:, :s] = (pos[None, :] > pos[:, None]) & (pipe[None, :] == pipe[:, None])
+        forward[:, s] = True
+        return cls(stages, forward)
+
+    def state_of(self, pipeline: pd.Series, stage: pd.Series) -> np.ndarray:
+        """State index of (pipeline, stage) pairs; -1 for stages that are not open stages."""
+        key = pd.MultiIndex.from_frame(self.stages[["pipeline_id", "stage_id"]])
+        idx = key.get_indexer(pd.MultiIndex.from_arrays([pipeline, stage]))
+        return np.asarray(idx, dtype=np.int64)
+
+    def dest_of(self, pipeline: pd.Series, dest: pd.Series) -> np.ndarray:
+        """Destination index of visit ends (open stage id, 'won', 'lost'); -1 if censored."""
+        out = self.state_of(pipeline, dest)
+        d = dest.to_numpy(dtype=object)
+        out = np.where(d == "won", self.won, out)
+        # Ends in stages outside the process count as losses: the deal left the funnel.
+        out = np.where((out < 0) & pd.notna(d), self.lost, out)
+        return np.where(pd.isna(d), -1, out)
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """Levels of each covariate: labels, and a code per visit-histogram row."""
+
+    names: tuple[str, ...]
+    labels: tuple[tuple[str, ...], ...]
+    codes: np.ndarray  # (n_cov, rows)
+
+    def encode(self, name: str, values: pd.Series) -> np.ndarray:
+        """Codes of new values of one covariate (unseen levels get -1: factor 1)."""
+        i = self.names.index(name)
+        cat = pd.Categorical(values.astype(str), categories=list(self.labels[i]))
+        return np.asarray(cat.codes, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Visits:
+    """The visit histogram as arrays: one row per group of identical visits."""
+
+    state: np.ndarray
+    dest: np.ndarray  # -1: censored
+    tbin: np.ndarray
+    count: np.ndarray
+    sum_days: np.ndarray
+    month: np.ndarray  # entry month code
+    covariates: Covariates
+
+    @classmethod
+    def from_history(cls, history: History, design: Design, *, use_segment: bool) -> Visits:
+        """Arrays from `history.visits`, keeping visits of the design's open stages."""
+        v = history.visits
+        state = design.state_of(v.pipeline_id, v.stage_id)
+        keep = state >= 0
+        v = v[keep].reset_index(drop=True)
+        names = tuple(c for c in COVARIATES if use_segment or c != "segment")
+        labels, codes = [], []
+        for name in names:
+            values = v[name].astype(str)
+            cats = sorted(values.unique().tolist())
+            labels.append(tuple(cats))
+            codes.append(pd.Categorical(values, categories=cats).codes)
+        months = pd.to_datetime(v.month)
+        return cls(
+            state=state[keep],
+            dest=design.dest_of(v.pipeline_id, v.dest),
+            tbin=v.tis_bin.to_numpy(dtype=np.int64),
+            count=v.n.to_numpy(dtype=float),
+            sum_days=v.sum_days.to_numpy(dtype=float),
+            month=pd.factorize(months, sort=True)[0].astype(np.int64),
+            covariates=Covariates(
+                names,
+                tuple(labels),
+                np.asarray(codes, dtype=np.int64).reshape(len(names), len(v)),
+            ),
+        )
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    @property
+    def mean_days(self) -> np.ndarray:
+        """Mean days in stage of the visits of each row."""
+        return np.divide(
+            self.sum_days, self.count, out=np.zeros(len(self.count)), where=self.count > 0
+        )
+
+
+def _scatter(index: np.ndarray, size: int, weights: np.ndarray) -> np.ndarray:
+    """Sums of weights (rows, B) by index: (B, size). Rows with index < 0 are ignored."""
+    keep = index >= 0
+    rows = np.flatnonzero(keep)
+    m = sparse.csr_matrix((np.ones(len(rows)), (index[keep], rows)), shape=(size, len(index)))
+    return np.asarray((m @ weights).T)
+
+
+def cumulative_at_edges(rates: np.ndarray) -> np.ndarray:
+    """Cumulative hazard at each bin's lower edge: rates (..., NB, D) -> (..., NB, D)."""
+    lam = np.zeros_like(rates)
+    lam[..., 1:, :] = np.cumsum(rates[..., :-1, :] * WIDTHS[:-1, None], axis=-2)
+    return lam
+
+
+@dataclass(frozen=True)
+class Hazards:
+    """Fitted hazards for B bootstrap replicates (replicate 0 may be the plain fit).
+
+    `rates` (B, S, NB, D): pooled rate per day of each destination by stage and
+    time-in-stage bin; `factors[name]` (B, levels): multipliers of forward hazards
+    per covariate level; `exposure` (S, NB) and `events` (S, NB, D) of the plain fit.
+    """
+
+    design: Design
+    covariates: Covariates
+    rates: np.ndarray
+    factors: dict[str, np.ndarray]
+    exposure: np.ndarray
+    events: np.ndarray
+
+    @property
+    def n_replicates(self) -> int:
+        """Number of bootstrap replicates B."""
+        return int(self.rates.shape[0])
+
+
+def _rates(
+    visits: Visits, design: Design, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exposure (B, S, NB), events (B, S, NB, D) and rates from row weights w (rows, B)."""
+    s, d = design.n_states, design.n_dest
+    b = w.shape[1]
+    cell = visits.state * NB + visits.tbin
+    ratio = visits.mean_days
+    count = _scatter(cell, s * NB, w).reshape(b, s, NB)
+    days = _scatter(cell, s * NB, w * ratio[:, None]).reshape(b, s, NB)
+    # Visits that ended in a later bin spent the whole width of this one.
+    later = np.cumsum(count[..., ::-1], axis=-1)[..., ::-1] - count
+    exposure = later * np.where(np.isfinite(WIDTHS), WIDTHS, 0.0) + days - count * EDGES
+    exposure = np.maximum(exposure, 0.0)
+    ev_index = np.where(visits.dest >= 0, cell * d + visits.dest, -1)
+    events = _scatter(ev_index, s * NB * d, w).reshape(b, s, NB, d)
+    rates = np.divide(
+        events, exposure[..., None], out=np.zeros_like(events), where=exposure[..., None] > 0
+    )
+    # Bins nobody reached borrow the rates of the last bin with exposure.
+    seen = exposure > 0
+    last = np.maximum.accumulate(np.where(seen, np.arange(NB), -1), axis=-1)
+    filled = np.take_along_axis(rates, np.maximum(last, 0)[..., None], axis=-2)
+    rates = np.where((last >= 0)[..., None], filled, 0.0)
+    return exposure, events, rates
+
+
+def _factors(
+    visits: Visits, design: Design, rates: np.ndarray, w: np.ndarray, iterations: int = 8
+) -> dict[str, np.ndarray]:
+    """Backfit multiplicative factors (B, levels, 2) of forward and other hazards per
+    covariate level."""
+    fwd = design.forward[visits.state]  # (rows, D)
+    lam = cumulative_at_edges(rates)  # (B, S, NB, D)
+    lo = EDGES[visits.tbin]
+    ratio = visits.mean_days
+    rows = np.arange(len(visits))
+    # Expected exits of one visit of each row under the pooled rates.
+    cum = (
+        lam[:, visits.state, visits.tbin, :]
+        + rates[:, visits.state, visits.tbin, :] * (ratio - lo)[None, :, None]
+    )
+    ended = visits.dest >= 0
+    is_fwd = fwd[rows, np.maximum(visits.dest, 0)] & ended
+    expected = [(cum * fwd[None]).sum(-1).T * w, (cum * ~fwd[None]).sum(-1).T * w]
+    observed = [is_fwd[:, None] * w, (ended & ~is_fwd)[:, None] * w]
+    cov = visits.covariates
+    factors = {
+        name: np.ones((w.shape[1], len(cov.labels[i]), 2)) for i, name in enumerate(cov.names)
+    }
+    for _ in range(iterations):
+        for i, name in enumerate(cov.names):
+            size = len(cov.labels[i])
+            for kind in (0, 1):
+                other = np.ones_like(w)
+                for j, other_name in enumerate(cov.names):
+                    if j != i:
+                        other *= factors[other_name][:, cov.codes[j], kind].T
+                o = _scatter(cov.codes[i], size, observed[kind])
+                e = _scatter(cov.codes[i], size, expected[kind] * other)
+                factors[name][:, :, kind] = (o + SHRINK) / (e + SHRINK)
+    return factors
+
+
+def fit_hazards(
+    visits: Visits, design: Design, *, replicates: int, rng: np.random.Generator | None
+) -> Hazards:
+    """Fit hazards on the plain histogram (replicate 0) and `replicates - 1` Poisson
+    bootstrap resamples of it (none without an rng)."""
+    w = np.repeat(visits.count[:, None], max(1, replicates), axis=1)
+    if rng is not None and replicates > 1:
+        w[:, 1:] = rng.poisson(w[:, 1:])
+    exposure, events, rates = _rates(visits, design, w)
+    return Hazards(
+        design=design,
+        covariates=visits.covariates,
+        rates=rates,
+        factors=_factors(visits, design, rates, w),
+        exposure=exposure[0],
+        events=events[0],
+    )
+
+
+def win_shock_sigma(visits: Visits, hazards: Hazards) -> tuple[float, int]:
+    """Month-to-month spread of the win rate beyond chance, as a log-odds sd.
+
+    Visits are grouped by entry month; O = wins observed, E = wins the pooled
+    hazards expect over the same exposure. With Var(O) = E + σ²E² (Poisson with a
+    shared multiplicative shock), σ² = Σ[(O − E)² − E] / ΣE², floored at 0.
+    Returns (σ, months used).
+    """
+    d = hazards.design
+    rates = hazards.rates[0]
+    lam = cumulative_at_edges(rates)
+    lo = EDGES[visits.tbin]
+    ratio = visits.mean_days
+    cum_won = lam[visits.state, visits.tbin, d.won] + rates[visits.state, visits.tbin, d.won] * (
+        ratio - lo
+    )
+    n_months = int(visits.month.max()) + 1 if len(visits) else 0
+    e = np.bincount(visits.month, weights=cum_won * visits.count, minlength=n_months)
+    o = np.bincount(visits.month, weights=(visits.dest == d.won) * visits.count, minlength=n_months)
+    used = e > 0
+    if used.sum() < 3:
+        return 0.0, int(used.sum())
+    num = float(((o[used] - e[used]) ** 2 - e[used]).sum())
+    den = float((e[used] ** 2).sum())
+    return float(np.sqrt(max(0.0, num / den))), int(used.sum())
+
+
+# -- from hazards to win-time distributions --------------------------------------------
+
+
+def increments(rates: np.ndarray, state: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Cumulative-hazard increments (n, P, D) of each destination over the P steps
+    bounded by the time-in-stage instants points (n, P+1); rates (R, NB, D) hold the
+    rates of R states (the S stages of one replicate, or several stacked), state (n,)
+    indexes them."""
+    lam = cumulative_at_edges(rates)
+    b = np.clip(np.searchsorted(EDGES, points, side="right") - 1, 0, NB - 1)
+    s = state[:, None]
+    cum = lam[s, b] + rates[s, b] * (points - EDGES[b])[..., None]  # (n, P+1, D)
+    return np.diff(cum, axis=1)
+
+
+def exit_probs(
+    rates: np.ndarray,
+    state: np.ndarray,
+    points: np.ndarray,
+    forward: np.ndarray,
+    theta: np.ndarray | None = None,
+) -> np.ndarray:
+    """Probability of leaving to each destination in each step of a visit.
+
+    See `increments` for rates, state and points; forward (n, D) marks each visit's
+    forward destinations; theta (n, 2) multiplies the forward and the other hazards.
+    Returns (n, P, D): P(still in the stage at the step's start and leaving to d
+    during the step).
+    """
+    inc = increments(rates, state, points)
+    if theta is not None:
+        scale = np.where(forward, theta[:, :1], theta[:, 1:])  # (n, D)
+        inc = inc * scale[:, None, :]
+    total = inc.sum(-1)
+    stay = np.exp(-total)
+    alive = np.cumprod(np.concatenate([np.ones((len(state), 1)), stay[:, :-1]], axis=1), axis=1)
+    share = np.divide(inc, total[..., None], out=np.zeros_like(inc), where=total[..., None] > 0)
+    return (alive * (1.0 - stay))[..., None] * share
+
+
+def fresh_points(n_days: int) -> np.ndarray:
+    """Time-in-stage bounds of offsets 0..n_days for a visit entered at mid-day."""
+    return np.concatenate([[0.0], np.arange(n_days + 1) + 0.5])
+
+
+def fresh_win_cdf(rates: np.ndarray, design: Design, n_days: int, theta: np.ndarray) -> np.ndarray:
+    """CG (G, S, n_days + 1): P(won within offsets 0..e | entered stage s at mid-day of
+    offset 0), following every later stage, for G deal kinds with hazards rates[g]
+    (S, NB, D) scaled by theta[g] = (forward, other) on every visit."""
+    g_n, s_n = rates.shape[0], design.n_states
+    points = np.broadcast_to(fresh_points(n_days), (g_n * s_n, n_days + 2))
+    f = exit_probs(
+        rates.reshape(g_n * s_n, NB, -1),
+        np.arange(g_n * s_n),
+        points,
+        np.tile(design.forward, (g_n, 1)),
+        np.repeat(theta, s_n, axis=0),
+    )
+    f = f.reshape(g_n, s_n, n_days + 1, -1).transpose(0, 2, 1, 3)  # (G, H+1, S, D)
+    moves = f[..., :s_n]
+    # Same-day moves chain within the day: G(d) = (I − F0)⁻¹ (won(d) + Σ_m≥1 F_m G(d − m)).
+    solve = np.linalg.inv(np.eye(s_n)[None] - moves[:, 0])
+    g = np.zeros((g_n, n_days + 1, s_n))
+    for d in range(n_days + 1):
+        rhs = f[:, d, :, design.won].copy()
+        if d:
+            rhs += np.einsum("gmij,gmj->gi", moves[:, 1 : d + 1], g[:, d - 1 :: -1])
+        g[:, d] = np.einsum("gij,gj->gi", solve, rhs)
+    return np.cumsum(g, axis=1).transpose(0, 2, 1)
+
+
+def _follow(cg: np.ndarray, offsets: np.ndarray, ends: np.ndarray, design: Design) -> np.ndarray:
+    """M (G, P, D, K): P(won by end k | leaving to d at step offset p) for G deal kinds
+    with fresh-entry win CDFs cg (G, S, H+1)."""
+    s_n = design.n_states
+    lag = ends[None, :] - offsets[:, None]  # (P, K)
+    ok = lag >= 0
+    mat = np.zeros((len(cg), len(offsets), design.n_dest, len(ends)))
+    mat[:, :, design.won, :] = ok
+    follow = cg[:, :, np.maximum(lag, 0)].transpose(0, 2, 1, 3)  # (G, P, S, K)
+    mat[:, :, :s_n, :] = np.where(ok[None, :, None, :], follow, 0.0)
+    return mat
+
+
+def win_cdf(
+    q: np.ndarray, offsets: np.ndarray, cg: np.ndarray, ends: np.ndarray, design: Design
+) -> np.ndarray:
+    """P(won by each end day) for visits with exit probabilities q (n, P, D) at day
+    offsets (P,), given the fresh-entry win CDFs cg (S, H+1). Returns (n, len(ends))."""
+    mat = _follow(cg[None], offsets, ends, design)[0]
+    return q.reshape(len(q), -1) @ mat.reshape(-1, len(ends))
+
+
+def open_win_cdf(
+    rates: np.ndarray,
+    design: Design,
+    pair_state: np.ndarray,
+    pair_tau: np.ndarray,
+    cg: np.ndarray,
+    ends: np.ndarray,
+    cls_pair: np.ndarray,
+    cls_kind: np.ndarray,
+    cls_theta: np.ndarray,
+) -> np.ndarray:
+    """P(won by each end day) (n_c, K) of open deals of one replicate.
+
+    A class of deals shares a (stage, time in stage) pair (pair_state, pair_tau),
+    a deal kind (cg[kind]: its fresh-entry win CDFs (G, S, H+1)) and factors
+    cls_theta (n_c, 2). Only the forward and the other hazard totals depend on the
+    factors, so the per-destination work is done once per pair and kind; per class
+    what remains is its survival over the horizon's days.
+    """
+    n_days = cg.shape[-1] - 1
+    points = pair_tau[:, None] + np.arange(n_days + 1)[None, :]
+    inc = increments(rates, pair_state, points)  # (pairs, H, D)
+    fwd = design.forward[pair_state]  # (pairs, D)
+    follow = _follow(cg, np.arange(1, n_days + 1), ends, design)  # (G, H, D, K)
+    inc_f, inc_o = inc * fwd[:, None, :], inc * ~fwd[:, None, :]
+    g_n, k_n, p_n = follow.shape[0], follow.shape[-1], len(pair_state)
+    # u[g, p]: (2H, K), forward exits on the first H rows, the others below; a batched
+    # matrix product over days: (H, 2P, D) @ (H, D, G·K).
+    by_day = np.concatenate([inc_f, inc_o], axis=0).transpose(1, 0, 2)
+    fol = follow.transpose(1, 2, 0, 3).reshape(n_days, -1, g_n * k_n)
+    u = np.matmul(by_day, fol).reshape(n_days, 2, p_n, g_n, k_n)
+    u = u.transpose(3, 2, 1, 0, 4).reshape(g_n, p_n, 2 * n_days, k_n).astype(np.float32)
+    f_tot = inc_f.sum(-1)[cls_pair]  # (n_c, H)
+    o_tot = inc_o.sum(-1)[cls_pair]
+    tf, to = cls_theta[:, :1], cls_theta[:, 1:]
+    total = tf * f_tot + to * o_tot
+    stay = np.exp(-total)
+    alive = np.cumprod(np.concatenate([np.ones((len(total), 1)), stay[:, :-1]], axis=1), axis=1)
+    # P(leave in step k) / total hazard of step k: each destination's share is inc / total.
+    a = alive * np.divide(-np.expm1(-total), total, out=np.zeros_like(total), where=total > 0)
+    x = np.concatenate([a * tf, a * to], axis=1)[:, None, :].astype(np.float32)  # (n_c, 1, 2H)
+    return np.matmul(x, u[cls_kind, cls_pair])[:, 0, :].astype(np.float64)

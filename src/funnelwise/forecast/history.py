@@ -1,0 +1,354 @@
+"""What a forecaster learns from: compact aggregates pulled from a log as of a date.
+
+`pull_history(log)` runs a handful of Ibis queries in the engine and returns
+small frames (a few thousand rows even for millions of events):
+
+- `visits`: stage visits of open stages counted by (pipeline, stage,
+  destination, time-in-stage bin, covariate levels: deal age and close-date
+  pushes at entry, segment, deal size band; entry month),
+  with the sum of their days: enough for censoring-aware hazards and their
+  exposures, and for a Poisson bootstrap over history;
+- `open_deals`: one row per open deal at the as-of instant (stage, time in
+  stage, age, pushes, amount, expected close date, segment);
+- `wins`: won deals (closed_at, amount_base, segment), for run rates and the
+  amounts of deals not yet created;
+- `creations`: deals created per day by pipeline, first stage, segment and
+  deal size band;
+- `stage_rates`: per stage, closed deals that visited it and how many won.
+
+Everything downstream (baselines, hazards, Monte Carlo) uses only these, so
+a backtest pulls each cut-off once and fits every method on the same data.
+Nothing after `log.now` can enter: every query runs on `log` itself, which is
+`log.as_of(t)` in a backtest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from funnelwise.errors import InputError
+from funnelwise.log import EventLog, days_between
+
+# Time-in-stage bins (days): fine near zero, where real logs have many
+# same-instant moves, and coarse later. The last bin is open-ended.
+TIS_EDGES: tuple[float, ...] = (
+    0.0,
+    0.01,
+    0.1,
+    0.5,
+    1,
+    2,
+    3,
+    5,
+    7,
+    10,
+    14,
+    21,
+    30,
+    45,
+    60,
+    90,
+    120,
+    180,
+    270,
+    365,
+)
+# Deal age at stage entry (days) and close-date pushes before entry: the levels
+# of the covariates the hazards adjust for.
+AGE_EDGES: tuple[float, ...] = (0.0, 14, 45, 120, 270)
+MAX_PUSHES = 2
+# Deal size bands: quintiles of amount_base over the deals known at `now`.
+AMOUNT_QUANTILES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+MISSING = "(missing)"
+DAY = pd.Timedelta(days=1)
+VISIT_KEYS = [
+    "pipeline_id",
+    "stage_id",
+    "dest",
+    "tis_bin",
+    "age_bin",
+    "push_bin",
+    "segment",
+    "amount_bin",
+    "month",
+]
+CREATION_KEYS = ["day", "pipeline_id", "first_stage_id", "segment", "amount_bin"]
+
+
+def _bin(value: ir.NumericValue, edges: tuple[float, ...]) -> ir.IntegerValue:
+    """Index of the bin [edges[i], edges[i+1]) holding value (0 below the first edge)."""
+    out: ir.IntegerValue = ibis.literal(0)
+    for e in edges[1:]:
+        out = out + (value >= e).cast("int64")
+    return out
+
+
+def segment_expr(deals: ir.Table, by: str | None) -> ir.StringValue:
+    """The segment of each deal: a deal column or a key of its JSON attributes."""
+    if by is None:
+        return ibis.literal("all")
+    if by in deals.columns:
+        value = deals[by].cast("string")
+    else:
+        value = deals.attributes.cast("json")[by].str
+    return value.fill_null(MISSING)
+
+
+def amount_edges(log: EventLog) -> tuple[float, ...]:
+    """Quintile edges of amount_base over the log's deals (empty without amounts)."""
+    d = log.deals
+    q = d.aggregate(
+        **{f"q{i}": d.amount_base.quantile(p) for i, p in enumerate(AMOUNT_QUANTILES)}
+    ).to_pandas()
+    values = q.iloc[0].to_numpy(dtype=float)
+    if np.isnan(values).any():
+        return ()
+    return tuple(float(v) for v in np.unique(values))
+
+
+def amount_bin_expr(amount: ir.NumericValue, edges: tuple[float, ...]) -> ir.StringValue:
+    """Deal size band label: 'a0' (smallest) ... by the edges; missing amounts apart."""
+    out = ibis.literal(0)
+    for e in edges:
+        out = out + (amount >= e).cast("int64")
+    label = ibis.literal("a") + out.cast("string")
+    return ibis.ifelse(amount.isnull(), ibis.literal(MISSING), label)
+
+
+def amount_bins(amount: pd.Series, edges: tuple[float, ...]) -> pd.Series:
+    """The same bands as `amount_bin_expr`, for amounts already in pandas."""
+    idx = np.searchsorted(np.asarray(edges, dtype=float), amount.to_numpy(float), side="right")
+    labels = pd.Series([f"a{i}" for i in idx], index=amount.index)
+    return labels.where(amount.notna(), MISSING)
+
+
+def _pushes(log: EventLog) -> ir.Table | None:
+    """Expected-close-date changes that moved the date later (deal_id, changed_at)."""
+    ch = log.deal_changes
+    ch = ch.filter(ch.field == "expected_close_date")
+    pushed = ch.filter(ch.new_value.cast("date") > ch.old_value.cast("date"))
+    if int(pushed.count().execute()) == 0:
+        return None
+    return pushed.select("deal_id", "changed_at")
+
+
+def _pushes_before(rows: ir.Table, key: list[str], at: str, pushes: ir.Table | None) -> ir.Table:
+    """rows with a `pushes` column: pushes of the deal at or before rows[at]."""
+    if pushes is None:
+        return rows.mutate(pushes=ibis.literal(0, type="int64"))
+    p = pushes.rename(_pd="deal_id", _pat="changed_at")
+    joined = rows.left_join(p, (rows.deal_id == p._pd) & (p._pat <= rows[at]))
+    counted = joined.group_by(key).aggregate(pushes=joined._pat.count())
+    return rows.join(counted, key)
+
+
+@dataclass(frozen=True)
+class History:
+    """Compact aggregates of a log as of `now` (see the module docstring)."""
+
+    now: pd.Timestamp
+    by: str | None
+    currency: str
+    stages: pd.DataFrame  # pipeline_id, stage_id, position, kind, probability
+    visits: pd.DataFrame
+    open_deals: pd.DataFrame
+    wins: pd.DataFrame
+    creations: pd.DataFrame
+    stage_rates: pd.DataFrame
+    first_created: pd.Timestamp | None
+    outcomes: dict[str, int]  # deals by status: open, won, lost, no_decision
+    amount_edges: tuple[float, ...]  # deal size bands (see AMOUNT_QUANTILES)
+
+    @property
+    def open_stages(self) -> pd.DataFrame:
+        """Open stages in process order, one row each, with a dense `state` index."""
+        s = self.stages[self.stages.kind == "open"].sort_values(["pipeline_id", "position"])
+        return s.reset_index(drop=True).assign(state=lambda f: np.arange(len(f)))
+
+    @property
+    def closed(self) -> int:
+        """Deals closed (won, lost or no decision) by `now`."""
+        return sum(n for k, n in self.outcomes.items() if k != "open")
+
+    @property
+    def history_days(self) -> float:
+        """Days from the first deal's creation to `now` (0 for an empty log)."""
+        if self.first_created is None:
+            return 0.0
+        return max(0.0, (self.now - self.first_created) / pd.Timedelta(days=1))
+
+
+def _visits(
+    log: EventLog, by: str | None, pushes: ir.Table | None, edges: tuple[float, ...]
+) -> pd.DataFrame:
+    iv = log.stage_intervals
+    iv = iv.filter(iv.kind == "open")
+    st = log.store.table("stages").select(
+        _np="pipeline_id", _ns="stage_id", next_kind="kind", next_position="position"
+    )
+    iv = iv.left_join(st, (iv.pipeline_id == st._np) & (iv.next_stage_id == st._ns)).drop(
+        "_np", "_ns"
+    )
+    d = log.deals
+    deals = d.select(
+        _did="deal_id",
+        _created="created_at",
+        _outcome="outcome",
+        segment=segment_expr(d, by),
+        amount_bin=amount_bin_expr(d.amount_base, edges),
+    )
+    iv = iv.join(deals, iv.deal_id == deals._did).drop("_did")
+    dest = ibis.cases(
+        (iv.censored, ibis.null("string")),
+        (iv.next_stage_id.notnull() & (iv.next_kind == "open"), iv.next_stage_id),
+        (iv.next_stage_id.notnull() & (iv.next_kind == "won"), ibis.literal("won")),
+        (iv.next_stage_id.notnull(), ibis.literal("lost")),
+        (iv._outcome == "won", ibis.literal("won")),
+        else_=ibis.literal("lost"),
+    )
+    age = days_between(iv._created, iv.entered_at)
+    iv = iv.mutate(
+        dest=dest,
+        tis_bin=_bin(iv.days, TIS_EDGES),
+        age_bin=_bin(age, AGE_EDGES),
+        month=iv.entered_at.truncate("M"),
+    )
+    iv = _pushes_before(iv, ["deal_id", "step"], "entered_at", pushes)
+    iv = iv.mutate(push_bin=ibis.least(iv.pushes, MAX_PUSHES))
+    out = iv.group_by(VISIT_KEYS).aggregate(n=iv.count(), sum_days=iv.days.sum())
+    return out.to_pandas()
+
+
+def _open_deals(
+    log: EventLog, by: str | None, pushes: ir.Table | None, edges: tuple[float, ...]
+) -> pd.DataFrame:
+    c = log.cases
+    c = c.filter(c.status == "open")
+    c = c.select(
+        "deal_id",
+        "pipeline_id",
+        "current_stage_id",
+        "current_stage_entered_at",
+        "created_at",
+        "amount_base",
+        "expected_close_date",
+        segment=segment_expr(c, by),
+    )
+    c = c.mutate(
+        _entered=c.current_stage_entered_at.fill_null(c.created_at),
+    )
+    c = _pushes_before(c, ["deal_id"], "_entered", pushes).rename(pushes_at_entry="pushes")
+    if pushes is None:
+        c = c.mutate(pushes=ibis.literal(0, type="int64"))
+    else:
+        # The log is cut at `now`, so every push it holds happened by then.
+        total = pushes.group_by(_tid="deal_id").aggregate(pushes=pushes.count())
+        c = c.left_join(total, c.deal_id == total._tid).drop("_tid")
+        c = c.mutate(pushes=c.pushes.fill_null(0))
+    f = c.drop("_entered").to_pandas()
+    # A deal without stage events sits in its pipeline's first open stage since creation.
+    stages = log.stages
+    first = (
+        stages.filter(stages.kind == "open")
+        .group_by("pipeline_id")
+        .aggregate(_first=stages.stage_id.argmin(stages.position))
+        .to_pandas()
+    )
+    f = f.merge(first, on="pipeline_id", how="left")
+    f["stage_id"] = f.current_stage_id.fillna(f._first)
+    entered = f.current_stage_entered_at.fillna(f.created_at)
+    f["tis_days"] = ((log.now - entered) / DAY).clip(lower=0.0)
+    f["age_days"] = ((log.now - f.created_at) / DAY).clip(lower=0.0)
+    f["age_at_entry"] = ((entered - f.created_at) / DAY).clip(lower=0.0)
+    f["amount_bin"] = amount_bins(f.amount_base, edges)
+    return f.drop(columns=["_first", "current_stage_id", "current_stage_entered_at"])
+
+
+def _wins(log: EventLog, by: str | None, edges: tuple[float, ...]) -> pd.DataFrame:
+    d = log.deals
+    w = d.filter((d.outcome == "won") & d.closed_at.notnull())
+    f = w.select(
+        "deal_id", "pipeline_id", "closed_at", "amount_base", segment=segment_expr(w, by)
+    ).to_pandas()
+    return f.assign(amount_bin=amount_bins(f.amount_base, edges))
+
+
+def _creations(log: EventLog, by: str | None, edges: tuple[float, ...]) -> pd.DataFrame:
+    d = log.deals
+    e = log.events
+    first = e.filter(e.step == 0).select(_fid="deal_id", first_stage_id="stage_id")
+    j = d.left_join(first, d.deal_id == first._fid)
+    j = j.mutate(
+        day=j.created_at.truncate("D"),
+        segment=segment_expr(d, by),
+        amount_bin=amount_bin_expr(d.amount_base, edges),
+    )
+    out = j.group_by(CREATION_KEYS).aggregate(n=j.count())
+    return out.to_pandas()
+
+
+def _stage_rates(log: EventLog) -> pd.DataFrame:
+    e = log.events
+    e = e.filter(e.kind == "open")
+    d = log.deals
+    closed = d.filter(d.outcome.notnull()).select(_cid="deal_id", _outcome="outcome")
+    j = e.join(closed, e.deal_id == closed._cid)
+    return (
+        j.group_by(["pipeline_id", "stage_id"])
+        .aggregate(
+            closed=j.deal_id.nunique(),
+            won=j.deal_id.nunique(where=j._outcome == "won"),
+        )
+        .to_pandas()
+    )
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows in a fixed order: the engine returns groups in any order, and seeded
+    draws over rows must not depend on it."""
+    return frame.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)
+
+
+def pull_history(log: EventLog, *, by: str | None = None) -> History:
+    """Pull the compact aggregates every forecaster needs from `log` (as of `log.now`).
+
+    `by` names a segment: a deal column (owner_id, source, product, region, ...)
+    or a key of the deals' JSON attributes. InputError if no deal has it.
+    """
+    stages = log.stages.select("pipeline_id", "stage_id", "position", "kind", "probability")
+    stages_f = stages.to_pandas()
+    pushes = _pushes(log)
+    edges = amount_edges(log)
+    first = log.deals.created_at.min().execute()
+    d = log.deals
+    by_status = d.group_by(status=d.outcome.fill_null("open")).aggregate(n=d.count()).to_pandas()
+    outcomes = {k: 0 for k in ("open", "won", "lost", "no_decision")}
+    outcomes |= {str(r.status): int(r.n) for r in by_status.itertuples()}
+    history = History(
+        now=log.now,
+        by=by,
+        currency=log.process.currency,
+        stages=_sorted(stages_f, ["pipeline_id", "position"]),
+        visits=_sorted(_visits(log, by, pushes, edges), VISIT_KEYS),
+        open_deals=_sorted(_open_deals(log, by, pushes, edges), ["deal_id"]),
+        wins=_sorted(_wins(log, by, edges), ["closed_at", "deal_id"]),
+        creations=_sorted(_creations(log, by, edges), CREATION_KEYS),
+        stage_rates=_sorted(_stage_rates(log), ["pipeline_id", "stage_id"]),
+        first_created=None if first is None or pd.isna(first) else pd.Timestamp(first),
+        outcomes=outcomes,
+        amount_edges=edges,
+    )
+    if by is not None:
+        seen = pd.concat([history.open_deals.segment, history.creations.segment])
+        if len(seen) and (seen == MISSING).all():
+            cols = ", ".join(c for c in log.deals.columns if c not in ("attributes",))
+            raise InputError(
+                f"segment {by!r}: no deal has a value for it; use a deal column ({cols}) "
+                "or a key of the deals' attributes"
+            )
+    return history

@@ -1,0 +1,483 @@
+"""The Monte Carlo forecast: bookings as a distribution over simulated futures.
+
+For every open deal the hazards (see `hazards.py`) give the probability of
+being won by the end of each period, from its stage, time in stage, age and
+pushes at the stage's entry, and segment; deals not yet created arrive as a
+Poisson process (see `arrivals.py`) and flow through the same hazards.
+
+Honest intervals need more than independent coin flips per deal:
+
+- parameter uncertainty: each path uses one of `replicates` Poisson-bootstrap
+  fits of the hazards and a draw of the arrival level;
+- shared shocks: each path draws one multiplier of the odds of winning
+  (log-normal, with the month-to-month spread of the win rate beyond chance
+  that history shows) and one of the arrival rate, common to every deal.
+
+Paths are grouped in `levels` (bootstrap replicate × shocks, stratified normal
+quantiles); within a level, deals win independently. Sampling is vectorised:
+per level one uniform per deal and path compared with the deal's cumulative
+win probability at each period end. When deals × paths × periods exceed
+`exact_budget`, the largest deals (by amount² × p(1 − p)) stay exact and the
+others enter as a normal with their exact conditional mean and covariance.
+The expected value reported is exact (averaged over the levels), not the path
+mean. Amounts are amount_base as they stand at the as-of date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from funnelwise.forecast.arrivals import AmountPool, Arrivals, amount_pool, fit_arrivals
+from funnelwise.forecast.base import Forecaster, require, segments_of
+from funnelwise.forecast.hazards import (
+    COVARIATES,
+    DEAL_COVARIATES,
+    EDGES,
+    Design,
+    Hazards,
+    Visits,
+    exit_probs,
+    fit_hazards,
+    fresh_points,
+    fresh_win_cdf,
+    open_win_cdf,
+    win_cdf,
+    win_shock_sigma,
+)
+from funnelwise.forecast.history import AGE_EDGES, MAX_PUSHES, History
+from funnelwise.forecast.periods import PeriodGrid
+from funnelwise.forecast.result import ForecastSummary, summary_from_paths
+from funnelwise.timeutil import to_days
+
+# Time in stage of open deals is rounded down to this grid (days) so deals share work.
+_STEPS = (np.arange(30.0), np.arange(30.0, 90.0, 3.0), np.arange(90.0, EDGES[-1] + 1, 7.0))
+TAU_GRID = np.unique(np.concatenate([EDGES, *_STEPS]))
+U16 = 65536.0
+EXACT_SUMS = 30  # new wins per path and period up to which amounts are drawn one by one
+
+
+def odds_scaled(p: np.ndarray, m: float) -> np.ndarray:
+    """Probabilities with their odds multiplied by m (monotone: keeps CDFs CDFs)."""
+    return m * p / (1.0 - p + m * p)
+
+
+def stratified_normal(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n standard-normal quantiles at (i + ½)/n in random order (low-noise shocks)."""
+    return rng.permutation(stats.norm.ppf((np.arange(n) + 0.5) / n))
+
+
+class MonteCarlo(Forecaster):
+    """Monte Carlo forecast over open deals and pipeline not yet created.
+
+    Options: `n_paths` simulated futures (≥ 10,000 for reported figures); `seed`
+    (recorded in results); `replicates` bootstrap fits of the hazards; `levels`
+    groups of paths sharing a replicate and shocks; `arrivals` to include deals not
+    yet created (window `arrival_window`); `shocks` to draw shared shocks;
+    `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
+    `exact_budget` deal × path × period draws sampled exactly.
+
+    Fitted: `design_`, `hazards_`, `sigma_win_` (log-odds sd of the shared win
+    shock), `arrivals_` (or None), `pool_` (amounts of future new wins).
+    """
+
+    name = "montecarlo"
+
+    def __init__(
+        self,
+        *,
+        by: str | None = None,
+        n_paths: int = 10_000,
+        seed: int = 0,
+        replicates: int = 32,
+        levels: int = 128,
+        arrivals: bool = True,
+        shocks: bool = True,
+        arrival_window: str | float = "13w",
+        min_closed: int = 20,
+        min_wins: int = 10,
+        exact_budget: float = 1e8,
+    ) -> None:
+        super().__init__(by=by)
+        self.n_paths = n_paths
+        self.seed = seed
+        self.replicates = replicates
+        self.levels = levels
+        self.arrivals = arrivals
+        self.shocks = shocks
+        self.arrival_window = arrival_window
+        self.min_closed = min_closed
+        self.min_wins = min_wins
+        self.exact_budget = exact_budget
+
+    # -- fitting -----------------------------------------------------------------------
+    def _fit(self, history: History) -> None:
+        fix = "use a later as-of date; until then the weighted pipeline answers"
+        require("closed deals", history.closed, self.min_closed, history.now, fix)
+        require("won deals", history.outcomes["won"], self.min_wins, history.now, fix)
+        fit_seed, self.seed_sequence_ = np.random.SeedSequence(self.seed).spawn(2)
+        self.design_ = Design.from_history(history)
+        visits = Visits.from_history(history, self.design_, use_segment=self.by is not None)
+        self.hazards_: Hazards = fit_hazards(
+            visits, self.design_, replicates=self.replicates, rng=np.random.default_rng(fit_seed)
+        )
+        self.sigma_win_, self.shock_months_ = (
+            win_shock_sigma(visits, self.hazards_) if self.shocks else (0.0, 0)
+        )
+        self.arrivals_: Arrivals | None = None
+        if self.arrivals:
+            window = to_days(self.arrival_window, name="arrival_window")
+            self.arrivals_ = fit_arrivals(history, window_days=window)
+        starts = self.arrivals_.starts if self.arrivals_ is not None else None
+        self.segments_ = segments_of(
+            history,
+            history.open_deals.segment,
+            *(() if starts is None else (starts.segment,)),
+        )
+        keys = [] if starts is None else list(zip(starts.segment, starts.amount_bin, strict=True))
+        self.pool_: AmountPool = amount_pool(history, keys, min_wins=self.min_wins)
+
+    # -- per-deal classes ----------------------------------------------------------------
+    def _theta(self, frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+        """Hazard multipliers (B, n, 2) (forward, other) of the covariates `names` of each
+        row of frame; a level unseen in history has factor 1."""
+        cov = self.hazards_.covariates
+        theta = np.ones((self.hazards_.n_replicates, len(frame), 2))
+        for name in names:
+            if name not in cov.names:
+                continue
+            code = cov.encode(name, frame[name])
+            f = self.hazards_.factors[name][:, np.maximum(code, 0), :]
+            theta *= np.where((code >= 0)[None, :, None], f, 1.0)
+        return theta
+
+    def _open_classes(
+        self, history: History
+    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, list[str]]:
+        """Open deals with a state, and their classes: deals sharing stage, time in stage
+        (on TAU_GRID) and covariate levels share every computation."""
+        od = history.open_deals
+        state = self.design_.state_of(od.pipeline_id, od.stage_id)
+        notes = []
+        if (state < 0).any():
+            notes.append(
+                f"{int((state < 0).sum()):,} open deals sit in a stage that is not an open "
+                "stage of the process and are left out"
+            )
+        od = od[state >= 0].reset_index(drop=True)
+        key = pd.DataFrame(
+            {
+                "state": state[state >= 0],
+                "tau": TAU_GRID[
+                    np.searchsorted(TAU_GRID, od.tis_days.to_numpy(float), side="right") - 1
+                ],
+                "age_bin": np.searchsorted(AGE_EDGES, od.age_at_entry.to_numpy(float), side="right")
+                - 1,
+                "push_bin": np.minimum(od.pushes_at_entry.to_numpy(), MAX_PUSHES),
+                "amount_bin": od.amount_bin.astype(str),
+                "segment": od.segment.astype(str),
+            }
+        )
+        for col in ("age_bin", "push_bin"):
+            key[col] = key[col].astype(str)
+        codes, classes = pd.MultiIndex.from_frame(key).factorize()
+        frame = pd.DataFrame(list(classes), columns=key.columns)
+        return od, frame, np.asarray(codes, dtype=np.int64), notes
+
+    def _arrival_classes(self) -> pd.DataFrame:
+        """Arrival starts with a state: state, share, covariates at a deal's first visit."""
+        a = self.arrivals_
+        if a is None or a.rate_per_day <= 0 or not len(a.starts):
+            return pd.DataFrame(columns=["state", "share", "segment", "amount_bin"])
+        st = a.starts.copy()
+        st["state"] = self.design_.state_of(st.pipeline_id, st.stage_id)
+        st = st[st.state >= 0].reset_index(drop=True)
+        st["share"] = st.share / st.share.sum()
+        st["age_bin"] = "0"
+        st["push_bin"] = "0"
+        st["pool"] = self.pool_.index(st.segment, st.amount_bin)
+        return st
+
+    # -- prediction --------------------------------------------------------------------
+    def _win_probabilities(
+        self, classes: pd.DataFrame, starts: pd.DataFrame, grid: PeriodGrid
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per replicate: P(open class won by each period end) (B, n_c, K), and P(new deal
+        of each start won within e days of arriving) (B, n_a, H)."""
+        design, hz = self.design_, self.hazards_
+        n_days, ends = grid.n_days, grid.end_days
+        b_n = hz.n_replicates
+        # Deal covariates act on every visit: one fresh-entry CDF per combination.
+        deal_cols = list(DEAL_COVARIATES)
+        both = pd.concat([classes[deal_cols], starts[deal_cols]], ignore_index=True)
+        combo, combos = pd.MultiIndex.from_frame(both.astype(str)).factorize()
+        combo = np.asarray(combo, dtype=np.int64)
+        combo_frame = pd.DataFrame(list(combos), columns=deal_cols)
+        theta_combo = self._theta(combo_frame, DEAL_COVARIATES)
+        theta_c = self._theta(classes, COVARIATES)
+        theta_a = self._theta(starts, COVARIATES)
+        c_combo, a_combo = combo[: len(classes)], combo[len(classes) :]
+        pair, pairs = pd.MultiIndex.from_frame(classes[["state", "tau"]]).factorize()
+        pair = np.asarray(pair, dtype=np.int64)
+        pair_frame = pd.DataFrame(list(pairs), columns=["state", "tau"])
+        pair_state = pair_frame.state.to_numpy(np.int64)
+        pair_tau = pair_frame.tau.to_numpy(float)
+        a_state = starts.state.to_numpy(np.int64)
+        fp = np.broadcast_to(fresh_points(n_days), (len(starts), n_days + 2))
+        # Fresh-entry win CDFs of every (replicate, combination) at once: (B, G, S, H+1).
+        g_n = len(combo_frame)
+        cg_all = fresh_win_cdf(
+            np.repeat(hz.rates, g_n, axis=0), design, n_days, theta_combo.reshape(-1, 2)
+        ).reshape(b_n, g_n, design.n_states, n_days + 1)
+        fwd_a = design.forward[a_state]
+        w_open = np.zeros((b_n, len(classes), len(ends)))
+        w_new = np.zeros((b_n, len(starts), n_days))
+        for b in range(b_n):
+            rates = hz.rates[b]
+            if len(classes):
+                w_open[b] = open_win_cdf(
+                    rates, design, pair_state, pair_tau, cg_all[b], ends, pair, c_combo, theta_c[b]
+                )
+            if len(starts):
+                qa = exit_probs(rates, a_state, fp, fwd_a, theta_a[b])
+                for g in np.unique(a_combo):
+                    rows = a_combo == g
+                    w_new[b, rows] = win_cdf(
+                        qa[rows], np.arange(n_days + 1), cg_all[b, g], np.arange(n_days), design
+                    )
+        return w_open, w_new
+
+    def _predict(
+        self, history: History, grid: PeriodGrid, target: float | None
+    ) -> tuple[ForecastSummary, dict[str, Any]]:
+        rng = np.random.default_rng(self.seed_sequence_)
+        segments = self.segments_
+        seg_of = {s: i for i, s in enumerate(segments)}
+        od, classes, deal_class, notes = self._open_classes(history)
+        starts = self._arrival_classes()
+        amount = od.amount_base.to_numpy(float)
+        deal_seg = od.segment.astype(str).map(seg_of).to_numpy(dtype=np.int64)
+        missing = np.isnan(amount)
+        if missing.any():
+            fill = float(np.concatenate(self.pool_.amounts).mean()) if self.pool_.amounts else 0.0
+            amount = np.where(missing, fill, amount)
+            notes.append(
+                f"{int(missing.sum()):,} open deals have no amount; each counts at the mean "
+                f"amount of recent wins ({fill:,.0f})"
+            )
+        w_open, w_new = self._win_probabilities(classes, starts, grid)
+        sampler = _Sampler(
+            rng=rng,
+            n_paths=self.n_paths,
+            levels=max(1, min(self.levels, self.n_paths)),
+            sigma_win=self.sigma_win_,
+            arrivals=self.arrivals_,
+            pool=self.pool_,
+            n_seg=len(segments),
+            grid=grid,
+            budget=self.exact_budget,
+        )
+        paths, expected, parts, info = sampler.run(
+            w_open=w_open,
+            deal_class=deal_class,
+            amount=amount,
+            deal_seg=deal_seg,
+            w_new=w_new,
+            starts=starts.assign(seg=starts.segment.astype(str).map(seg_of)),
+            as_of=history.now,
+        )
+        summary = summary_from_paths(paths, expected, grid, segments, target)
+        extra = {
+            "n_paths": self.n_paths,
+            "seed": self.seed,
+            "notes": tuple(notes),
+            "components": parts,
+            "diagnostics": {
+                "open_deals": len(od),
+                "open_value": float(amount.sum()),
+                "deal_classes": len(classes),
+                "sigma_win": self.sigma_win_,
+                "shock_months": self.shock_months_,
+                "replicates": self.hazards_.n_replicates,
+                "levels": sampler.levels,
+                **info,
+                **self._arrival_info(),
+            },
+        }
+        return summary, extra
+
+    def _arrival_info(self) -> dict[str, Any]:
+        a = self.arrivals_
+        if a is None:
+            return {"arrivals": False}
+        return {
+            "arrivals_per_day": a.rate_per_day,
+            "arrival_window_days": a.window_days,
+            "sigma_arrivals": a.sigma,
+            "seasonal": a.seasonal,
+        }
+
+
+@dataclass
+class _Sampler:
+    """Draws bookings paths level by level (see the module docstring)."""
+
+    rng: np.random.Generator
+    n_paths: int
+    levels: int
+    sigma_win: float
+    arrivals: Arrivals | None
+    pool: AmountPool
+    n_seg: int
+    grid: PeriodGrid
+    budget: float
+
+    def _exact_set(self, w0: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        """Indices of deals sampled exactly: all, or the largest variance contributions."""
+        k = len(self.grid)
+        n_exact = int(self.budget // max(1, self.n_paths * k))
+        if len(amount) <= n_exact:
+            return np.arange(len(amount))
+        p = w0[:, -1]
+        weight = amount**2 * p * (1.0 - p)
+        return np.sort(np.argsort(-weight, kind="stable")[:n_exact])
+
+    def run(
+        self,
+        *,
+        w_open: np.ndarray,
+        deal_class: np.ndarray,
+        amount: np.ndarray,
+        deal_seg: np.ndarray,
+        w_new: np.ndarray,
+        starts: pd.DataFrame,
+        as_of: pd.Timestamp,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, float], dict[str, Any]]:
+        """Paths (n_paths, n_seg, K) of bookings per period, exact expectations
+        (n_seg, K), expected parts (open / new pipeline) and sampling facts."""
+        rng, n_seg, k_n = self.rng, self.n_seg, len(self.grid)
+        b_n = w_open.shape[0]
+        m = self.levels
+        rep = np.arange(m) % b_n
+        z_win = stratified_normal(m, rng) if self.sigma_win > 0 else np.zeros(m)
+        sigma_a = self.arrivals.sigma if self.arrivals is not None else 0.0
+        z_arr = stratified_normal(m, rng)
+        sizes = np.full(m, self.n_paths // m)
+        sizes[: self.n_paths % m] += 1
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+
+        exact = self._exact_set(w_open[0][deal_class], amount)
+        rest = np.setdiff1d(np.arange(len(amount)), exact)
+        a_exact = np.zeros((len(exact), n_seg), dtype=np.float32)
+        a_exact[np.arange(len(exact)), deal_seg[exact]] = amount[exact]
+        n_c = w_open.shape[1]
+        a1 = np.zeros((n_c, n_seg))
+        a2 = np.zeros((n_c, n_seg))
+        np.add.at(a1, (deal_class[rest], deal_seg[rest]), amount[rest])
+        np.add.at(a2, (deal_class[rest], deal_seg[rest]), amount[rest] ** 2)
+        a_all = np.zeros((n_c, n_seg))
+        np.add.at(a_all, (deal_class, deal_seg), amount)
+        kmin = np.minimum.outer(np.arange(k_n), np.arange(k_n))
+
+        new = _NewWins(self, starts, as_of) if len(starts) and self.arrivals is not None else None
+        paths = np.zeros((self.n_paths, n_seg, k_n))
+        exp_open = np.zeros((n_seg, k_n))
+        exp_new = np.zeros((n_seg, k_n))
+        for lv in range(m):
+            p_n = int(sizes[lv])
+            shock = float(np.exp(self.sigma_win * z_win[lv]))
+            cw = odds_scaled(w_open[rep[lv]], shock)  # (n_c, K) cumulative
+            cum = np.zeros((p_n, n_seg, k_n))
+            exp_open += np.diff(a_all.T @ cw, axis=1, prepend=0.0) / m
+            if len(exact):
+                thr = np.round(cw[deal_class[exact]] * U16).astype(np.int32)
+                u = rng.integers(0, 65536, size=(p_n, len(exact)), dtype=np.uint16)
+                for k in range(k_n):
+                    hit = (u < thr[:, k]).astype(np.float32)
+                    cum[:, :, k] = hit @ a_exact
+            if len(rest):
+                mu = a1.T @ cw  # (n_seg, K)
+                cov = np.einsum("cs,ckl->skl", a2, cw[:, kmin] - cw[:, :, None] * cw[:, None, :])
+                z = rng.standard_normal((p_n, n_seg, k_n))
+                for s in range(n_seg):
+                    vals, vecs = np.linalg.eigh(cov[s])
+                    root = vecs * np.sqrt(np.maximum(vals, 0.0))
+                    cum[:, s, :] += mu[s] + z[:, s, :] @ root.T
+            per = np.diff(cum, axis=2, prepend=0.0)
+            if new is not None:
+                level = float(np.exp(sigma_a * z_arr[lv] - sigma_a**2 / 2))
+                mean, drawn = new.draw(odds_scaled(w_new[rep[lv]], shock), level, p_n)
+                exp_new += mean / m
+                per += drawn
+            paths[offsets[lv] : offsets[lv + 1]] = per
+        info = {"exact_deals": len(exact), "approximated_deals": len(rest)}
+        parts = {"open_pipeline": float(exp_open.sum()), "new_pipeline": float(exp_new.sum())}
+        return paths, exp_open + exp_new, parts, info
+
+
+class _NewWins:
+    """Bookings of deals not yet created: per arrival start (segment, first stage, size
+    band) Poisson counts of wins per period, amounts drawn from the start's pool."""
+
+    def __init__(self, sampler: _Sampler, starts: pd.DataFrame, as_of: pd.Timestamp) -> None:
+        grid = sampler.grid
+        assert sampler.arrivals is not None
+        self.rng = sampler.rng
+        self.n_seg = sampler.n_seg
+        self.seg = starts.seg.to_numpy(np.int64)
+        self.onehot = np.zeros((len(starts), self.n_seg))
+        self.onehot[np.arange(len(starts)), self.seg] = 1.0
+        self.share = starts.share.to_numpy(float)
+        pool = sampler.pool
+        self.pool_idx = starts.pool.to_numpy(np.int64)
+        self.amounts = np.concatenate(pool.amounts)
+        self.start = np.concatenate([[0], np.cumsum([len(a) for a in pool.amounts])])[:-1]
+        self.length = np.array([len(a) for a in pool.amounts])
+        self.mean = pool.mean()[self.pool_idx]
+        self.var = np.maximum(pool.second_moment() - pool.mean() ** 2, 0.0)[self.pool_idx]
+        daily = sampler.arrivals.daily(as_of, grid.n_days)
+        # conv[e, k]: arrivals on day E_k - e (1-based) have e days to be won by E_k.
+        lag = grid.end_days[None, :] - 1 - np.arange(grid.n_days)[:, None]
+        self.conv = np.where(lag >= 0, daily[np.maximum(lag, 0)], 0.0)
+
+    def draw(self, win: np.ndarray, level: float, p_n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Expected bookings (n_seg, K) and p_n drawn paths (p_n, n_seg, K), given the
+        win-within-e-days probabilities win (n_a, H) and the arrival level multiplier."""
+        lam = (win @ self.conv) * self.share[:, None] * level  # (n_a, K) cumulative
+        inc = np.maximum(np.diff(lam, axis=1, prepend=0.0), 0.0)
+        mean = np.zeros((self.n_seg, inc.shape[1]))
+        np.add.at(mean, self.seg, inc * self.mean[:, None])
+        n = self.rng.poisson(np.broadcast_to(inc, (p_n, *inc.shape)))  # (p_n, n_a, K)
+        amount = np.zeros(n.shape)
+        # Few wins in a cell: draw each amount. Many: the sum of n amounts is drawn from
+        # the gamma with its exact mean and variance (positive, skewed like the sum).
+        few = n <= EXACT_SUMS
+        cells = np.flatnonzero(few & (n > 0))
+        counts = n.ravel()[cells]
+        which = np.repeat(cells, counts)
+        pool = self.pool_idx[np.unravel_index(which, n.shape)[1]]
+        picks = self.start[pool] + (self.rng.random(len(which)) * self.length[pool]).astype(
+            np.int64
+        )
+        amount.ravel()[cells] = np.bincount(
+            np.repeat(np.arange(len(cells)), counts),
+            weights=self.amounts[picks],
+            minlength=len(cells),
+        )
+        many = np.flatnonzero(~few)
+        if len(many):
+            start = np.unravel_index(many, n.shape)[1]
+            mu, var = self.mean[start], self.var[start]
+            k = n.ravel()[many]
+            draws = np.where(
+                var > 0,
+                self.rng.gamma(np.where(var > 0, k * mu**2 / np.where(var > 0, var, 1.0), 1.0))
+                * np.where(mu > 0, var / np.where(mu > 0, mu, 1.0), 0.0),
+                k * mu,
+            )
+            amount.ravel()[many] = draws
+        return mean, np.einsum("pak,as->psk", amount, self.onehot)

@@ -1,0 +1,130 @@
+"""The calendar of a forecast: the horizon after the as-of instant cut into periods.
+
+Periods are calendar weeks (Monday first), months or quarters, clipped to
+the horizon `(as_of, as_of + horizon]`, so the first and last periods may be
+partial. The models work on a grid of whole days after the as-of instant:
+day `k` (1-based) is `(as_of + k - 1 days, as_of + k days]`; a period ends on
+the last whole day inside it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from funnelwise.errors import InputError
+
+PeriodKind = Literal["week", "month", "quarter", "horizon"]
+# "horizon" is one period covering the whole horizon (what backtests compare).
+PERIODS: tuple[str, ...] = ("week", "month", "quarter", "horizon")
+_FREQ = {"week": "W-MON", "month": "MS", "quarter": "QS"}
+DAY = pd.Timedelta(days=1)
+
+
+def check_period(period: str) -> PeriodKind:
+    """The period name, or InputError naming the valid ones."""
+    if period not in PERIODS:
+        raise InputError(f"period {period!r} is not one of {', '.join(PERIODS)}")
+    return period  # type: ignore[return-value]
+
+
+def check_horizon(horizon_days: float) -> float:
+    """The horizon in days, at least one day."""
+    if not horizon_days >= 1.0:
+        raise InputError(f"horizon must be at least 1 day (got {horizon_days:g} days)")
+    return float(horizon_days)
+
+
+@dataclass(frozen=True)
+class PeriodGrid:
+    """Periods of a horizon: calendar bounds and the last model day inside each.
+
+    `starts[i]`/`ends[i]` are instants (the period is `(start, end]`);
+    `end_days[i]` is the 1-based day of the day grid on which period i ends;
+    `n_days` is the number of whole days in the horizon.
+    """
+
+    as_of: pd.Timestamp
+    horizon_days: float
+    period: PeriodKind
+    starts: tuple[pd.Timestamp, ...]
+    ends: tuple[pd.Timestamp, ...]
+    end_days: np.ndarray
+    n_days: int
+
+    @property
+    def labels(self) -> list[str]:
+        """A readable label per period: 2024-W07, 2024-03, 2024-Q2, 2024-02-01+90d."""
+        out = []
+        for s in self.starts:
+            # A period (s, e] belongs to the calendar period of the instant just after s.
+            p = s + pd.Timedelta(microseconds=1)
+            if self.period == "horizon":
+                out.append(f"{p:%Y-%m-%d}+{self.horizon_days:g}d")
+            elif self.period == "week":
+                iso = p.isocalendar()
+                out.append(f"{iso[0]}-W{iso[1]:02d}")
+            elif self.period == "month":
+                out.append(f"{p.year}-{p.month:02d}")
+            else:
+                out.append(f"{p.year}-Q{p.quarter}")
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """One row per period: period label, start, end, end_day."""
+        return pd.DataFrame(
+            {
+                "period": self.labels,
+                "start": list(self.starts),
+                "end": list(self.ends),
+                "end_day": self.end_days,
+            }
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def period_grid(as_of: pd.Timestamp, horizon_days: float, period: str) -> PeriodGrid:
+    """Cut `(as_of, as_of + horizon]` into calendar periods of the given kind."""
+    kind = check_period(period)
+    horizon_days = check_horizon(horizon_days)
+    end = as_of + pd.Timedelta(days=horizon_days)
+    inner: list[pd.Timestamp] = []
+    if kind != "horizon":
+        bounds = pd.date_range(as_of.normalize(), end, freq=_FREQ[kind])
+        inner = [b for b in bounds if as_of < b < end]
+    edges = [as_of, *inner, end]
+    n_days = max(1, math.floor(horizon_days + 1e-9))
+    end_days = np.array(
+        [min(n_days, max(1, math.floor((e - as_of) / DAY + 1e-9))) for e in edges[1:]],
+        dtype=np.int64,
+    )
+    end_days[-1] = n_days
+    return PeriodGrid(
+        as_of=as_of,
+        horizon_days=horizon_days,
+        period=kind,
+        starts=tuple(edges[:-1]),
+        ends=tuple(edges[1:]),
+        end_days=end_days,
+        n_days=n_days,
+    )
+
+
+def sum_by_period(
+    times: np.ndarray, amounts: np.ndarray, edges: list[pd.Timestamp] | tuple[pd.Timestamp, ...]
+) -> np.ndarray:
+    """Sum of amounts whose time falls in each `(edges[i], edges[i+1]]`."""
+    t = np.asarray(times, dtype="datetime64[ns]")
+    e = np.asarray([np.datetime64(x, "ns") for x in edges])
+    # side="left": an instant equal to a bound belongs to the period it ends.
+    idx = np.searchsorted(e, t, side="left") - 1
+    keep = (idx >= 0) & (idx < len(e) - 1)
+    out = np.zeros(len(e) - 1)
+    np.add.at(out, idx[keep], np.asarray(amounts, dtype=float)[keep])
+    return out

@@ -1,0 +1,62 @@
+"""`forecast(log)`: the one call behind `funnelwise forecast` and `fw.forecast`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from funnelwise.forecast.backtest import backtest, predict_with_fallback
+from funnelwise.forecast.history import pull_history
+from funnelwise.forecast.result import ForecastResult
+from funnelwise.log import EventLog
+from funnelwise.progressing import ProgressCallback
+from funnelwise.timeutil import Instant
+
+
+def forecast(
+    log: EventLog,
+    *,
+    horizon: str | float = "90d",
+    as_of: Instant | None = None,
+    period: str = "month",
+    by: str | None = None,
+    target: float | None = None,
+    method: str = "montecarlo",
+    n_paths: int = 10_000,
+    seed: int = 0,
+    every: str | float = "14d",
+    progress: ProgressCallback | None = None,
+) -> ForecastResult:
+    """Bookings (won amount_base, process currency) expected over `horizon` after
+    `as_of` (default: the end of observation), as a distribution.
+
+    Returns per `period` (week, month, quarter or horizon) and per segment `by`
+    (a deal column or attribute) the expected value and P10 / P50 / P90, and the
+    probability of reaching `target` over the horizon. `method` is montecarlo,
+    weighted_pipeline, weighted_historical, run_rate, or auto (backtest every
+    method as of past dates every `every` days, then use the best and say why).
+    A method that lacks history falls back to the weighted-pipeline baseline,
+    and the result says so (`fallback`).
+    """
+    cut = log.as_of(as_of) if as_of is not None else log
+    notes: tuple[str, ...] = ()
+    diagnostics: dict[str, object] = {}
+    chosen = method
+    if method == "auto":
+        bt = backtest(
+            cut, horizon=horizon, every=every, n_paths=n_paths, seed=seed, progress=progress
+        )
+        chosen = bt.chosen
+        notes = (f"method chosen by a backtest of {len(bt.cutoffs)} cut-offs: {bt.reason}",)
+        diagnostics = {f"backtest_{m}_pinball": s.pinball for m, s in bt.scores.items()}
+    history = pull_history(cut, by=by)
+    result = predict_with_fallback(
+        chosen, history, horizon=horizon, period=period, target=target, n_paths=n_paths, seed=seed
+    )
+    if method != "auto":
+        return result
+    return replace(
+        result,
+        requested="auto",
+        notes=(*notes, *result.notes),
+        diagnostics={**result.diagnostics, **diagnostics},
+    )
