@@ -76,3 +76,10 @@ def test_kpis_command(tiny_project: Path) -> None:
     assert data["frames"]["campaigns"][0]["key"] == "web"
     bad = runner.invoke(app, ["--project", str(tiny_project), "kpis", "--cost", "web"])
     assert bad.exit_code == 2 and "SOURCE=AMOUNT" in bad.output
+
+
+def test_bottlenecks_command(tiny_project: Path) -> None:
+    data = json.loads(run(tiny_project, "bottlenecks", "-f", "json"))
+    first = data["frames"]["ranking"][0]
+    assert (first["rank"], first["stage_id"]) == (1, "qualification")
+    assert "Qualification" in run(tiny_project, "bottlenecks")

@@ -16,6 +16,7 @@ PUBLIC = [
     "SourceImportError",
     "Store",
     "StoreError",
+    "bottlenecks",
     "diff_processes",
     "flow",
     "funnel",

@@ -5,7 +5,7 @@ log = fw.open("demo")
 log.as_of("2024-03-31").cases.to_pandas()
 """
 
-from funnelwise.analytics import flow, funnel, kpis, outcomes, snapshot, timing
+from funnelwise.analytics import bottlenecks, flow, funnel, kpis, outcomes, snapshot, timing
 from funnelwise.errors import (
     ConflictError,
     FunnelwiseError,
@@ -35,6 +35,7 @@ __all__ = [
     "SourceImportError",
     "Store",
     "StoreError",
+    "bottlenecks",
     "diff_processes",
     "flow",
     "funnel",

@@ -5,6 +5,7 @@ the heavy relational work runs in the engine (Ibis), the statistics on
 compact aggregates. Results render as frames, JSON, HTML and Rich tables.
 """
 
+from funnelwise.analytics.bottlenecks import BottleneckResult, bottlenecks
 from funnelwise.analytics.flow import FlowResult, flow
 from funnelwise.analytics.funnel import FunnelResult, funnel
 from funnelwise.analytics.kpis import KpiResult, kpis
@@ -14,6 +15,7 @@ from funnelwise.analytics.snapshot import SnapshotResult, snapshot
 from funnelwise.analytics.timing import TimingResult, time_in_stage, timing
 
 __all__ = [
+    "BottleneckResult",
     "FlowResult",
     "FunnelResult",
     "KpiResult",
@@ -21,6 +23,7 @@ __all__ = [
     "Result",
     "SnapshotResult",
     "TimingResult",
+    "bottlenecks",
     "flow",
     "funnel",
     "kpis",

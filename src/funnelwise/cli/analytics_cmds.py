@@ -186,6 +186,12 @@ def kpis(
     return analytics.kpis(log, by=by, target=target, costs=_costs(cost) if cost else None)
 
 
+@analysis_command
+def bottlenecks(log: EventLog, *, by: ByOpt = None, days: DaysOpt = "calendar") -> Result:
+    """Stages ranked by value lost there and by waiting beyond target × value."""
+    return analytics.bottlenecks(log, by=by, days=days)
+
+
 def _costs(pairs: list[str]) -> dict[str, float]:
     costs = {}
     for pair in pairs:

@@ -1,0 +1,194 @@
+"""Bottlenecks in money: where value leaks out and where it waits too long.
+
+Two measures per stage, one ranking:
+
+- leakage: the value of deals that ended lost or without decision while this
+  was their last open stage;
+- excess waiting: for every deal, its days in the stage beyond the stage's
+  target, times the deal's value (value-days; deals still in the stage count
+  their waiting so far).
+
+Each stage's score is its share of all leakage plus its share of all excess
+waiting, so the ranking weighs both equally whatever their units; each row
+carries a sentence saying why it ranks where it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from funnelwise.analytics.common import (
+    VALUE,
+    base_meta,
+    group_deals,
+    stage_frame,
+    to_pandas,
+)
+from funnelwise.analytics.result import Result, frame_view
+from funnelwise.analytics.snapshot import current_positions
+from funnelwise.analytics.timing import time_in_stage
+from funnelwise.log import EventLog
+
+
+@dataclass(frozen=True, eq=False)
+class BottleneckResult(Result):
+    """Frame `ranking`: one row per group and stage, best-ranked (worst stage) first."""
+
+    analysis = "bottlenecks"
+    title = "Bottlenecks in money"
+    display: ClassVar[Mapping[str, Sequence[str]]] = {
+        "ranking": ["rank", "name", "value_lost", "excess_value_days", "score", "why"],
+    }
+    percent: ClassVar[frozenset[str]] = frozenset({"score"})
+
+    ranking = frame_view("Stages ranked by leakage and excess waiting, with a sentence each.")
+
+
+def bottlenecks(
+    log: EventLog, *, by: str | None = None, days: str = "calendar"
+) -> BottleneckResult:
+    """Rank stages by value lost there and by waiting beyond target × value.
+
+    Returns per group and open stage: deals_lost (lost or no decision with
+    this as their last open stage), value_lost, lost_value, no_decision_value;
+    deals_over_target, value_over_target, excess_days (summed over deals),
+    excess_value_days (excess days × deal value); the shares of each within the group, score
+    (sum of the two shares), rank (1 = worst) and `why`, a sentence.
+    """
+    deals, groups = group_deals(log, log.deals, by=by)
+    value = deals[VALUE].fill_null(0.0)
+    d = deals.select(*groups, "deal_id", "outcome", _value=value)
+    closed = d.filter(d.outcome.isin(["lost", "no_decision"]))
+    last = current_positions(log).select("deal_id", "stage_id")
+    leak = closed.join(last, "deal_id")
+    lost = to_pandas(
+        leak.group_by([*groups, "stage_id"]).aggregate(
+            deals_lost=leak.count(),
+            value_lost=leak._value.sum(),
+            lost_value=leak._value.sum(where=leak.outcome == "lost"),
+            no_decision_value=leak._value.sum(where=leak.outcome == "no_decision"),
+        )
+    )
+    stages = stage_frame(log, kinds=["open"])
+    targets = ibis.memtable(
+        stages[["pipeline_id", "stage_id", "target_days"]].rename(
+            columns={"pipeline_id": "_p", "stage_id": "_s"}
+        )
+    )
+    t = time_in_stage(log, days=days)
+    t = t.join(targets, (t.pipeline_id == targets._p) & (t.stage_id == targets._s))
+    t = t.join(d.drop("outcome"), "deal_id")
+    excess = (t.days - t.target_days).clip(lower=0).fill_null(0.0)
+    waiting = to_pandas(
+        t.group_by([*groups, "stage_id"]).aggregate(
+            deals_over_target=(excess > 0).cast("int64").sum(),
+            value_over_target=t._value.sum(where=excess > 0),
+            excess_days=excess.sum(),
+            excess_value_days=(excess * t._value).sum(),
+        )
+    )
+    frame = _rank(stages, lost, waiting, groups, log.process.currency)
+    meta = base_meta(log, by=by, groups=groups, days=days, unit=log.process.currency)
+    meta["score"] = "share of the group's value lost + share of its excess value-days"
+    return BottleneckResult({"ranking": frame}, meta)
+
+
+def _rank(
+    stages: pd.DataFrame,
+    lost: pd.DataFrame,
+    waiting: pd.DataFrame,
+    groups: list[str],
+    currency: str,
+) -> pd.DataFrame:
+    keys = pd.concat([lost[groups], waiting[groups]]).drop_duplicates()
+    info = stages[["pipeline_id", "stage_id", "name", "position", "target_days"]]
+    f = keys.merge(info, on="pipeline_id")
+    f = f.merge(lost, on=[*groups, "stage_id"], how="left")
+    f = f.merge(waiting, on=[*groups, "stage_id"], how="left")
+    counts = ["deals_lost", "deals_over_target"]
+    sums = [
+        "value_lost",
+        "lost_value",
+        "no_decision_value",
+        "value_over_target",
+        "excess_days",
+        "excess_value_days",
+    ]
+    f[counts] = f[counts].fillna(0).astype("int64")
+    f[sums] = f[sums].astype("float64").fillna(0.0)
+    g = f.groupby(groups, dropna=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f["share_lost"] = (f["value_lost"] / g["value_lost"].transform("sum")).fillna(0.0)
+        f["share_waiting"] = (
+            f["excess_value_days"] / g["excess_value_days"].transform("sum")
+        ).fillna(0.0)
+    f["score"] = f["share_lost"] + f["share_waiting"]
+    f = f.sort_values(
+        [*groups, "score", "position"], ascending=[True] * len(groups) + [False, True]
+    )
+    f["rank"] = f.groupby(groups, dropna=False).cumcount() + 1
+    f["why"] = [_sentence(r, currency) for r in f.to_dict("records")]
+    cols = [
+        *groups,
+        "rank",
+        "stage_id",
+        "name",
+        "deals_lost",
+        "value_lost",
+        "lost_value",
+        "no_decision_value",
+        "deals_over_target",
+        "value_over_target",
+        "excess_days",
+        "excess_value_days",
+        "target_days",
+        "share_lost",
+        "share_waiting",
+        "score",
+        "why",
+    ]
+    return f[cols].reset_index(drop=True)
+
+
+def _money(x: float) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if abs(x) >= size:
+            return f"{x / size:,.1f}{unit}"
+    return f"{x:,.0f}"
+
+
+def _sentence(r: Mapping[Hashable, Any], currency: str) -> str:
+    """Why a stage ranks where it does, in one sentence."""
+    name = r["name"]
+    parts = []
+    lost, n = float(r["value_lost"]), int(r["deals_lost"])
+    if n:
+        share = float(r["share_lost"])
+        parts.append(
+            f"{currency} {_money(lost)} left the pipeline here ({n} deal{'s' if n != 1 else ''} "
+            f"lost or undecided, {share:.0%} of all value lost)"
+        )
+    target = r["target_days"]
+    if target is None or pd.isna(target):
+        parts.append("no target time is set")
+    elif int(r["deals_over_target"]):
+        over = int(r["deals_over_target"])
+        worth = float(r["value_over_target"])
+        # Value-weighted mean days late: excess value-days / value of the late deals.
+        late = float(r["excess_value_days"]) / worth if worth else float(r["excess_days"]) / over
+        parts.append(
+            f"{over} deal{'s' if over != 1 else ''} worth {currency} {_money(worth)} waited "
+            f"{late:,.0f} days beyond the {float(target):g}-day target on average "
+            f"({float(r['share_waiting']):.0%} of all excess waiting in value-days)"
+        )
+    else:
+        parts.append(f"no deal waited beyond the {float(target):g}-day target")
+    if not n:
+        parts.insert(0, "no value was lost here")
+    return f"{name}: " + "; ".join(parts) + "."
