@@ -24,6 +24,7 @@ from tiny import build_tiny
 
 # Which section shows which analysis (key figures draw on several).
 SECTION_OF = {
+    "kpis": "kpis",
     "funnel": "funnel",
     "outcomes": "outcomes",
     "timing": "timing",
@@ -91,10 +92,10 @@ def test_page_is_self_contained_with_plotly_embedded_once(page: str, report: Rep
 def test_every_available_analysis_has_its_section(report: Report, page: str) -> None:
     expected = {SECTION_OF[a] for a in available_analyses()}
     # The analyses this version has are all there (flow and snapshot included).
-    assert {"funnel", "outcomes", "timing", "snapshot", "flow"} <= set(available_analyses())
+    assert {"funnel", "outcomes", "kpis", "timing", "snapshot", "flow"} <= set(available_analyses())
     keys = [s.key for s in report.sections]
     assert expected <= set(keys)
-    assert keys[0] == "key-figures"
+    assert keys[0] == "kpis"
     for key in keys:
         assert f'id="s-0-{key}"' in page
     for s in report.sections:
@@ -129,8 +130,24 @@ def test_outcomes_takeaway_quotes_censoring_aware_and_naive_rates(
     closed = int(s["won"] + s["lost"] + s["no_decision"])
     assert f"closed deals only ({closed:,} deals) would say {_pct(s['naive_win_rate'])}" in text
     assert s["open"] > 0  # the synthetic log has open deals: censoring matters
-    figures = report.section("key-figures").tiles
-    assert [t.value for t in figures if t.label == "Win probability"] == [_pct(s["p_won"])]
+
+
+def test_key_figures_quote_the_kpis(log: EventLog, report: Report) -> None:
+    k = analytics.kpis(log).kpis.set_index("kpi")
+    section = report.section("kpis")
+    won, closed = k.loc["win_rate"], k.loc["win_rate_closed"]
+    assert section.takeaway == (
+        f"{_pct(won['value'])} of deals end won ({_ci(won['lower'], won['upper'])}) counting "
+        f"the {won['n'] - closed['n']:,} open deals as open; closed deals only say "
+        f"{_pct(closed['value'])}; half the wins come within "
+        f"{k.loc['cycle_days', 'value']:.0f} days."
+    )
+    tiles = {t.label: t for t in section.tiles}
+    assert tiles["Win rate"].value == _pct(won["value"])
+    assert f"of {int(closed['n']):,}" in tiles["Win rate"].detail
+    assert tiles["Average won deal"].value == f.money(k.loc["avg_deal_size", "value"], "USD")
+    assert tiles["Open pipeline"].value == f.money(k.loc["open_pipeline", "value"], "USD")
+    assert tiles["Median time to won"].value == f"{k.loc['cycle_days', 'value']:.0f} days"
 
 
 def test_timing_takeaway_names_the_stage_most_over_target(log: EventLog, report: Report) -> None:
@@ -184,7 +201,8 @@ def test_log_without_closed_deals_says_so(log: EventLog) -> None:
     outcomes = report.section("outcomes")
     assert outcomes.empty and outcomes.charts == ()
     assert "No deal has closed yet" in outcomes.takeaway
-    assert "no deal has closed yet" in report.section("key-figures").takeaway
+    kpis = report.section("kpis")
+    assert kpis.empty and "No deal has closed yet" in kpis.takeaway
     funnel = report.section("funnel")
     assert not funnel.empty and funnel.charts
     page = report.html()

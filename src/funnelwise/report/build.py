@@ -99,31 +99,36 @@ def _stage_names(log: EventLog) -> dict[str, str]:
     }
 
 
-# The analyses the report runs, in order: (name in funnelwise.analytics, how to call
-# it). One this version of funnelwise lacks is skipped, and so are its sections.
+# The analyses the report runs, in order: name in funnelwise.analytics, how to call
+# it, and whether it needs closed deals (then a log without any gets a notice instead).
+# One this version of funnelwise lacks is skipped, and so are its sections.
 Call = Callable[[Callable[..., Result], EventLog, int], Result]
-ANALYSES: tuple[tuple[str, Call], ...] = (
-    ("funnel", lambda f, log, _: f(log)),
-    ("outcomes", lambda f, log, _: f(log)),
-    ("timing", lambda f, log, _: f(log)),
-    ("snapshot", lambda f, log, _: f(log)),
+ANALYSES: tuple[tuple[str, Call, bool], ...] = (
+    ("funnel", lambda f, log, _: f(log), False),
+    ("outcomes", lambda f, log, _: f(log), False),
+    ("kpis", lambda f, log, _: f(log), True),
+    ("timing", lambda f, log, _: f(log), False),
+    ("snapshot", lambda f, log, _: f(log), False),
     (
         "flow",
         lambda f, log, flow_days: f(log, start=log.now - pd.Timedelta(days=flow_days), end=log.now),
+        False,
     ),
 )
 
 
 def available_analyses() -> list[str]:
     """Names of the analyses this version of funnelwise has, that the report runs."""
-    return [name for name, _ in ANALYSES if callable(getattr(analytics, name, None))]
+    return [name for name, _, _ in ANALYSES if callable(getattr(analytics, name, None))]
 
 
 def _sections(log: EventLog, r: Mapping[str, Any]) -> list[Section]:
     """Every section whose results are there, in reading order."""
     out = []
-    if any(k in r for k in ("outcomes", "timing", "snapshot")):
-        out.append(sections.key_figures(r.get("outcomes"), r.get("timing"), r.get("snapshot")))
+    if "kpis" in r:
+        out.append(sections.kpis_section(r["kpis"]))
+    elif "kpis" in available_analyses():
+        out.append(sections.kpis_need_closed_deals(log.now))
     if "funnel" in r:
         out.append(sections.funnel_section(r["funnel"]))
     if "outcomes" in r:
@@ -137,7 +142,7 @@ def _sections(log: EventLog, r: Mapping[str, Any]) -> list[Section]:
     return out
 
 
-def _no_deals(log: EventLog, results: Mapping[str, Result]) -> bool:
+def _no_deals(results: Mapping[str, Result]) -> bool:
     funnel = results.get("funnel")
     if funnel is None:
         return False
@@ -145,16 +150,26 @@ def _no_deals(log: EventLog, results: Mapping[str, Result]) -> bool:
     return stages.empty or int(stages["reached"].iloc[0]) == 0
 
 
+def _no_closed_deals(results: Mapping[str, Result]) -> bool:
+    outcomes = results.get("outcomes")
+    if outcomes is None:
+        return False
+    s = outcomes.to_frame()
+    s = s[s["scope"] == "created"]
+    return s.empty or int(s[["won", "lost", "no_decision"]].to_numpy().sum()) == 0
+
+
 def _part(log: EventLog, label: str | None, flow_days: int, step: Callable[[str], None]) -> Part:
     """Run the analyses of one pipeline and build its sections."""
     results: dict[str, Result] = {}
-    for name, call in ANALYSES:
+    for name, call, needs_closed in ANALYSES:
         fn = getattr(analytics, name, None)
         if not callable(fn):
             continue
-        results[name] = call(fn, log, flow_days)
+        if not (needs_closed and _no_closed_deals(results)):
+            results[name] = call(fn, log, flow_days)
         step(name)
-        if name == "funnel" and _no_deals(log, results):
+        if name == "funnel" and _no_deals(results):
             # Nothing else has anything to say about a log without deals.
             empty = sections.notice(
                 "no-deals",

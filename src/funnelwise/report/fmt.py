@@ -140,12 +140,21 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     numeric: tuple[bool, ...]
     caption: str = ""
+    title: str = ""
+    collapsed: bool = False  # long tables start folded under their title
 
 
 Column = tuple[str, Callable[[Any], str], bool]
 
 
-def table(frame: pd.DataFrame, columns: Sequence[Column], caption: str = "") -> Table:
+def table(
+    frame: pd.DataFrame,
+    columns: Sequence[Column],
+    caption: str = "",
+    *,
+    title: str = "",
+    collapsed: bool = False,
+) -> Table:
     """Format a frame's rows: each column is (header, row -> text, is_number)."""
     rows = tuple(tuple(fn(row) for _, fn, _ in columns) for row in frame.itertuples(index=False))
     return Table(
@@ -153,4 +162,6 @@ def table(frame: pd.DataFrame, columns: Sequence[Column], caption: str = "") -> 
         rows=rows,
         numeric=tuple(n for _, _, n in columns),
         caption=caption,
+        title=title,
+        collapsed=collapsed,
     )

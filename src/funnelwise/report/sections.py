@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     # Types only: the report runs with whichever analyses this version has.
     from funnelwise.analytics.flow import FlowResult
     from funnelwise.analytics.funnel import FunnelResult
+    from funnelwise.analytics.kpis import KpiResult
     from funnelwise.analytics.outcomes import OutcomesResult
     from funnelwise.analytics.snapshot import SnapshotResult
     from funnelwise.analytics.timing import TimingResult
@@ -76,73 +77,130 @@ def _level(meta: Mapping[str, Any]) -> float:
 
 
 # -- key figures ---------------------------------------------------------------------
-def key_figures(
-    outcomes: OutcomesResult | None,
-    timing: TimingResult | None,
-    snapshot: SnapshotResult | None,
-) -> Section:
-    """Tiles: win probability (censoring-aware, with the closed-only rate), deals and
-    open deals, time to won, open pipeline value. Any result may be missing."""
-    s = _row(outcomes.summary, scope="created") if outcomes is not None else None
-    cycle = timing.cycle if timing is not None else pd.DataFrame()
-    c = cycle.iloc[0] if len(cycle) else None
-    totals = snapshot.totals if snapshot is not None else pd.DataFrame()
-    t = totals.iloc[0] if len(totals) else None
-    currency = str(snapshot.meta["currency"]) if snapshot is not None else ""
-    level = _level(outcomes.meta) if outcomes is not None else 0.95
-    tiles = []
-    if s is not None:
-        closed = int(s["won"] + s["lost"] + s["no_decision"])
+def _kpi(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    return _row(frame, kpi=name)
+
+
+def kpis_section(result: KpiResult) -> Section:
+    """Tiles of the key figures (each with its interval or denominator), lead
+    conversion, and the cost and return of each campaign when costs are known."""
+    k = result.kpis
+    currency = str(result.meta["currency"])
+    level = _level(result.meta)
+    title = "Key figures"
+    won, closed = _kpi(k, "win_rate"), _kpi(k, "win_rate_closed")
+    if won is None or closed is None:
+        return notice("kpis", title, "No deals in this log.")
+    size, median_size = _kpi(k, "avg_deal_size"), _kpi(k, "median_deal_size")
+    cycle, cycle_naive = _kpi(k, "cycle_days"), _kpi(k, "cycle_days_won_only")
+    pipeline, velocity = _kpi(k, "open_pipeline"), _kpi(k, "sales_velocity")
+    coverage = _kpi(k, "pipeline_coverage")
+    tiles = [
+        Tile(
+            "Win rate",
+            fmt.pct(won["value"]),
+            f"{fmt.ci(won['lower'], won['upper'], level=level)}, open deals counted as open; "
+            f"closed deals only: {fmt.pct(closed['value'])} of {fmt.count(closed['n'])}",
+        )
+    ]
+    if size is not None:
         tiles.append(
             Tile(
-                "Deals",
-                fmt.count(s["n"]),
-                f"{fmt.count(s['open'])} open, {fmt.count(closed)} closed",
+                "Average won deal",
+                fmt.money(size["value"], currency),
+                f"{round(100 * level)}% CI {fmt.money(size['lower'], currency)}–"
+                f"{fmt.money(size['upper'], currency)}; median "
+                f"{fmt.money(median_size['value'] if median_size is not None else None, currency)}"
+                f"; {fmt.plural(size['n'], 'won deal')}",
             )
         )
-        tiles.append(
-            Tile(
-                "Win probability",
-                fmt.pct(s["p_won"]),
-                f"{fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)}; "
-                f"closed deals only: {fmt.pct(s['naive_win_rate'])}",
-            )
-        )
-    if c is not None:
+    if cycle is not None:
+        naive = cycle_naive["value"] if cycle_naive is not None else None
         tiles.append(
             Tile(
                 "Median time to won",
-                fmt.days(c["won_median"]),
-                f"counting won deals only: {fmt.days(c['won_median_naive'])}",
+                fmt.days(cycle["value"]),
+                f"open deals counted as open; won deals only: {fmt.days(naive)}",
             )
         )
-    if t is not None:
+    if pipeline is not None:
         tiles.append(
             Tile(
                 "Open pipeline",
-                fmt.money(t["value"], currency),
-                f"{fmt.plural(t['deals'], 'deal')}; {fmt.money(t['weighted_value'], currency)} "
-                "weighted by stage probability",
+                fmt.money(pipeline["value"], currency),
+                f"{fmt.plural(pipeline['n'], 'open deal')}"
+                + (f"; {fmt.pct(coverage['value'])} of the target" if coverage is not None else ""),
             )
         )
-    if outcomes is None or s is None:
-        return Section("key-figures", "Key figures", "The log's key figures.", tiles=tuple(tiles))
-    if int(s["won"] + s["lost"] + s["no_decision"]) == 0:
+    if velocity is not None:
+        tiles.append(
+            Tile(
+                "Sales velocity",
+                f"{fmt.money(velocity['value'], currency)}/day",
+                "open deals × win rate × average won deal ÷ days to won",
+            )
+        )
+    leads = result.leads
+    if len(leads) == 1:
+        ld = leads.iloc[0]
+        tiles.append(
+            Tile(
+                "Leads becoming deals",
+                fmt.pct(ld["conversion"]),
+                f"{fmt.ci(ld['conversion_lower'], ld['conversion_upper'], level=level)} of "
+                f"{fmt.plural(ld['leads'], 'lead')}; median "
+                f"{fmt.days(ld['days_to_convert_median'])} to convert",
+            )
+        )
+    if int(closed["n"]) == 0:
         takeaway = (
-            f"All {fmt.plural(s['n'], 'deal')} are still open as of "
-            f"{fmt.date(outcomes.meta['as_of'])}: no deal has closed yet, so there is no "
-            "win rate to report."
+            f"All {fmt.plural(won['n'], 'deal')} are still open as of "
+            f"{fmt.date(result.meta['as_of'])}: no deal has closed yet, so there is no win "
+            "rate, deal size or cycle time to report."
         )
     else:
         takeaway = (
-            f"Of {fmt.plural(s['n'], 'deal')} ({fmt.count(s['open'])} still open), "
-            f"{fmt.pct(s['p_won'])} are expected to end won "
-            f"({fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)})"
+            f"{fmt.pct(won['value'])} of deals end won "
+            f"({fmt.ci(won['lower'], won['upper'], level=level)}) counting the "
+            f"{fmt.count(won['n'] - closed['n'])} open deals as open; closed deals only say "
+            f"{fmt.pct(closed['value'])}."
         )
-        if c is not None and fmt.finite(c["won_median"]):
-            takeaway += f", half of those within {fmt.days(c['won_median'])}"
-        takeaway += "."
-    return Section("key-figures", "Key figures", takeaway, tiles=tuple(tiles))
+        if cycle is not None and fmt.finite(cycle["value"]):
+            takeaway = takeaway[:-1] + f"; half the wins come within {fmt.days(cycle['value'])}."
+    tables = []
+    campaigns = result.campaigns
+    if len(campaigns):
+        tables.append(
+            table(
+                campaigns,
+                [
+                    ("Campaign", lambda r: str(r.key), False),
+                    ("Cost", lambda r: fmt.money(r.cost, currency), True),
+                    ("Leads", lambda r: fmt.count(r.leads), True),
+                    ("Deals", lambda r: fmt.count(r.deals), True),
+                    ("Won", lambda r: fmt.count(r.won), True),
+                    ("Won value", lambda r: fmt.money(r.won_value, currency), True),
+                    ("Cost per lead", lambda r: fmt.money(r.cost_per_lead, currency), True),
+                    ("Cost per win", lambda r: fmt.money(r.cpa, currency), True),
+                    ("ROI", lambda r: fmt.pct(r.roi), True),
+                ],
+                caption="ROI = (won value − cost) ÷ cost. Deals still open count as not won "
+                "yet, so recent campaigns look worse than they will.",
+                title="Campaigns: cost and return",
+                collapsed=True,
+            )
+        )
+    return Section("kpis", title, takeaway, tiles=tuple(tiles), tables=tuple(tables))
+
+
+def kpis_need_closed_deals(as_of: Any) -> Section:
+    """The key-figures section of a log where no deal has closed."""
+    return notice(
+        "kpis",
+        "Key figures",
+        f"No deal has closed yet as of {fmt.date(as_of)}, so there is no win rate, deal "
+        "size or cycle time to report.",
+    )
 
 
 # -- funnel --------------------------------------------------------------------------
