@@ -113,3 +113,29 @@ def test_suggest_mapping_writes_a_fragment(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "'Firmas': 1 rows" in fragment.read_text()
+
+
+def test_import_hubspot_and_pipedrive(tmp_path: Path) -> None:
+    hs, pd_ = FIXTURES / "hubspot", FIXTURES / "pipedrive"
+    root = tmp_path / "hs"
+    root.mkdir()
+    (root / "process.yaml").write_text((hs / "process.yaml").read_text(encoding="utf-8"))
+    out = _json(
+        root, "import", "hubspot", str(hs / "hubspot-deals.csv"), "--fx", str(hs / "fx.csv")
+    )
+    assert out["counts"]["stage_events"]["loaded"] == 5 + 3 + 2 + 2  # type: ignore[index]
+    root = tmp_path / "pd"
+    root.mkdir()
+    (root / "process.yaml").write_text((pd_ / "process.yaml").read_text(encoding="utf-8"))
+    out = _json(
+        root,
+        "import",
+        "pipedrive",
+        str(pd_ / "deals.csv"),
+        "--changes",
+        str(pd_ / "stage-changes.csv"),
+        "--fx",
+        str(pd_ / "fx.csv"),
+    )
+    assert out["counts"]["deals"]["loaded"] == 3  # type: ignore[index]
+    assert out["quarantined_rows"] == 1

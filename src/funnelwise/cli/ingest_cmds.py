@@ -267,6 +267,36 @@ def import_salesforce_cmd(
     )
 
 
+@import_command("hubspot")
+def import_hubspot_cmd(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help='Deals export (CSV or Excel) with "Date entered" columns.')
+    ],
+) -> ImportCall:
+    """Import a HubSpot deals export; its "Date entered <stage>" columns are the history."""
+    from funnelwise.ingest.hubspot import import_hubspot
+
+    return lambda s, p, opts, progress: import_hubspot(s, p, file, options=opts, progress=progress)
+
+
+@import_command("pipedrive")
+def import_pipedrive_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Deals export (CSV or Excel).")],
+    changes: Annotated[
+        Path | None,
+        typer.Option(help="Stage-change log: deal id, old stage, new stage, time."),
+    ] = None,
+) -> ImportCall:
+    """Import a Pipedrive deals export, with its stage-change log when given."""
+    from funnelwise.ingest.pipedrive import import_pipedrive
+
+    return lambda s, p, opts, progress: import_pipedrive(
+        s, p, file, changes=changes, options=opts, progress=progress
+    )
+
+
 def imports(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
     """List past imports, newest first."""
     with _opened(ctx) as (store, _):

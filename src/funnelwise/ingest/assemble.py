@@ -182,12 +182,9 @@ class Assembler:
         compare = [c for c in DEAL_COLUMNS if c != "deal_id"]
         check_duplicate_keys(st, p, deals, "deal_id", lab("deal_id"), compare)
         check_negative(p, deals, "amount", lab("amount"))
-        check_order(
-            p, deals, "created_at", "closed_at", lab("closed_at"), "is before the deal was created"
-        )
-        check_future(
-            p, deals, {"created_at": lab("created_at"), "closed_at": lab("closed_at")}, self.now
-        )
+        # Close dates are checked once the outcome is known: for an open deal a
+        # source's close date is an expected one, and may well lie ahead.
+        check_future(p, deals, {"created_at": lab("created_at")}, self.now)
         return deals
 
     def _newest(self, deals: str) -> pd.Timestamp | None:
@@ -509,6 +506,9 @@ class Assembler:
             quarantine=True,
             code="no close date",
         )
+        closed = literal(s.label("deals", "closed_at"))
+        check_order(p, final, "created_at", "closed_at", closed, "is before the deal was created")
+        check_future(p, final, {"closed_at": closed}, self.now)
         self.problems.add(
             f"SELECT _src, _row, {literal(self.staged.label('deals', 'created_at'))}, NULL, "
             f"'no creation date and no stage history' FROM {quote(final)} "
@@ -519,20 +519,25 @@ class Assembler:
         return final
 
     def _closing_events(self, deals: str) -> str:
-        """Entries the history lacks: into the current open stage, into the outcome."""
-        return f"""
+        """Entries the history lacks: into the current open stage (also of a deal closed
+        from it, as Pipedrive keeps them), then into the outcome at the close."""
+        return f"""SELECT * FROM (
+            WITH d AS (
+                SELECT *, coalesce(max_seq + 1, 0) AS _next,
+                       _stage_kind = 'open' AND last_stage IS DISTINCT FROM _stage_id
+                       AND (outcome IS NULL OR last_stage IS DISTINCT FROM _outcome_stage)
+                           AS _add_open
+                FROM {quote(deals)})
             SELECT deal_id, pipeline_id, _stage_id AS stage_id, 'open' AS kind,
                    greatest(created_at, coalesce(last_at, created_at)) AS entered_at,
-                   NULL::VARCHAR AS actor_id, coalesce(max_seq + 1, 0) AS seq, _src, _row
-            FROM {quote(deals)}
-            WHERE outcome IS NULL AND _stage_kind = 'open'
-              AND last_stage IS DISTINCT FROM _stage_id
+                   NULL::VARCHAR AS actor_id, _next AS seq, _src, _row
+            FROM d WHERE _add_open
             UNION ALL
-            SELECT deal_id, pipeline_id, _outcome_stage, outcome, closed_at,
-                   NULL::VARCHAR, coalesce(max_seq + 1, 0), _src, _row
-            FROM {quote(deals)}
+            SELECT deal_id, pipeline_id, _outcome_stage, outcome, closed_at, NULL::VARCHAR,
+                   _next + CASE WHEN _add_open THEN 1 ELSE 0 END, _src, _row
+            FROM d
             WHERE outcome IS NOT NULL AND closed_at IS NOT NULL
-              AND last_stage IS DISTINCT FROM _outcome_stage
+              AND last_stage IS DISTINCT FROM _outcome_stage)
         """
 
     # -- the whole run -----------------------------------------------------------------

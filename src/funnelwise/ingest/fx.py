@@ -31,14 +31,6 @@ from funnelwise.ingest.validate import Problems
 STATIC_DATE = dt.date(1900, 1, 1)  # the "from" date of rates without one
 
 
-def _pick(columns: tuple[str, ...], *names: str) -> str | None:
-    lower = {c.lower(): c for c in columns}
-    for n in names:
-        if n.lower() in lower:
-            return lower[n.lower()]
-    return None
-
-
 def read_fx(
     st: Staging,
     path: Path,
@@ -53,12 +45,11 @@ def read_fx(
     src = st.read(path, encoding=encoding)
     idx = len(st.files) - 1
     cols = src.columns
-    salesforce = _pick(cols, "IsoCode") is not None
+    salesforce = src.pick("IsoCode") is not None
     if salesforce:
-        cur, rate = _pick(cols, "IsoCode"), _pick(cols, "ConversionRate")
-        day = _pick(cols, "StartDate")
+        cur, rate, day = src.pick("IsoCode"), src.pick("ConversionRate"), src.pick("StartDate")
     else:
-        cur, rate, day = _pick(cols, "currency"), _pick(cols, "rate"), _pick(cols, "date")
+        cur, rate, day = src.pick("currency"), src.pick("rate"), src.pick("date")
     if cur is None or rate is None:
         raise SourceImportError(
             f"{path.name}: an --fx file needs columns currency, date, rate (rate = "

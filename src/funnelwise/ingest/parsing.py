@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from funnelwise.ingest.staging import Staging, literal, quote
+from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
 from funnelwise.ingest.validate import Problems
 
 Kind = Literal["text", "timestamp", "date", "number", "integer", "bool"]
@@ -55,6 +55,13 @@ class Field:
     kind: Kind = "text"
     required: bool = False
     const: str | None = None
+
+
+def source_field(
+    src: SourceFile, name: str, *columns: str, kind: Kind = "text", required: bool = False
+) -> Field:
+    """A field read from the first of `columns` the file has (ignoring case), else NULL."""
+    return Field(name, src.pick(*columns), kind, required)
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from funnelwise.errors import SourceImportError
 from funnelwise.ingest.assemble import Staged
 from funnelwise.ingest.importer import ImportOptions, Reader, run_import
 from funnelwise.ingest.load import ImportResult
-from funnelwise.ingest.parsing import Field, Kind, typed_table
+from funnelwise.ingest.parsing import Field, Kind, source_field, typed_table
 from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
-from funnelwise.ingest.table import attributes_sql
+from funnelwise.ingest.table import with_attributes
 from funnelwise.ingest.validate import Problems
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
@@ -83,8 +83,7 @@ def _need(src: SourceFile, *columns: str) -> None:
 def _field(
     src: SourceFile, name: str, column: str, kind: Kind = "text", *, required: bool = False
 ) -> Field:
-    """A field from `column` when the file has it (else NULL)."""
-    return Field(name, column if column in src.columns else None, kind, required)
+    return source_field(src, name, column, kind=kind, required=required)
 
 
 class _SalesforceReader:
@@ -100,13 +99,7 @@ class _SalesforceReader:
         src, idx = self._read(st, self.files.opportunities)
         _need(src, "Id", "StageName", "CreatedDate")
         custom = [c for c in src.columns if c.endswith("__c") or c in _ATTRIBUTE_FIELDS]
-        table = src.table
-        if custom:
-            table = st.view(
-                st.name("opp_attrs"),
-                f"SELECT *, {attributes_sql([(c, c) for c in custom])} AS _attributes "
-                f"FROM {quote(src.table)}",
-            )
+        table, attr_fields = with_attributes(st, src.table, [(c, c) for c in custom])
         fields = [
             _field(src, "deal_id", "Id", required=True),
             _field(src, "name", "Name"),
@@ -122,8 +115,7 @@ class _SalesforceReader:
             _field(src, "source", "LeadSource"),
             _field(src, "campaign_id", "CampaignId"),
         ]
-        if custom:
-            fields.append(Field("attributes", "_attributes"))
+        fields += attr_fields
         typed = typed_table(st, table, fields, problems, src=idx, options=self.options.dates())
         return st.view(
             st.name("sf_deals"),

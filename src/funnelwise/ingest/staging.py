@@ -61,6 +61,11 @@ class SourceFile:
     rows: int
     encoding: str | None = None
 
+    def pick(self, *names: str) -> str | None:
+        """The first of `names` that is a column (matched ignoring case), else None."""
+        lower = {c.lower(): c for c in self.columns}
+        return next((lower[n.lower()] for n in names if n.lower() in lower), None)
+
 
 class Staging:
     """A scratch DuckDB database for one import. Use as a context manager."""

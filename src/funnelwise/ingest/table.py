@@ -46,6 +46,19 @@ def attributes_sql(columns: list[tuple[str, str]]) -> str:
     return f"nullif(CAST({obj} AS VARCHAR), '{{}}')"
 
 
+def with_attributes(
+    st: Staging, table: str, pairs: list[tuple[str, str]]
+) -> tuple[str, list[Field]]:
+    """`table` plus an `_attributes` JSON column of the (key, column) pairs, and the
+    field reading it as the deal's or lead's attributes (none without pairs)."""
+    if not pairs:
+        return table, []
+    view = st.view(
+        st.name("attrs"), f"SELECT *, {attributes_sql(pairs)} AS _attributes FROM {quote(table)}"
+    )
+    return view, [Field("attributes", "_attributes")]
+
+
 def require_columns(
     src: SourceFile, wanted: dict[str, Loc], mapping_file: str, lines: dict[Loc, int]
 ) -> None:
@@ -147,11 +160,7 @@ class _TableReader:
         require_columns(main, wanted, self.mapping_file, self.lines)
         table, columns = self._joined(st, main)
         attrs = self._attributes(main, columns)
-        if attrs:
-            table = st.view(
-                st.name("withattrs"),
-                f"SELECT *, {attributes_sql(attrs)} AS _attributes FROM {quote(table)}",
-            )
+        table, attr_fields = with_attributes(st, table, attrs)
         required, optional = FIELDS[m.shape]
         fields = []
         for name in (*required, *optional):
@@ -162,8 +171,7 @@ class _TableReader:
                 need = False
             kind: Kind = KINDS.get(name, "text")  # type: ignore[assignment]
             fields.append(Field("_ord" if name == "order" else name, columns[name], kind, need))
-        if attrs:
-            fields.append(Field("attributes", "_attributes"))
+        fields += attr_fields
         for i, col in enumerate(m.stage_dates.values()):
             fields.append(Field(f"_stage_date_{i}", col, "timestamp"))
         typed = typed_table(st, table, fields, problems, src=0, options=self.options.dates())

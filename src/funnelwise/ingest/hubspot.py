@@ -1,0 +1,133 @@
+"""The HubSpot reader: the deals export (CSV or Excel) with stage-history columns.
+
+One row per deal: Record ID (or Deal ID), Deal Name, Deal Stage, Pipeline,
+Amount, Deal currency code, Create Date, Close Date, Deal owner, Closed Lost
+Reason. For every stage of every pipeline the export can carry
+`Date entered "<stage> (<pipeline>)"` (quotes optional): each filled one is a
+stage entry, taken for the columns of the deal's own pipeline. `Date exited`,
+`Cumulative time in` and `Latest time in` columns are derived from the entries
+and not read. Close Date is the close of a closed deal and the expected close
+of an open one. Other columns become deal attributes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from funnelwise.errors import SourceImportError
+from funnelwise.ingest.assemble import Staged
+from funnelwise.ingest.importer import ImportOptions, Reader, run_import
+from funnelwise.ingest.load import ImportResult
+from funnelwise.ingest.parsing import Field, source_field, typed_table
+from funnelwise.ingest.staging import Staging, literal, quote
+from funnelwise.ingest.table import with_attributes
+from funnelwise.ingest.validate import Problems
+from funnelwise.process import Process
+from funnelwise.progressing import ProgressCallback
+from funnelwise.store import Store
+
+_ENTERED = re.compile(r'^Date entered\s+"?(?P<stage>.+?)\s*\((?P<pipeline>[^()]+)\)"?\s*$', re.I)
+_DERIVED = re.compile(r"^(Date exited|Cumulative time in|Latest time in)\b", re.I)
+COLUMNS = {
+    "deal_id": ("Record ID", "Deal ID", "Record ID - Deal", "hs_object_id"),
+    "name": ("Deal Name", "dealname"),
+    "stage": ("Deal Stage", "dealstage"),
+    "pipeline": ("Pipeline",),
+    "amount": ("Amount",),
+    "currency": ("Deal currency code", "Currency"),
+    "created_at": ("Create Date", "createdate"),
+    "_close": ("Close Date", "closedate"),
+    "owner_id": ("Deal owner", "Deal Owner", "hubspot_owner_id"),
+    "account_id": ("Associated Company", "Associated Company IDs", "Company name"),
+    "loss_reason": ("Closed Lost Reason", "closed_lost_reason"),
+    "source": ("Original Source Type", "Original Source", "Source"),
+}
+KINDS = {"amount": "number", "created_at": "timestamp", "_close": "date"}
+
+
+@dataclass(frozen=True)
+class _Entered:
+    column: str
+    stage: str
+    pipeline: str
+
+
+def _key(text: str) -> str:
+    """SQL folding a pipeline name the way the export and the deal column may differ."""
+    return f"strip_accents(lower(trim({text})))"
+
+
+class _HubSpotReader:
+    def __init__(self, path: Path, options: ImportOptions) -> None:
+        self.path = path
+        self.options = options
+
+    def __call__(self, st: Staging, problems: Problems) -> Staged:
+        src = st.read(self.path, encoding=self.options.encoding)
+        cols = {name: src.pick(*names) for name, names in COLUMNS.items()}
+        missing = [COLUMNS[n][0] for n in ("deal_id", "stage", "created_at") if not cols[n]]
+        if missing:
+            raise SourceImportError(
+                f"{src.name} is not a HubSpot deals export: it lacks {', '.join(missing)}. "
+                f"Its columns: {', '.join(src.columns)}"
+            )
+        entered = [
+            _Entered(c, m["stage"], m["pipeline"])
+            for c in src.columns
+            if (m := _ENTERED.match(c)) is not None
+        ]
+        used = {c for c in cols.values() if c} | {e.column for e in entered}
+        rest = [c for c in src.columns if c not in used and not _DERIVED.match(c)]
+        table, attr_fields = with_attributes(st, src.table, [(c, c) for c in rest])
+        fields = [
+            source_field(
+                src,
+                name,
+                *names,
+                kind=KINDS.get(name, "text"),  # type: ignore[arg-type]
+                required=name in ("deal_id", "stage", "created_at"),
+            )
+            for name, names in COLUMNS.items()
+        ]
+        fields += [Field(f"_entered_{i}", e.column, "timestamp") for i, e in enumerate(entered)]
+        fields += attr_fields
+        typed = typed_table(st, table, fields, problems, src=0, options=self.options.dates())
+        deals = st.view(
+            st.name("hs_deals"),
+            f"""SELECT * EXCLUDE (_close), _close AS expected_close_date,
+                       CAST(_close AS TIMESTAMP) AS closed_at
+                FROM {quote(typed)}""",
+        )
+        staged = Staged(source="hubspot", deals=deals)
+        labels = {n: c for n, c in cols.items() if c} | {"closed_at": cols["_close"] or ""}
+        staged.labels = {
+            "deals": labels,
+            "events": {"deal_id": labels["deal_id"], "entered_at": "Date entered"},
+        }
+        if entered:
+            # A deal's own pipeline's columns only; with no pipeline, any column.
+            parts = [
+                f"""SELECT _src, _row, deal_id, {literal(e.stage)} AS stage,
+                           _entered_{i} AS entered_at
+                    FROM {quote(typed)}
+                    WHERE _entered_{i} IS NOT NULL
+                      AND (pipeline IS NULL OR {_key("pipeline")} = {_key(literal(e.pipeline))})"""
+                for i, e in enumerate(entered)
+            ]
+            staged.events = st.view(st.name("hs_events"), " UNION ALL ".join(parts))
+        return staged
+
+
+def import_hubspot(
+    store: Store,
+    process: Process,
+    path: str | Path,
+    *,
+    options: ImportOptions = ImportOptions(),
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Import a HubSpot deals export with its "Date entered" stage columns."""
+    reader: Reader = _HubSpotReader(Path(path), options)
+    return run_import(store, process, reader, source="hubspot", options=options, progress=progress)
