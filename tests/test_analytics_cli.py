@@ -83,3 +83,12 @@ def test_bottlenecks_command(tiny_project: Path) -> None:
     first = data["frames"]["ranking"][0]
     assert (first["rank"], first["stage_id"]) == (1, "qualification")
     assert "Qualification" in run(tiny_project, "bottlenecks")
+
+
+def test_variants_command(tiny_project: Path) -> None:
+    out = run(tiny_project, "variants", "--top", "3", "-f", "csv")
+    frame = pd.read_csv(io.StringIO(out))
+    assert len(frame) == 3 and frame.deals.tolist() == [1, 1, 1]
+    data = json.loads(run(tiny_project, "variants", "-f", "json"))
+    edges = {(e["source"], e["target"]): e["count"] for e in data["frames"]["edges"]}
+    assert edges[("lead", "qualification")] == 4

@@ -5,7 +5,17 @@ log = fw.open("demo")
 log.as_of("2024-03-31").cases.to_pandas()
 """
 
-from funnelwise.analytics import bottlenecks, flow, funnel, kpis, outcomes, snapshot, timing
+from funnelwise.analytics import (
+    bottlenecks,
+    case_durations,
+    discovery,
+    flow,
+    funnel,
+    kpis,
+    outcomes,
+    snapshot,
+    timing,
+)
 from funnelwise.errors import (
     ConflictError,
     FunnelwiseError,
@@ -36,7 +46,9 @@ __all__ = [
     "Store",
     "StoreError",
     "bottlenecks",
+    "case_durations",
     "diff_processes",
+    "discovery",
     "flow",
     "funnel",
     "kpis",

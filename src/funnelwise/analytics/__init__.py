@@ -6,6 +6,7 @@ compact aggregates. Results render as frames, JSON, HTML and Rich tables.
 """
 
 from funnelwise.analytics.bottlenecks import BottleneckResult, bottlenecks
+from funnelwise.analytics.discovery import DiscoveryResult, case_durations, discovery
 from funnelwise.analytics.flow import FlowResult, flow
 from funnelwise.analytics.funnel import FunnelResult, funnel
 from funnelwise.analytics.kpis import KpiResult, kpis
@@ -16,6 +17,7 @@ from funnelwise.analytics.timing import TimingResult, time_in_stage, timing
 
 __all__ = [
     "BottleneckResult",
+    "DiscoveryResult",
     "FlowResult",
     "FunnelResult",
     "KpiResult",
@@ -24,6 +26,8 @@ __all__ = [
     "SnapshotResult",
     "TimingResult",
     "bottlenecks",
+    "case_durations",
+    "discovery",
     "flow",
     "funnel",
     "kpis",

@@ -25,7 +25,7 @@ MISSING = "(missing)"
 # Deal value is in the process currency so deals in other currencies add up.
 VALUE = "amount_base"
 # 1970-01-05 was a Monday: business days are counted in whole weeks from it.
-_MONDAY_EPOCH_S = 4 * 86400
+_MONDAY_EPOCH = ibis.literal(pd.Timestamp("1970-01-05").to_pydatetime(), type="timestamp")
 
 
 def check_choice(value: str, choices: Sequence[str], name: str) -> str:
@@ -82,7 +82,7 @@ def group_deals(
 
 def _business_clock(ts: ir.TimestampValue) -> ir.FloatingValue:
     """Business days elapsed since the Monday epoch (weekends do not count)."""
-    x = (ts.epoch_seconds() - _MONDAY_EPOCH_S).cast("float64") / SECONDS_PER_DAY
+    x = exact_days(_MONDAY_EPOCH, ts)
     weeks = (x / 7).floor()
     into_week = x - weeks * 7
     return weeks * 5 + ibis.least(into_week, 5.0)
@@ -99,7 +99,13 @@ def elapsed_days(
     check_choice(days, ["calendar", "business"], "days")
     if days == "business":
         return _business_clock(end) - _business_clock(start)
-    return (end.epoch_seconds() - start.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
+    return exact_days(start, end)
+
+
+def exact_days(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.FloatingValue:
+    """Calendar days from start to end, to the microsecond (epoch seconds would drop the
+    fraction of a second)."""
+    return end.delta(start, unit="microsecond").cast("float64") / (SECONDS_PER_DAY * 1e6)
 
 
 def timestamp(value: pd.Timestamp) -> ir.TimestampScalar:

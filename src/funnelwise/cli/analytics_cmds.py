@@ -192,6 +192,19 @@ def bottlenecks(log: EventLog, *, by: ByOpt = None, days: DaysOpt = "calendar") 
     return analytics.bottlenecks(log, by=by, days=days)
 
 
+@analysis_command
+def variants(
+    log: EventLog,
+    *,
+    by: ByOpt = None,
+    top: Annotated[
+        int | None, typer.Option("--top", help="Only the most frequent variants per group.")
+    ] = None,
+) -> Result:
+    """Variants (stage sequences) with counts, and the directly-follows graph."""
+    return analytics.discovery(log, by=by, top=top)
+
+
 def _costs(pairs: list[str]) -> dict[str, float]:
     costs = {}
     for pair in pairs:
