@@ -28,6 +28,7 @@ SECTION_OF = {
     "funnel": "funnel",
     "outcomes": "outcomes",
     "timing": "timing",
+    "bottlenecks": "bottlenecks",
     "snapshot": "snapshot",
     "flow": "flow",
 }
@@ -91,8 +92,8 @@ def test_page_is_self_contained_with_plotly_embedded_once(page: str, report: Rep
 
 def test_every_available_analysis_has_its_section(report: Report, page: str) -> None:
     expected = {SECTION_OF[a] for a in available_analyses()}
-    # The analyses this version has are all there (flow and snapshot included).
-    assert {"funnel", "outcomes", "kpis", "timing", "snapshot", "flow"} <= set(available_analyses())
+    # Every analysis that has landed so far is run and shown.
+    assert set(SECTION_OF) <= set(available_analyses())
     keys = [s.key for s in report.sections]
     assert expected <= set(keys)
     assert keys[0] == "kpis"
@@ -157,6 +158,20 @@ def test_timing_takeaway_names_the_stage_most_over_target(log: EventLog, report:
     assert text.startswith(f"{w['name']} overruns its {round(w['target_days'])}-day target")
     assert f"{_pct(w['over_target'])} of deals stay longer" in text
     assert _ci(w["over_target_lower"], w["over_target_upper"]) in text
+
+
+def test_bottleneck_takeaway_names_the_top_ranked_stage(log: EventLog, report: Report) -> None:
+    ranking = analytics.bottlenecks(log).ranking
+    top = ranking.iloc[0]
+    assert top["score"] == ranking["score"].max()
+    section = report.section("bottlenecks")
+    assert section.takeaway == (
+        f"{top['name']} costs the most: {f.money(top['value_lost'], 'USD')} left the pipeline "
+        f"there ({_pct(top['share_lost'])} of all value lost) and it holds "
+        f"{_pct(top['share_waiting'])} of all waiting beyond target, weighted by value."
+    )
+    assert section.bullets == tuple(ranking["why"])
+    assert [row[1] for row in section.tables[0].rows] == list(ranking["name"])
 
 
 def test_snapshot_and_flow_takeaways_quote_totals(log: EventLog, report: Report) -> None:

@@ -108,6 +108,7 @@ ANALYSES: tuple[tuple[str, Call, bool], ...] = (
     ("outcomes", lambda f, log, _: f(log), False),
     ("kpis", lambda f, log, _: f(log), True),
     ("timing", lambda f, log, _: f(log), False),
+    ("bottlenecks", lambda f, log, _: f(log), False),
     ("snapshot", lambda f, log, _: f(log), False),
     (
         "flow",
@@ -135,6 +136,8 @@ def _sections(log: EventLog, r: Mapping[str, Any]) -> list[Section]:
         out.append(sections.outcomes_section(r["outcomes"], _stage_names(log)))
     if "timing" in r:
         out.append(sections.timing_section(r["timing"]))
+    if "bottlenecks" in r:
+        out.append(sections.bottlenecks_section(r["bottlenecks"]))
     if "snapshot" in r:
         out.append(sections.snapshot_section(r["snapshot"]))
     if "flow" in r:

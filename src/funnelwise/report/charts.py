@@ -265,6 +265,32 @@ def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.
     return fig
 
 
+def bottleneck_chart(ranking: pd.DataFrame) -> go.Figure:
+    """Stages in rank order, each bar its score: the share of all value lost there plus
+    the share of all excess waiting (value-days beyond target) there."""
+    fig = go.Figure()
+    names = list(ranking["name"])
+    for column, color, label in (
+        ("share_lost", OUTCOME_COLORS["lost"], "share of value lost"),
+        ("share_waiting", TARGET, "share of excess waiting (value × days over target)"),
+    ):
+        fig.add_bar(
+            x=ranking[column],
+            y=names,
+            orientation="h",
+            name=label,
+            marker_color=_rgba(color, 0.75),
+            text=[fmt.pct(v) for v in ranking[column]],
+            textposition="inside",
+            insidetextanchor="middle",
+            hovertemplate=f"%{{y}}: %{{x:.0%}}<extra>{label}</extra>",
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(autorange="reversed", showgrid=False)
+    fig.update_xaxes(tickformat=".0%", showgrid=True, gridcolor=GRID)
+    return style(fig, height=90 + 34 * len(names), legend=True)
+
+
 def snapshot_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
     """Open value per current stage beside its stage-probability-weighted value, with
     the deal count on each bar."""

@@ -21,6 +21,7 @@ from funnelwise.report.fmt import Table, table
 
 if TYPE_CHECKING:
     # Types only: the report runs with whichever analyses this version has.
+    from funnelwise.analytics.bottlenecks import BottleneckResult
     from funnelwise.analytics.flow import FlowResult
     from funnelwise.analytics.funnel import FunnelResult
     from funnelwise.analytics.kpis import KpiResult
@@ -48,8 +49,9 @@ class Tile:
 
 @dataclass(frozen=True, eq=False)
 class Section:
-    """A titled part of the report: its takeaway, then tiles, charts, tables and notes
-    (method and denominators). `empty` marks a section that had nothing to show."""
+    """A titled part of the report: its takeaway, then tiles, charts, tables, bullets
+    (one sentence per item) and notes (method and denominators). `empty` marks a
+    section that had nothing to show."""
 
     key: str
     title: str
@@ -57,6 +59,7 @@ class Section:
     tiles: tuple[Tile, ...] = ()
     charts: tuple[Chart, ...] = ()
     tables: tuple[Table, ...] = ()
+    bullets: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     empty: bool = False
 
@@ -433,6 +436,56 @@ def timing_section(result: TimingResult) -> Section:
         charts=(chart,),
         tables=tuple(tables),
         notes=(str(result.meta.get("method", "")),),
+    )
+
+
+# -- bottlenecks ---------------------------------------------------------------------
+def bottlenecks_section(result: BottleneckResult) -> Section:
+    """Stages ranked by value lost there and excess waiting × value, with the reason
+    for each rank."""
+    title = "Bottlenecks in money"
+    rank = result.ranking
+    currency = str(result.meta["currency"])
+    if rank.empty or float(rank["score"].sum()) == 0:
+        return notice(
+            "bottlenecks",
+            title,
+            "No value has been lost and no deal has waited beyond a target yet.",
+        )
+    top = rank.iloc[0]
+    takeaway = (
+        f"{top['name']} costs the most: {fmt.money(top['value_lost'], currency)} left the "
+        f"pipeline there ({fmt.pct(top['share_lost'])} of all value lost) and it holds "
+        f"{fmt.pct(top['share_waiting'])} of all waiting beyond target, weighted by value."
+    )
+    rows = table(
+        rank,
+        [
+            ("Rank", lambda r: str(r.rank), True),
+            ("Stage", lambda r: str(r.name), False),
+            ("Deals lost here", lambda r: fmt.count(r.deals_lost), True),
+            ("Value lost", lambda r: fmt.money(r.value_lost, currency), True),
+            ("Deals over target", lambda r: fmt.count(r.deals_over_target), True),
+            ("Their value", lambda r: fmt.money(r.value_over_target, currency), True),
+            ("Days over target", lambda r: fmt.count(r.excess_days), True),
+            ("Score", lambda r: f"{float(r.score):.2f}", True),
+        ],
+        caption="Value lost: deals lost or without decision whose last open stage this was. "
+        "Score: share of value lost + share of excess value-days (0 to 2).",
+    )
+    return Section(
+        "bottlenecks",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.bottleneck_chart(rank),
+                "Each bar is a stage's score: its share of all value lost plus its share of "
+                "all waiting beyond target (days over × deal value).",
+            ),
+        ),
+        tables=(rows,),
+        bullets=tuple(str(w) for w in rank["why"]),
     )
 
 
