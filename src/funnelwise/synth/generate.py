@@ -74,6 +74,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "checklist",
     "activities",
 )
+_BATCH_ROWS = 122_880
 _STEPS = ("organisation", "deals", "stage paths", "deal history", "leads", "tables")
 
 
@@ -110,6 +111,11 @@ def _change_day(
     else:
         date = start + pd.Timedelta(days=math.floor(c.at_fraction * window))
     return date, (date - start) / pd.Timedelta(days=1)
+
+
+def _batched(table: pa.Table) -> pa.Table:
+    """The same rows in record batches of at most _BATCH_ROWS."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), table.schema)
 
 
 def _stage_criteria() -> tuple[tuple[str, ...], ...]:
@@ -263,7 +269,9 @@ def generate(
         "checklist": _checklist(start_ts, ticks, criteria, owner, deal_ids, user_ids),
         "activities": activities,
     }
-    tables = {name: conform(name, t) for name, t in tables.items()}
+    # Record batches of DuckDB's row-group size: it scans and loads them in
+    # parallel, about twice as fast as one huge chunk.
+    tables = {name: _batched(conform(name, t)) for name, t in tables.items()}
     step("tables")
 
     rep_user_ids = pc.take(user_ids, pa.array(org.rep_user)).to_pylist()
