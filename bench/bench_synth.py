@@ -43,13 +43,16 @@ def main() -> list[Figure]:
     deals = int(os.environ.get("FUNNELWISE_BENCH_SYNTH_DEALS", "1000000"))
     out = Path(tempfile.mkdtemp(prefix="fw-bench-synth-"))
     try:
+        load = os.getloadavg()[0]
         clock = StepClock()
+        cpu = time.process_time()
         started = time.perf_counter()
         result = generate(deals=deals, seed=0, progress=clock)
         generated = time.perf_counter()
         clock.last = generated
         write_project(result, out / "project", progress=clock)
         finished = time.perf_counter()
+        cpu = time.process_time() - cpu
     finally:
         shutil.rmtree(out, ignore_errors=True)
     events = result.tables["stage_events"].num_rows
@@ -67,6 +70,8 @@ def main() -> list[Figure]:
             f"< {TARGET_S:.0f} s",
             total < TARGET_S,
         ),
+        Figure("synth CPU time, all threads", cpu, "s"),
+        Figure("machine load average at start (2 cores)", load, "procs"),
         Figure("synth deals", float(deals), "deals"),
         Figure("synth stage events", float(events), "events"),
         Figure("synth stage events per deal", events / deals, "events"),
