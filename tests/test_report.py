@@ -29,6 +29,7 @@ SECTION_OF = {
     "outcomes": "outcomes",
     "timing": "timing",
     "bottlenecks": "bottlenecks",
+    "discovery": "discovery",
     "snapshot": "snapshot",
     "flow": "flow",
 }
@@ -172,6 +173,33 @@ def test_bottleneck_takeaway_names_the_top_ranked_stage(log: EventLog, report: R
     )
     assert section.bullets == tuple(ranking["why"])
     assert [row[1] for row in section.tables[0].rows] == list(ranking["name"])
+
+
+def test_process_map_takeaway_names_the_common_path_and_step_back(
+    log: EventLog, report: Report
+) -> None:
+    d = analytics.discovery(log)
+    variants, edges = d.variants, d.edges
+    names = {"lead": "Lead", "qualification": "Qualification", "lost": "Lost"}
+    order = ["lead", "qualification", "needs-assessment", "proposal", "negotiation", "closing"]
+    top = variants.iloc[0]
+    assert top["deals"] == variants["deals"].max()
+    text = report.section("discovery").takeaway
+    assert f"{len(variants):,} different paths" in text
+    path = " → ".join(names.get(s, s) for s in top["variant"].split(","))
+    assert f"the most common, {path}, covers {100 * top['share']:.1f}% of deals" in text
+    rank = {s: i for i, s in enumerate(order)}
+    back = edges[
+        edges["source"].isin(rank)
+        & edges["target"].isin(rank)
+        & (edges["target"].map(rank) < edges["source"].map(rank))
+    ].sort_values("count", ascending=False)
+    b = back.iloc[0]
+    assert f"({b['count']:,} times, {b['deals']:,} deals)" in text
+    # The map draws one arc per move between stages on the line (open stages and won).
+    chart = report.section("discovery").charts[0].figure
+    on_line = edges["source"].isin([*order, "won"]) & edges["target"].isin([*order, "won"])
+    assert len(chart.layout.shapes) == int(on_line.sum())
 
 
 def test_snapshot_and_flow_takeaways_quote_totals(log: EventLog, report: Report) -> None:

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from funnelwise import analytics
+from funnelwise.analytics.common import stage_frame
 from funnelwise.analytics.result import Result
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback, no_progress
@@ -91,12 +92,8 @@ class Report:
 
 
 def _stage_names(log: EventLog) -> dict[str, str]:
-    return {
-        s.id: s.label
-        for p in log.process.pipelines
-        if log.pipeline_id in (None, p.id)
-        for s in p.stages
-    }
+    stages = stage_frame(log)
+    return dict(zip(stages["stage_id"], stages["name"], strict=True))
 
 
 # The analyses the report runs, in order: name in funnelwise.analytics, how to call
@@ -109,6 +106,7 @@ ANALYSES: tuple[tuple[str, Call, bool], ...] = (
     ("kpis", lambda f, log, _: f(log), True),
     ("timing", lambda f, log, _: f(log), False),
     ("bottlenecks", lambda f, log, _: f(log), False),
+    ("discovery", lambda f, log, _: f(log), False),
     ("snapshot", lambda f, log, _: f(log), False),
     (
         "flow",
@@ -138,6 +136,8 @@ def _sections(log: EventLog, r: Mapping[str, Any]) -> list[Section]:
         out.append(sections.timing_section(r["timing"]))
     if "bottlenecks" in r:
         out.append(sections.bottlenecks_section(r["bottlenecks"]))
+    if "discovery" in r:
+        out.append(sections.discovery_section(r["discovery"], stage_frame(log)))
     if "snapshot" in r:
         out.append(sections.snapshot_section(r["snapshot"]))
     if "flow" in r:

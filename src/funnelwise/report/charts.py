@@ -68,7 +68,7 @@ def style(fig: go.Figure, *, height: int, legend: bool = False) -> go.Figure:
     )
     fig.update_xaxes(showgrid=False, linecolor=GRID, tickcolor=GRID, automargin=True)
     fig.update_yaxes(showgrid=True, gridcolor=GRID, linecolor=GRID, tickcolor=GRID, automargin=True)
-    fig.update_annotations(font={"family": FONT, "size": 12, "color": INK})
+    fig.update_annotations(font_family=FONT)
     return fig
 
 
@@ -263,6 +263,90 @@ def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.
         barmode="stack", bargap=0.05, margin={"t": 60}, legend={"y": 1.0 + 40 / (200 * rows)}
     )
     return fig
+
+
+def process_map_chart(edges: pd.DataFrame, stages: pd.DataFrame) -> go.Figure:
+    """The directly-follows graph as an arc diagram: open stages and Won on a line in
+    process order, moves forward as arcs above (width by count), moves back as arcs
+    below; each stage's box shows how many moves went from it to lost (red) and to
+    no decision (grey)."""
+    line = stages[stages["kind"].isin(["open", "won"])].sort_values("position")
+    x_of = {str(sid): float(i) for i, sid in enumerate(line["stage_id"])}
+    name = dict(zip(stages["stage_id"], stages["name"], strict=True))
+    moves = edges[edges["source"].isin(x_of) & edges["target"].isin(x_of)]
+    span = moves["target"].map(x_of) - moves["source"].map(x_of)
+    biggest = float(moves["count"].max()) if len(moves) else 1.0
+    fig = go.Figure()
+    tips: list[tuple[float, float, str]] = []
+    for m, d in zip(moves.to_dict("records"), span, strict=True):
+        a = x_of[str(m["source"])]
+        # Control point at 0.8·d: the curve peaks at 0.4·d, above forward, below backward.
+        h = 0.8 * d
+        fig.add_shape(
+            type="path",
+            path=f"M {a},0 Q {a + d / 2},{h} {a + d},0",
+            line={
+                "color": _rgba(PRIMARY if d > 0 else TARGET, 0.85),
+                "width": 1 + 11 * float(m["count"]) / biggest,
+            },
+            fillcolor="rgba(0,0,0,0)",
+            layer="below",
+        )
+        label = fmt.count(m["count"]) + " · " + fmt.days(m["median_days"]).replace(" days", " d")
+        source, target = name.get(m["source"], m["source"]), name.get(m["target"], m["target"])
+        tips.append(
+            (
+                a + d / 2,
+                h / 2,
+                f"{source} → {target}: {label} median, {fmt.plural(m['deals'], 'deal')}",
+            )
+        )
+        if abs(d) == 1:
+            fig.add_annotation(
+                x=a + d / 2,
+                y=h / 2,
+                text=label,
+                showarrow=False,
+                yshift=9 if d > 0 else -9,
+                font={"size": 10, "color": PRIMARY if d > 0 else TARGET},
+            )
+    fig.add_scatter(
+        x=[t[0] for t in tips],
+        y=[t[1] for t in tips],
+        mode="markers",
+        marker={"size": 14, "opacity": 0},
+        hovertext=[t[2] for t in tips],
+        hoverinfo="text",
+    )
+    for st in line.itertuples(index=False):
+        # Long names wrap once so neighbouring boxes do not overlap.
+        label = str(st.name).replace(" ", "<br>", 1) if len(str(st.name)) > 11 else str(st.name)
+        exits = []
+        out = edges[edges["source"] == st.stage_id]
+        for kind in ("lost", "no_decision"):
+            ids = stages.loc[stages["kind"] == kind, "stage_id"]
+            n = out.loc[out["target"].isin(ids), "count"]
+            if len(n):
+                exits.append(
+                    f"<span style='color:{OUTCOME_COLORS[kind]}'>{fmt.count(n.iloc[0])}</span>"
+                )
+        lines = [f"<b>{label}</b>", " · ".join(exits)] if exits else [f"<b>{label}</b>"]
+        fig.add_annotation(
+            x=x_of[str(st.stage_id)],
+            y=0,
+            text="<br>".join(lines),
+            showarrow=False,
+            bgcolor="white",
+            bordercolor=OUTCOME_COLORS["won"] if st.kind == "won" else INK,
+            borderwidth=1,
+            borderpad=4,
+            font={"size": 11},
+        )
+    up = 0.4 * float(span.max()) if (span > 0).any() else 0.3
+    down = 0.4 * float(-span.min()) if (span < 0).any() else 0.3
+    fig.update_xaxes(visible=False, range=[-0.55, len(line) - 0.45])
+    fig.update_yaxes(visible=False, range=[-down - 0.3, up + 0.25])
+    return style(fig, height=int(100 + 200 * (up + down)))
 
 
 def bottleneck_chart(ranking: pd.DataFrame) -> go.Figure:

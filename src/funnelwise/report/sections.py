@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from funnelwise.analytics.discovery import SEPARATOR
 from funnelwise.report import charts, fmt
 from funnelwise.report.fmt import Table, table
 
 if TYPE_CHECKING:
     # Types only: the report runs with whichever analyses this version has.
     from funnelwise.analytics.bottlenecks import BottleneckResult
+    from funnelwise.analytics.discovery import DiscoveryResult
     from funnelwise.analytics.flow import FlowResult
     from funnelwise.analytics.funnel import FunnelResult
     from funnelwise.analytics.kpis import KpiResult
@@ -436,6 +438,84 @@ def timing_section(result: TimingResult) -> Section:
         charts=(chart,),
         tables=tuple(tables),
         notes=(str(result.meta.get("method", "")),),
+    )
+
+
+# -- process map ---------------------------------------------------------------------
+# Rows shown in the variants and moves tables.
+TOP_VARIANTS = 10
+TOP_MOVES = 12
+
+
+def discovery_section(result: DiscoveryResult, stages: pd.DataFrame) -> Section:
+    """The directly-follows graph as a process map, the most common variants and moves.
+
+    `stages` is the process's stage table (stage_id, name, position, kind).
+    """
+    title = "Process map"
+    variants, edges = result.variants, result.edges
+    if variants.empty:
+        return notice("discovery", title, "No stage events in this log.")
+    name = dict(zip(stages["stage_id"], stages["name"], strict=True))
+    position = dict(zip(stages["stage_id"], stages["position"], strict=True))
+    open_ids = set(stages.loc[stages["kind"] == "open", "stage_id"])
+
+    def path(variant: str) -> str:
+        return " → ".join(name.get(sid, sid) for sid in variant.split(SEPARATOR))
+
+    top = variants.iloc[0]
+    takeaway = (
+        f"Deals took {fmt.plural(len(variants), 'different path')} through the stages; the "
+        f"most common, {path(str(top['variant']))}, covers {fmt.pct(top['share'], 1)} of deals."
+    )
+    moves = edges[edges["source"].isin(position) & edges["target"].isin(position)]
+    back = moves[
+        moves["source"].isin(open_ids)
+        & (moves["target"].map(position) < moves["source"].map(position))
+    ]
+    if len(back):
+        b = back.loc[back["count"].idxmax()]
+        takeaway += (
+            f" The most frequent step back is {name[b['source']]} → {name[b['target']]} "
+            f"({fmt.count(b['count'])} times, {fmt.plural(b['deals'], 'deal')})."
+        )
+    variant_rows = table(
+        variants.head(TOP_VARIANTS),
+        [
+            ("Path", lambda r: path(str(r.variant)), False),
+            ("Deals", lambda r: fmt.count(r.deals), True),
+            ("Share", lambda r: fmt.pct(r.share, 1), True),
+            ("Median days", lambda r: fmt.days_ci(r.median_days, None, None), True),
+        ],
+        caption=f"The {TOP_VARIANTS} most common of {fmt.count(len(variants))} paths; days "
+        "from the first to the last stage entry.",
+    )
+    move_rows = table(
+        moves.head(TOP_MOVES),
+        [
+            ("From", lambda r: name.get(r.source, r.source), False),
+            ("To", lambda r: name.get(r.target, r.target), False),
+            ("Times", lambda r: fmt.count(r.count), True),
+            ("Deals", lambda r: fmt.count(r.deals), True),
+            ("Median days", lambda r: fmt.days_ci(r.median_days, None, None), True),
+            ("p90 days", lambda r: fmt.days_ci(r.p90_days, None, None), True),
+        ],
+        caption=f"The {TOP_MOVES} most frequent moves between stages; days between the two "
+        "entries.",
+    )
+    return Section(
+        "discovery",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.process_map_chart(edges, stages),
+                "Arcs above move forward, arcs below move back, thicker means more often "
+                "(labels: times · median days); under each stage, moves to lost (red) and to "
+                "no decision (grey).",
+            ),
+        ),
+        tables=(variant_rows, move_rows),
     )
 
 
