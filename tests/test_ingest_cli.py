@@ -139,3 +139,19 @@ def test_import_hubspot_and_pipedrive(tmp_path: Path) -> None:
     )
     assert out["counts"]["deals"]["loaded"] == 3  # type: ignore[index]
     assert out["quarantined_rows"] == 1
+
+
+def test_quality_and_export(tiny_project: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--project", str(tiny_project), "quality", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    checks = {r["check"]: r["deals"] for r in report["frames"]["issues"]}
+    assert checks["no stage history"] == 0 and checks["missing amount"] == 0
+    out = tmp_path / "tiny.csv"
+    result = runner.invoke(app, ["--project", str(tiny_project), "export", "table", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().count("\n") == 1 + 15
+    xes = tmp_path / "tiny.xes"
+    result = runner.invoke(app, ["--project", str(tiny_project), "export", "xes", str(xes)])
+    assert result.exit_code == 0, result.output
+    assert xes.read_text().count("<event>") == 15

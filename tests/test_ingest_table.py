@@ -220,7 +220,7 @@ def test_snapshot_creates_only_known_events(tmp_path: Path) -> None:
         "SELECT deal_id, outcome, amount, currency, amount_base, region, attributes "
         "FROM deals ORDER BY 1",
     ) == [
-        ("S1", None, None, "USD", None, "north", '{"segment":"smb"}'),
+        ("S1", None, None, None, None, "north", '{"segment":"smb"}'),  # no amount, no currency
         # Open, so converted on its creation day (03-02): 1.10, the rate before 03-05.
         ("S2", None, 800.0, "EUR", pytest.approx(880.0), "south", '{"segment":"ent"}'),
         ("S3", "won", 1500.0, "USD", 1500.0, "north", '{"segment":"smb"}'),

@@ -16,6 +16,7 @@ from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import OutputFormat, console, print_frame, to_json
 from funnelwise.errors import ProjectError
 from funnelwise.ingest import ImportOptions, ImportResult, list_imports
+from funnelwise.log import EventLog
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
 from funnelwise.project import PROCESS_FILE, Project, stored_process
@@ -304,7 +305,76 @@ def imports(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
     print_frame(frame, fmt, title="imports")
 
 
+PipelineOpt = Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline (id).")]
+ActivitiesOpt = Annotated[
+    bool, typer.Option("--activities/--no-activities", help="Include activities as events.")
+]
+export_app = typer.Typer(
+    help="Export the log for process-mining tools (PM4Py, ProM, ...).", no_args_is_help=True
+)
+
+
+@contextmanager
+def _log(ctx: typer.Context, pipeline: str | None) -> Iterator[EventLog]:
+    """The project's log (one pipeline if given), closed afterwards."""
+    log = cli_context(ctx).log().filter(pipeline=pipeline)
+    try:
+        yield log
+    finally:
+        log.store.close()
+
+
+def quality(
+    ctx: typer.Context, pipeline: PipelineOpt = None, fmt: FormatOpt = OutputFormat.table
+) -> None:
+    """Data-quality report: missing amounts and close dates, deals without history,
+    outcomes that disagree with the stages, completeness of exit criteria per stage."""
+    from funnelwise.ingest.quality import quality_report
+
+    with _log(ctx, pipeline) as log:
+        report = quality_report(log)
+    if fmt is OutputFormat.json:
+        console.print_json(to_json(report.to_dict()))
+    elif fmt is OutputFormat.csv:
+        print_frame(report.to_frame(), fmt)
+    else:
+        console.print(report)
+
+
+@export_app.command("xes")
+def export_xes(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="XES file to write (.xes, or .xes.gz).")],
+    activities: ActivitiesOpt = True,
+    pipeline: PipelineOpt = None,
+) -> None:
+    """Write the log as XES: one trace per deal, one event per stage entry (and activity)."""
+    from funnelwise.ingest.export import write_xes
+
+    with _log(ctx, pipeline) as log:
+        lines = write_xes(log, file, activities=activities)
+    console.print(f"Wrote {file} ({lines:,} lines).")
+
+
+@export_app.command("table")
+def export_table(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file to write.")],
+    activities: ActivitiesOpt = False,
+    pipeline: PipelineOpt = None,
+) -> None:
+    """Write a PM4Py-compatible event table (case:concept:name, concept:name,
+    time:timestamp, ...), sorted by case and time."""
+    from funnelwise.ingest.export import write_event_table
+
+    with _log(ctx, pipeline) as log:
+        n = write_event_table(log, file, activities=activities)
+    console.print(f"Wrote {file} ({n:,} events).")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the import, imports, quality and export commands to the root app."""
     app.add_typer(import_app, name="import")
     app.command()(imports)
+    app.command()(quality)
+    app.add_typer(export_app, name="export")

@@ -74,7 +74,13 @@ EVENT_COLUMNS = {
     "actor_id": "VARCHAR",
     "pipeline": "VARCHAR",
 }
-XES_EVENT_COLUMNS = {"_activity_id": "VARCHAR", "_duration_min": "DOUBLE"}
+# XES: an activity's id and duration, and whether the log itself marks the event as
+# an activity (files exported by funnelwise do), whatever its name.
+XES_EVENT_COLUMNS = {
+    "_activity_id": "VARCHAR",
+    "_duration_min": "DOUBLE",
+    "_is_activity": "BOOLEAN",
+}
 _OUTCOMES = "(" + ", ".join(literal(k) for k in OUTCOME_KINDS) + ")"
 
 
@@ -372,6 +378,7 @@ class Assembler:
                    lag(e._row) OVER w AS _prev_row
             FROM ({self.problems.clean(events)}) e
             JOIN _stage_map m ON m.pipeline_id = e.pipeline_id AND m.stage = e.stage
+            {"WHERE NOT coalesce(e._is_activity, false)" if s.events_to_activities else ""}
             WINDOW w AS (PARTITION BY e.deal_id ORDER BY {order})
             """,
         )
@@ -604,7 +611,8 @@ class Assembler:
             f"""SELECT _activity_id AS activity_id, deal_id, stage AS kind, entered_at AS at,
                        actor_id AS owner_id, _duration_min AS duration_min, _src, _row
                 FROM ({self.problems.clean(events)}) e
-                WHERE NOT EXISTS (SELECT 1 FROM _stage_map m
+                WHERE coalesce(e._is_activity, false)
+                   OR NOT EXISTS (SELECT 1 FROM _stage_map m
                                   WHERE m.pipeline_id = e.pipeline_id AND m.stage = e.stage)""",
         )
         repeats = self.out.activities_from_events

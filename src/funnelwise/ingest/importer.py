@@ -31,7 +31,7 @@ from funnelwise.ingest.mapping import suggestion_yaml
 from funnelwise.ingest.parsing import DateOptions
 from funnelwise.ingest.quarantine import discard, publish, quarantine_dir, write_pending
 from funnelwise.ingest.records import activities_table, changes_table, known_deals, leads_table
-from funnelwise.ingest.staging import Staging, quote
+from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import KEEP, Problems
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback, no_progress
@@ -284,12 +284,12 @@ def _plan(
     if out.deals:
         stored = store.raw.execute("SELECT currency, date, rate FROM fx_rates").to_arrow_table()
         rates = rates_table(st, stored, file_rates)
-        deals = out.deals
-        if staged.currency:
-            deals = st.view(
-                st.name("deals_cur"),
-                f"SELECT * REPLACE (coalesce(currency, '{staged.currency}') AS currency) "
-                f"FROM {quote(deals)}",
-            )
+        # An amount without a currency is in the source's, else the process's currency.
+        default = literal(staged.currency or process.currency)
+        deals = st.view(
+            st.name("deals_cur"),
+            f"SELECT * REPLACE (CASE WHEN amount IS NULL THEN currency "
+            f"ELSE coalesce(currency, {default}) END AS currency) FROM {quote(out.deals)}",
+        )
         plan.deals = convert(st, deals, rates, currency=process.currency)
     return plan

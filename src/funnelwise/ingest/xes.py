@@ -78,7 +78,13 @@ def _namespace(path: Path) -> str | None:
 
 
 # Event attributes read into columns; others are not part of the canonical tables.
-EVENT_KEYS = {"activity": NAME, "timestamp": TIME, "lifecycle": LIFECYCLE, "resource": RESOURCE}
+EVENT_KEYS = {
+    "activity": NAME,
+    "timestamp": TIME,
+    "lifecycle": LIFECYCLE,
+    "resource": RESOURCE,
+    "kind": "funnelwise:kind",  # written by `funnelwise export xes`
+}
 EVENT_SCHEMA = pa.schema(
     [("_row", pa.int64()), ("case", pa.int64()), ("index", pa.int32())]
     + [(c, pa.string()) for c in EVENT_KEYS]
@@ -215,7 +221,7 @@ def _stage(
         st.create(
             "xes_source",
             'SELECT e._row, c.case_id AS "case", e."index", e.activity, e.timestamp, '
-            'e.lifecycle, e.resource FROM _x_events e JOIN xes_cases c USING ("case")',
+            'e.lifecycle, e.resource, e.kind FROM _x_events e JOIN xes_cases c USING ("case")',
         )
     finally:
         con.unregister("_x_events")
@@ -248,12 +254,14 @@ def xes_reader(
             Field("actor_id", "resource"),
             Field("lifecycle", "lifecycle"),
             Field("index", "index", "integer"),
+            Field("_kind", "kind"),
         ]
         typed = typed_table(st, src.table, fields, problems, src=0, options=options.dates())
         events = st.create(
             st.name("xes_events"),
             f"""
-            SELECT *, deal_id || ':' || "index" || ':' || lower(coalesce(lifecycle, 'complete'))
+            SELECT * EXCLUDE (_kind), lower(_kind) = 'activity' AS _is_activity,
+                   deal_id || ':' || "index" || ':' || lower(coalesce(lifecycle, 'complete'))
                       AS _activity_id,
                    CASE WHEN lower(coalesce(lifecycle, 'complete')) = 'complete'
                         THEN (epoch(entered_at) - epoch(last_value(
