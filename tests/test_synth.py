@@ -357,9 +357,11 @@ def test_absorption_is_exact_on_a_hand_computed_chain() -> None:
 def test_absorption_equals_brute_force_simulation(result: SynthResult) -> None:
     truth = result.truth
     n = 100_000
-    _, outcome, _ = truth.simulate_outcomes(n=n, seed=5)
+    _, outcome, days = truth.simulate_outcomes(n=n, seed=5)
     for k, p in enumerate(truth.absorption_overall("before")):
         assert within(float((outcome == k).mean()), float(p), n)
+    # The mean cycle is exact too: expected visits × mean gamma time, summed.
+    assert abs(days.mean() - truth.expected_cycle_days()) <= 4 * days.std() / math.sqrt(n)
     # One segment started in proposal, in the changed regime.
     seg, stage = 17, STAGES.index("proposal")
     paths = simulate_paths(

@@ -240,6 +240,19 @@ class Truth:
             out[i] = brentq(cdf_gap, 1e-9, 1e4, xtol=1e-10)
         return out
 
+    def expected_days_in_stage(self, regime: Regime = "before") -> np.ndarray:
+        """Mean total days a new deal spends in each stage over all its visits, mix-weighted
+        (expected visits × mean gamma time, shape × scale, per segment)."""
+        r = _regime(regime)
+        prod = segment_codes(self.params)[1]
+        mean_hold = np.asarray(self.params.duration_shape) * self.gamma_scale[prod, r]
+        per_segment = np.einsum("si,sij->sj", self.initial, self.visits_by_segment[:, r])
+        return self.segment_mix @ (per_segment * mean_hold)
+
+    def expected_cycle_days(self, regime: Regime = "before") -> float:
+        """Mean days from creation to outcome of an uncensored new deal."""
+        return float(self.expected_days_in_stage(regime).sum())
+
     # -- arrivals -----------------------------------------------------------------
     def deals_per_day_by_weekday(self) -> np.ndarray:
         """Expected deals created per calendar day, Monday first."""
@@ -393,6 +406,10 @@ class Truth:
                 "pooled_median_days": dict(
                     zip(STAGES, self.pooled_median_days().tolist(), strict=True)
                 ),
+                "expected_days_in_stage_per_deal": dict(
+                    zip(STAGES, self.expected_days_in_stage().tolist(), strict=True)
+                ),
+                "expected_cycle_days": self.expected_cycle_days(),
             },
             "arrivals": {
                 "weekday_weights": dict(zip(WEEKDAYS, self.params.weekday_weights, strict=True)),
