@@ -24,7 +24,7 @@ def _refuse_filled_store(root: Path) -> None:
     if n:
         raise InputError(
             f"{path} already holds {n:,} deals; write the synthetic project to an empty "
-            f"folder, or delete {path} first"
+            f"folder, or delete {path} first (`funnelwise demo|synth --force` does that)"
         )
 
 
