@@ -92,3 +92,17 @@ def test_variants_command(tiny_project: Path) -> None:
     data = json.loads(run(tiny_project, "variants", "-f", "json"))
     edges = {(e["source"], e["target"]): e["count"] for e in data["frames"]["edges"]}
     assert edges[("lead", "qualification")] == 4
+
+
+def test_conformance_hygiene_and_whose_move_commands(tiny_project: Path) -> None:
+    conf = json.loads(run(tiny_project, "conformance", "--limit", "2", "-f", "json"))
+    assert conf["frames"]["summary"][0]["deals"] == 5 and len(conf["frames"]["deals"]) == 2
+    # Both open deals idle 29 days: stale after 25, not after 30 (D3 stays listed for
+    # its pushed close date and amount change).
+    hyg = json.loads(run(tiny_project, "hygiene", "--stale", "25", "-f", "json"))
+    assert [d["deal_id"] for d in hyg["frames"]["deals"] if d["stale"]] == ["D3", "D4"]
+    assert hyg["meta"]["stale"] == 25
+    calm = json.loads(run(tiny_project, "hygiene", "--stale", "30", "-f", "json"))
+    assert [(d["deal_id"], d["stale"]) for d in calm["frames"]["deals"]] == [("D3", False)]
+    out = run(tiny_project, "whose-move", "-f", "csv")
+    assert pd.read_csv(io.StringIO(out)).stage_id.tolist()[0] == "lead"

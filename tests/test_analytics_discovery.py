@@ -13,6 +13,7 @@ import pytest
 
 import funnelwise as fw
 from conftest import shared_data
+from funnelwise.analytics import case_durations
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -97,7 +98,7 @@ def test_discovery_equals_plain_pandas_on_bpi_2012(bpi: fw.EventLog) -> None:
     np.testing.assert_allclose(
         variants.median_days, ref["variants"].median_days.sort_index(), rtol=1e-9, atol=1e-12
     )
-    cases = fw.case_durations(bpi).to_pandas().set_index("deal_id").sort_index()
+    cases = case_durations(bpi).to_pandas().set_index("deal_id").sort_index()
     np.testing.assert_allclose(cases.days, ref["cases"].days.sort_index(), rtol=1e-9, atol=1e-12)
     assert int(variants.deals.sum()) == 13087
 

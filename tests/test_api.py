@@ -17,11 +17,12 @@ PUBLIC = [
     "Store",
     "StoreError",
     "bottlenecks",
-    "case_durations",
+    "conformance",
     "diff_processes",
     "discovery",
     "flow",
     "funnel",
+    "hygiene",
     "kpis",
     "load_process",
     "open",
@@ -29,6 +30,7 @@ PUBLIC = [
     "parse_process",
     "snapshot",
     "timing",
+    "whose_move",
 ]
 
 

@@ -7,14 +7,16 @@ log.as_of("2024-03-31").cases.to_pandas()
 
 from funnelwise.analytics import (
     bottlenecks,
-    case_durations,
+    conformance,
     discovery,
     flow,
     funnel,
+    hygiene,
     kpis,
     outcomes,
     snapshot,
     timing,
+    whose_move,
 )
 from funnelwise.errors import (
     ConflictError,
@@ -46,11 +48,12 @@ __all__ = [
     "Store",
     "StoreError",
     "bottlenecks",
-    "case_durations",
+    "conformance",
     "diff_processes",
     "discovery",
     "flow",
     "funnel",
+    "hygiene",
     "kpis",
     "load_process",
     "open",
@@ -58,4 +61,5 @@ __all__ = [
     "parse_process",
     "snapshot",
     "timing",
+    "whose_move",
 ]

@@ -8,6 +8,7 @@ A command is written as `name(log, *, own options) -> Result`; the
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from collections.abc import Callable
@@ -205,6 +206,40 @@ def variants(
     return analytics.discovery(log, by=by, top=top)
 
 
+@analysis_command
+def conformance(
+    log: EventLog,
+    *,
+    by: ByOpt = None,
+    limit: Annotated[int, typer.Option("--limit", help="Most deals listed.")] = 1000,
+) -> Result:
+    """Skipped stages, moves back, re-entries and unmet exit criteria; adherence per owner."""
+    return analytics.conformance(log, by=by, list_limit=limit)
+
+
+@analysis_command
+def hygiene(
+    log: EventLog,
+    *,
+    by: ByOpt = None,
+    stale: Annotated[
+        str, typer.Option("--stale", help="Stale after: p90 (learned), target, or days.")
+    ] = "p90",
+    limit: Annotated[int, typer.Option("--limit", help="Most deals listed.")] = 1000,
+) -> Result:
+    """Open deals that are stale, past close date, pushed, re-priced or missing fields."""
+    threshold: str | float = stale
+    with contextlib.suppress(ValueError):
+        threshold = float(stale)
+    return analytics.hygiene(log, by=by, stale=threshold, list_limit=limit)
+
+
+@analysis_command
+def whose_move(log: EventLog, *, by: ByOpt = None, days: DaysOpt = "calendar") -> Result:
+    """Each stage's time split into waiting for the buyer and for the seller."""
+    return analytics.whose_move(log, by=by, days=days)
+
+
 def _costs(pairs: list[str]) -> dict[str, float]:
     costs = {}
     for pair in pairs:
@@ -221,4 +256,4 @@ def _costs(pairs: list[str]) -> dict[str, float]:
 def register(app: typer.Typer) -> None:
     """Attach the analytics commands to the root app."""
     for command in _COMMANDS:
-        app.command()(command)
+        app.command(command.__name__.replace("_", "-"))(command)
