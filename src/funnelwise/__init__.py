@@ -28,6 +28,16 @@ from funnelwise.errors import (
     SourceImportError,
     StoreError,
 )
+from funnelwise.forecast import (
+    BacktestResult,
+    ForecastResult,
+    MonteCarlo,
+    RunRate,
+    WeightedHistorical,
+    WeightedPipeline,
+    backtest,
+    forecast,
+)
 from funnelwise.log import EventLog
 from funnelwise.log import open_log as open
 from funnelwise.process import Process, diff_processes, load_process, parse_process
@@ -36,22 +46,30 @@ from funnelwise.store import Store
 __version__ = "0.1.0"
 
 __all__ = [
+    "BacktestResult",
     "ConflictError",
     "EventLog",
+    "ForecastResult",
     "FunnelwiseError",
     "InputError",
+    "MonteCarlo",
     "NotEnoughDataError",
     "Process",
     "ProcessError",
     "ProjectError",
+    "RunRate",
     "SourceImportError",
     "Store",
     "StoreError",
+    "WeightedHistorical",
+    "WeightedPipeline",
+    "backtest",
     "bottlenecks",
     "conformance",
     "diff_processes",
     "discovery",
     "flow",
+    "forecast",
     "funnel",
     "hygiene",
     "kpis",

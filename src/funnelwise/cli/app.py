@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
+import funnelwise.cli.forecast_cmds as forecast_cmds
 from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds, report_cmds
 from funnelwise.cli.context import CliContext
 from funnelwise.cli.render import err_console
@@ -56,6 +57,7 @@ core_cmds.register(app)
 analytics_cmds.register(app)
 ingest_cmds.register(app)
 report_cmds.register(app)
+forecast_cmds.register(app)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from funnelwise.forecast.base import Forecaster, horizon_days
 from funnelwise.forecast.baselines import RunRate, WeightedHistorical, WeightedPipeline
 from funnelwise.forecast.history import History, pull_history
 from funnelwise.forecast.montecarlo import MonteCarlo
+from funnelwise.forecast.periods import check_period
 from funnelwise.forecast.result import BacktestResult, ForecastResult, MethodScore
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback, no_progress
@@ -60,12 +61,14 @@ def predict_with_fallback(
 ) -> ForecastResult:
     """Fit `method` on the history and predict; if it lacks history, the baseline
     answers and the result says so (`fallback`, `requested`)."""
+    check_period(period)
+    horizon_days(horizon)
     chain = [method, *(m for m in (BASELINE, "run_rate") if m != method)]
     reasons: list[str] = []
     for name in chain:
         est = make_forecaster(name, by=history.by, n_paths=n_paths, seed=seed)
         try:
-            result = est.fit_history(history).predict(horizon=horizon, period=period, target=target)
+            est.fit_history(history)
         except NotEnoughDataError as exc:
             reasons.append(f"{name}: {exc}")
             continue
@@ -75,6 +78,7 @@ def predict_with_fallback(
                 raise
             reasons.append(f"{name}: {exc}")
             continue
+        result = est.predict(horizon=horizon, period=period, target=target)
         if reasons:
             fallback = "; ".join(reasons) + f" — {name} answered instead"
             return _with_fallback(result, method, fallback)

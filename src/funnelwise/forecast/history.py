@@ -62,6 +62,7 @@ TIS_EDGES: tuple[float, ...] = (
 # of the covariates the hazards adjust for.
 AGE_EDGES: tuple[float, ...] = (0.0, 14, 45, 120, 270)
 MAX_PUSHES = 2
+STATUSES = ("open", "won", "lost", "no_decision")
 # Deal size bands: quintiles of amount_base over the deals known at `now`.
 AMOUNT_QUANTILES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
 MISSING = "(missing)"
@@ -99,16 +100,24 @@ def segment_expr(deals: ir.Table, by: str | None) -> ir.StringValue:
     return value.fill_null(MISSING)
 
 
-def amount_edges(log: EventLog) -> tuple[float, ...]:
-    """Quintile edges of amount_base over the log's deals (empty without amounts)."""
+def _deal_summary(log: EventLog) -> tuple[tuple[float, ...], pd.Timestamp | None, dict[str, int]]:
+    """In one query: deal size band edges (quintiles of amount_base; none without
+    amounts), the first creation, and deals by status."""
     d = log.deals
-    q = d.aggregate(
-        **{f"q{i}": d.amount_base.quantile(p) for i, p in enumerate(AMOUNT_QUANTILES)}
-    ).to_pandas()
-    values = q.iloc[0].to_numpy(dtype=float)
-    if np.isnan(values).any():
-        return ()
-    return tuple(float(v) for v in np.unique(values))
+    status = d.outcome.fill_null("open")
+    row = (
+        d.aggregate(
+            first=d.created_at.min(),
+            **{f"q{i}": d.amount_base.quantile(p) for i, p in enumerate(AMOUNT_QUANTILES)},
+            **{f"n_{k}": d.count(where=status == k) for k in STATUSES},
+        )
+        .to_pandas()
+        .iloc[0]
+    )
+    values = np.array([row[f"q{i}"] for i in range(len(AMOUNT_QUANTILES))], dtype=float)
+    edges = () if np.isnan(values).any() else tuple(float(v) for v in np.unique(values))
+    first = None if pd.isna(row["first"]) else pd.Timestamp(row["first"])
+    return edges, first, {k: int(row[f"n_{k}"]) for k in STATUSES}
 
 
 def amount_bin_expr(amount: ir.NumericValue, edges: tuple[float, ...]) -> ir.StringValue:
@@ -125,6 +134,16 @@ def amount_bins(amount: pd.Series, edges: tuple[float, ...]) -> pd.Series:
     idx = np.searchsorted(np.asarray(edges, dtype=float), amount.to_numpy(float), side="right")
     labels = pd.Series([f"a{i}" for i in idx], index=amount.index)
     return labels.where(amount.notna(), MISSING)
+
+
+def _stages(log: EventLog) -> pd.DataFrame:
+    """The process's stages (pipeline_id, stage_id, position, kind, probability), in
+    process order, for the log's pipelines (from the process: no query needed)."""
+    rows = pd.DataFrame(log.process.stage_rows())
+    if log.pipeline_id is not None:
+        rows = rows[rows.pipeline_id == log.pipeline_id]
+    rows = rows[["pipeline_id", "stage_id", "position", "kind", "probability"]]
+    return _sorted(rows.astype({"probability": float}), ["pipeline_id", "position"])
 
 
 def _pushes(log: EventLog) -> ir.Table | None:
@@ -225,7 +244,11 @@ def _visits(
 
 
 def _open_deals(
-    log: EventLog, by: str | None, pushes: ir.Table | None, edges: tuple[float, ...]
+    log: EventLog,
+    by: str | None,
+    pushes: ir.Table | None,
+    edges: tuple[float, ...],
+    stages: pd.DataFrame,
 ) -> pd.DataFrame:
     c = log.cases
     c = c.filter(c.status == "open")
@@ -252,13 +275,9 @@ def _open_deals(
         c = c.mutate(pushes=c.pushes.fill_null(0))
     f = c.drop("_entered").to_pandas()
     # A deal without stage events sits in its pipeline's first open stage since creation.
-    stages = log.stages
-    first = (
-        stages.filter(stages.kind == "open")
-        .group_by("pipeline_id")
-        .aggregate(_first=stages.stage_id.argmin(stages.position))
-        .to_pandas()
-    )
+    open_stages = stages[stages.kind == "open"]
+    first = open_stages.groupby("pipeline_id", as_index=False).first()[["pipeline_id", "stage_id"]]
+    first = first.rename(columns={"stage_id": "_first"})
     f = f.merge(first, on="pipeline_id", how="left")
     f["stage_id"] = f.current_stage_id.fillna(f._first)
     entered = f.current_stage_entered_at.fillna(f.created_at)
@@ -320,26 +339,20 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
     `by` names a segment: a deal column (owner_id, source, product, region, ...)
     or a key of the deals' JSON attributes. InputError if no deal has it.
     """
-    stages = log.stages.select("pipeline_id", "stage_id", "position", "kind", "probability")
-    stages_f = stages.to_pandas()
+    stages = _stages(log)
     pushes = _pushes(log)
-    edges = amount_edges(log)
-    first = log.deals.created_at.min().execute()
-    d = log.deals
-    by_status = d.group_by(status=d.outcome.fill_null("open")).aggregate(n=d.count()).to_pandas()
-    outcomes = {k: 0 for k in ("open", "won", "lost", "no_decision")}
-    outcomes |= {str(r.status): int(r.n) for r in by_status.itertuples()}
+    edges, first, outcomes = _deal_summary(log)
     history = History(
         now=log.now,
         by=by,
         currency=log.process.currency,
-        stages=_sorted(stages_f, ["pipeline_id", "position"]),
+        stages=stages,
         visits=_sorted(_visits(log, by, pushes, edges), VISIT_KEYS),
-        open_deals=_sorted(_open_deals(log, by, pushes, edges), ["deal_id"]),
+        open_deals=_sorted(_open_deals(log, by, pushes, edges, stages), ["deal_id"]),
         wins=_sorted(_wins(log, by, edges), ["closed_at", "deal_id"]),
         creations=_sorted(_creations(log, by, edges), CREATION_KEYS),
         stage_rates=_sorted(_stage_rates(log), ["pipeline_id", "stage_id"]),
-        first_created=None if first is None or pd.isna(first) else pd.Timestamp(first),
+        first_created=first,
         outcomes=outcomes,
         amount_edges=edges,
     )

@@ -192,7 +192,10 @@ class MonteCarlo(Forecaster):
         """Arrival starts with a state: state, share, covariates at a deal's first visit."""
         a = self.arrivals_
         if a is None or a.rate_per_day <= 0 or not len(a.starts):
-            return pd.DataFrame(columns=["state", "share", "segment", "amount_bin"])
+            columns = ["state", "share", "pool", *COVARIATES]
+            return pd.DataFrame(
+                {c: pd.Series(dtype=float if c == "share" else object) for c in columns}
+            )
         st = a.starts.copy()
         st["state"] = self.design_.state_of(st.pipeline_id, st.stage_id)
         st = st[st.state >= 0].reset_index(drop=True)
@@ -304,6 +307,10 @@ class MonteCarlo(Forecaster):
                 "shock_months": self.shock_months_,
                 "replicates": self.hazards_.n_replicates,
                 "levels": sampler.levels,
+                # The simulated mean and sd of the horizon total: the reported expected
+                # value is exact; these show the simulation agrees with it.
+                "path_mean": float(paths.sum(axis=(1, 2)).mean()),
+                "path_sd": float(paths.sum(axis=(1, 2)).std()),
                 **info,
                 **self._arrival_info(),
             },

@@ -1,0 +1,183 @@
+"""Forecast commands: `funnelwise forecast` and `funnelwise backtest`. They parse
+options, call `funnelwise.forecast` and render its results; no computation here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from funnelwise.cli.context import cli_context
+from funnelwise.cli.progress import progress_bar
+from funnelwise.cli.render import OutputFormat, console, err_console, print_frame, to_json
+from funnelwise.forecast import METHODS, BacktestResult, ForecastResult, backtest, forecast
+from funnelwise.progressing import ProgressCallback
+
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
+]
+HorizonOpt = Annotated[
+    str, typer.Option("--horizon", help="How far ahead: days or 90d, 12w, 3m, 1q, 1y.")
+]
+PathsOpt = Annotated[int, typer.Option("--paths", help="Monte Carlo paths (simulated futures).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in the result).")]
+EveryOpt = Annotated[str, typer.Option("--every", help="Days between backtest cut-offs.")]
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:,.0f} {currency}"
+
+
+def _print_forecast(r: ForecastResult) -> None:
+    head = (
+        f"[bold]{r.method}[/] forecast of bookings, {r.as_of:%Y-%m-%d} + {r.horizon_days:g} days"
+        + (f" by {r.by}" if r.by else "")
+    )
+    console.print(head)
+    console.print(
+        f"  expected {_money(r.expected, r.currency)}; 80% interval "
+        f"{_money(r.p10, r.currency)} – {_money(r.p90, r.currency)}; "
+        f"median {_money(r.p50, r.currency)}",
+        highlight=False,
+    )
+    if r.target is not None and r.prob_target is not None:
+        console.print(
+            f"  chance of reaching {_money(r.target, r.currency)}: {r.prob_target:.0%}",
+            highlight=False,
+        )
+    parts = {k: v for k, v in r.components.items() if not pd.isna(v)}
+    if parts:
+        console.print(
+            "  from "
+            + ", ".join(f"{k.replace('_', ' ')} {_money(v, r.currency)}" for k, v in parts.items()),
+            highlight=False,
+        )
+    if r.fallback:
+        console.print(f"[yellow]fell back:[/] {r.fallback}", highlight=False, markup=True)
+    for note in r.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    frame = r.to_frame().drop(columns=["start", "end"])
+    print_frame(frame, OutputFormat.table, title="bookings per period")
+    if r.by:
+        print_frame(r.totals, OutputFormat.table, title=f"horizon totals by {r.by}")
+
+
+def forecast_cmd(
+    ctx: typer.Context,
+    horizon: HorizonOpt = "90d",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Forecast from this date (the log as known then).")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by", help="Per segment: a deal column (owner_id, source, ...) or attribute."
+        ),
+    ] = None,
+    target: Annotated[
+        float | None, typer.Option("--target", help="Amount to reach; prints its probability.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--method", help=f"{', '.join(METHODS)} or auto (best backtest).")
+    ] = "montecarlo",
+    period: Annotated[
+        str, typer.Option("--period", help="Report per week, month, quarter or horizon.")
+    ] = "month",
+    paths: PathsOpt = 10_000,
+    seed: SeedOpt = 0,
+    every: EveryOpt = "14d",
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Bookings expected over the horizon, as a distribution: P10 / P50 / P90 per period."""
+    log = cli_context(ctx).log()
+
+    def run(progress: ProgressCallback | None = None) -> ForecastResult:
+        return forecast(
+            log,
+            horizon=horizon,
+            as_of=as_of,
+            period=period,
+            by=by,
+            target=target,
+            method=method,
+            n_paths=paths,
+            seed=seed,
+            every=every,
+            progress=progress,
+        )
+
+    if fmt is OutputFormat.table and method == "auto":
+        with progress_bar() as progress:
+            result = run(progress)
+    else:
+        result = run()
+    if fmt is OutputFormat.json:
+        sys.stdout.write(to_json(result.to_dict()) + "\n")
+    elif fmt is OutputFormat.csv:
+        print_frame(result.to_frame(), fmt)
+    else:
+        _print_forecast(result)
+
+
+def _print_backtest(bt: BacktestResult) -> None:
+    console.print(
+        f"Backtest: {len(bt.cutoffs)} cut-offs every {bt.every_days:g} days from "
+        f"{bt.start:%Y-%m-%d} to {bt.end:%Y-%m-%d}, {bt.horizon_days:g}-day horizon",
+        highlight=False,
+    )
+    scores = bt.scores_frame()[
+        ["method", "wape", "bias", "pinball", "coverage80", "n_cutoffs", "n_fallback"]
+    ]
+    print_frame(scores, OutputFormat.table, title="accuracy per method (lower is better)")
+    console.print(f"[bold]chosen: {bt.chosen}[/] — {bt.reason}", highlight=False)
+
+
+def backtest_cmd(
+    ctx: typer.Context,
+    horizon: HorizonOpt = "90d",
+    every: EveryOpt = "14d",
+    start: Annotated[
+        str | None, typer.Option("--start", help="First cut-off (default: two horizons in).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last cut-off (default: a horizon before the end).")
+    ] = None,
+    paths: PathsOpt = 10_000,
+    seed: SeedOpt = 0,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Forecast as of past dates with every method and score them against what was booked."""
+    log = cli_context(ctx).log()
+
+    def run(progress: ProgressCallback | None = None) -> BacktestResult:
+        return backtest(
+            log,
+            horizon=horizon,
+            every=every,
+            start=start,
+            end=end,
+            n_paths=paths,
+            seed=seed,
+            progress=progress,
+        )
+
+    if fmt is OutputFormat.table:
+        with progress_bar() as progress:
+            bt = run(progress)
+        _print_backtest(bt)
+        return
+    bt = run()
+    if fmt is OutputFormat.json:
+        payload = {"methods": {m: s.to_dict() for m, s in bt.scores.items()}, "chosen": bt.chosen}
+        sys.stdout.write(to_json(payload) + "\n")
+        err_console.print(f"chosen {bt.chosen}: {bt.reason}", highlight=False, markup=False)
+    else:
+        print_frame(bt.to_frame(), fmt)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `forecast` and `backtest` to the root app."""
+    app.command("forecast")(forecast_cmd)
+    app.command("backtest")(backtest_cmd)

@@ -1,0 +1,256 @@
+"""Backtests: scores by hand, as-of discipline (the future cannot leak into a forecast),
+fallbacks, and interval coverage over many cut-offs of a synthetic log."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import funnelwise as fw
+from forecast_data import START, Memoryless, build_memoryless
+from funnelwise.errors import InputError, NotEnoughDataError
+from funnelwise.forecast import MonteCarlo, backtest
+from funnelwise.forecast.backtest import choose, score
+from funnelwise.forecast.history import History, pull_history
+from funnelwise.forecast.result import MethodScore
+
+T0 = START + pd.Timedelta(days=300)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_memoryless(tmp_path_factory.mktemp("bt"), Memoryless(rate=5.0, days=420), seed=7)
+
+
+def _rows(actual: list[float], **cols: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"actual": actual, **cols, "fallback": [None] * len(actual)})
+
+
+def test_scores_by_hand() -> None:
+    rows = _rows(
+        [100.0, 200.0],
+        expected=[150.0, 150.0],
+        p10=[50.0, 180.0],
+        p50=[100.0, 200.0],
+        p90=[150.0, 250.0],
+    )
+    s = score("m", rows)
+    assert s.wape == pytest.approx(100 / 300)
+    assert s.bias == pytest.approx(0.0)
+    # Pinball at 0.1: (0.1·50 + 0.1·20) / 2 = 3.5; at 0.9: (0.1·50 + 0.1·50) / 2 = 5;
+    # each divided by the mean actual, 150.
+    assert s.pinball_p10 == pytest.approx(3.5 / 150)
+    assert s.pinball_p50 == 0.0
+    assert s.pinball_p90 == pytest.approx(5 / 150)
+    assert s.pinball == pytest.approx((3.5 / 150 + 5 / 150) / 3)
+    assert (s.coverage80, s.n_cutoffs, s.n_fallback) == (1.0, 2, 0)
+
+
+def test_choose_ignores_methods_that_always_fell_back() -> None:
+    def ms(method: str, pinball: float, fallback: int = 0) -> MethodScore:
+        return MethodScore(method, 0.5, 0.0, pinball, 0, 0, 0, 0.8, 4, fallback, 1.0)
+
+    scores = {
+        "weighted_pipeline": ms("weighted_pipeline", 0.3),
+        "montecarlo": ms("montecarlo", 0.1, fallback=4),
+        "run_rate": ms("run_rate", 0.2),
+    }
+    chosen, reason = choose(scores)
+    assert chosen == "run_rate"
+    assert reason.startswith("run_rate has the lowest pinball loss (0.200")
+    assert "0% lower" in reason
+
+
+def _mutate_future(root: Path, cut: pd.Timestamp) -> None:
+    """Rewrite everything after `cut`: outcomes flipped, later events moved, deals
+    created later replaced by one huge win, an amount change recorded after the cut."""
+    log = fw.open(root)
+    db = log.store.raw
+    t = cut.isoformat()
+    db.execute(
+        "UPDATE deals SET outcome = CASE outcome WHEN 'won' THEN 'lost' ELSE 'won' END, "
+        f"closed_at = closed_at + INTERVAL 3 DAY WHERE closed_at > TIMESTAMP '{t}'"
+    )
+    db.execute(
+        "UPDATE stage_events SET stage_id = CASE stage_id WHEN 'won' THEN 'lost' "
+        "WHEN 'lost' THEN 'won' ELSE stage_id END, entered_at = entered_at + INTERVAL 3 DAY "
+        f"WHERE entered_at > TIMESTAMP '{t}'"
+    )
+    db.execute(
+        "DELETE FROM stage_events WHERE deal_id IN "
+        f"(SELECT deal_id FROM deals WHERE created_at > TIMESTAMP '{t}')"
+    )
+    db.execute(f"DELETE FROM deals WHERE created_at > TIMESTAMP '{t}'")
+    open_at_cut = db.execute(
+        f"SELECT deal_id, amount FROM deals WHERE created_at <= TIMESTAMP '{t}' "
+        f"AND (closed_at IS NULL OR closed_at > TIMESTAMP '{t}') ORDER BY deal_id LIMIT 1"
+    ).fetchone()
+    deal_id, amount = open_at_cut
+    db.execute(
+        f"UPDATE deals SET amount = {amount * 50}, amount_base = {amount * 50} "
+        f"WHERE deal_id = '{deal_id}'"
+    )
+    later = cut + pd.Timedelta(days=2)
+    log.store.insert(
+        "deal_changes",
+        pd.DataFrame(
+            {
+                "deal_id": [deal_id],
+                "field": ["amount"],
+                "old_value": [str(amount)],
+                "new_value": [str(amount * 50)],
+                "changed_at": [later],
+            }
+        ),
+    )
+    huge = pd.DataFrame(
+        {
+            "deal_id": ["FUTURE"],
+            "pipeline_id": ["new-business"],
+            "amount": [1e9],
+            "currency": ["USD"],
+            "amount_base": [1e9],
+            "created_at": [later],
+            "closed_at": [later + pd.Timedelta(days=5)],
+            "outcome": ["won"],
+            "version": [1],
+        }
+    )
+    log.store.insert("deals", huge)
+    log.store.insert(
+        "stage_events",
+        pd.DataFrame(
+            {
+                "deal_id": ["FUTURE", "FUTURE"],
+                "stage_id": ["lead", "won"],
+                "entered_at": [later, later + pd.Timedelta(days=5)],
+                "seq": [0, 1],
+            }
+        ),
+    )
+    log.store.close()
+
+
+def _same_history(a: History, b: History) -> None:
+    for name in ("visits", "open_deals", "wins", "creations", "stage_rates", "stages"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_like=True)
+    assert (a.now, a.outcomes, a.amount_edges, a.first_created) == (
+        b.now,
+        b.outcomes,
+        b.amount_edges,
+        b.first_created,
+    )
+
+
+def test_nothing_after_the_cutoff_reaches_a_forecast(project: Path, tmp_path: Path) -> None:
+    mutated = tmp_path / "mutated"
+    shutil.copytree(project, mutated)
+    _mutate_future(mutated, T0)
+    logs = [fw.open(project), fw.open(mutated)]
+    try:
+        histories = [pull_history(log.as_of(T0)) for log in logs]
+        _same_history(*histories)
+        results = [
+            MonteCarlo(n_paths=2000, seed=4).fit_history(h).predict(horizon="30d")
+            for h in histories
+        ]
+        pd.testing.assert_frame_equal(results[0].to_frame(), results[1].to_frame())
+        runs = [
+            backtest(
+                log,
+                horizon="30d",
+                every="60d",
+                start=T0 - pd.Timedelta(days=60),
+                end=T0,
+                methods=["montecarlo", "weighted_pipeline"],
+                n_paths=1000,
+            )
+            for log in logs
+        ]
+        cols = ["cutoff", "method", "expected", "p10", "p50", "p90"]
+        pd.testing.assert_frame_equal(runs[0].to_frame()[cols], runs[1].to_frame()[cols])
+        # ... while what was booked after the cut-off did change.
+        assert not runs[0].to_frame().actual.equals(runs[1].to_frame().actual)
+    finally:
+        for log in logs:
+            log.store.close()
+
+
+def test_every_cutoff_sees_only_its_past(project: Path) -> None:
+    seen: list[History] = []
+
+    def spy(log: fw.EventLog) -> History:
+        h = pull_history(log)
+        seen.append(h)
+        return h
+
+    log = fw.open(project)
+    try:
+        bt = backtest(
+            log,
+            horizon="30d",
+            every="150d",
+            start=START + pd.Timedelta(days=10),
+            methods=["montecarlo", "run_rate"],
+            n_paths=500,
+            pull=spy,
+        )
+    finally:
+        log.store.close()
+    assert [h.now for h in seen] == bt.cutoffs
+    for h in seen:
+        assert (h.wins.closed_at <= h.now).all()
+        assert (pd.to_datetime(h.creations.day) <= h.now).all()
+        assert (h.open_deals.created_at <= h.now).all()
+        assert (pd.to_datetime(h.visits.month) <= h.now).all()
+    # Ten days in, too few deals have closed for the Monte Carlo: the baseline
+    # answered, and the row says so.
+    rows = bt.to_frame()
+    first = rows[(rows.method == "montecarlo")].iloc[0]
+    assert first.answered_by == "weighted_pipeline"
+    assert re.search(
+        r"closed deals: the log has \d as of 2023-01-12 and needs at least 20", first.fallback
+    )
+    assert bt.scores["montecarlo"].n_fallback == 1
+    assert set(bt.to_dict()) >= {"methods", "chosen", "reason", "cutoffs"}
+
+
+def test_bad_windows_are_explained(project: Path) -> None:
+    log = fw.open(project)
+    try:
+        with pytest.raises(NotEnoughDataError, match="no cut-off fits"):
+            backtest(log, horizon="300d")
+        with pytest.raises(InputError, match="leaves less than the 30-day horizon"):
+            backtest(log, horizon="30d", end=START + pd.Timedelta(days=419))
+        with pytest.raises(InputError, match="unknown method 'magic'"):
+            backtest(log, methods=["magic"])
+    finally:
+        log.store.close()
+
+
+@pytest.mark.slow
+def test_intervals_cover_near_nominal_over_many_cutoffs(tmp_path: Path) -> None:
+    root = build_memoryless(tmp_path / "long", Memoryless(rate=4.0, days=700), seed=12)
+    log = fw.open(root)
+    try:
+        bt = backtest(
+            log,
+            horizon="30d",
+            every="30d",
+            start=START + pd.Timedelta(days=100),
+            methods=["montecarlo", "weighted_pipeline"],
+            n_paths=2000,
+        )
+    finally:
+        log.store.close()
+    mc, wp = bt.scores["montecarlo"], bt.scores["weighted_pipeline"]
+    assert mc.n_cutoffs == 20
+    # 20 cut-offs: a binomial standard error of 9 points around the nominal 80%.
+    assert 0.65 <= mc.coverage80 <= 0.95
+    assert abs(mc.bias) < 0.08
+    assert mc.wape < 0.5 * wp.wape
+    assert bt.chosen == "montecarlo"

@@ -1,0 +1,160 @@
+"""Baselines and the forecast calendar, computed by hand on the tiny log (tests/tiny.py).
+
+At 2024-03-01 the open deals are D3 (qualification, 2,000, expected close
+2024-03-15 after a push) and D4 (qualification, 300, expected close
+2024-04-01). The process gives qualification a probability of 0.2; closed
+deals that visited qualification are D1 (won) and D2 (lost): a historical
+rate of 1/2. The only win is D1 (1,000 on 2024-02-01), 60 days into the log.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import funnelwise as fw
+from funnelwise.errors import InputError, NotEnoughDataError
+from funnelwise.forecast import (
+    NotFittedError,
+    RunRate,
+    WeightedHistorical,
+    WeightedPipeline,
+)
+from funnelwise.forecast.periods import period_grid, sum_by_period
+
+T = pd.Timestamp
+Z90 = 1.2815515655446004  # standard normal 90th percentile
+
+
+def test_weighted_pipeline_by_hand(tiny_log: fw.EventLog) -> None:
+    r = WeightedPipeline().fit(tiny_log).predict(horizon="30d", period="month")
+    # Only D3 closes by 2024-03-31: 2,000 × 0.2; independent-deal sd = 2,000 × √(0.2 × 0.8).
+    assert r.expected == pytest.approx(400.0)
+    assert r.p90 == pytest.approx(400 + Z90 * 800)
+    assert r.p10 == 0.0  # the normal approximation is cut at zero
+    assert r.as_of == T("2024-03-01") and r.method == "weighted_pipeline"
+    longer = WeightedPipeline().fit(tiny_log).predict(horizon="90d", period="month")
+    per = longer.to_frame().set_index("period").expected
+    # D4's 2024-04-01 is April's first day.
+    assert per.to_dict() == pytest.approx({"2024-03": 400.0, "2024-04": 60.0, "2024-05": 0.0})
+    fan = longer.fan
+    assert fan.expected.tolist() == pytest.approx([400.0, 460.0, 460.0])
+
+
+def test_weighted_pipeline_uses_close_dates_as_they_stood(tiny_log: fw.EventLog) -> None:
+    # On 2024-02-05 D3 still expected to close on 2024-02-15 (pushed on 02-10) and D5
+    # (lead, 0.05, 800) was open with 2024-02-20.
+    r = WeightedPipeline().fit(tiny_log.as_of("2024-02-05")).predict(horizon="30d", period="week")
+    per = r.to_frame().set_index("period").expected
+    assert per["2024-W07"] == pytest.approx(400.0)
+    assert per["2024-W08"] == pytest.approx(40.0)
+    assert r.expected == pytest.approx(440.0)
+
+
+def test_weighted_pipeline_by_segment(tiny_log: fw.EventLog) -> None:
+    r = WeightedPipeline(by="source").fit(tiny_log).predict(horizon="90d", target=500.0)
+    totals = r.totals.set_index("segment")
+    assert totals.expected.to_dict() == pytest.approx({"all": 460.0, "web": 400.0, "partner": 60.0})
+    sd = math.sqrt(2000**2 * 0.16 + 300**2 * 0.16)
+    assert r.prob_target == pytest.approx(1 - 0.5 * math.erfc(-(500 - 460) / sd / math.sqrt(2)))
+
+
+def test_weighted_historical_by_hand(tiny_log: fw.EventLog) -> None:
+    est = WeightedHistorical(min_closed=3).fit(tiny_log)
+    rates = est.probabilities_.set_index("stage_id")
+    assert rates.loc["qualification", ["closed", "won", "probability"]].tolist() == [2, 1, 0.5]
+    assert rates.loc["lead", "probability"] == pytest.approx(1 / 3)
+    r = est.predict(horizon="30d")
+    assert r.expected == pytest.approx(1000.0)
+    assert r.p90 == pytest.approx(1000 + Z90 * 1000)
+
+
+def test_run_rate_by_hand(tiny_log: fw.EventLog) -> None:
+    est = RunRate(min_wins=1).fit(tiny_log)
+    assert est.window_days_ == 60.0  # the log is shorter than the 26-week window
+    r = est.predict(horizon="30d", period="horizon")
+    assert r.expected == pytest.approx(500.0)
+    # Compound Poisson: variance = (Σ amount² / window days) × horizon days.
+    assert r.p90 == pytest.approx(500 + Z90 * math.sqrt(1000**2 / 60 * 30))
+    assert len(r.to_frame()) == 1
+
+
+def test_too_little_history_says_how_much(tiny_log: fw.EventLog) -> None:
+    with pytest.raises(NotEnoughDataError, match=r"has 3 .* needs at least 10"):
+        WeightedHistorical().fit(tiny_log)
+    with pytest.raises(
+        NotEnoughDataError, match=r"won in the trailing 60 days.*has 1 .*at least 3"
+    ):
+        RunRate().fit(tiny_log)
+
+
+def test_unfitted_and_bad_options(tiny_log: fw.EventLog) -> None:
+    est = WeightedPipeline(by="source")
+    assert est.get_params() == {"by": "source"}
+    assert not hasattr(est, "history_")
+    with pytest.raises(NotFittedError, match=r"call \.fit\(log\) first"):
+        est.predict()
+    fitted = WeightedPipeline().fit(tiny_log)
+    with pytest.raises(InputError, match="period 'fortnight' is not one of"):
+        fitted.predict(period="fortnight")
+    with pytest.raises(InputError, match="horizon"):
+        fitted.predict(horizon="12h")
+    with pytest.raises(InputError, match="no deal has a value for it"):
+        WeightedPipeline(by="colour").fit(tiny_log)
+
+
+def test_process_without_probabilities_is_named(tiny_project: Path, tmp_path: Path) -> None:
+    root = tmp_path / "noprob"
+    shutil.copytree(tiny_project, root)
+    text = (root / "process.yaml").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if "probability:" not in ln]
+    (root / "process.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = fw.open(root)
+    try:
+        with pytest.raises(InputError, match="qualification have no probability"):
+            WeightedPipeline().fit(log)
+    finally:
+        log.store.close()
+
+
+def test_past_bookings_for_the_fan_chart(tiny_log: fw.EventLog) -> None:
+    r = WeightedPipeline().fit(tiny_log).predict(horizon="30d", period="month")
+    h = r.history.set_index("period").booked
+    # Periods are (start, end]: D1, won at 2024-02-01 00:00 sharp, ends January, just as
+    # a deal closed at a cut-off is known at it (as_of) and not booked after it.
+    assert h.to_dict() == {"2024-01": 1000.0, "2024-02": 0.0}
+
+
+# -- the calendar ----------------------------------------------------------------------
+
+
+def test_week_grid_clips_to_the_horizon() -> None:
+    g = period_grid(T("2024-02-05 10:00"), 30, "week")
+    assert g.labels == ["2024-W06", "2024-W07", "2024-W08", "2024-W09", "2024-W10"]
+    assert g.starts[1] == T("2024-02-12") and g.ends[-1] == T("2024-03-06 10:00")
+    assert g.end_days.tolist() == [6, 13, 20, 27, 30]
+    assert g.n_days == 30
+
+
+def test_month_and_quarter_grids() -> None:
+    g = period_grid(T("2024-01-31"), 30, "month")
+    assert (g.labels, g.end_days.tolist()) == (["2024-01", "2024-02"], [1, 30])
+    q = period_grid(T("2024-02-10"), 120, "quarter")
+    assert q.labels == ["2024-Q1", "2024-Q2"] and q.ends[0] == T("2024-04-01")
+    h = period_grid(T("2024-02-10"), 90, "horizon")
+    assert len(h) == 1 and h.labels == ["2024-02-10+90d"]
+
+
+def test_sum_by_period_bounds_belong_to_the_period_they_end() -> None:
+    edges = [T("2024-01-01"), T("2024-02-01"), T("2024-03-01")]
+    times = np.array(
+        ["2024-01-01", "2024-01-15", "2024-02-01", "2024-02-02", "2024-03-02"],
+        dtype="datetime64[ns]",
+    )
+    out = sum_by_period(times, np.array([1.0, 2.0, 4.0, 8.0, 16.0]), edges)
+    assert out.tolist() == [6.0, 8.0]

@@ -1,0 +1,90 @@
+"""`funnelwise forecast` and `funnelwise backtest` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forecast_data import Memoryless, build_memoryless
+from funnelwise.cli import app
+
+runner = CliRunner()
+SCORE_KEYS = {"wape", "bias", "pinball", "coverage80", "n_cutoffs"}
+
+
+@pytest.fixture(scope="module")
+def memoryless(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_memoryless(tmp_path_factory.mktemp("cli"), Memoryless(rate=4.0, days=240), seed=1)
+
+
+def test_forecast_json_flags_the_fallback(tiny_project: Path) -> None:
+    result = runner.invoke(
+        app, ["--project", str(tiny_project), "forecast", "--horizon", "30d", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["requested"], out["method"]) == ("montecarlo", "weighted_pipeline")
+    assert "closed deals: the log has 3" in out["fallback"]
+    assert out["expected"] == pytest.approx(400.0)
+    assert [p["period"] for p in out["periods"]] == ["2024-03"]
+
+
+def test_forecast_csv_and_table(tiny_project: Path) -> None:
+    args = ["--project", str(tiny_project), "forecast", "--method", "weighted_pipeline"]
+    csv = runner.invoke(app, [*args, "--horizon", "90d", "--by", "source", "--format", "csv"])
+    assert csv.exit_code == 0, csv.output
+    frame = pd.read_csv(io.StringIO(csv.stdout))
+    web = frame[(frame.segment == "web") & (frame.period == "2024-03")]
+    assert web.expected.tolist() == [400.0]
+    table = runner.invoke(
+        app, [*args, "--target", "500", "--as-of", "2024-02-05", "--horizon", "30d"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "expected 440 USD" in table.stdout
+    assert "chance of reaching 500 USD" in table.stdout
+
+
+def test_forecast_bad_options_exit_2(tiny_project: Path) -> None:
+    base = ["--project", str(tiny_project), "forecast"]
+    bad_method = runner.invoke(app, [*base, "--method", "magic"])
+    assert bad_method.exit_code == 2
+    assert "unknown method 'magic'" in bad_method.output
+    bad_period = runner.invoke(app, [*base, "--period", "fortnight"])
+    assert bad_period.exit_code == 2 and "not one of week" in bad_period.output
+
+
+def _json(root: Path, command: str, *options: str) -> dict[str, Any]:
+    """Run a command on the project with 1,000 paths and JSON output; the parsed JSON."""
+    args = ["--project", str(root), command, *options, "--paths", "1000", "--format", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
+def test_backtest_json_shape(memoryless: Path) -> None:
+    out = _json(memoryless, "backtest", "--horizon", "30d", "--every", "45d")
+    assert set(out) == {"methods", "chosen"}
+    assert set(out["methods"]) == {
+        "weighted_pipeline",
+        "weighted_historical",
+        "run_rate",
+        "montecarlo",
+    }
+    for scores in out["methods"].values():
+        assert set(scores) >= SCORE_KEYS
+        assert scores["n_cutoffs"] == 4  # days 60, 105, 150 and 195 of 240
+    assert out["chosen"] in out["methods"]
+
+
+def test_forecast_auto_says_why(memoryless: Path) -> None:
+    out = _json(memoryless, "forecast", "--method", "auto", "--every", "60d", "--horizon", "30d")
+    assert out["requested"] == "auto"
+    assert out["method"] in {"weighted_pipeline", "weighted_historical", "run_rate", "montecarlo"}
+    assert out["notes"][0].startswith("method chosen by a backtest of 3 cut-offs:")

@@ -1,0 +1,146 @@
+"""The Monte Carlo forecast against a process whose future is known exactly.
+
+tests/forecast_data.py builds a memoryless two-stage process; its expected
+bookings over a horizon have a closed form. The model learns the hazards and
+the arrival rate from the log as of day 420 only. Tolerances: hazards are
+estimated from about 3,000 closed deals, so win chances carry a relative
+standard error near 3%; the checks allow 8% (open pipeline, and new pipeline
+per arriving deal), and 10% for the total, whose arrival rate adds the 3%
+error of a 13-week count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import funnelwise as fw
+from forecast_data import START, Memoryless, build_memoryless
+from funnelwise.errors import NotEnoughDataError
+from funnelwise.forecast import ForecastResult, MonteCarlo, NotFittedError
+from funnelwise.forecast.history import History, pull_history
+
+TRUTH = Memoryless(rate=10.0, days=500)
+HORIZON = 60.0
+CUT = START + pd.Timedelta(days=420)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    root = build_memoryless(tmp_path_factory.mktemp("memoryless"), TRUTH, seed=3)
+    log = fw.open(root)
+    try:
+        return pull_history(log.as_of(CUT), by="source")
+    finally:
+        log.store.close()
+
+
+@pytest.fixture(scope="module")
+def fitted(history: History) -> MonteCarlo:
+    return MonteCarlo(by="source", n_paths=10_000, seed=11).fit_history(history)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def result(fitted: MonteCarlo) -> ForecastResult:
+    return fitted.predict(horizon=HORIZON, period="month", target=150_000.0)
+
+
+def _open_value(history: History, stage: str) -> float:
+    od = history.open_deals
+    return float(od.amount_base[od.stage_id == stage].sum())
+
+
+def test_expected_bookings_match_the_exact_truth(history: History, result: ForecastResult) -> None:
+    p_lead, p_qualified = TRUTH.win_chances(HORIZON)
+    open_exact = (
+        _open_value(history, "lead") * p_lead + _open_value(history, "qualification") * p_qualified
+    )
+    assert result.components["open_pipeline"] == pytest.approx(open_exact, rel=0.08)
+    # Deals not yet created: compare per arriving deal, apart from the rate's own noise.
+    per_arrival = result.components["new_pipeline"] / result.diagnostics["arrivals_per_day"]
+    assert per_arrival == pytest.approx(TRUTH.expected_new(HORIZON) / TRUTH.rate, rel=0.08)
+    exact = TRUTH.expected_bookings(
+        _open_value(history, "lead"), _open_value(history, "qualification"), HORIZON
+    )
+    assert result.expected == pytest.approx(exact, rel=0.10)
+
+
+def test_simulated_paths_agree_with_the_exact_expectation(
+    fitted: MonteCarlo, result: ForecastResult
+) -> None:
+    d = result.diagnostics
+    standard_error = d["path_sd"] / math.sqrt(result.n_paths or 1)
+    assert abs(d["path_mean"] - result.expected) < 4 * standard_error
+    assert result.p10 < result.p50 < result.p90
+    # The same seed draws the same paths: 10% of them reach the P90.
+    again = fitted.predict(horizon=HORIZON, period="month", target=result.p90)
+    assert again.prob_target == pytest.approx(0.10, abs=0.005)
+
+
+def test_segments_and_periods_add_up(result: ForecastResult) -> None:
+    totals = result.totals.set_index("segment")
+    assert set(totals.index) == {"all", "web", "partner"}
+    assert totals.expected[["web", "partner"]].sum() == pytest.approx(totals.expected["all"])
+    periods = result.to_frame()
+    by_segment = periods.groupby("segment").expected.sum()
+    assert by_segment.to_dict() == pytest.approx(totals.expected.to_dict())
+    fan = result.fan
+    assert np.all(np.diff(fan.expected) >= 0)
+    assert fan.expected.iloc[-1] == pytest.approx(result.expected)
+    quantiles = fan[["q05", "q10", "q25", "q50", "q75", "q90", "q95"]].to_numpy()
+    assert np.all(np.diff(quantiles, axis=1) >= 0)
+    assert result.seed == 11 and result.n_paths == 10_000
+
+
+def test_seed_reproduces_and_changes_the_draws(history: History) -> None:
+    def run(seed: int) -> ForecastResult:
+        est = MonteCarlo(by="source", n_paths=2000, seed=seed).fit_history(history)
+        return est.predict(horizon=HORIZON, period="horizon")
+
+    a, b, c = run(5), run(5), run(6)
+    assert a.to_frame().equals(b.to_frame())
+    assert (a.p10, a.p90) != (c.p10, c.p90)
+
+
+def test_large_pipelines_sum_small_deals_exactly_in_mean(history: History) -> None:
+    # With a tiny budget of exact draws most deals enter through their exact
+    # conditional mean and covariance: same expectation, nearly the same spread.
+    def run(budget: float) -> ForecastResult:
+        est = MonteCarlo(by="source", n_paths=4000, seed=2, exact_budget=budget)
+        return est.fit_history(history).predict(horizon=HORIZON, period="month")
+
+    exact, mixed = run(1e9), run(4000 * 3 * 5)
+    assert mixed.diagnostics["exact_deals"] == 5 and exact.diagnostics["approximated_deals"] == 0
+    assert mixed.expected == pytest.approx(exact.expected)
+    width = exact.p90 - exact.p10
+    assert mixed.p10 == pytest.approx(exact.p10, abs=0.1 * width)
+    assert mixed.p90 == pytest.approx(exact.p90, abs=0.1 * width)
+
+
+def test_without_new_pipeline_only_open_deals_count(history: History) -> None:
+    est = MonteCarlo(by="source", n_paths=2000, arrivals=False).fit_history(history)
+    r = est.predict(horizon=HORIZON)
+    assert r.components["new_pipeline"] == 0.0
+    assert r.expected == pytest.approx(r.components["open_pipeline"])
+
+
+def test_contract_and_too_little_history(tiny_log: fw.EventLog) -> None:
+    est = MonteCarlo(n_paths=500, seed=3)
+    assert est.get_params()["n_paths"] == 500 and not hasattr(est, "hazards_")
+    with pytest.raises(NotFittedError):
+        est.predict()
+    with pytest.raises(NotEnoughDataError, match=r"closed deals: the log has 3 .* at least 20"):
+        est.fit(tiny_log)
+
+
+def test_hazards_are_learned_from_the_cut_log(history: History) -> None:
+    est = MonteCarlo(by="source", n_paths=100).fit_history(history)
+    hz = est.hazards_
+    lead = est.design_.state_of(pd.Series(["new-business"]), pd.Series(["lead"]))[0]
+    # The pooled exit rate from lead over all bins is near the truth (1/8 per day).
+    rate = hz.events[lead].sum() / hz.exposure[lead].sum()
+    assert rate == pytest.approx(TRUTH.l1, rel=0.06)
+    assert est.as_of_ == CUT
