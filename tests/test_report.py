@@ -15,10 +15,13 @@ from typer.testing import CliRunner
 import funnelwise as fw
 from funnelwise import analytics
 from funnelwise.cli import app
+from funnelwise.forecast import backtest, forecast
 from funnelwise.log import EventLog
 from funnelwise.report import Report, build_report
 from funnelwise.report import fmt as f
-from funnelwise.report.build import FLOW_DAYS, available_analyses
+from funnelwise.report.build import FLOW_DAYS, N_PATHS, available_analyses
+from funnelwise.report.charts import METHOD_LABELS
+from funnelwise.report.outlook import backtest_section
 from funnelwise.synth import generate, write_project
 from tiny import build_tiny
 
@@ -30,6 +33,8 @@ SECTION_OF = {
     "timing": "timing",
     "bottlenecks": "bottlenecks",
     "discovery": "discovery",
+    "forecast": "forecast",
+    "backtest": "backtest",
     "snapshot": "snapshot",
     "flow": "flow",
 }
@@ -49,7 +54,8 @@ def log(synth_dir: Path) -> EventLog:
 
 @pytest.fixture(scope="module")
 def report(log: EventLog) -> Report:
-    return build_report(log)
+    # The backtest is the slow part: tested on its own below.
+    return build_report(log, backtest_every=None)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,8 @@ def page(report: Report) -> str:
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
-    return build_report(fw.open(build_tiny(tmp_path_factory.mktemp("tiny") / "p")))
+    log = fw.open(build_tiny(tmp_path_factory.mktemp("tiny") / "p"))
+    return build_report(log, backtest_every=None)
 
 
 def _pct(x: float) -> str:
@@ -92,7 +99,8 @@ def test_page_is_self_contained_with_plotly_embedded_once(page: str, report: Rep
 
 
 def test_every_available_analysis_has_its_section(report: Report, page: str) -> None:
-    expected = {SECTION_OF[a] for a in available_analyses()}
+    # The backtest was left out of this report (backtest_every=None).
+    expected = {SECTION_OF[a] for a in available_analyses()} - {"backtest"}
     # Every analysis that has landed so far is run and shown.
     assert set(SECTION_OF) <= set(available_analyses())
     keys = [s.key for s in report.sections]
@@ -237,15 +245,51 @@ def test_tiny_log_takeaways_by_hand(tiny_report: Report) -> None:
     )
 
 
+def test_forecast_takeaway_quotes_the_distribution(log: EventLog, report: Report) -> None:
+    fc = forecast(log, horizon="90d", n_paths=N_PATHS)
+    text = report.section("forecast").takeaway
+    usd = lambda v: f.money(v, "USD")  # noqa: E731
+    assert f"{usd(fc.expected)}, with 80% chance between {usd(fc.p10)} and {usd(fc.p90)}" in text
+    assert f"({usd(fc.components['open_pipeline'])} from deals open today" in text
+    assert "method: Monte Carlo" in text and fc.method == "montecarlo"
+    rows = report.section("forecast").tables[0].rows
+    assert [r[1] for r in rows] == [usd(v) for v in fc.periods["expected"]]
+
+
+def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
+    start = log.now - pd.Timedelta(days=200)
+    bt = backtest(
+        log, horizon="90d", every="30d", start=start, end=start + pd.Timedelta(days=30), n_paths=200
+    )
+    assert len(bt.cutoffs) == 2
+    section = backtest_section(bt, "USD")
+    mc, base = bt.scores["montecarlo"], bt.scores["weighted_pipeline"]
+    assert section.takeaway == (
+        f"Over 2 past cut-offs, Monte Carlo missed the 90-day bookings by {_pct(mc.wape)} "
+        f"(WAPE) against {_pct(base.wape)} for the weighted pipeline CRMs show; its 80% "
+        f"interval held the actual {_pct(mc.coverage80)} of the time."
+    )
+    methods = [row[0] for row in section.tables[0].rows]
+    assert len(methods) == 4 and methods[0] == METHOD_LABELS[bt.chosen]
+    # One band, one line per method and the actual bookings.
+    assert len(section.charts[0].figure.data) == 2 + 4 + 1
+
+
 # -- logs the report cannot say much about ---------------------------------------------------
 def test_log_without_closed_deals_says_so(log: EventLog) -> None:
     first_close = pd.Timestamp(log.deals.closed_at.min().execute())
-    report = build_report(log, as_of=first_close - pd.Timedelta(seconds=1))
+    report = build_report(log, as_of=first_close - pd.Timedelta(seconds=1), n_paths=200)
     outcomes = report.section("outcomes")
     assert outcomes.empty and outcomes.charts == ()
     assert "No deal has closed yet" in outcomes.takeaway
     kpis = report.section("kpis")
     assert kpis.empty and "No deal has closed yet" in kpis.takeaway
+    # No history to backtest on, and the forecast says which baseline answered.
+    backtest = report.section("backtest")
+    assert backtest.empty and backtest.takeaway.startswith("Not enough data yet: ")
+    forecast = report.section("forecast")
+    assert "weighted pipeline (CRM)" in forecast.takeaway
+    assert forecast.notes[0].startswith("The requested method could not run: ")
     funnel = report.section("funnel")
     assert not funnel.empty and funnel.charts
     page = report.html()
@@ -255,31 +299,30 @@ def test_log_without_closed_deals_says_so(log: EventLog) -> None:
 
 def test_log_without_deals_says_so(log: EventLog) -> None:
     first = pd.Timestamp(log.deals.created_at.min().execute())
-    report = build_report(log, as_of=first - pd.Timedelta(days=1))
+    report = build_report(log, as_of=first - pd.Timedelta(days=1), backtest_every=None)
     assert [s.key for s in report.sections] == ["no-deals"]
     assert "holds no deals" in report.section("no-deals").takeaway
     assert "holds no deals" in report.html()
 
 
-def test_as_of_describes_the_past(log: EventLog) -> None:
-    t = log.now - pd.Timedelta(days=200)
-    report = build_report(log, as_of=t)
-    assert report.as_of == t
-    snap = analytics.snapshot(log.as_of(t)).totals.iloc[0]
-    text = report.section("snapshot").takeaway
-    assert f"{int(snap['deals']):,} open deals" in text and f"as of {t.date()}" in text
-
-
 # -- command line --------------------------------------------------------------------------
-def test_cli_writes_the_report(synth_dir: Path, tmp_path: Path) -> None:
+def test_cli_writes_the_report_as_of_a_past_date(
+    synth_dir: Path, log: EventLog, tmp_path: Path
+) -> None:
     out = tmp_path / "out" / "r.html"
     args = ["--project", str(synth_dir), "report", "-o", str(out), "--as-of", "2024-01-01"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--no-backtest"])
     assert result.exit_code == 0, result.output
     assert "Report written" in result.output
     text = out.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
-    assert "as of 2024-01-01" in text
+    assert "Sales process report as of 2024-01-01" in text
+    # The pipeline is the one known then, not today's.
+    then = analytics.snapshot(log.as_of("2024-01-01")).totals.iloc[0]
+    now = analytics.snapshot(log).totals.iloc[0]
+    assert then["deals"] != now["deals"]
+    worth = f.money(then["value"], "USD")
+    assert f"{int(then['deals']):,} open deals worth {worth} as of 2024-01-01" in text
 
 
 def test_cli_rejects_a_bad_date(synth_dir: Path, tmp_path: Path) -> None:

@@ -1,16 +1,17 @@
-"""Build the report: call the analyses, turn their results into sections, render
-one self-contained HTML file.
+"""Build the report: run the analyses, turn their results into sections.
 
 The report computes nothing itself. `build_report` runs each analysis on the
 log (cut at `as_of` when given) and hands the results to the section
-functions; `Report.html()` renders them with plotly.js embedded once, inline,
-so the file opens anywhere without a network. A process with several
-pipelines gets one part per pipeline (their stages differ).
+functions; `Report.html()` renders them as one self-contained page (see
+`render`). An analysis this version of funnelwise lacks is left out with its
+section; one that says it has not enough data (NotEnoughDataError) leaves a
+section saying so. A process with several pipelines gets one part per
+pipeline (their stages differ).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,22 +19,97 @@ from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
-import plotly.io as pio
-import plotly.offline
-from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 
-from funnelwise import analytics
 from funnelwise.analytics.common import stage_frame
-from funnelwise.analytics.result import Result
+from funnelwise.errors import NotEnoughDataError
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback, no_progress
-from funnelwise.report import charts, fmt, sections
-from funnelwise.report.sections import Section
+from funnelwise.report import fmt, outlook, sections
+from funnelwise.report.render import render
+from funnelwise.report.section import TITLES, Section, notice
 from funnelwise.timeutil import Instant
 
 # The flow waterfall covers this many days up to the report's instant.
 FLOW_DAYS = 90
+FORECAST_HORIZON = "90d"
+# Backtest cut-offs this far apart (None: no backtest); fewer cut-offs, faster report.
+BACKTEST_EVERY = "45d"
+# Simulated paths per forecast (and per backtest cut-off).
+N_PATHS = 2000
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the report calls the analyses."""
+
+    flow_days: int = FLOW_DAYS
+    horizon: str = FORECAST_HORIZON
+    backtest_every: str | None = BACKTEST_EVERY
+    n_paths: int = N_PATHS
+    progress: ProgressCallback = no_progress
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis the report runs: where its function lives, how to call it
+    (None: not wanted with these options), and whether it needs closed deals."""
+
+    name: str
+    module: str
+    call: Callable[[Callable[..., Any], EventLog, Options], Any]
+    needs_closed: bool = False
+
+    def function(self) -> Callable[..., Any] | None:
+        """The analysis function, or None when this version of funnelwise lacks it."""
+        try:
+            module = importlib.import_module(self.module)
+        except ModuleNotFoundError:
+            return None
+        fn = getattr(module, self.name, None)
+        return fn if callable(fn) else None
+
+
+def _flow(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
+    return f(log, start=log.now - pd.Timedelta(days=o.flow_days), end=log.now)
+
+
+def _backtest(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
+    if o.backtest_every is None:
+        return None
+    return f(log, horizon=o.horizon, every=o.backtest_every, n_paths=o.n_paths, progress=o.progress)
+
+
+ANALYTICS, FORECAST = "funnelwise.analytics", "funnelwise.forecast"
+# In the order they run; the sections follow SECTION_ORDER.
+ANALYSES: tuple[Analysis, ...] = (
+    Analysis("funnel", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis("outcomes", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis("kpis", ANALYTICS, lambda f, log, o: f(log), needs_closed=True),
+    Analysis("timing", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis("bottlenecks", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis("discovery", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis("snapshot", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis("flow", ANALYTICS, _flow),
+    Analysis("forecast", FORECAST, lambda f, log, o: f(log, horizon=o.horizon, n_paths=o.n_paths)),
+    Analysis("backtest", FORECAST, _backtest),
+)
+SECTION_ORDER = (
+    "kpis",
+    "funnel",
+    "outcomes",
+    "timing",
+    "bottlenecks",
+    "discovery",
+    "snapshot",
+    "flow",
+    "forecast",
+    "backtest",
+)
+
+
+def available_analyses() -> list[str]:
+    """Names of the analyses this version of funnelwise has, that the report runs."""
+    return [a.name for a in ANALYSES if a.function() is not None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +120,7 @@ class Part:
     pipeline_id: str | None
     label: str | None
     sections: tuple[Section, ...]
-    results: Mapping[str, Result] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "results", MappingProxyType(dict(self.results)))
@@ -96,92 +172,77 @@ def _stage_names(log: EventLog) -> dict[str, str]:
     return dict(zip(stages["stage_id"], stages["name"], strict=True))
 
 
-# The analyses the report runs, in order: name in funnelwise.analytics, how to call
-# it, and whether it needs closed deals (then a log without any gets a notice instead).
-# One this version of funnelwise lacks is skipped, and so are its sections.
-Call = Callable[[Callable[..., Result], EventLog, int], Result]
-ANALYSES: tuple[tuple[str, Call, bool], ...] = (
-    ("funnel", lambda f, log, _: f(log), False),
-    ("outcomes", lambda f, log, _: f(log), False),
-    ("kpis", lambda f, log, _: f(log), True),
-    ("timing", lambda f, log, _: f(log), False),
-    ("bottlenecks", lambda f, log, _: f(log), False),
-    ("discovery", lambda f, log, _: f(log), False),
-    ("snapshot", lambda f, log, _: f(log), False),
-    (
-        "flow",
-        lambda f, log, flow_days: f(log, start=log.now - pd.Timedelta(days=flow_days), end=log.now),
-        False,
-    ),
-)
+# How each analysis result becomes its section.
+SECTIONS: Mapping[str, Callable[[Any, EventLog], Section]] = {
+    "kpis": lambda r, log: sections.kpis_section(r),
+    "funnel": lambda r, log: sections.funnel_section(r),
+    "outcomes": lambda r, log: sections.outcomes_section(r, _stage_names(log)),
+    "timing": lambda r, log: sections.timing_section(r),
+    "bottlenecks": lambda r, log: sections.bottlenecks_section(r),
+    "discovery": lambda r, log: sections.discovery_section(r, stage_frame(log)),
+    "snapshot": lambda r, log: outlook.snapshot_section(r),
+    "flow": lambda r, log: outlook.flow_section(r),
+    "forecast": lambda r, log: outlook.forecast_section(r),
+    "backtest": lambda r, log: outlook.backtest_section(r, log.process.currency),
+}
 
 
-def available_analyses() -> list[str]:
-    """Names of the analyses this version of funnelwise has, that the report runs."""
-    return [name for name, _, _ in ANALYSES if callable(getattr(analytics, name, None))]
-
-
-def _sections(log: EventLog, r: Mapping[str, Any]) -> list[Section]:
-    """Every section whose results are there, in reading order."""
-    out = []
-    if "kpis" in r:
-        out.append(sections.kpis_section(r["kpis"]))
-    elif "kpis" in available_analyses():
-        out.append(sections.kpis_need_closed_deals(log.now))
-    if "funnel" in r:
-        out.append(sections.funnel_section(r["funnel"]))
-    if "outcomes" in r:
-        out.append(sections.outcomes_section(r["outcomes"], _stage_names(log)))
-    if "timing" in r:
-        out.append(sections.timing_section(r["timing"]))
-    if "bottlenecks" in r:
-        out.append(sections.bottlenecks_section(r["bottlenecks"]))
-    if "discovery" in r:
-        out.append(sections.discovery_section(r["discovery"], stage_frame(log)))
-    if "snapshot" in r:
-        out.append(sections.snapshot_section(r["snapshot"]))
-    if "flow" in r:
-        out.append(sections.flow_section(r["flow"]))
-    return out
-
-
-def _no_deals(results: Mapping[str, Result]) -> bool:
+def _no_deals(results: Mapping[str, Any]) -> bool:
     funnel = results.get("funnel")
     if funnel is None:
         return False
     stages = funnel.to_frame()
-    return stages.empty or int(stages["reached"].iloc[0]) == 0
+    return bool(stages.empty) or int(stages["reached"].iloc[0]) == 0
 
 
-def _no_closed_deals(results: Mapping[str, Result]) -> bool:
+def _no_closed_deals(results: Mapping[str, Any]) -> bool:
     outcomes = results.get("outcomes")
     if outcomes is None:
         return False
     s = outcomes.to_frame()
     s = s[s["scope"] == "created"]
-    return s.empty or int(s[["won", "lost", "no_decision"]].to_numpy().sum()) == 0
+    return bool(s.empty) or int(s[["won", "lost", "no_decision"]].to_numpy().sum()) == 0
 
 
-def _part(log: EventLog, label: str | None, flow_days: int, step: Callable[[str], None]) -> Part:
+def _part(log: EventLog, label: str | None, options: Options, step: Callable[[], None]) -> Part:
     """Run the analyses of one pipeline and build its sections."""
-    results: dict[str, Result] = {}
-    for name, call, needs_closed in ANALYSES:
-        fn = getattr(analytics, name, None)
-        if not callable(fn):
+    results: dict[str, Any] = {}
+    missing: dict[str, str] = {}  # analysis -> why it has nothing to show
+    for analysis in ANALYSES:
+        fn = analysis.function()
+        if fn is None:
             continue
-        if not (needs_closed and _no_closed_deals(results)):
-            results[name] = call(fn, log, flow_days)
-        step(name)
-        if name == "funnel" and _no_deals(results):
+        if analysis.needs_closed and _no_closed_deals(results):
+            missing[analysis.name] = (
+                f"No deal has closed yet as of {fmt.date(log.now)}: win rate, deal size "
+                "and cycle time need closed deals."
+            )
+        else:
+            try:
+                result = analysis.call(fn, log, options)
+            except NotEnoughDataError as exc:
+                missing[analysis.name] = f"Not enough data yet: {exc}."
+            else:
+                if result is not None:
+                    results[analysis.name] = result
+        step()
+        if analysis.name == "funnel" and _no_deals(results):
             # Nothing else has anything to say about a log without deals.
-            empty = sections.notice(
+            empty = notice(
                 "no-deals",
                 "No deals",
                 f"This log holds no deals as of {fmt.date(log.now)}: load deals "
                 "(funnelwise import) or choose a later --as-of date.",
             )
             return Part(log.pipeline_id, label, (empty,), results)
-    return Part(log.pipeline_id, label, tuple(_sections(log, results)), results)
+    built = [
+        SECTIONS[name](results[name], log)
+        if name in results
+        else notice(name, TITLES[name], missing[name])
+        for name in SECTION_ORDER
+        if name in results or name in missing
+    ]
+    return Part(log.pipeline_id, label, tuple(built), results)
 
 
 def build_report(
@@ -189,6 +250,9 @@ def build_report(
     *,
     as_of: Instant | None = None,
     flow_days: int = FLOW_DAYS,
+    horizon: str = FORECAST_HORIZON,
+    backtest_every: str | None = BACKTEST_EVERY,
+    n_paths: int = N_PATHS,
     title: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Report:
@@ -199,27 +263,33 @@ def build_report(
         log: the event log (filtered as you like).
         as_of: describe the log as it was known at this instant (naive UTC).
         flow_days: the pipeline-flow waterfall covers the days up to the instant.
+        horizon: the forecast horizon (a duration such as "90d").
+        backtest_every: days between backtest cut-offs ("45d"); None leaves the
+            backtest out (it is the slowest part of the report).
+        n_paths: simulated paths of the forecast and of each backtest cut-off.
         title: the page title (default: the process name).
-        progress: called as `("report", done, total)` after each analysis.
+        progress: called as `("report", done, total)` after each analysis (the
+            backtest reports its own steps too).
     """
     cut = log.as_of(as_of) if as_of is not None else log
     pipelines = (
         [cut.process.pipeline(cut.pipeline_id)] if cut.pipeline_id else list(cut.process.pipelines)
     )
-    report_progress = progress or no_progress
+    report = progress or no_progress
+    options = Options(flow_days, horizon, backtest_every, n_paths, report)
     total = len(available_analyses()) * len(pipelines)
     done = 0
 
-    def step(_: str) -> None:
+    def step() -> None:
         nonlocal done
         done += 1
-        report_progress("report", min(done, total), total)
+        report("report", min(done, total), total)
 
     if len(pipelines) == 1:
-        parts = [_part(cut, None, flow_days, step)]
+        parts = [_part(cut, None, options, step)]
     else:
-        parts = [_part(cut.filter(pipeline=p.id), p.label, flow_days, step) for p in pipelines]
-    report_progress("report", total, total)
+        parts = [_part(cut.filter(pipeline=p.id), p.label, options, step) for p in pipelines]
+    report("report", total, total)
     name = cut.process.name
     return Report(
         title=title or name,
@@ -235,46 +305,9 @@ def write_report(
     path: str | Path,
     *,
     as_of: Instant | None = None,
+    backtest_every: str | None = BACKTEST_EVERY,
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Build the report of `log` and write it as one self-contained HTML file."""
-    return build_report(log, as_of=as_of, progress=progress).write(path)
-
-
-# -- rendering -----------------------------------------------------------------------
-_env = Environment(
-    loader=PackageLoader("funnelwise.report", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def _figure_html(figure: Any, div_id: str) -> Markup:
-    html = pio.to_html(
-        figure,
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        config=charts.CONFIG,
-        default_width="100%",
-    )
-    # Plotly's own markup: the figure data inside is JSON-encoded by plotly.
-    return Markup(html)
-
-
-def render(report: Report) -> str:
-    """The report as one HTML page (see the module docstring)."""
-    figures: dict[tuple[int, str, int], Markup] = {}
-    for k, part in enumerate(report.parts):
-        for s in part.sections:
-            for i, chart in enumerate(s.charts):
-                figures[k, s.key, i] = _figure_html(chart.figure, f"fig-{k}-{s.key}-{i}")
-    template = _env.get_template("report.html")
-    return template.render(
-        report=report,
-        figures=figures,
-        plotlyjs=Markup(plotly.offline.get_plotlyjs()),
-        as_of=fmt.date(report.as_of),
-        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    )
+    report = build_report(log, as_of=as_of, backtest_every=backtest_every, progress=progress)
+    return report.write(path)

@@ -24,6 +24,18 @@ LIGHT = "#a9c1d6"
 TARGET = "#c77700"
 OUTCOME_COLORS = {"won": "#2e7d32", "lost": "#b3261e", "no_decision": "#7a7a7a"}
 OUTCOME_LABELS = {"won": "Won", "lost": "Lost", "no_decision": "No decision"}
+METHOD_LABELS = {
+    "montecarlo": "Monte Carlo",
+    "weighted_pipeline": "weighted pipeline (CRM)",
+    "weighted_historical": "weighted by history",
+    "run_rate": "run rate",
+}
+METHOD_COLORS = {
+    "montecarlo": PRIMARY,
+    "weighted_pipeline": TARGET,
+    "weighted_historical": "#9c6ade",
+    "run_rate": MUTED,
+}
 STEP_LABELS = {
     "start": "Start",
     "created": "Created",
@@ -96,6 +108,15 @@ def _band(
             hoverinfo="skip",
             showlegend=False,
         )
+
+
+def _line(
+    fig: go.Figure, x: pd.Series, y: pd.Series, name: str, line: dict[str, object], hover: str
+) -> None:
+    """A named line; `hover` is the value part of its tooltip (plotly template)."""
+    fig.add_scatter(
+        x=x, y=y, mode="lines", name=name, line=line, hovertemplate=f"{hover}<extra>{name}</extra>"
+    )
 
 
 def funnel_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
@@ -347,6 +368,64 @@ def process_map_chart(edges: pd.DataFrame, stages: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.55, len(line) - 0.45])
     fig.update_yaxes(visible=False, range=[-down - 0.3, up + 0.25])
     return style(fig, height=int(100 + 200 * (up + down)))
+
+
+def fan_chart(
+    fan: pd.DataFrame, as_of: pd.Timestamp, currency: str, target: float | None
+) -> go.Figure:
+    """Cumulative bookings from the as-of date: the median, the expected value and
+    nested bands (P25–P75, P10–P90, P5–P95), starting at zero on the as-of date."""
+    start = pd.DataFrame({"end": [as_of], **{c: [0.0] for c in fan.columns if c != "end"}})
+    f = pd.concat([start, fan], ignore_index=True)
+    fig = go.Figure()
+    for lo, hi, alpha in (("q05", "q95", 0.12), ("q10", "q90", 0.2), ("q25", "q75", 0.3)):
+        _band(fig, f["end"], f[lo], f[hi], _rgba(PRIMARY, alpha), shape="linear")
+    hover = "%{x|%Y-%m-%d}: %{y:,.0f}"
+    _line(fig, f["end"], f["q50"], "median", {"color": PRIMARY, "width": 2}, hover)
+    _line(
+        fig, f["end"], f["expected"], "expected", {"color": INK, "width": 1, "dash": "dot"}, hover
+    )
+    if target is not None and fmt.finite(target):
+        fig.add_hline(
+            y=target,
+            line={"color": TARGET, "dash": "dash", "width": 1},
+            annotation_text=f"target {fmt.money(target, currency)}",
+            annotation_position="top left",
+            annotation_font={"color": TARGET, "size": 11},
+        )
+    fig.update_yaxes(rangemode="tozero", **_money_axis(currency))
+    return style(fig, height=320, legend=True)
+
+
+def backtest_chart(rows: pd.DataFrame, currency: str) -> go.Figure:
+    """Forecasts made as of past cut-offs against what was then booked: the actual
+    bookings, each method's expected value, and the Monte Carlo P10–P90 band."""
+    fig = go.Figure()
+    mc = rows[rows["method"] == "montecarlo"]
+    if len(mc):
+        _band(fig, mc["cutoff"], mc["p10"], mc["p90"], _rgba(PRIMARY, 0.15), shape="linear")
+    for method, part in rows.groupby("method", sort=False):
+        _line(
+            fig,
+            part["cutoff"],
+            part["expected"],
+            METHOD_LABELS.get(str(method), str(method)),
+            {"color": METHOD_COLORS.get(str(method), MUTED), "width": 1.5},
+            "as of %{x|%Y-%m-%d}: %{y:,.0f}",
+        )
+    actual = rows.drop_duplicates("cutoff")
+    fig.add_scatter(
+        x=actual["cutoff"],
+        y=actual["actual"],
+        mode="lines+markers",
+        name="actually booked",
+        line={"color": INK, "width": 2},
+        marker={"size": 6},
+        hovertemplate="as of %{x|%Y-%m-%d}: %{y:,.0f}<extra>booked</extra>",
+    )
+    fig.update_xaxes(title_text="forecast made as of")
+    fig.update_yaxes(rangemode="tozero", **_money_axis(currency))
+    return style(fig, height=340, legend=True)
 
 
 def bottleneck_chart(ranking: pd.DataFrame) -> go.Figure:

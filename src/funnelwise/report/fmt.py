@@ -30,7 +30,7 @@ def pct(value: Any, digits: int = 0) -> str:
     """A share as a percentage: 0.2685 -> '27%' (digits=0) or '26.8%'."""
     if missing(value):
         return DASH
-    return f"{100 * float(value):.{digits}f}%"
+    return f"{100 * float(value):.{digits}f}%".replace("-", "−")
 
 
 def ci(lower: Any, upper: Any, *, level: float = 0.95) -> str:

@@ -1,5 +1,6 @@
-"""The report's sections: one function per section, from analysis results to text,
-tables and charts.
+"""The report's sections on the process: key figures, funnel, outcomes, time in
+stage, bottlenecks and the process map. One function per section, from analysis
+results to text, tables and charts.
 
 Each function reads numbers off result frames and formats them: the one-line
 takeaway names the row it picked (the weakest step, the stage most over its
@@ -10,80 +11,28 @@ Nothing is estimated here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from funnelwise.analytics.discovery import SEPARATOR
 from funnelwise.report import charts, fmt
-from funnelwise.report.fmt import Table, table
+from funnelwise.report.fmt import table
+from funnelwise.report.section import TITLES, Chart, Section, Tile, confidence, first_row, notice
 
 if TYPE_CHECKING:
     # Types only: the report runs with whichever analyses this version has.
     from funnelwise.analytics.bottlenecks import BottleneckResult
     from funnelwise.analytics.discovery import DiscoveryResult
-    from funnelwise.analytics.flow import FlowResult
     from funnelwise.analytics.funnel import FunnelResult
     from funnelwise.analytics.kpis import KpiResult
     from funnelwise.analytics.outcomes import OutcomesResult
-    from funnelwise.analytics.snapshot import SnapshotResult
     from funnelwise.analytics.timing import TimingResult
-
-
-@dataclass(frozen=True, eq=False)
-class Chart:
-    """A figure and the one line that says what it shows."""
-
-    figure: go.Figure
-    takeaway: str
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One key figure: a label, the value, and a line of context (interval, denominator)."""
-
-    label: str
-    value: str
-    detail: str = ""
-
-
-@dataclass(frozen=True, eq=False)
-class Section:
-    """A titled part of the report: its takeaway, then tiles, charts, tables, bullets
-    (one sentence per item) and notes (method and denominators). `empty` marks a
-    section that had nothing to show."""
-
-    key: str
-    title: str
-    takeaway: str
-    tiles: tuple[Tile, ...] = ()
-    charts: tuple[Chart, ...] = ()
-    tables: tuple[Table, ...] = ()
-    bullets: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    empty: bool = False
-
-
-def notice(key: str, title: str, text: str) -> Section:
-    """A section that only says why there is nothing to show."""
-    return Section(key=key, title=title, takeaway=text, empty=True)
-
-
-def _row(frame: pd.DataFrame, **where: Any) -> pd.Series | None:
-    for col, value in where.items():
-        frame = frame[frame[col] == value]
-    return None if frame.empty else frame.iloc[0]
-
-
-def _level(meta: Mapping[str, Any]) -> float:
-    return 1 - float(meta.get("alpha", 0.05))
 
 
 # -- key figures ---------------------------------------------------------------------
 def _kpi(frame: pd.DataFrame, name: str) -> pd.Series | None:
-    return _row(frame, kpi=name)
+    return first_row(frame, kpi=name)
 
 
 def kpis_section(result: KpiResult) -> Section:
@@ -91,8 +40,8 @@ def kpis_section(result: KpiResult) -> Section:
     conversion, and the cost and return of each campaign when costs are known."""
     k = result.kpis
     currency = str(result.meta["currency"])
-    level = _level(result.meta)
-    title = "Key figures"
+    level = confidence(result.meta)
+    title = TITLES["kpis"]
     won, closed = _kpi(k, "win_rate"), _kpi(k, "win_rate_closed")
     if won is None or closed is None:
         return notice("kpis", title, "No deals in this log.")
@@ -198,24 +147,14 @@ def kpis_section(result: KpiResult) -> Section:
     return Section("kpis", title, takeaway, tiles=tuple(tiles), tables=tuple(tables))
 
 
-def kpis_need_closed_deals(as_of: Any) -> Section:
-    """The key-figures section of a log where no deal has closed."""
-    return notice(
-        "kpis",
-        "Key figures",
-        f"No deal has closed yet as of {fmt.date(as_of)}, so there is no win rate, deal "
-        "size or cycle time to report.",
-    )
-
-
 # -- funnel --------------------------------------------------------------------------
 def funnel_section(result: FunnelResult) -> Section:
     """Deals and value reaching each stage; the takeaway names the weakest step."""
     f = result.stages
     currency = str(result.meta["currency"])
     if f.empty or int(f["reached"].iloc[0]) == 0:
-        return notice("funnel", "Funnel", "No deals in this log.")
-    level = _level(result.meta)
+        return notice("funnel", TITLES["funnel"], "No deals in this log.")
+    level = confidence(result.meta)
     steps = f.iloc[1:].dropna(subset=["step_rate"])
     first, last = f.iloc[0], f.iloc[-1]
     if steps.empty:
@@ -262,7 +201,7 @@ def funnel_section(result: FunnelResult) -> Section:
     )
     return Section(
         "funnel",
-        "Funnel",
+        TITLES["funnel"],
         takeaway,
         charts=(Chart(charts.funnel_chart(f, currency), value_line),),
         tables=(rows,),
@@ -279,9 +218,9 @@ def funnel_section(result: FunnelResult) -> Section:
 def outcomes_section(result: OutcomesResult, stage_names: Mapping[str, str]) -> Section:
     """Cumulative incidence of won / lost / no decision, censoring-aware, against the
     naive closed-only win rate."""
-    title = "Outcomes: won, lost, no decision"
+    title = TITLES["outcomes"]
     summary = result.summary
-    s = _row(summary, scope="created")
+    s = first_row(summary, scope="created")
     if s is None:
         return notice("outcomes", title, "No deals in this log.")
     closed = int(s["won"] + s["lost"] + s["no_decision"])
@@ -293,7 +232,7 @@ def outcomes_section(result: OutcomesResult, stage_names: Mapping[str, str]) -> 
             f"{fmt.date(result.meta['as_of'])}), so the chances of winning and losing cannot "
             "be estimated.",
         )
-    level = _level(result.meta)
+    level = confidence(result.meta)
     takeaway = (
         f"A new deal ends won with probability {fmt.pct(s['p_won'])} "
         f"({fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)}), lost "
@@ -359,11 +298,11 @@ def outcomes_section(result: OutcomesResult, stage_names: Mapping[str, str]) -> 
 def timing_section(result: TimingResult) -> Section:
     """Time-in-stage distributions against the targets; the takeaway names the stage
     that overruns its target most often."""
-    title = "Time in stage"
+    title = TITLES["timing"]
     st = result.stages
     if st.empty:
         return notice("timing", title, "No deal has entered an open stage yet.")
-    level = _level(result.meta)
+    level = confidence(result.meta)
     with_target = st.dropna(subset=["target_days", "over_target"])
     if len(with_target):
         w = with_target.loc[with_target["over_target"].idxmax()]
@@ -452,7 +391,7 @@ def discovery_section(result: DiscoveryResult, stages: pd.DataFrame) -> Section:
 
     `stages` is the process's stage table (stage_id, name, position, kind).
     """
-    title = "Process map"
+    title = TITLES["discovery"]
     variants, edges = result.variants, result.edges
     if variants.empty:
         return notice("discovery", title, "No stage events in this log.")
@@ -523,7 +462,7 @@ def discovery_section(result: DiscoveryResult, stages: pd.DataFrame) -> Section:
 def bottlenecks_section(result: BottleneckResult) -> Section:
     """Stages ranked by value lost there and excess waiting × value, with the reason
     for each rank."""
-    title = "Bottlenecks in money"
+    title = TITLES["bottlenecks"]
     rank = result.ranking
     currency = str(result.meta["currency"])
     if rank.empty or float(rank["score"].sum()) == 0:
@@ -566,103 +505,4 @@ def bottlenecks_section(result: BottleneckResult) -> Section:
         ),
         tables=(rows,),
         bullets=tuple(str(w) for w in rank["why"]),
-    )
-
-
-# -- snapshot ------------------------------------------------------------------------
-def snapshot_section(result: SnapshotResult) -> Section:
-    """Open deals per current stage: count, value, weighted value, overdue."""
-    title = "Pipeline today"
-    st = result.stages
-    totals = result.totals
-    currency = str(result.meta["currency"])
-    as_of = fmt.date(result.meta["as_of"])
-    if totals.empty or int(totals["deals"].sum()) == 0:
-        return notice("snapshot", title, f"No open deals as of {as_of}.")
-    t = totals.iloc[0]
-    takeaway = (
-        f"{fmt.plural(t['deals'], 'open deal')} worth {fmt.money(t['value'], currency)} as of "
-        f"{as_of} ({fmt.money(t['weighted_value'], currency)} weighted by the stage "
-        f"probabilities); {fmt.count(t['over_target'])} are over their stage's target time and "
-        f"{fmt.count(t['past_close_date'])} past their expected close date."
-    )
-    rows = table(
-        st,
-        [
-            ("Stage", lambda r: str(r.name), False),
-            ("Deals", lambda r: fmt.count(r.deals), True),
-            ("Value", lambda r: fmt.money(r.value, currency), True),
-            ("Weighted", lambda r: fmt.money(r.weighted_value, currency), True),
-            ("Mean days in stage", lambda r: fmt.days_ci(r.mean_days_in_stage, None, None), True),
-            ("Over target", lambda r: fmt.count(r.over_target), True),
-            ("Past close date", lambda r: fmt.count(r.past_close_date), True),
-        ],
-    )
-    biggest = st.loc[st["value"].idxmax()]
-    return Section(
-        "snapshot",
-        title,
-        takeaway,
-        charts=(
-            Chart(
-                charts.snapshot_chart(st, currency),
-                f"Most open value sits in {biggest['name']}: "
-                f"{fmt.money(biggest['value'], currency)} in "
-                f"{fmt.plural(biggest['deals'], 'deal')}.",
-            ),
-        ),
-        tables=(rows,),
-        notes=(str(result.meta.get("weighting", "")),),
-    )
-
-
-# -- flow ----------------------------------------------------------------------------
-def flow_section(result: FlowResult) -> Section:
-    """The waterfall from the pipeline at start to the pipeline at end."""
-    title = "Pipeline flow"
-    w = result.waterfall
-    currency = str(result.meta["currency"])
-    start, end = fmt.date(result.meta["start"]), fmt.date(result.meta["end"])
-    if w.empty:
-        return notice("flow", title, f"No deals between {start} and {end}.")
-    step = {r.step: r for r in w.itertuples(index=False)}
-    a, b = step["start"], step["end"]
-    parts = w[~w["step"].isin(["start", "end"]) & (w["value"] != 0)]
-    moved = ", ".join(
-        f"{fmt.money(r.value, currency, signed=True)} {charts.STEP_LABELS[str(r.step)].lower()}"
-        for r in parts.itertuples(index=False)
-    )
-    takeaway = (
-        f"From {start} to {end} the open pipeline went from {fmt.money(a.value, currency)} "
-        f"({fmt.plural(a.deals, 'deal')}) to {fmt.money(b.value, currency)} "
-        f"({fmt.plural(b.deals, 'deal')})" + (f": {moved}." if moved else ".")
-    )
-    movements = result.movements
-    tables = []
-    if len(movements):
-        tables.append(
-            table(
-                movements,
-                [
-                    ("Deals open at start that…", lambda r: charts.STEP_LABELS[r.move], False),
-                    ("Deals", lambda r: fmt.count(r.deals), True),
-                    ("Value at end", lambda r: fmt.money(r.value, currency), True),
-                    ("Close date moved, total days", lambda r: fmt.count(r.days), True),
-                ],
-                caption="Every stage move and close-date change of deals open at start, "
-                "whether or not it changed the total.",
-            )
-        )
-    return Section(
-        "flow",
-        title,
-        takeaway,
-        charts=(
-            Chart(
-                charts.waterfall_chart(w, currency),
-                "Won, lost and no decision leave the open pipeline; start plus the parts "
-                "equals end to the cent.",
-            ),
-        ),
-        tables=tuple(tables),
     )

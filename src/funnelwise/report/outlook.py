@@ -1,0 +1,229 @@
+"""The report's sections on the pipeline and what it will bring: today's pipeline,
+its flow, the revenue forecast and the forecast's backtest. One function per
+section; formatting of result values only, nothing estimated here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from funnelwise.report import charts, fmt
+from funnelwise.report.fmt import table
+from funnelwise.report.section import TITLES, Chart, Section, notice
+
+if TYPE_CHECKING:
+    from funnelwise.analytics.flow import FlowResult
+    from funnelwise.analytics.snapshot import SnapshotResult
+    from funnelwise.forecast.result import BacktestResult, ForecastResult
+
+
+# -- snapshot ------------------------------------------------------------------------
+def snapshot_section(result: SnapshotResult) -> Section:
+    """Open deals per current stage: count, value, weighted value, overdue."""
+    title = TITLES["snapshot"]
+    st = result.stages
+    totals = result.totals
+    currency = str(result.meta["currency"])
+    as_of = fmt.date(result.meta["as_of"])
+    if totals.empty or int(totals["deals"].sum()) == 0:
+        return notice("snapshot", title, f"No open deals as of {as_of}.")
+    t = totals.iloc[0]
+    takeaway = (
+        f"{fmt.plural(t['deals'], 'open deal')} worth {fmt.money(t['value'], currency)} as of "
+        f"{as_of} ({fmt.money(t['weighted_value'], currency)} weighted by the stage "
+        f"probabilities); {fmt.count(t['over_target'])} are over their stage's target time and "
+        f"{fmt.count(t['past_close_date'])} past their expected close date."
+    )
+    rows = table(
+        st,
+        [
+            ("Stage", lambda r: str(r.name), False),
+            ("Deals", lambda r: fmt.count(r.deals), True),
+            ("Value", lambda r: fmt.money(r.value, currency), True),
+            ("Weighted", lambda r: fmt.money(r.weighted_value, currency), True),
+            ("Mean days in stage", lambda r: fmt.days_ci(r.mean_days_in_stage, None, None), True),
+            ("Over target", lambda r: fmt.count(r.over_target), True),
+            ("Past close date", lambda r: fmt.count(r.past_close_date), True),
+        ],
+    )
+    biggest = st.loc[st["value"].idxmax()]
+    return Section(
+        "snapshot",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.snapshot_chart(st, currency),
+                f"Most open value sits in {biggest['name']}: "
+                f"{fmt.money(biggest['value'], currency)} in "
+                f"{fmt.plural(biggest['deals'], 'deal')}.",
+            ),
+        ),
+        tables=(rows,),
+        notes=(str(result.meta.get("weighting", "")),),
+    )
+
+
+# -- flow ----------------------------------------------------------------------------
+def flow_section(result: FlowResult) -> Section:
+    """The waterfall from the pipeline at start to the pipeline at end."""
+    title = TITLES["flow"]
+    w = result.waterfall
+    currency = str(result.meta["currency"])
+    start, end = fmt.date(result.meta["start"]), fmt.date(result.meta["end"])
+    if w.empty:
+        return notice("flow", title, f"No deals between {start} and {end}.")
+    step = {r.step: r for r in w.itertuples(index=False)}
+    a, b = step["start"], step["end"]
+    parts = w[~w["step"].isin(["start", "end"]) & (w["value"] != 0)]
+    moved = ", ".join(
+        f"{fmt.money(r.value, currency, signed=True)} {charts.STEP_LABELS[str(r.step)].lower()}"
+        for r in parts.itertuples(index=False)
+    )
+    takeaway = (
+        f"From {start} to {end} the open pipeline went from {fmt.money(a.value, currency)} "
+        f"({fmt.plural(a.deals, 'deal')}) to {fmt.money(b.value, currency)} "
+        f"({fmt.plural(b.deals, 'deal')})" + (f": {moved}." if moved else ".")
+    )
+    movements = result.movements
+    tables = []
+    if len(movements):
+        tables.append(
+            table(
+                movements,
+                [
+                    ("Deals open at start that…", lambda r: charts.STEP_LABELS[r.move], False),
+                    ("Deals", lambda r: fmt.count(r.deals), True),
+                    ("Value at end", lambda r: fmt.money(r.value, currency), True),
+                    ("Close date moved, total days", lambda r: fmt.count(r.days), True),
+                ],
+                caption="Every stage move and close-date change of deals open at start, "
+                "whether or not it changed the total.",
+            )
+        )
+    return Section(
+        "flow",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.waterfall_chart(w, currency),
+                "Won, lost and no decision leave the open pipeline; start plus the parts "
+                "equals end to the cent.",
+            ),
+        ),
+        tables=tuple(tables),
+    )
+
+
+# -- forecast ------------------------------------------------------------------------
+def forecast_section(result: ForecastResult) -> Section:
+    """Bookings expected over the horizon as a distribution: the fan chart and the
+    quantiles per period."""
+    title = TITLES["forecast"]
+    currency = result.currency
+    method = charts.METHOD_LABELS.get(result.method, result.method)
+    end = result.as_of + pd.Timedelta(days=result.horizon_days)
+    takeaway = (
+        f"Expected bookings from {fmt.date(result.as_of)} to {fmt.date(end)}: "
+        f"{fmt.money(result.expected, currency)}, with 80% chance between "
+        f"{fmt.money(result.p10, currency)} and {fmt.money(result.p90, currency)}"
+    )
+    parts = result.components
+    if "open_pipeline" in parts and "new_pipeline" in parts:
+        takeaway += (
+            f" ({fmt.money(parts['open_pipeline'], currency)} from deals open today, "
+            f"{fmt.money(parts['new_pipeline'], currency)} from deals not yet created)"
+        )
+    takeaway += f"; method: {method}."
+    if result.prob_target is not None:
+        takeaway = takeaway[:-1] + (
+            f"; the chance of reaching the {fmt.money(result.target, currency)} target is "
+            f"{fmt.pct(result.prob_target)}."
+        )
+    periods = result.periods
+    periods = periods[periods["segment"] == "all"]
+    rows = table(
+        periods,
+        [
+            ("Period", lambda r: str(r.period), False),
+            ("Expected", lambda r: fmt.money(r.expected, currency), True),
+            ("P10", lambda r: fmt.money(r.p10, currency), True),
+            ("Median", lambda r: fmt.money(r.p50, currency), True),
+            ("P90", lambda r: fmt.money(r.p90, currency), True),
+        ],
+        caption="Bookings inside each period (won value, process currency); the first and "
+        "last periods may be partial.",
+    )
+    notes = [*result.notes]
+    if result.fallback:
+        notes.insert(0, f"The requested method could not run: {result.fallback}.")
+    seed = f", seed {result.seed}" if result.seed is not None else ""
+    if result.n_paths:
+        notes.append(f"{fmt.count(result.n_paths)} simulated paths{seed}.")
+    return Section(
+        "forecast",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.fan_chart(result.fan, result.as_of, currency, result.target),
+                "Cumulative bookings: the line is the median, the bands hold 50%, 80% and "
+                "90% of the simulated outcomes.",
+            ),
+        ),
+        tables=(rows,),
+        notes=tuple(notes),
+    )
+
+
+def backtest_section(result: BacktestResult, currency: str) -> Section:
+    """Forecasts as of past dates against what was booked, per method (amounts in
+    `currency`, the process currency)."""
+    title = TITLES["backtest"]
+    scores = result.scores
+    n = len(result.cutoffs)
+    horizon = fmt.day_span(result.horizon_days)
+    mc, base = scores.get("montecarlo"), scores.get("weighted_pipeline")
+    if mc is None or not fmt.finite(mc.wape):
+        takeaway = f"Backtest over {fmt.plural(n, 'past cut-off')}: {result.reason}."
+    else:
+        takeaway = (
+            f"Over {fmt.plural(n, 'past cut-off')}, Monte Carlo missed the {horizon} "
+            f"bookings by {fmt.pct(mc.wape)} (WAPE)"
+        )
+        if base is not None and fmt.finite(base.wape):
+            takeaway += f" against {fmt.pct(base.wape)} for the weighted pipeline CRMs show"
+        takeaway += f"; its 80% interval held the actual {fmt.pct(mc.coverage80)} of the time."
+    ranked = sorted(scores.values(), key=lambda sc: sc.pinball)
+    frame = pd.DataFrame([sc.to_dict() for sc in ranked])
+    rows = table(
+        frame,
+        [
+            ("Method", lambda r: charts.METHOD_LABELS.get(r.method, r.method), False),
+            ("WAPE", lambda r: fmt.pct(r.wape), True),
+            ("Bias", lambda r: fmt.pct(r.bias), True),
+            ("Pinball loss", lambda r: f"{float(r.pinball):.3f}", True),
+            ("80% interval held", lambda r: fmt.pct(r.coverage80), True),
+            ("Cut-offs", lambda r: fmt.count(r.n_cutoffs), True),
+            ("Fell back", lambda r: fmt.count(r.n_fallback), True),
+        ],
+        caption="WAPE: total absolute error ÷ total actual; bias: positive means too high; "
+        "pinball loss scores the whole distribution (lower is better).",
+    )
+    return Section(
+        "backtest",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.backtest_chart(result.to_frame(), currency),
+                f"Each point is a forecast of the next {fmt.days(result.horizon_days)}, made "
+                "with only what was known on that date, against what was then booked.",
+            ),
+        ),
+        tables=(rows,),
+        notes=(f"Chosen by the backtest: {result.reason}.",),
+    )
