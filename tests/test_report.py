@@ -31,8 +31,11 @@ SECTION_OF = {
     "funnel": "funnel",
     "outcomes": "outcomes",
     "timing": "timing",
+    "whose_move": "whose_move",
     "bottlenecks": "bottlenecks",
     "discovery": "discovery",
+    "conformance": "conformance",
+    "hygiene": "hygiene",
     "forecast": "forecast",
     "backtest": "backtest",
     "snapshot": "snapshot",
@@ -208,6 +211,36 @@ def test_process_map_takeaway_names_the_common_path_and_step_back(
     chart = report.section("discovery").charts[0].figure
     on_line = edges["source"].isin([*order, "won"]) & edges["target"].isin([*order, "won"])
     assert len(chart.layout.shapes) == int(on_line.sum())
+
+
+def test_adherence_hygiene_and_whose_move_takeaways(log: EventLog, report: Report) -> None:
+    c = analytics.conformance(log)
+    s = c.summary.iloc[0]
+    text = report.section("conformance").takeaway
+    assert text.startswith(
+        f"{_pct(s['conforming_rate'])} of {s['deals']:,} deals followed the process as designed "
+        f"({_ci(s['conforming_lower'], s['conforming_upper'])}); {s['backward']:,} moved back"
+    )
+    owners = c.owners
+    low = owners.loc[owners["conforming_rate"].idxmin()]
+    owner_line = report.section("conformance").charts[0].takeaway
+    assert owner_line.startswith(
+        f"Per owner: from {_pct(low['conforming_rate'])} of {low['owner_id']}'s"
+    )
+    h = analytics.hygiene(log).summary.iloc[0]
+    assert report.section("hygiene").takeaway == (
+        f"Of {h['open_deals']:,} open deals, {h['stale']:,} are stale, {h['past_close']:,} past "
+        f"their expected close date, {h['pushed']:,} had their close date pushed "
+        f"({h['days_pushed']:,} days in all), {h['amount_changed']:,} changed amount and "
+        f"{h['missing_fields']:,} lack exit-criteria fields."
+    )
+    listed = [row[0] for row in report.section("hygiene").tables[0].rows]
+    assert listed == list(analytics.hygiene(log).deals["deal_id"].head(len(listed)))
+    w = analytics.whose_move(log).stages
+    most = w.loc[w["buyer_share"].idxmax()]
+    assert report.section("whose_move").takeaway.startswith(
+        f"Deals wait longest on the buyer in {most['name']} ({_pct(most['buyer_share'])} "
+    )
 
 
 def test_snapshot_and_flow_takeaways_quote_totals(log: EventLog, report: Report) -> None:

@@ -428,30 +428,98 @@ def backtest_chart(rows: pd.DataFrame, currency: str) -> go.Figure:
     return style(fig, height=340, legend=True)
 
 
+def adherence_chart(owners: pd.DataFrame, overall: float | None) -> go.Figure:
+    """Share of each owner's deals that followed the process, with its interval,
+    owners sorted by that share; the dashed line is the share over all deals."""
+    o = owners.sort_values("conforming_rate", kind="stable")
+    labels = [f"{r.owner_id} · {r.team}" for r in o.itertuples(index=False)]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=o["conforming_rate"],
+        y=labels,
+        mode="markers",
+        marker={"color": PRIMARY, "size": 8},
+        error_x={
+            "type": "data",
+            "array": o["conforming_upper"] - o["conforming_rate"],
+            "arrayminus": o["conforming_rate"] - o["conforming_lower"],
+            "color": LIGHT,
+            "thickness": 2,
+            "width": 0,
+        },
+        customdata=o[["deals"]],
+        hovertemplate="%{y}: %{x:.0%} of %{customdata[0]:,} deals<extra></extra>",
+    )
+    if overall is not None and fmt.finite(overall):
+        fig.add_vline(x=overall, line={"color": MUTED, "dash": "dash", "width": 1})
+    fig.update_xaxes(tickformat=".0%", rangemode="tozero", showgrid=True, gridcolor=GRID)
+    fig.update_yaxes(showgrid=False)
+    return style(fig, height=60 + 20 * len(o))
+
+
+def _hbars(
+    fig: go.Figure, frame: pd.DataFrame, bars: tuple[tuple[str, str, str], ...], percent: bool
+) -> None:
+    """Horizontal bars per stage (`name` column), one trace per (column, colour, label)."""
+    for column, color, label in bars:
+        text = [fmt.pct(v) if percent else fmt.count(v) for v in frame[column]]
+        fig.add_bar(
+            x=frame[column],
+            y=frame["name"],
+            orientation="h",
+            name=label,
+            marker_color=color,
+            text=text,
+            textposition="inside" if percent else "auto",
+            insidetextanchor="middle",
+            hovertemplate=f"%{{y}}: %{{text}}<extra>{label}</extra>",
+        )
+    fig.update_yaxes(autorange="reversed", showgrid=False)
+    fig.update_xaxes(showgrid=True, gridcolor=GRID, tickformat=".0%" if percent else ",")
+
+
+def violations_chart(stages: pd.DataFrame) -> go.Figure:
+    """Per stage: forward exits without the exit criteria, times skipped over, and
+    moves back from it."""
+    fig = go.Figure()
+    bars = (
+        ("exits_missing_criteria", TARGET, "left without its exit criteria"),
+        ("skipped_over", MUTED, "skipped over"),
+        ("moves_back", OUTCOME_COLORS["lost"], "moved back from it"),
+    )
+    _hbars(fig, stages, bars, percent=False)
+    fig.update_layout(barmode="group", bargap=0.2)
+    return style(fig, height=100 + 60 * len(stages), legend=True)
+
+
+def whose_move_chart(stages: pd.DataFrame) -> go.Figure:
+    """Per stage, the known time split into waiting for the buyer and for the seller."""
+    fig = go.Figure()
+    bars = (
+        ("buyer_share", _rgba(PRIMARY, 0.85), "waiting for the buyer"),
+        ("seller_share", _rgba(TARGET, 0.75), "waiting for the seller"),
+    )
+    _hbars(fig, stages, bars, percent=True)
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(range=[0, 1.001])
+    return style(fig, height=90 + 34 * len(stages), legend=True)
+
+
 def bottleneck_chart(ranking: pd.DataFrame) -> go.Figure:
     """Stages in rank order, each bar its score: the share of all value lost there plus
     the share of all excess waiting (value-days beyond target) there."""
     fig = go.Figure()
-    names = list(ranking["name"])
-    for column, color, label in (
-        ("share_lost", OUTCOME_COLORS["lost"], "share of value lost"),
-        ("share_waiting", TARGET, "share of excess waiting (value × days over target)"),
-    ):
-        fig.add_bar(
-            x=ranking[column],
-            y=names,
-            orientation="h",
-            name=label,
-            marker_color=_rgba(color, 0.75),
-            text=[fmt.pct(v) for v in ranking[column]],
-            textposition="inside",
-            insidetextanchor="middle",
-            hovertemplate=f"%{{y}}: %{{x:.0%}}<extra>{label}</extra>",
-        )
+    bars = (
+        ("share_lost", _rgba(OUTCOME_COLORS["lost"], 0.75), "share of value lost"),
+        (
+            "share_waiting",
+            _rgba(TARGET, 0.75),
+            "share of excess waiting (value × days over target)",
+        ),
+    )
+    _hbars(fig, ranking, bars, percent=True)
     fig.update_layout(barmode="stack")
-    fig.update_yaxes(autorange="reversed", showgrid=False)
-    fig.update_xaxes(tickformat=".0%", showgrid=True, gridcolor=GRID)
-    return style(fig, height=90 + 34 * len(names), legend=True)
+    return style(fig, height=90 + 34 * len(ranking), legend=True)
 
 
 def snapshot_chart(stages: pd.DataFrame, currency: str) -> go.Figure:

@@ -92,18 +92,23 @@ def days(value: Any) -> str:
     return f"{text} day" if text == "1" else f"{text} days"
 
 
+def days_value(value: Any) -> str:
+    """A duration in days without the unit, for table cells: 19.67 -> '19.7'."""
+    return days(value).split(" ")[0]
+
+
 def day_span(value: Any) -> str:
     """A duration as an adjective: 14 -> '14-day', 3.5 -> '3.5-day'."""
     if missing(value):
         return DASH
-    return days(value).split(" ")[0] + "-day"
+    return days_value(value) + "-day"
 
 
 def days_ci(value: Any, lower: Any, upper: Any) -> str:
     """A duration with its interval for tables: '19.7 [18.5–20.9]'."""
     if missing(value):
         return DASH
-    core = days(value).split(" ")[0]
+    core = days_value(value)
     if missing(lower) or missing(upper):
         return core
     return f"{core} [{float(lower):.1f}–{float(upper):.1f}]"

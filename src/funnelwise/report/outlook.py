@@ -5,7 +5,8 @@ section; formatting of result values only, nothing estimated here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -15,6 +16,7 @@ from funnelwise.report.section import TITLES, Chart, Section, notice
 
 if TYPE_CHECKING:
     from funnelwise.analytics.flow import FlowResult
+    from funnelwise.analytics.hygiene import HygieneResult
     from funnelwise.analytics.snapshot import SnapshotResult
     from funnelwise.forecast.result import BacktestResult, ForecastResult
 
@@ -43,7 +45,7 @@ def snapshot_section(result: SnapshotResult) -> Section:
             ("Deals", lambda r: fmt.count(r.deals), True),
             ("Value", lambda r: fmt.money(r.value, currency), True),
             ("Weighted", lambda r: fmt.money(r.weighted_value, currency), True),
-            ("Mean days in stage", lambda r: fmt.days_ci(r.mean_days_in_stage, None, None), True),
+            ("Mean days in stage", lambda r: fmt.days_value(r.mean_days_in_stage), True),
             ("Over target", lambda r: fmt.count(r.over_target), True),
             ("Past close date", lambda r: fmt.count(r.past_close_date), True),
         ],
@@ -64,6 +66,86 @@ def snapshot_section(result: SnapshotResult) -> Section:
         tables=(rows,),
         notes=(str(result.meta.get("weighting", "")),),
     )
+
+
+# -- hygiene -------------------------------------------------------------------------
+# Open deals listed in the report, most issues and value first.
+TOP_HYGIENE_DEALS = 20
+
+
+def _listed(value: object) -> str:
+    if value is None or isinstance(value, float):
+        return ""
+    if isinstance(value, str):
+        return value
+    return ", ".join(str(v) for v in value)  # type: ignore[attr-defined]
+
+
+def _close_cell(r: Any) -> str:
+    late = int(r.days_past_close or 0)
+    return fmt.date(r.expected_close_date) + (f" ({late} d late)" if late > 0 else "")
+
+
+def hygiene_section(result: HygieneResult, stage_names: Mapping[str, str]) -> Section:
+    """Open deals that are stale, past their close date, pushed, re-priced or missing
+    exit-criteria fields, with the deals that need attention first."""
+    title = TITLES["hygiene"]
+    summary = result.summary
+    currency = str(result.meta["currency"])
+    if summary.empty or int(summary["open_deals"].sum()) == 0:
+        return notice("hygiene", title, f"No open deals as of {fmt.date(result.meta['as_of'])}.")
+    s = summary.iloc[0]
+    takeaway = (
+        f"Of {fmt.plural(s['open_deals'], 'open deal')}, {fmt.count(s['stale'])} are stale, "
+        f"{fmt.count(s['past_close'])} past their expected close date, "
+        f"{fmt.count(s['pushed'])} had their close date pushed "
+        f"({fmt.count(s['days_pushed'])} days in all), {fmt.count(s['amount_changed'])} "
+        f"changed amount and {fmt.count(s['missing_fields'])} lack exit-criteria fields."
+    )
+    deals = result.deals.head(TOP_HYGIENE_DEALS)
+    tables = []
+    if len(deals):
+        columns: list[fmt.Column] = [
+            ("Deal", lambda r: str(r.deal_id), False),
+            ("Owner", lambda r: str(r.owner_id), False),
+            ("Stage", lambda r: stage_names.get(r.stage_id, str(r.stage_id)), False),
+            ("Value", lambda r: fmt.money(r.value, currency), True),
+            ("Idle days", lambda r: fmt.count(r.idle_days) + (" stale" if r.stale else ""), True),
+            ("Expected close", _close_cell, True),
+            ("Pushes (days)", lambda r: f"{r.pushes} ({fmt.count(r.days_pushed)})", True),
+            ("Amount changes", lambda r: fmt.count(r.amount_changes), True),
+        ]
+        if any(_listed(m) for m in deals["missing"]):
+            columns.append(("Missing fields", lambda r: _listed(r.missing), False))
+        tables.append(
+            table(
+                deals,
+                columns,
+                caption=f"The {TOP_HYGIENE_DEALS} open deals with the most issues (then the "
+                f"most value), of {fmt.count(len(result.deals))} with any.",
+            )
+        )
+    th = result.thresholds
+    tables.append(
+        table(
+            th,
+            [
+                ("Stage", lambda r: stage_names.get(r.stage_id, str(r.stage_id)), False),
+                ("Target days", lambda r: fmt.days_value(r.target_days), True),
+                (
+                    "Stale after (days idle)",
+                    lambda r: fmt.days_value(r.threshold_days),
+                    True,
+                ),
+                ("Learned from", lambda r: str(r.basis), False),
+            ],
+            caption="A deal is stale when idle (no stage change, no activity) longer than its "
+            "stage's threshold; p90 = 90% of past deals left the stage sooner.",
+            title="Stale thresholds per stage",
+            collapsed=True,
+        )
+    )
+    return Section("hygiene", title, takeaway, tables=tuple(tables))
 
 
 # -- flow ----------------------------------------------------------------------------

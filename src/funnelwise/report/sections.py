@@ -23,11 +23,13 @@ from funnelwise.report.section import TITLES, Chart, Section, Tile, confidence, 
 if TYPE_CHECKING:
     # Types only: the report runs with whichever analyses this version has.
     from funnelwise.analytics.bottlenecks import BottleneckResult
+    from funnelwise.analytics.conformance import ConformanceResult
     from funnelwise.analytics.discovery import DiscoveryResult
     from funnelwise.analytics.funnel import FunnelResult
     from funnelwise.analytics.kpis import KpiResult
     from funnelwise.analytics.outcomes import OutcomesResult
     from funnelwise.analytics.timing import TimingResult
+    from funnelwise.analytics.whose_move import WhoseMoveResult
 
 
 # -- key figures ---------------------------------------------------------------------
@@ -331,9 +333,9 @@ def timing_section(result: TimingResult) -> Section:
             ("Deals", lambda r: fmt.count(r.deals), True),
             ("Still in it", lambda r: fmt.count(r.still_in_stage), True),
             ("Median days", lambda r: fmt.days_ci(r.median, r.median_lower, r.median_upper), True),
-            ("p75", lambda r: fmt.days_ci(r.p75, None, None), True),
-            ("p90", lambda r: fmt.days_ci(r.p90, None, None), True),
-            ("Target", lambda r: fmt.days_ci(r.target_days, None, None), True),
+            ("p75", lambda r: fmt.days_value(r.p75), True),
+            ("p90", lambda r: fmt.days_value(r.p90), True),
+            ("Target", lambda r: fmt.days_value(r.target_days), True),
             (
                 "Over target",
                 lambda r: fmt.pct_ci(r.over_target, r.over_target_lower, r.over_target_upper),
@@ -351,12 +353,12 @@ def timing_section(result: TimingResult) -> Section:
                 [
                     ("Deals", lambda r: fmt.count(r.deals), True),
                     ("Won", lambda r: fmt.count(r.won), True),
-                    ("Median to won", lambda r: fmt.days_ci(r.won_median, None, None), True),
-                    ("p75 to won", lambda r: fmt.days_ci(r.won_p75, None, None), True),
-                    ("p90 to won", lambda r: fmt.days_ci(r.won_p90, None, None), True),
+                    ("Median to won", lambda r: fmt.days_value(r.won_median), True),
+                    ("p75 to won", lambda r: fmt.days_value(r.won_p75), True),
+                    ("p90 to won", lambda r: fmt.days_value(r.won_p90), True),
                     (
                         "Won deals only: median",
-                        lambda r: fmt.days_ci(r.won_median_naive, None, None),
+                        lambda r: fmt.days_value(r.won_median_naive),
                         True,
                     ),
                     (
@@ -424,7 +426,7 @@ def discovery_section(result: DiscoveryResult, stages: pd.DataFrame) -> Section:
             ("Path", lambda r: path(str(r.variant)), False),
             ("Deals", lambda r: fmt.count(r.deals), True),
             ("Share", lambda r: fmt.pct(r.share, 1), True),
-            ("Median days", lambda r: fmt.days_ci(r.median_days, None, None), True),
+            ("Median days", lambda r: fmt.days_value(r.median_days), True),
         ],
         caption=f"The {TOP_VARIANTS} most common of {fmt.count(len(variants))} paths; days "
         "from the first to the last stage entry.",
@@ -436,8 +438,8 @@ def discovery_section(result: DiscoveryResult, stages: pd.DataFrame) -> Section:
             ("To", lambda r: name.get(r.target, r.target), False),
             ("Times", lambda r: fmt.count(r.count), True),
             ("Deals", lambda r: fmt.count(r.deals), True),
-            ("Median days", lambda r: fmt.days_ci(r.median_days, None, None), True),
-            ("p90 days", lambda r: fmt.days_ci(r.p90_days, None, None), True),
+            ("Median days", lambda r: fmt.days_value(r.median_days), True),
+            ("p90 days", lambda r: fmt.days_value(r.p90_days), True),
         ],
         caption=f"The {TOP_MOVES} most frequent moves between stages; days between the two "
         "entries.",
@@ -505,4 +507,128 @@ def bottlenecks_section(result: BottleneckResult) -> Section:
         ),
         tables=(rows,),
         bullets=tuple(str(w) for w in rank["why"]),
+    )
+
+
+# -- whose move ----------------------------------------------------------------------
+def whose_move_section(result: WhoseMoveResult) -> Section:
+    """Each stage's time split into waiting for the buyer and for the seller."""
+    title = TITLES["whose_move"]
+    st = result.stages
+    known = st.dropna(subset=["buyer_share"])
+    if known.empty:
+        return notice(
+            "whose_move",
+            title,
+            "No activity carries a direction (inbound, outbound, waiting on customer), so "
+            "whose move it is cannot be told.",
+        )
+    most = known.loc[known["buyer_share"].idxmax()]
+    least = known.loc[known["buyer_share"].idxmin()]
+    takeaway = (
+        f"Deals wait longest on the buyer in {most['name']} "
+        f"({fmt.pct(most['buyer_share'])} of its known time) and least in {least['name']} "
+        f"({fmt.pct(least['buyer_share'])}); the rest of the time the next move is the seller's."
+    )
+    rows = table(
+        st,
+        [
+            ("Stage", lambda r: str(r.name), False),
+            ("Visits", lambda r: fmt.count(r.visits), True),
+            ("Days in stage", lambda r: fmt.count(r.days), True),
+            ("Buyer's move", lambda r: fmt.count(r.buyer_days), True),
+            ("Seller's move", lambda r: fmt.count(r.seller_days), True),
+            ("Unknown", lambda r: fmt.count(r.unknown_days), True),
+        ],
+        caption="Days summed over all visits. Unknown: before a deal's first activity with a "
+        "direction.",
+    )
+    return Section(
+        "whose_move",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.whose_move_chart(st),
+                "After an outbound activity (or 'waiting on customer') the buyer has the "
+                "move; after an inbound one, the seller.",
+            ),
+        ),
+        tables=(rows,),
+        notes=(str(result.meta.get("turns", "")),),
+    )
+
+
+# -- conformance ---------------------------------------------------------------------
+# Non-conforming deals listed (folded) in the report.
+TOP_DEVIANT_DEALS = 15
+
+
+def conformance_section(result: ConformanceResult) -> Section:
+    """Share of deals that followed the designed process; where and by whom not."""
+    title = TITLES["conformance"]
+    summary, owners, stages = result.summary, result.owners, result.stages
+    if summary.empty or int(summary["deals"].sum()) == 0:
+        return notice("conformance", title, "No deals in this log.")
+    s = summary.iloc[0]
+    level = confidence(result.meta)
+    takeaway = (
+        f"{fmt.pct(s['conforming_rate'])} of {fmt.plural(s['deals'], 'deal')} followed the "
+        f"process as designed ({fmt.ci(s['conforming_lower'], s['conforming_upper'], level=level)}"
+        f"); {fmt.count(s['backward'])} moved back, {fmt.count(s['reentries'])} re-entered a "
+        f"stage, {fmt.count(s['exits_missing_criteria'])} left a stage without its exit "
+        f"criteria and {fmt.count(s['skipped'])} skipped a stage."
+    )
+    chart_list = []
+    if len(owners):
+        lo = owners.loc[owners["conforming_rate"].idxmin()]
+        hi = owners.loc[owners["conforming_rate"].idxmax()]
+        chart_list.append(
+            Chart(
+                charts.adherence_chart(owners, s["conforming_rate"]),
+                f"Per owner: from {fmt.pct(lo['conforming_rate'])} of {lo['owner_id']}'s "
+                f"{fmt.count(lo['deals'])} deals to {fmt.pct(hi['conforming_rate'])} of "
+                f"{hi['owner_id']}'s {fmt.count(hi['deals'])}; bars are "
+                f"{round(100 * level)}% intervals, the dashed line all deals.",
+            )
+        )
+    if len(stages):
+        w = stages.loc[stages["exits_missing_criteria"].idxmax()]
+        chart_list.append(
+            Chart(
+                charts.violations_chart(stages),
+                f"{w['name']} is left most often without its exit criteria: "
+                f"{fmt.count(w['exits_missing_criteria'])} of {fmt.count(w['exits'])} exits.",
+            )
+        )
+    deals = result.deals.head(TOP_DEVIANT_DEALS)
+    tables = []
+    if len(deals):
+        tables.append(
+            table(
+                deals,
+                [
+                    ("Deal", lambda r: str(r.deal_id), False),
+                    ("Owner", lambda r: str(r.owner_id), False),
+                    ("Skipped", lambda r: fmt.count(r.skipped), True),
+                    ("Moves back", lambda r: fmt.count(r.backward), True),
+                    ("Re-entries", lambda r: fmt.count(r.reentries), True),
+                    ("Exits without criteria", lambda r: fmt.count(r.exits_missing_criteria), True),
+                ],
+                caption="Deals with the most departures from the process.",
+                title="Deals furthest from the process",
+                collapsed=True,
+            )
+        )
+    return Section(
+        "conformance",
+        title,
+        takeaway,
+        charts=tuple(chart_list),
+        tables=tuple(tables),
+        notes=(
+            "A deal conforms when it skipped no stage, never moved back or re-entered a stage, "
+            "and left each stage with its exit criteria met (required fields, checklist). "
+            "Moving to lost or no decision is never a violation.",
+        ),
     )
