@@ -21,7 +21,8 @@ from funnelwise.report import Report, build_report
 from funnelwise.report import fmt as f
 from funnelwise.report.build import FLOW_DAYS, N_PATHS, available_analyses
 from funnelwise.report.charts import METHOD_LABELS
-from funnelwise.report.outlook import backtest_section
+from funnelwise.report.outlook import backtest_section, scoring_section
+from funnelwise.scoring import BoostedScorer, evaluate_scorers
 from funnelwise.synth import generate, write_project
 from tiny import build_tiny
 
@@ -38,6 +39,7 @@ SECTION_OF = {
     "hygiene": "hygiene",
     "forecast": "forecast",
     "backtest": "backtest",
+    "scoring": "scoring",
     "snapshot": "snapshot",
     "flow": "flow",
 }
@@ -58,7 +60,7 @@ def log(synth_dir: Path) -> EventLog:
 @pytest.fixture(scope="module")
 def report(log: EventLog) -> Report:
     # The backtest is the slow part: tested on its own below.
-    return build_report(log, backtest_every=None)
+    return build_report(log, backtest_every=None, scoring=False)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def page(report: Report) -> str:
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     log = fw.open(build_tiny(tmp_path_factory.mktemp("tiny") / "p"))
-    return build_report(log, backtest_every=None)
+    return build_report(log, backtest_every=None, scoring=False)
 
 
 def _pct(x: float) -> str:
@@ -102,8 +104,8 @@ def test_page_is_self_contained_with_plotly_embedded_once(page: str, report: Rep
 
 
 def test_every_available_analysis_has_its_section(report: Report, page: str) -> None:
-    # The backtest was left out of this report (backtest_every=None).
-    expected = {SECTION_OF[a] for a in available_analyses()} - {"backtest"}
+    # The slow parts were left out of this report (tested on their own).
+    expected = {SECTION_OF[a] for a in available_analyses()} - {"backtest", "scoring"}
     # Every analysis that has landed so far is run and shown.
     assert set(SECTION_OF) <= set(available_analyses())
     keys = [s.key for s in report.sections]
@@ -308,6 +310,26 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
     assert len(section.charts[0].figure.data) == 2 + 4 + 1
 
 
+def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
+    small = BoostedScorer(target="won", snapshots=8, n_estimators=50)
+    ev = evaluate_scorers(log, model=small, test_snapshots=4)
+    m = ev.metrics.set_index("kind")
+    model, crm = m.loc["boosted"], m.loc["naive_bayes"]
+    section = scoring_section(ev)
+    assert section.takeaway == (
+        f"On {model['units']:,} later deals ({model['rows']:,} scored moments), the win model "
+        f"({model['scorer']}) ranks the wins with ROC AUC {model['roc_auc']:.2f} "
+        f"({crm['scorer']}: {crm['roc_auc']:.2f}), and its probabilities are off by "
+        f"{100 * model['ece']:.1f}% on average (expected calibration error)."
+    )
+    # One panel per scorer: the diagonal and the binned points.
+    figure = section.charts[0].figure
+    assert len(figure.data) == 2 * len(ev.metrics)
+    points = figure.data[1]
+    first = ev.reliability[ev.reliability["scorer"] == ev.metrics["scorer"].iloc[0]]
+    assert list(points.y) == list(first["observed_rate"])
+
+
 # -- logs the report cannot say much about ---------------------------------------------------
 def test_log_without_closed_deals_says_so(log: EventLog) -> None:
     first_close = pd.Timestamp(log.deals.closed_at.min().execute())
@@ -315,8 +337,9 @@ def test_log_without_closed_deals_says_so(log: EventLog) -> None:
     outcomes = report.section("outcomes")
     assert outcomes.empty and outcomes.charts == ()
     assert "No deal has closed yet" in outcomes.takeaway
-    kpis = report.section("kpis")
-    assert kpis.empty and "No deal has closed yet" in kpis.takeaway
+    for key in ("kpis", "scoring"):
+        section = report.section(key)
+        assert section.empty and "No deal has closed yet" in section.takeaway
     # No history to backtest on, and the forecast says which baseline answered.
     backtest = report.section("backtest")
     assert backtest.empty and backtest.takeaway.startswith("Not enough data yet: ")
@@ -332,7 +355,9 @@ def test_log_without_closed_deals_says_so(log: EventLog) -> None:
 
 def test_log_without_deals_says_so(log: EventLog) -> None:
     first = pd.Timestamp(log.deals.created_at.min().execute())
-    report = build_report(log, as_of=first - pd.Timedelta(days=1), backtest_every=None)
+    report = build_report(
+        log, as_of=first - pd.Timedelta(days=1), backtest_every=None, scoring=False
+    )
     assert [s.key for s in report.sections] == ["no-deals"]
     assert "holds no deals" in report.section("no-deals").takeaway
     assert "holds no deals" in report.html()
@@ -344,7 +369,7 @@ def test_cli_writes_the_report_as_of_a_past_date(
 ) -> None:
     out = tmp_path / "out" / "r.html"
     args = ["--project", str(synth_dir), "report", "-o", str(out), "--as-of", "2024-01-01"]
-    result = CliRunner().invoke(app, [*args, "--no-backtest"])
+    result = CliRunner().invoke(app, [*args, "--quick"])
     assert result.exit_code == 0, result.output
     assert "Report written" in result.output
     text = out.read_text(encoding="utf-8")

@@ -21,22 +21,20 @@ def report(
         str | None,
         typer.Option("--as-of", help="Describe the log as it was known at this date."),
     ] = None,
-    backtest: Annotated[
+    quick: Annotated[
         bool,
         typer.Option(
-            "--backtest/--no-backtest",
-            help="Include the forecast backtest (the slowest part of the report).",
+            "--quick",
+            help="Leave out the slow parts: the forecast backtest and the score evaluation.",
         ),
-    ] = True,
+    ] = False,
 ) -> None:
     """Write one self-contained HTML report (no network needed to open it)."""
     from funnelwise.report import write_report
-    from funnelwise.report.build import BACKTEST_EVERY
 
     log = cli_context(ctx).log()
-    every = BACKTEST_EVERY if backtest else None
     with progress_bar() as progress:
-        path = write_report(log, output, as_of=as_of, backtest_every=every, progress=progress)
+        path = write_report(log, output, as_of=as_of, quick=quick, progress=progress)
     size = path.stat().st_size / 1e6
     console.print(f"Report written to [bold]{path}[/] ({size:.1f} MB): open it in a browser.")
 

@@ -46,18 +46,21 @@ class Options:
     horizon: str = FORECAST_HORIZON
     backtest_every: str | None = BACKTEST_EVERY
     n_paths: int = N_PATHS
+    scoring: bool = True
     progress: ProgressCallback = no_progress
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One analysis the report runs: where its function lives, how to call it
-    (None: not wanted with these options), and whether it needs closed deals."""
+    """One analysis the report runs: its key (the section's), where its function
+    lives, how to call it (returning None: not wanted with these options), and
+    whether it needs closed deals."""
 
     name: str
     module: str
     call: Callable[[Callable[..., Any], EventLog, Options], Any]
     needs_closed: bool = False
+    function_name: str | None = None  # default: the name
 
     def function(self) -> Callable[..., Any] | None:
         """The analysis function, or None when this version of funnelwise lacks it."""
@@ -65,7 +68,7 @@ class Analysis:
             module = importlib.import_module(self.module)
         except ModuleNotFoundError:
             return None
-        fn = getattr(module, self.name, None)
+        fn = getattr(module, self.function_name or self.name, None)
         return fn if callable(fn) else None
 
 
@@ -77,6 +80,10 @@ def _backtest(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
     if o.backtest_every is None:
         return None
     return f(log, horizon=o.horizon, every=o.backtest_every, n_paths=o.n_paths, progress=o.progress)
+
+
+def _scoring(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
+    return f(log, progress=o.progress) if o.scoring else None
 
 
 ANALYTICS, FORECAST = "funnelwise.analytics", "funnelwise.forecast"
@@ -95,6 +102,13 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("flow", ANALYTICS, _flow),
     Analysis("forecast", FORECAST, lambda f, log, o: f(log, horizon=o.horizon, n_paths=o.n_paths)),
     Analysis("backtest", FORECAST, _backtest),
+    Analysis(
+        "scoring",
+        "funnelwise.scoring",
+        _scoring,
+        needs_closed=True,
+        function_name="evaluate_scorers",
+    ),
 )
 SECTION_ORDER = (
     "kpis",
@@ -110,6 +124,7 @@ SECTION_ORDER = (
     "flow",
     "forecast",
     "backtest",
+    "scoring",
 )
 
 
@@ -193,6 +208,7 @@ SECTIONS: Mapping[str, Callable[[Any, EventLog], Section]] = {
     "flow": lambda r, log: outlook.flow_section(r),
     "forecast": lambda r, log: outlook.forecast_section(r),
     "backtest": lambda r, log: outlook.backtest_section(r, log.process.currency),
+    "scoring": lambda r, log: outlook.scoring_section(r),
 }
 
 
@@ -262,6 +278,7 @@ def build_report(
     horizon: str = FORECAST_HORIZON,
     backtest_every: str | None = BACKTEST_EVERY,
     n_paths: int = N_PATHS,
+    scoring: bool = True,
     title: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Report:
@@ -276,6 +293,8 @@ def build_report(
         backtest_every: days between backtest cut-offs ("45d"); None leaves the
             backtest out (it is the slowest part of the report).
         n_paths: simulated paths of the forecast and of each backtest cut-off.
+        scoring: include the win-score evaluation (fits the model and its
+            baselines on a time-ordered split: slow, like the backtest).
         title: the page title (default: the process name).
         progress: called as `("report", done, total)` after each analysis (the
             backtest reports its own steps too).
@@ -285,7 +304,7 @@ def build_report(
         [cut.process.pipeline(cut.pipeline_id)] if cut.pipeline_id else list(cut.process.pipelines)
     )
     report = progress or no_progress
-    options = Options(flow_days, horizon, backtest_every, n_paths, report)
+    options = Options(flow_days, horizon, backtest_every, n_paths, scoring, report)
     total = len(available_analyses()) * len(pipelines)
     done = 0
 
@@ -314,9 +333,16 @@ def write_report(
     path: str | Path,
     *,
     as_of: Instant | None = None,
-    backtest_every: str | None = BACKTEST_EVERY,
+    quick: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Path:
-    """Build the report of `log` and write it as one self-contained HTML file."""
-    report = build_report(log, as_of=as_of, backtest_every=backtest_every, progress=progress)
+    """Build the report of `log` and write it as one self-contained HTML file.
+    `quick` leaves out the slow parts: the forecast backtest and the score evaluation."""
+    report = build_report(
+        log,
+        as_of=as_of,
+        backtest_every=None if quick else BACKTEST_EVERY,
+        scoring=not quick,
+        progress=progress,
+    )
     return report.write(path)

@@ -110,6 +110,21 @@ def _band(
         )
 
 
+def _interval(
+    value: pd.Series, lower: pd.Series, upper: pd.Series, color: str, width: int = 4
+) -> dict[str, object]:
+    """Error bars drawing each value's interval [lower, upper] (plotly wants the
+    distances from the value)."""
+    return {
+        "type": "data",
+        "array": upper - value,
+        "arrayminus": value - lower,
+        "color": color,
+        "thickness": 1.5,
+        "width": width,
+    }
+
+
 def _line(
     fig: go.Figure, x: pd.Series, y: pd.Series, name: str, line: dict[str, object], hover: str
 ) -> None:
@@ -129,6 +144,7 @@ def funnel_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
         horizontal_spacing=0.04,
         subplot_titles=("Deals reaching the stage", f"Their value ({currency})"),
     )
+    fig.update_annotations(font_size=13)  # the panel titles
     names = list(stages["name"])
     panels = (
         (stages["reached"], stages["step_rate"], PRIMARY, fmt.count, "%{x:,} deals"),
@@ -210,14 +226,9 @@ def stage_win_chart(summary: pd.DataFrame) -> go.Figure:
         mode="markers",
         name="won, censoring-aware",
         marker={"color": OUTCOME_COLORS["won"], "size": 9},
-        error_y={
-            "type": "data",
-            "array": summary["p_won_upper"] - summary["p_won"],
-            "arrayminus": summary["p_won"] - summary["p_won_lower"],
-            "color": OUTCOME_COLORS["won"],
-            "thickness": 1.5,
-            "width": 4,
-        },
+        error_y=_interval(
+            summary["p_won"], summary["p_won_lower"], summary["p_won_upper"], OUTCOME_COLORS["won"]
+        ),
         text=names,
         hovertemplate="%{text}: %{y:.1%}<extra>censoring-aware</extra>",
     )
@@ -253,6 +264,7 @@ def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.
         horizontal_spacing=0.06,
         vertical_spacing=0.16 if rows > 1 else 0.1,
     )
+    fig.update_annotations(font_size=13)  # the panel titles
     for i, st in enumerate(stages.itertuples(index=False)):
         r, c = i // cols + 1, i % cols + 1
         d = distribution[distribution["stage_id"] == st.stage_id]
@@ -439,14 +451,9 @@ def adherence_chart(owners: pd.DataFrame, overall: float | None) -> go.Figure:
         y=labels,
         mode="markers",
         marker={"color": PRIMARY, "size": 8},
-        error_x={
-            "type": "data",
-            "array": o["conforming_upper"] - o["conforming_rate"],
-            "arrayminus": o["conforming_rate"] - o["conforming_lower"],
-            "color": LIGHT,
-            "thickness": 2,
-            "width": 0,
-        },
+        error_x=_interval(
+            o["conforming_rate"], o["conforming_lower"], o["conforming_upper"], LIGHT, width=0
+        ),
         customdata=o[["deals"]],
         hovertemplate="%{y}: %{x:.0%} of %{customdata[0]:,} deals<extra></extra>",
     )
@@ -503,6 +510,56 @@ def whose_move_chart(stages: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="stack")
     fig.update_xaxes(range=[0, 1.001])
     return style(fig, height=90 + 34 * len(stages), legend=True)
+
+
+def reliability_chart(reliability: pd.DataFrame, order: list[str]) -> go.Figure:
+    """Small multiples, one per scorer: mean predicted probability against the observed
+    rate in each probability bin (with its interval); on the diagonal is calibrated."""
+    n = len(order)
+    cols = 2 if n > 1 else 1
+    rows = math.ceil(n / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=order,
+        horizontal_spacing=0.08,
+        vertical_spacing=0.14 if rows > 1 else 0.1,
+    )
+    fig.update_annotations(font_size=13)  # the panel titles
+    for i, scorer in enumerate(order):
+        r, c = i // cols + 1, i % cols + 1
+        part = reliability[reliability["scorer"] == scorer]
+        fig.add_scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            line={"color": GRID, "width": 1},
+            hoverinfo="skip",
+            row=r,
+            col=c,
+        )
+        fig.add_scatter(
+            x=part["predicted"],
+            y=part["observed_rate"],
+            mode="markers+lines",
+            line={"color": LIGHT, "width": 1},
+            marker={"color": PRIMARY, "size": 7},
+            error_y=_interval(
+                part["observed_rate"],
+                part["observed_lower"],
+                part["observed_upper"],
+                LIGHT,
+                width=0,
+            ),
+            customdata=part[["rows"]],
+            hovertemplate="predicted %{x:.0%}, observed %{y:.0%} of %{customdata[0]:,}"
+            "<extra></extra>",
+            row=r,
+            col=c,
+        )
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", dtick=0.25, showgrid=True, gridcolor=GRID)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", dtick=0.25)
+    return style(fig, height=60 + 260 * rows)
 
 
 def bottleneck_chart(ranking: pd.DataFrame) -> go.Figure:

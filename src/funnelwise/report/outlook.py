@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from funnelwise.analytics.hygiene import HygieneResult
     from funnelwise.analytics.snapshot import SnapshotResult
     from funnelwise.forecast.result import BacktestResult, ForecastResult
+    from funnelwise.scoring.result import Evaluation
 
 
 # -- snapshot ------------------------------------------------------------------------
@@ -308,4 +309,58 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
         ),
         tables=(rows,),
         notes=(f"Chosen by the backtest: {result.reason}.",),
+    )
+
+
+# -- scoring -------------------------------------------------------------------------
+def scoring_section(result: Evaluation) -> Section:
+    """The win-probability model against its baselines on later deals: ranking quality
+    and calibration (the reliability curve)."""
+    title = TITLES["scoring"]
+    metrics = result.metrics
+    if metrics.empty:
+        return notice("scoring", title, "No scorer could be evaluated.")
+    model = metrics[metrics["kind"] == "boosted"]
+    m = model.iloc[0] if len(model) else metrics.iloc[0]
+    crm = metrics[metrics["kind"] == "naive_bayes"]
+    takeaway = (
+        f"On {fmt.plural(m['units'], 'later deal')} ({fmt.count(m['rows'])} scored moments), "
+        f"the win model ({m['scorer']}) ranks the wins with ROC AUC {float(m['roc_auc']):.2f}"
+    )
+    if len(crm):
+        takeaway += f" ({crm.iloc[0]['scorer']}: {float(crm.iloc[0]['roc_auc']):.2f})"
+    takeaway += (
+        f", and its probabilities are off by {fmt.pct(m['ece'], 1)} on average "
+        "(expected calibration error)."
+    )
+    order = list(metrics["scorer"])
+    rows = table(
+        metrics,
+        [
+            ("Scorer", lambda r: str(r.scorer), False),
+            ("ROC AUC", lambda r: f"{float(r.roc_auc):.3f}", True),
+            ("PR AUC", lambda r: f"{float(r.pr_auc):.3f}", True),
+            ("Brier", lambda r: f"{float(r.brier):.3f}", True),
+            ("Calibration error", lambda r: fmt.pct(r.ece, 1), True),
+            ("Lift, top 10%", lambda r: f"{float(r.lift_top_decile):.1f}×", True),
+            ("Base rate", lambda r: fmt.pct(r.base_rate), True),
+        ],
+        caption="Fitted on deals created before "
+        f"{fmt.date(result.meta.get('test_start'))}, measured on later ones as they were "
+        "known at several instants; higher AUC ranks better, lower Brier and calibration "
+        "error are better.",
+    )
+    return Section(
+        "scoring",
+        title,
+        takeaway,
+        charts=(
+            Chart(
+                charts.reliability_chart(result.reliability, order),
+                "Predicted against observed win rate per probability band, with 95% "
+                "intervals; points on the diagonal mean the probabilities can be taken at "
+                "their word.",
+            ),
+        ),
+        tables=(rows,),
     )
