@@ -12,7 +12,6 @@ amounts of those that will be won follow the deals won over the last year.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +38,38 @@ class Arrivals:
     rate_per_day: float
     season: np.ndarray
     seasonal: bool
-    sigma: float
-    sigma_shock: float
+    daily_counts: np.ndarray
+    daily_season: np.ndarray
     window_days: float
     n_window: int
     starts: pd.DataFrame  # segment, pipeline_id, stage_id, amount_bin, share
+
+    def sigma_for(self, horizon_days: float, *, shocks: bool = True) -> float:
+        """Log-sd of the arrival level over a horizon.
+
+        Replays the trailing rate on the log's own past: from every 7th day with a full
+        window behind it and a full horizon after it (all before the as-of date), the
+        window's rate predicts the horizon's creations. The mean squared log error,
+        less the Poisson noise of the counts predicted (which the simulation draws
+        anyway), is the level's variance: estimation error, trend and shared shocks
+        together, at the horizon's time scale. Without such a past (or without
+        `shocks`), only the trailing count's own Poisson error.
+        """
+        param = 1.0 / np.sqrt(max(self.n_window, 1))
+        w, h = round(self.window_days), round(horizon_days)
+        y, f = self.daily_counts, self.daily_season
+        origins = np.arange(w, len(y) - h + 1, 7)
+        if not shocks or w < 1 or len(origins) < 3:
+            return float(param)
+        cy, cf = np.concatenate([[0.0], np.cumsum(y)]), np.concatenate([[0.0], np.cumsum(f)])
+        trail, trail_f = cy[origins] - cy[origins - w], cf[origins] - cf[origins - w]
+        ahead, ahead_f = cy[origins + h] - cy[origins], cf[origins + h] - cf[origins]
+        keep = (trail > 0) & (ahead > 0)
+        if keep.sum() < 3:
+            return float(param)
+        predicted = trail[keep] / trail_f[keep] * ahead_f[keep]
+        err = np.log(ahead[keep] / predicted)
+        return float(np.sqrt(max(param**2, float(np.mean(err**2 - 1.0 / predicted)))))
 
     def daily(self, as_of: pd.Timestamp, n_days: int) -> np.ndarray:
         """Expected arrivals on each day 1..n_days after as_of."""
@@ -84,25 +110,13 @@ def fit_arrivals(history: History, *, window_days: float, min_days: float = 28.0
     days = now - DAY * (np.arange(int(window)) + 0.5)
     exposure = float(season[pd.DatetimeIndex(days).month - 1].sum()) if window >= 1 else 0.0
     rate = n_window / exposure if exposure > 0 else 0.0
-    # Shared shocks: 30-day blocks before now, deseasonalised, beyond Poisson spread.
-    blocks = int(min(12, history.history_days // 30))
-    sigma_shock = 0.0
-    if blocks >= 3:
-        edges = [now - pd.Timedelta(days=30 * i) for i in range(blocks, -1, -1)]
-        spans = list(itertools.pairwise(edges))
-        counts = np.array([c[(c.day > a) & (c.day <= b)].n.sum() for a, b in spans], dtype=float)
-        expect = np.array(
-            [
-                season[pd.date_range(a, b, freq="D", inclusive="right").month - 1].sum()
-                for a, b in spans
-            ]
-        )
-        ratio = counts / expect
-        mean = ratio.mean()
-        if mean > 0:
-            excess = ratio.var(ddof=1) / mean**2 - float(np.mean(1.0 / np.maximum(counts, 1.0)))
-            sigma_shock = float(np.sqrt(max(0.0, excess)))
-    sigma_param = 1.0 / np.sqrt(max(n_window, 1))
+    # The daily series the trailing rate's own past errors are measured on.
+    n_days = int(np.ceil(history.history_days))
+    day_index = (now - c.day).dt.total_seconds().to_numpy(dtype=float) / 86400.0
+    back = np.clip(np.floor(day_index).astype(np.int64), 0, max(n_days - 1, 0))
+    daily_counts = np.bincount(n_days - 1 - back, weights=c.n.to_numpy(float), minlength=n_days)
+    mid = now - DAY * (n_days - 1 - np.arange(n_days) + 0.5)
+    daily_season = season[pd.DatetimeIndex(mid).month - 1]
     starts = recent if n_window else c
     starts = starts.assign(stage_id=starts.first_stage_id).dropna(subset=["stage_id"])
     keys = ["segment", "pipeline_id", "stage_id", "amount_bin"]
@@ -112,8 +126,8 @@ def fit_arrivals(history: History, *, window_days: float, min_days: float = 28.0
         rate_per_day=rate,
         season=season,
         seasonal=bool(seasonal),
-        sigma=float(np.hypot(sigma_shock, sigma_param)),
-        sigma_shock=sigma_shock,
+        daily_counts=daily_counts,
+        daily_season=daily_season,
         window_days=window,
         n_window=n_window,
         starts=share.drop(columns="n"),

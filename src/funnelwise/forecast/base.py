@@ -146,3 +146,25 @@ def day_of(instants: pd.Series, as_of: pd.Timestamp) -> np.ndarray:
     (as_of + k - 1 days, as_of + k days])."""
     delta = (pd.to_datetime(instants) - as_of) / DAY
     return np.ceil(delta.to_numpy(dtype=float)).astype(np.int64)
+
+
+def fill_amounts(history: History, amount: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Open deals' amounts with the missing ones at the mean amount of the wins of the
+    last year (of all wins if the year has none), and a note saying so. A deal without
+    an amount is not worth nothing: counting it at zero would quietly shrink the forecast.
+    """
+    missing = np.isnan(amount)
+    if not missing.any():
+        return amount, []
+    w = history.wins.dropna(subset=["amount_base"])
+    recent = w[w.closed_at > history.now - pd.Timedelta(days=365)]
+    pool = recent if len(recent) else w
+    if not len(pool):
+        note = f"{int(missing.sum()):,} open deals have no amount and no win shows a usual one"
+        return np.where(missing, 0.0, amount), [note + ": counted as 0"]
+    fill = float(pool.amount_base.mean())
+    note = (
+        f"{int(missing.sum()):,} open deals have no amount; each counts at the mean amount "
+        f"of {len(pool):,} recent wins ({fill:,.0f})"
+    )
+    return np.where(missing, fill, amount), [note]

@@ -6,6 +6,9 @@
   Deals without an expected close date are counted as closing at an even
   pace over the horizon (a CRM without close dates shows its whole weighted
   pipeline); deals whose date has already passed are left out, as in a CRM.
+  Deals without an amount count at the mean amount of recent wins, as in the
+  Monte Carlo model, so that the two differ in their probabilities and timing,
+  not in how they fill gaps.
 - `WeightedHistorical`: the same deals weighted by each stage's historical
   win rate (closed deals that visited the stage, share won).
 - `RunRate`: bookings per day over a trailing window, times the days ahead.
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from funnelwise.errors import InputError
-from funnelwise.forecast.base import DAY, Forecaster, require, segments_of
+from funnelwise.forecast.base import DAY, Forecaster, fill_amounts, require, segments_of
 from funnelwise.forecast.history import History
 from funnelwise.forecast.periods import PeriodGrid
 from funnelwise.forecast.result import ForecastSummary, summary_from_normal
@@ -51,9 +54,7 @@ def weighted_pipeline(
     od = history.open_deals
     segments = segments_of(history, od.segment)
     seg = _seg_index(od.segment, segments)
-    amount = od.amount_base.to_numpy(dtype=float)
-    missing_amount = np.isnan(amount)
-    amount = np.where(missing_amount, 0.0, amount)
+    amount, notes = fill_amounts(history, od.amount_base.to_numpy(dtype=float))
     ecd = pd.to_datetime(od.expected_close_date)
     dated = ecd.notna().to_numpy()
     day = np.zeros(len(od), dtype=np.int64)
@@ -72,7 +73,6 @@ def weighted_pipeline(
     undated = ~dated
     np.add.at(mean, seg[undated], m_i[undated, None] * share[None, :])
     np.add.at(var, seg[undated], v_i[undated, None] * share[None, :])
-    notes = []
     if undated.any():
         notes.append(
             f"{int(undated.sum()):,} open deals have no expected close date; "
@@ -83,8 +83,6 @@ def weighted_pipeline(
             f"{int(overdue.sum()):,} open deals have an expected close date before "
             f"{history.now:%Y-%m-%d} and are left out, as a CRM does"
         )
-    if missing_amount.any():
-        notes.append(f"{int(missing_amount.sum()):,} open deals have no amount (counted as 0)")
     extra = {
         "notes": tuple(notes),
         "components": {"open_pipeline": float(mean.sum()), "new_pipeline": 0.0},

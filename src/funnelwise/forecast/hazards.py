@@ -127,7 +127,7 @@ class Visits:
     tbin: np.ndarray
     count: np.ndarray
     sum_days: np.ndarray
-    month: np.ndarray  # entry month code
+    month: np.ndarray  # entry month, 0 for the first month of the history
     covariates: Covariates
 
     @classmethod
@@ -145,13 +145,15 @@ class Visits:
             labels.append(tuple(cats))
             codes.append(pd.Categorical(values, categories=cats).codes)
         months = pd.to_datetime(v.month)
+        first = months.min() if len(months) else pd.Timestamp(0)
+        month_index = (months.dt.year - first.year) * 12 + (months.dt.month - first.month)
         return cls(
             state=state[keep],
             dest=design.dest_of(v.pipeline_id, v.dest),
             tbin=v.tis_bin.to_numpy(dtype=np.int64),
             count=v.n.to_numpy(dtype=float),
             sum_days=v.sum_days.to_numpy(dtype=float),
-            month=pd.factorize(months, sort=True)[0].astype(np.int64),
+            month=month_index.to_numpy(dtype=np.int64),
             covariates=Covariates(
                 names,
                 tuple(labels),
@@ -290,31 +292,51 @@ def fit_hazards(
     )
 
 
-def win_shock_sigma(visits: Visits, hazards: Hazards) -> tuple[float, int]:
-    """Month-to-month spread of the win rate beyond chance, as a log-odds sd.
+def drift_sigma(observed: np.ndarray, expected: np.ndarray, span: int = 1) -> tuple[float, int]:
+    """Spread of a rate's changes from one span of periods to the next, beyond chance,
+    as a log sd.
 
-    Visits are grouped by entry month; O = wins observed, E = wins the pooled
-    hazards expect over the same exposure. With Var(O) = E + σ²E² (Poisson with a
-    shared multiplicative shock), σ² = Σ[(O − E)² − E] / ΣE², floored at 0.
-    Returns (σ, months used).
+    observed (counts) and expected (counts under one constant rate) per consecutive
+    period (month); rolling windows of `span` periods are compared with the window
+    just before them: a forecast over `span` periods meets the shocks of that time
+    scale (calendar effects inside a quarter cancel over a quarter). With r = O / E
+    per window, a shared shock changes r between neighbours by more than Poisson
+    noise (variance r / E each): σ² = Σ w [(Δr)² − noise] / (2 Σ w), w the inverse
+    noise, floored at 0. Differences rather than deviations from the mean, so a
+    steady trend or a one-off level shift counts once. Returns (σ, windows compared).
     """
+    span = max(1, int(span))
+    if len(observed) < 2 * span + 1:
+        return 0.0, 0
+    kernel = np.ones(span)
+    o = np.convolve(observed, kernel, mode="valid")
+    e = np.convolve(expected, kernel, mode="valid")
+    prev_o, prev_e, o, e = o[:-span], e[:-span], o[span:], e[span:]
+    keep = (e >= 1.0) & (prev_e >= 1.0)
+    if keep.sum() < 2:
+        return 0.0, int(keep.sum())
+    r, prev_r = o[keep] / e[keep], prev_o[keep] / prev_e[keep]
+    noise = np.maximum(r, 1.0 / e[keep]) / e[keep]
+    prev_noise = np.maximum(prev_r, 1.0 / prev_e[keep]) / prev_e[keep]
+    w = 1.0 / (noise + prev_noise)
+    excess = ((r - prev_r) ** 2 - (noise + prev_noise)) * w
+    return float(np.sqrt(max(0.0, excess.sum() / (2 * w.sum())))), int(keep.sum())
+
+
+def monthly_wins(visits: Visits, hazards: Hazards) -> tuple[np.ndarray, np.ndarray]:
+    """Wins observed and wins the pooled hazards expect, per entry month of the visits
+    (consecutive months, oldest first): the input of `drift_sigma` for the win rate."""
     d = hazards.design
     rates = hazards.rates[0]
     lam = cumulative_at_edges(rates)
     lo = EDGES[visits.tbin]
-    ratio = visits.mean_days
     cum_won = lam[visits.state, visits.tbin, d.won] + rates[visits.state, visits.tbin, d.won] * (
-        ratio - lo
+        visits.mean_days - lo
     )
     n_months = int(visits.month.max()) + 1 if len(visits) else 0
     e = np.bincount(visits.month, weights=cum_won * visits.count, minlength=n_months)
     o = np.bincount(visits.month, weights=(visits.dest == d.won) * visits.count, minlength=n_months)
-    used = e > 0
-    if used.sum() < 3:
-        return 0.0, int(used.sum())
-    num = float(((o[used] - e[used]) ** 2 - e[used]).sum())
-    den = float((e[used] ** 2).sum())
-    return float(np.sqrt(max(0.0, num / den))), int(used.sum())
+    return o, e
 
 
 # -- from hazards to win-time distributions --------------------------------------------

@@ -150,7 +150,8 @@ def _pushes(log: EventLog) -> ir.Table | None:
     """Expected-close-date changes that moved the date later (deal_id, changed_at)."""
     ch = log.deal_changes
     ch = ch.filter(ch.field == "expected_close_date")
-    pushed = ch.filter(ch.new_value.cast("date") > ch.old_value.cast("date"))
+    # try_cast: the engine may read other fields' values before the field filter applies.
+    pushed = ch.filter(ch.new_value.try_cast("date") > ch.old_value.try_cast("date"))
     if int(pushed.count().execute()) == 0:
         return None
     return pushed.select("deal_id", "changed_at")
@@ -164,6 +165,46 @@ def _pushes_before(rows: ir.Table, key: list[str], at: str, pushes: ir.Table | N
     joined = rows.left_join(p, (rows.deal_id == p._pd) & (p._pat <= rows[at]))
     counted = joined.group_by(key).aggregate(pushes=joined._pat.count())
     return rows.join(counted, key)
+
+
+def _amount_changes(log: EventLog) -> ir.Table | None:
+    """Amount changes known at `now` (deal_id, changed_at, old, new), or None."""
+    ch = log.deal_changes
+    ch = ch.filter(ch.field == "amount")
+    if int(ch.count().execute()) == 0:
+        return None
+    return ch.select(
+        _cd="deal_id",
+        _cat="changed_at",
+        _old=ch.old_value.try_cast("float64"),
+        _new=ch.new_value.try_cast("float64"),
+    )
+
+
+def _amount_base_at(rows: ir.Table, key: list[str], at: str, changes: ir.Table | None) -> ir.Table:
+    """rows (with deal_id, amount, amount_base) plus `amount_at`: amount_base as it stood
+    at rows[at], rebuilt from amount changes like `log.as_of` does (the value after the
+    last change by then, else before the first later change, else the deal's)."""
+    if changes is None:
+        return rows.mutate(amount_at=rows.amount_base)
+    j = rows.left_join(changes, rows.deal_id == changes._cd)
+    before = j._cat <= j[at]
+    after = j._cat > j[at]
+    agg = j.group_by(key).aggregate(
+        _nb=before.cast("int64").sum(),
+        _vb=j._new.argmax(ibis.ifelse(before, j._cat, ibis.null("timestamp"))),
+        _na=after.cast("int64").sum(),
+        _va=j._old.argmin(ibis.ifelse(after, j._cat, ibis.null("timestamp"))),
+    )
+    out = rows.join(agg, key)
+    # amount_base moves with amount at the deal's own conversion rate.
+    rate = ibis.ifelse(out.amount != 0, out.amount_base / out.amount, ibis.null("float64"))
+    value = ibis.cases(
+        (out._nb > 0, out._vb * rate),
+        (out._na > 0, out._va * rate),
+        else_=out.amount_base,
+    )
+    return out.mutate(amount_at=value).drop("_nb", "_vb", "_na", "_va")
 
 
 @dataclass(frozen=True)
@@ -203,7 +244,11 @@ class History:
 
 
 def _visits(
-    log: EventLog, by: str | None, pushes: ir.Table | None, edges: tuple[float, ...]
+    log: EventLog,
+    by: str | None,
+    pushes: ir.Table | None,
+    amounts: ir.Table | None,
+    edges: tuple[float, ...],
 ) -> pd.DataFrame:
     iv = log.stage_intervals
     iv = iv.filter(iv.kind == "open")
@@ -215,11 +260,12 @@ def _visits(
     )
     d = log.deals
     deals = d.select(
+        "amount",
+        "amount_base",
         _did="deal_id",
         _created="created_at",
         _outcome="outcome",
         segment=segment_expr(d, by),
-        amount_bin=amount_bin_expr(d.amount_base, edges),
     )
     iv = iv.join(deals, iv.deal_id == deals._did).drop("_did")
     dest = ibis.cases(
@@ -238,7 +284,13 @@ def _visits(
         month=iv.entered_at.truncate("M"),
     )
     iv = _pushes_before(iv, ["deal_id", "step"], "entered_at", pushes)
-    iv = iv.mutate(push_bin=ibis.least(iv.pushes, MAX_PUSHES))
+    # The deal's size band as it stood when the visit began: a later amount (a lost
+    # deal's zero, say) must not explain how the visit ended.
+    iv = _amount_base_at(iv, ["deal_id", "step"], "entered_at", amounts)
+    iv = iv.mutate(
+        push_bin=ibis.least(iv.pushes, MAX_PUSHES),
+        amount_bin=amount_bin_expr(iv.amount_at, edges),
+    )
     out = iv.group_by(VISIT_KEYS).aggregate(n=iv.count(), sum_days=iv.days.sum())
     return out.to_pandas()
 
@@ -247,6 +299,7 @@ def _open_deals(
     log: EventLog,
     by: str | None,
     pushes: ir.Table | None,
+    amounts: ir.Table | None,
     edges: tuple[float, ...],
     stages: pd.DataFrame,
 ) -> pd.DataFrame:
@@ -258,6 +311,7 @@ def _open_deals(
         "current_stage_id",
         "current_stage_entered_at",
         "created_at",
+        "amount",
         "amount_base",
         "expected_close_date",
         segment=segment_expr(c, by),
@@ -266,6 +320,7 @@ def _open_deals(
         _entered=c.current_stage_entered_at.fill_null(c.created_at),
     )
     c = _pushes_before(c, ["deal_id"], "_entered", pushes).rename(pushes_at_entry="pushes")
+    c = _amount_base_at(c, ["deal_id"], "_entered", amounts)
     if pushes is None:
         c = c.mutate(pushes=ibis.literal(0, type="int64"))
     else:
@@ -284,8 +339,10 @@ def _open_deals(
     f["tis_days"] = ((log.now - entered) / DAY).clip(lower=0.0)
     f["age_days"] = ((log.now - f.created_at) / DAY).clip(lower=0.0)
     f["age_at_entry"] = ((entered - f.created_at) / DAY).clip(lower=0.0)
-    f["amount_bin"] = amount_bins(f.amount_base, edges)
-    return f.drop(columns=["_first", "current_stage_id", "current_stage_entered_at"])
+    # The band as the current visit began, as for the visits the hazards learn from.
+    f["amount_bin"] = amount_bins(f.amount_at, edges)
+    dropped = ["_first", "current_stage_id", "current_stage_entered_at", "amount", "amount_at"]
+    return f.drop(columns=dropped)
 
 
 def _wins(log: EventLog, by: str | None, edges: tuple[float, ...]) -> pd.DataFrame:
@@ -341,14 +398,15 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
     """
     stages = _stages(log)
     pushes = _pushes(log)
+    amounts = _amount_changes(log)
     edges, first, outcomes = _deal_summary(log)
     history = History(
         now=log.now,
         by=by,
         currency=log.process.currency,
         stages=stages,
-        visits=_sorted(_visits(log, by, pushes, edges), VISIT_KEYS),
-        open_deals=_sorted(_open_deals(log, by, pushes, edges, stages), ["deal_id"]),
+        visits=_sorted(_visits(log, by, pushes, amounts, edges), VISIT_KEYS),
+        open_deals=_sorted(_open_deals(log, by, pushes, amounts, edges, stages), ["deal_id"]),
         wins=_sorted(_wins(log, by, edges), ["closed_at", "deal_id"]),
         creations=_sorted(_creations(log, by, edges), CREATION_KEYS),
         stage_rates=_sorted(_stage_rates(log), ["pipeline_id", "stage_id"]),

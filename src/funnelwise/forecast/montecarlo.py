@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from funnelwise.forecast.arrivals import AmountPool, Arrivals, amount_pool, fit_arrivals
-from funnelwise.forecast.base import Forecaster, require, segments_of
+from funnelwise.forecast.base import Forecaster, fill_amounts, require, segments_of
 from funnelwise.forecast.hazards import (
     COVARIATES,
     DEAL_COVARIATES,
@@ -41,13 +41,14 @@ from funnelwise.forecast.hazards import (
     Design,
     Hazards,
     Visits,
+    drift_sigma,
     exit_probs,
     fit_hazards,
     fresh_points,
     fresh_win_cdf,
+    monthly_wins,
     open_win_cdf,
     win_cdf,
-    win_shock_sigma,
 )
 from funnelwise.forecast.history import AGE_EDGES, MAX_PUSHES, History
 from funnelwise.forecast.periods import PeriodGrid
@@ -81,8 +82,9 @@ class MonteCarlo(Forecaster):
     `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
     `exact_budget` deal × path × period draws sampled exactly.
 
-    Fitted: `design_`, `hazards_`, `sigma_win_` (log-odds sd of the shared win
-    shock), `arrivals_` (or None), `pool_` (amounts of future new wins).
+    Fitted: `design_`, `hazards_`, `monthly_wins_` (wins observed and expected per
+    entry month, whose drift sets the shared win shock), `arrivals_` (or None),
+    `pool_` (amounts of future new wins).
     """
 
     name = "montecarlo"
@@ -125,9 +127,7 @@ class MonteCarlo(Forecaster):
         self.hazards_: Hazards = fit_hazards(
             visits, self.design_, replicates=self.replicates, rng=np.random.default_rng(fit_seed)
         )
-        self.sigma_win_, self.shock_months_ = (
-            win_shock_sigma(visits, self.hazards_) if self.shocks else (0.0, 0)
-        )
+        self.monthly_wins_ = monthly_wins(visits, self.hazards_)
         self.arrivals_: Arrivals | None = None
         if self.arrivals:
             window = to_days(self.arrival_window, name="arrival_window")
@@ -262,22 +262,22 @@ class MonteCarlo(Forecaster):
         seg_of = {s: i for i, s in enumerate(segments)}
         od, classes, deal_class, notes = self._open_classes(history)
         starts = self._arrival_classes()
-        amount = od.amount_base.to_numpy(float)
+        amount, filled = fill_amounts(history, od.amount_base.to_numpy(float))
+        notes += filled
         deal_seg = od.segment.astype(str).map(seg_of).to_numpy(dtype=np.int64)
-        missing = np.isnan(amount)
-        if missing.any():
-            fill = float(np.concatenate(self.pool_.amounts).mean()) if self.pool_.amounts else 0.0
-            amount = np.where(missing, fill, amount)
-            notes.append(
-                f"{int(missing.sum()):,} open deals have no amount; each counts at the mean "
-                f"amount of recent wins ({fill:,.0f})"
-            )
         w_open, w_new = self._win_probabilities(classes, starts, grid)
+        # Shared shocks at the horizon's time scale (whole months, at least one).
+        span = max(1, round(grid.horizon_days / 30))
+        sigma_win, windows = drift_sigma(*self.monthly_wins_, span) if self.shocks else (0.0, 0)
+        sigma_arrivals = 0.0
+        if self.arrivals_ is not None:
+            sigma_arrivals = self.arrivals_.sigma_for(grid.horizon_days, shocks=self.shocks)
         sampler = _Sampler(
             rng=rng,
             n_paths=self.n_paths,
             levels=max(1, min(self.levels, self.n_paths)),
-            sigma_win=self.sigma_win_,
+            sigma_win=sigma_win,
+            sigma_arrivals=sigma_arrivals,
             arrivals=self.arrivals_,
             pool=self.pool_,
             n_seg=len(segments),
@@ -303,8 +303,9 @@ class MonteCarlo(Forecaster):
                 "open_deals": len(od),
                 "open_value": float(amount.sum()),
                 "deal_classes": len(classes),
-                "sigma_win": self.sigma_win_,
-                "shock_months": self.shock_months_,
+                "sigma_win": sigma_win,
+                "sigma_arrivals": sigma_arrivals,
+                "shock_windows": windows,
                 "replicates": self.hazards_.n_replicates,
                 "levels": sampler.levels,
                 # The simulated mean and sd of the horizon total: the reported expected
@@ -324,7 +325,6 @@ class MonteCarlo(Forecaster):
         return {
             "arrivals_per_day": a.rate_per_day,
             "arrival_window_days": a.window_days,
-            "sigma_arrivals": a.sigma,
             "seasonal": a.seasonal,
         }
 
@@ -337,6 +337,7 @@ class _Sampler:
     n_paths: int
     levels: int
     sigma_win: float
+    sigma_arrivals: float
     arrivals: Arrivals | None
     pool: AmountPool
     n_seg: int
@@ -371,7 +372,7 @@ class _Sampler:
         m = self.levels
         rep = np.arange(m) % b_n
         z_win = stratified_normal(m, rng) if self.sigma_win > 0 else np.zeros(m)
-        sigma_a = self.arrivals.sigma if self.arrivals is not None else 0.0
+        sigma_a = self.sigma_arrivals
         z_arr = stratified_normal(m, rng)
         sizes = np.full(m, self.n_paths // m)
         sizes[: self.n_paths % m] += 1
