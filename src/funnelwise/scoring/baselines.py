@@ -83,7 +83,7 @@ class RuleScorer(Scorer):
         now = log.now
         self.keys_ = ()
         self.dropped_keys_ = ()
-        self.split_ = Split(now, now, now, now, now, 0.0)
+        self.split_ = Split(now, now, now, now, 0.0)
         self.trained_as_of_ = now
         self.counts_: dict[str, int] = {}
         return self

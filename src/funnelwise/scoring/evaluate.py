@@ -231,7 +231,6 @@ def evaluate_scorers(
         "target": target,
         "unit": "deals" if target == "won" else "leads",
         "test_start": split_at,
-        "train_until": split_at,
         "test_end": test_end,
         "split": data.split.to_dict(),
         "training_counts": data.counts(),

@@ -98,15 +98,14 @@ class Split:
     """The instants that order a fit in time.
 
     `start` is the first deal's creation; training snapshots lie in
-    (start, train_end] and read labels as of `train_until` (the training
-    model sees nothing later); calibration snapshots lie in
-    (train_end, calibration_end] and read labels as of `labels_until`.
-    `*_end` instants are `maturity_days` before their label instant.
+    (start, train_end], calibration snapshots (of deals created after
+    train_end) in (train_end, calibration_end]; both read labels as of
+    `labels_until` (the fitted log's now), `maturity_days` after
+    `calibration_end`.
     """
 
     start: pd.Timestamp
     train_end: pd.Timestamp
-    train_until: pd.Timestamp
     calibration_end: pd.Timestamp
     labels_until: pd.Timestamp
     maturity_days: float
@@ -116,7 +115,6 @@ class Split:
         return {
             "start": self.start.isoformat(),
             "train_end": self.train_end.isoformat(),
-            "train_until": self.train_until.isoformat(),
             "calibration_end": self.calibration_end.isoformat(),
             "labels_until": self.labels_until.isoformat(),
             "maturity_days": self.maturity_days,
@@ -157,7 +155,6 @@ def fit_split(
     return Split(
         start=start,
         train_end=train_end,
-        train_until=train_end + gap,
         calibration_end=usable,
         labels_until=end,
         maturity_days=maturity,
@@ -240,9 +237,10 @@ def training_data(
     """Labelled snapshots of the history known at `log.now`, split in time.
 
     `snapshots` instants are spread evenly from the first deal's creation to
-    `maturity_days` before `log.now`. Training rows read labels as of
-    `split.train_until`; calibration rows (the later instants) as of `log.now`.
-    Owner and source rates come from the past of each snapshot only.
+    `maturity_days` before `log.now`; the later `calibration_fraction` of them
+    are for calibration, on deals created after the last training instant.
+    Labels are read as of `log.now`. Owner and source rates come from the
+    past of each snapshot only.
     """
     split = fit_split(
         log, target, calibration_fraction=calibration_fraction, horizon_days=horizon_days
@@ -254,7 +252,7 @@ def training_data(
         log,
         target,
         train_times,
-        labels_until=split.train_until,
+        labels_until=split.labels_until,
         horizon_days=horizon_days,
         keys=keys,
         progress=progress,

@@ -24,6 +24,9 @@ class Scores(Result):
     analysis: ClassVar[str] = "scores"
     title: ClassVar[str] = "Scores"
     percent: ClassVar[frozenset[str]] = frozenset({"probability"})
+    display: ClassVar[dict[str, tuple[str, ...]]] = {
+        "scores": ("deal_id", "lead_id", "probability", "reason_1", "reason_2", "reason_3")
+    }
 
     scores = frame_view("One row per open deal (or lead): probability and reasons")
 
@@ -42,7 +45,7 @@ class Evaluation(Result):
     10 equal-width bins), and lift and gains in the top decile. `reliability`:
     per scorer and bin, mean predicted against observed frequency with its
     Wilson 95% interval. `predictions`: every test row's label and scores.
-    Meta: the split instants (the first test deal's start, `train_until`),
+    Meta: the split instants (the first test deal's start, the fit's slices),
     counts, parameters.
     """
 

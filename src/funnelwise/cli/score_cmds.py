@@ -1,0 +1,168 @@
+"""Scoring commands: `funnelwise score train|apply|evaluate`.
+
+Each parses options, calls the scoring core and renders its result; models
+and scores are stored through the registry. No computation here.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from funnelwise.analytics.result import Result
+from funnelwise.cli.context import cli_context
+from funnelwise.cli.progress import progress_bar
+from funnelwise.cli.render import OutputFormat, console, print_frame, print_record, to_json
+from funnelwise.errors import InputError
+from funnelwise.log import EventLog
+
+
+class Target(StrEnum):
+    """What to score."""
+
+    won = "won"
+    converted = "converted"
+
+
+class ModelKind(StrEnum):
+    """Which scorer `apply` uses."""
+
+    boosted = "boosted"
+    rule = "rule"
+
+
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
+]
+TargetOpt = Annotated[
+    Target,
+    typer.Option(
+        "--target", "-t", help="won: open deals → won; converted: open leads → converted."
+    ),
+]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Use the log as it was known at this date.")
+]
+SeedOpt = Annotated[int, typer.Option(help="Random seed of the model.")]
+SnapshotsOpt = Annotated[int, typer.Option(help="Past instants to learn from.")]
+
+score_app = typer.Typer(
+    help="Calibrated win and conversion probabilities with reasons.", no_args_is_help=True
+)
+
+
+def _log(ctx: typer.Context, as_of: str | None) -> EventLog:
+    log = cli_context(ctx).log()
+    return log.as_of(as_of) if as_of else log
+
+
+def _emit(result: Result, fmt: OutputFormat, *, csv_columns: list[str] | None = None) -> None:
+    if fmt is OutputFormat.json:
+        sys.stdout.write(to_json(result.to_dict()) + "\n")
+    elif fmt is OutputFormat.csv:
+        frame = result.to_frame()
+        print_frame(frame[csv_columns] if csv_columns else frame, fmt)
+    else:
+        console.print(result)
+
+
+@score_app.command("train")
+def train(
+    ctx: typer.Context,
+    target: TargetOpt = Target.won,
+    as_of: AsOfOpt = None,
+    snapshots: SnapshotsOpt = 32,
+    seed: SeedOpt = 0,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Fit the calibrated LightGBM scorer on the history and store it."""
+    from funnelwise.scoring import BoostedScorer
+    from funnelwise.scoring.registry import save_model
+
+    log = _log(ctx, as_of)
+    scorer = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed)
+    with progress_bar() as progress:
+        scorer.fit(log, progress=progress)
+    model_id = save_model(log.store, scorer)
+    record = {
+        "model_id": model_id,
+        "target": scorer.target,
+        "trained_as_of": scorer.trained_as_of_,
+        "calibration": scorer.calibrator_.method,
+        **scorer.counts_,
+        "dropped_attributes": ", ".join(scorer.dropped_keys_) or "none",
+    }
+    print_record(record, fmt, title="Trained scorer")
+
+
+@score_app.command("apply")
+def apply(
+    ctx: typer.Context,
+    target: TargetOpt = Target.won,
+    as_of: AsOfOpt = None,
+    model: Annotated[
+        ModelKind,
+        typer.Option(help="boosted: the latest trained model; rule: the process rule score."),
+    ] = ModelKind.boosted,
+    model_id: Annotated[
+        str | None, typer.Option("--model-id", help="A stored model id (default: latest).")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Reasons per deal.")] = 3,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Score the open deals (or leads) and store the scores with the model id."""
+    from funnelwise.scoring import RuleScorer
+    from funnelwise.scoring.base import Scorer
+    from funnelwise.scoring.registry import load_model, save_model, save_scores
+
+    log = _log(ctx, as_of)
+    scorer: Scorer
+    if model is ModelKind.rule:
+        scorer = RuleScorer(target=target.value).fit(log)
+        chosen = save_model(log.store, scorer)
+    else:
+        chosen, scorer = load_model(log.store, target=target.value, model_id=model_id)
+        if log.now < scorer.trained_as_of_:
+            raise InputError(
+                f"model {chosen} learned from outcomes up to {scorer.trained_as_of_}; scoring "
+                f"as of {log.now} would use what was not known then. Train one with "
+                f"`funnelwise score train --as-of {log.now.date()}` first"
+            )
+    scores = scorer.score(log, top=top, model_id=chosen)
+    save_scores(log.store, scores)
+    key = scores.id_column
+    reasons = [c for c in scores.to_frame().columns if c.startswith("reason_")]
+    _emit(scores, fmt, csv_columns=[key, "probability", *reasons])
+
+
+@score_app.command("evaluate")
+def evaluate(
+    ctx: typer.Context,
+    target: TargetOpt = Target.won,
+    as_of: AsOfOpt = None,
+    test_fraction: Annotated[
+        float, typer.Option(help="Share of the latest deals (or leads) held out for the test.")
+    ] = 0.2,
+    snapshots: SnapshotsOpt = 32,
+    seed: SeedOpt = 0,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Measure the model against the rule, naive Bayes and logistic baselines on a
+    time-ordered split: AUC, PR AUC, Brier, calibration error, lift."""
+    from funnelwise.scoring import BoostedScorer, evaluate_scorers
+
+    log = _log(ctx, as_of)
+    model = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed)
+    with progress_bar() as progress:
+        result = evaluate_scorers(
+            log, target=target.value, model=model, test_fraction=test_fraction, progress=progress
+        )
+    _emit(result, fmt)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `score train|apply|evaluate` to the root app."""
+    app.add_typer(score_app, name="score")

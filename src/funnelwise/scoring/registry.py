@@ -1,0 +1,98 @@
+"""The model registry and score history in the store.
+
+A fitted scorer is saved as JSON text in `models` under an id made of its
+kind and a hash of its content (the same model saved twice is one row).
+Scores are saved in `scores`, one row per open deal (or lead), with the
+model id and the as-of instant they were computed for; scoring again for
+the same model and instant replaces those rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pandas as pd
+
+from funnelwise.errors import InputError
+from funnelwise.scoring.base import Scorer
+from funnelwise.scoring.models import scorer_from_json, scorer_to_json
+from funnelwise.scoring.result import Scores
+from funnelwise.store import Store
+
+
+def _utcnow() -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None)).floor("s")
+
+
+def save_model(store: Store, scorer: Scorer, *, metrics: dict[str, object] | None = None) -> str:
+    """Store a fitted scorer; returns its model id (`<kind>-<12 hex digits>`)."""
+    artifact = scorer_to_json(scorer)
+    model_id = f"{scorer.kind}-{hashlib.sha256(artifact.encode()).hexdigest()[:12]}"
+    row = pd.DataFrame(
+        {
+            "model_id": [model_id],
+            "target": [scorer.target],
+            "kind": [scorer.kind],
+            "created_at": [_utcnow()],
+            "trained_as_of": [scorer.trained_as_of_],
+            "params": [json.dumps(scorer.get_params())],
+            "metrics": [json.dumps(metrics or {})],
+            "artifact": [artifact],
+        }
+    )
+    store.insert_new("models", row, key=["model_id"])
+    return model_id
+
+
+def load_model(store: Store, *, target: str, model_id: str | None = None) -> tuple[str, Scorer]:
+    """The stored scorer with this id, or the latest trained for `target`.
+
+    Raises InputError naming the stored models (or how to train one).
+    """
+    m = store.table("models")
+    m = m.filter(m.target == target)
+    if model_id is not None:
+        m = m.filter(m.model_id == model_id)
+    rows = m.order_by([m.created_at.desc(), m.trained_as_of.desc()]).limit(1).to_pandas()
+    if rows.empty:
+        if model_id is not None:
+            ids = store.table("models").select("model_id").to_pandas()["model_id"]
+            known = ", ".join(ids) or "none"
+            raise InputError(f"no stored model {model_id!r} for target {target!r}; models: {known}")
+        raise InputError(
+            f"no trained model for target {target!r}; run `funnelwise score train "
+            f"--target {target}` first (or use `--model rule`, which needs no training)"
+        )
+    return str(rows["model_id"].iloc[0]), scorer_from_json(str(rows["artifact"].iloc[0]))
+
+
+def save_scores(store: Store, scores: Scores) -> int:
+    """Store scored deals (or leads) under their model id and as-of instant; returns rows.
+
+    Earlier scores of the same model, target and instant are replaced.
+    """
+    meta = scores.meta
+    frame = scores.to_frame()
+    key = scores.id_column
+    where = [str(meta["model_id"]), str(meta["target"]), pd.Timestamp(meta["as_of"])]
+    reasons = [c for c in frame.columns if c.startswith("reason_")]
+    texts = [json.dumps([v for v in r if isinstance(v, str)]) for r in frame[reasons].to_numpy()]
+    rows = pd.DataFrame(
+        {
+            "model_id": str(meta["model_id"]),
+            "target": str(meta["target"]),
+            "as_of": pd.Timestamp(meta["as_of"]),
+            "deal_id": frame[key] if key == "deal_id" else None,
+            "lead_id": frame[key] if key == "lead_id" else None,
+            "probability": frame["probability"].astype(float),
+            "reasons": texts if reasons else None,
+            "scored_at": _utcnow(),
+        }
+    )
+    with store.transaction():
+        store.raw.execute(
+            "DELETE FROM scores WHERE model_id = ? AND target = ? AND as_of = ?", where
+        )
+        return store.insert("scores", rows) if len(frame) else 0
