@@ -153,7 +153,7 @@ def test_key_figures_quote_the_kpis(log: EventLog, report: Report) -> None:
     won, closed = k.loc["win_rate"], k.loc["win_rate_closed"]
     assert section.takeaway == (
         f"{_pct(won['value'])} of deals end won ({_ci(won['lower'], won['upper'])}) counting "
-        f"the {won['n'] - closed['n']:,} open deals as open; closed deals only say "
+        f"the {k.loc['open_deals', 'value']:,.0f} open deals as open; closed deals only say "
         f"{_pct(closed['value'])}; half the wins come within "
         f"{k.loc['cycle_days', 'value']:.0f} days."
     )
@@ -328,6 +328,35 @@ def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
     points = figure.data[1]
     first = ev.reliability[ev.reliability["scorer"] == ev.metrics["scorer"].iloc[0]]
     assert list(points.y) == list(first["observed_rate"])
+
+
+RENEWALS = """\
+  - id: renewals
+    name: Renewals
+    stages:
+      - id: renewal-review
+        name: Renewal review
+        target_days: 14
+    outcomes:
+      won: {id: renewed, name: Renewed}
+      lost: {id: churned, name: Churned}
+      no_decision: {id: renewal-undecided, name: Undecided}
+"""
+
+
+def test_each_pipeline_gets_its_part(tmp_path: Path) -> None:
+    root = build_tiny(tmp_path / "p")
+    process = root / "process.yaml"
+    # The template's pipelines list is the file's last key: a second pipeline goes after it.
+    process.write_text(process.read_text(encoding="utf-8").rstrip("\n") + "\n" + RENEWALS)
+    report = build_report(fw.open(root), backtest_every=None, scoring=False)
+    assert [p.label for p in report.parts] == ["New business", "Renewals"]
+    assert [s.key for s in report.parts[1].sections] == ["no-deals"]
+    first = report.parts[0]
+    assert report.section("funnel", pipeline="new-business") is first.sections[1]
+    page = report.html()
+    assert page.count('<h2 class="pipeline">') == 2
+    assert 'id="s-1-no-deals"' in page and 'id="s-0-funnel"' in page
 
 
 # -- logs the report cannot say much about ---------------------------------------------------

@@ -115,11 +115,16 @@ def kpis_section(result: KpiResult) -> Section:
             "rate, deal size or cycle time to report."
         )
     else:
+        open_deals = _kpi(k, "open_deals")
+        counting = (
+            f"counting the {fmt.count(open_deals['value'])} open deals as open"
+            if open_deals is not None
+            else "counting open deals as open"
+        )
         takeaway = (
             f"{fmt.pct(won['value'])} of deals end won "
-            f"({fmt.ci(won['lower'], won['upper'], level=level)}) counting the "
-            f"{fmt.count(won['n'] - closed['n'])} open deals as open; closed deals only say "
-            f"{fmt.pct(closed['value'])}."
+            f"({fmt.ci(won['lower'], won['upper'], level=level)}) {counting}; closed deals "
+            f"only say {fmt.pct(closed['value'])}."
         )
         if cycle is not None and fmt.finite(cycle["value"]):
             takeaway = takeaway[:-1] + f"; half the wins come within {fmt.days(cycle['value'])}."
