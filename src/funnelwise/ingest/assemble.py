@@ -246,6 +246,9 @@ class Assembler:
             ):
                 counts[(pid, name)] = counts.get((pid, name), 0) + int(n)
         mapped, unmapped = map_stages(self.process, [(k[0], k[1], n) for k, n in counts.items()])
+        pipelines = {pid for pid, _ in counts}
+        # One pipeline throughout: later steps need not carry it row by row.
+        self.pipeline_const = pipelines.pop() if len(pipelines) == 1 else None
         if s.events_to_activities and deals is not None:
             deal_names = {
                 (r[0], r[1])
@@ -298,6 +301,7 @@ class Assembler:
         )
 
     suggesting = False
+    pipeline_const: str | None = None
 
     def _files(self) -> str:
         return ", ".join(f.name for f in self.st.files) or self.staged.source
@@ -313,19 +317,12 @@ class Assembler:
             else "SELECT NULL::VARCHAR AS deal_id, NULL::VARCHAR AS pipeline_id, "
             "NULL::TIMESTAMP AS created_at WHERE false"
         )
-        ids = st.con.execute(
-            f"SELECT DISTINCT deal_id FROM {quote(events)} WHERE deal_id NOT IN "
-            f"(SELECT deal_id FROM ({local}))"
-        ).to_arrow_table()
-        stored = _stored_deals(self.store, ids)
-        st.con.register("_fw_stored", stored)
-        try:
-            return st.create(
-                "_known",
-                f"{local} UNION ALL SELECT deal_id, pipeline_id, created_at FROM _fw_stored",
-            )
-        finally:
-            st.con.unregister("_fw_stored")
+        stored = (
+            f"SELECT d.deal_id, d.pipeline_id, d.created_at FROM {st.store_table('deals')} d "
+            f"WHERE d.deal_id IN (SELECT deal_id FROM {quote(events)}) "
+            f"AND d.deal_id NOT IN (SELECT deal_id FROM ({local}))"
+        )
+        return st.create("_known", f"{local} UNION ALL {stored}")
 
     def _normalize_events(self) -> str:
         st, s = self.st, self.staged
@@ -362,20 +359,27 @@ class Assembler:
         return joined
 
     def _order_events(self, events: str) -> str:
-        """Mapped events numbered per deal, with the previous event's stage and time."""
+        """Mapped events numbered per deal, each marked when it repeats the stage before
+        (`_repeat`) and when it copies the event before (`_same`, with `_prev_row`).
+
+        The one materialisation of all events: it carries only the columns used later
+        (the pipeline only when several occur), to keep millions of rows small.
+        """
         st, s = self.st, self.staged
         order = "e.entered_at" + (", e._ord" if s.event_order else "") + ", e._src, e._row"
-        extra = ", e._activity_id, e._duration_min" if s.events_to_activities else ""
+        extra = (
+            ", e.stage, e._activity_id, e._duration_min"
+            if s.events_to_activities
+            else ", coalesce(lag(e.stage) OVER w = e.stage AND lag(e.entered_at) OVER w = "
+            "e.entered_at, false) AS _same, lag(e._row) OVER w AS _prev_row"
+        )
+        pipeline = "" if self.pipeline_const else "e.pipeline_id, "
         return st.create(
             st.name("ordered"),
             f"""
-            SELECT e.deal_id, e.pipeline_id, m.stage_id, m.kind, e.entered_at, e.actor_id,
-                   e.stage, e._src, e._row{extra},
+            SELECT e.deal_id, {pipeline}m.stage_id, e.entered_at, e.actor_id, e._src, e._row,
                    row_number() OVER w - 1 AS seq,
-                   lag(m.stage_id) OVER w AS _prev,
-                   lag(e.stage) OVER w AS _prev_stage,
-                   lag(e.entered_at) OVER w AS _prev_at,
-                   lag(e._row) OVER w AS _prev_row
+                   coalesce(lag(m.stage_id) OVER w = m.stage_id, false) AS _repeat{extra}
             FROM ({self.problems.clean(events)}) e
             JOIN _stage_map m ON m.pipeline_id = e.pipeline_id AND m.stage = e.stage
             {"WHERE NOT coalesce(e._is_activity, false)" if s.events_to_activities else ""}
@@ -386,11 +390,11 @@ class Assembler:
     def _split_repeats(self, ordered: str) -> str:
         """Keep stage entries; exact copies are duplicates, other repeats are set aside."""
         st, s, p = self.st, self.staged, self.problems
-        repeat = "_prev = stage_id"
+        repeat = "_repeat"
         if not s.events_to_activities:
-            exact = f"{repeat} AND _prev_stage = stage AND _prev_at = entered_at"
+            exact = "_repeat AND _same"
             n = p.add(
-                f"SELECT _src, _row, {literal(s.label('events', 'stage'))}, stage, "
+                f"SELECT _src, _row, {literal(s.label('events', 'stage'))}, stage_id, "
                 f"'duplicate of row ' || _prev_row || ' (skipped)' FROM {quote(ordered)} "
                 f"WHERE {exact}",
                 quarantine=False,
@@ -407,19 +411,24 @@ class Assembler:
                 f"actor_id AS owner_id, _duration_min AS duration_min, _src, _row "
                 f"FROM {quote(ordered)} WHERE {repeat}",
             )
-        return f"SELECT * FROM {quote(ordered)} WHERE _prev IS DISTINCT FROM stage_id"
+        return f"SELECT * FROM {quote(ordered)} WHERE NOT _repeat"
 
     # -- deals from events -------------------------------------------------------------
     def _aggregate(self, entries: str) -> str:
+        """Per deal: pipeline, first and last entry, last stage and its kind, last seq."""
+        pipeline = literal(self.pipeline_const) if self.pipeline_const else "any_value(pipeline_id)"
         return self.st.create(
             self.st.name("evagg"),
             f"""
-            SELECT deal_id, any_value(pipeline_id) AS pipeline_id,
-                   min(entered_at) AS first_at, max(entered_at) AS last_at,
-                   arg_max(stage_id, seq) AS last_stage, arg_max(kind, seq) AS last_kind,
-                   max(seq) AS max_seq, arg_min(actor_id, seq) AS first_actor,
-                   arg_min(_src, seq) AS _src, arg_min(_row, seq) AS _row
-            FROM ({entries}) GROUP BY deal_id
+            SELECT a.*, k.kind AS last_kind FROM (
+                SELECT deal_id, {pipeline} AS pipeline_id,
+                       min(entered_at) AS first_at, max(entered_at) AS last_at,
+                       arg_max(stage_id, seq) AS last_stage, max(seq) AS max_seq,
+                       arg_min(actor_id, seq) AS first_actor,
+                       arg_min(_src, seq) AS _src, arg_min(_row, seq) AS _row
+                FROM ({entries}) GROUP BY deal_id) a
+            LEFT JOIN (SELECT DISTINCT pipeline_id, stage_id, kind FROM _stage_map) k
+                   ON k.pipeline_id = a.pipeline_id AND k.stage_id = a.last_stage
             """,
         )
 
@@ -535,12 +544,12 @@ class Assembler:
                        AND (outcome IS NULL OR last_stage IS DISTINCT FROM _outcome_stage)
                            AS _add_open
                 FROM {quote(deals)})
-            SELECT deal_id, pipeline_id, _stage_id AS stage_id, 'open' AS kind,
+            SELECT deal_id, _stage_id AS stage_id,
                    greatest(created_at, coalesce(last_at, created_at)) AS entered_at,
                    NULL::VARCHAR AS actor_id, _next AS seq, _src, _row
             FROM d WHERE _add_open
             UNION ALL
-            SELECT deal_id, pipeline_id, _outcome_stage, outcome, closed_at, NULL::VARCHAR,
+            SELECT deal_id, _outcome_stage, closed_at, NULL::VARCHAR,
                    _next + CASE WHEN _add_open THEN 1 ELSE 0 END, _src, _row
             FROM d
             WHERE outcome IS NOT NULL AND closed_at IS NOT NULL
@@ -586,7 +595,7 @@ class Assembler:
         if entries is not None:
             # Events of deals set aside late (closed without a date) stay out too.
             union = (
-                "SELECT deal_id, pipeline_id, stage_id, kind, entered_at, actor_id, seq, "
+                "SELECT deal_id, stage_id, entered_at, actor_id, seq, "
                 f"_src, _row FROM ({entries}) e WHERE deal_id IN (SELECT deal_id FROM "
                 f"{quote(kept)}) OR deal_id NOT IN (SELECT deal_id FROM {quote(final)}) "
                 f"UNION ALL {closing}"
@@ -621,16 +630,3 @@ class Assembler:
             f"SELECT * FROM {quote(unmapped)}"
             + (f" UNION ALL SELECT * FROM {quote(repeats)}" if repeats else ""),
         )
-
-
-def _stored_deals(store: Store, ids: pa.Table) -> pa.Table:
-    """deal_id, pipeline_id, created_at of stored deals among `ids`."""
-    con = store.raw
-    con.register("_fw_ids", ids)
-    try:
-        return con.execute(
-            "SELECT d.deal_id, d.pipeline_id, d.created_at FROM deals d "
-            "JOIN _fw_ids i ON i.deal_id = d.deal_id"
-        ).to_arrow_table()
-    finally:
-        con.unregister("_fw_ids")

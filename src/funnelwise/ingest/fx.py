@@ -21,8 +21,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pyarrow as pa
-
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest.parsing import DateOptions, Field, typed_table
 from funnelwise.ingest.staging import Staging, literal, quote
@@ -89,20 +87,17 @@ def read_fx(
     )
 
 
-def rates_table(st: Staging, stored: pa.Table, from_file: str | None) -> str:
-    """All known rates: stored ones and the file's (the file wins on the same date)."""
-    st.con.register("_fw_stored_fx", stored)
-    try:
-        query = "SELECT currency, date, rate FROM _fw_stored_fx"
-        if from_file:
-            query = (
-                f"SELECT currency, date, rate FROM {quote(from_file)} UNION ALL "
-                f"SELECT * FROM ({query}) s WHERE NOT EXISTS (SELECT 1 FROM {quote(from_file)} f "
-                "WHERE f.currency = s.currency AND f.date = s.date)"
-            )
-        return st.create(st.name("rates"), query)
-    finally:
-        st.con.unregister("_fw_stored_fx")
+def rates_table(st: Staging, stored: str, from_file: str | None) -> str:
+    """All known rates: the stored ones (table `stored`) and the file's (the file wins
+    on the same date)."""
+    query = f"SELECT currency, date, rate FROM {stored}"
+    if from_file:
+        query = (
+            f"SELECT currency, date, rate FROM {quote(from_file)} UNION ALL "
+            f"SELECT * FROM ({query}) s WHERE NOT EXISTS (SELECT 1 FROM {quote(from_file)} f "
+            "WHERE f.currency = s.currency AND f.date = s.date)"
+        )
+    return st.create(st.name("rates"), query)
 
 
 def convert(st: Staging, deals: str, rates: str, *, currency: str) -> str:
@@ -122,6 +117,12 @@ def convert(st: Staging, deals: str, rates: str, *, currency: str) -> str:
             f"currency, date, rate ({currency} per one unit of the currency), or Salesforce's "
             "DatedConversionRate / CurrencyType export"
         )
+    foreign = st.scalar(
+        f"SELECT count(*) FROM {quote(deals)} WHERE amount IS NOT NULL "
+        f"AND currency IS NOT NULL AND currency <> {literal(currency)}"
+    )
+    if not foreign:
+        return st.view(st.name("deals_fx"), f"SELECT *, amount AS amount_base FROM {quote(deals)}")
     first = st.create(
         st.name("firstrate"),
         f"SELECT currency, arg_min(rate, date) AS rate FROM {quote(rates)} GROUP BY 1",

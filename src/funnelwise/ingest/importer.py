@@ -154,7 +154,7 @@ def run_import(
     started = _utcnow()
     now = options.now if options.now is not None else started
     steps = 4
-    with Staging(timezone=options.timezone) as st:
+    with Staging(store, timezone=options.timezone) as st:
         problems = Problems(st)
         report("reading", 0, steps)
         staged = reader(st, problems)
@@ -162,7 +162,7 @@ def run_import(
         asm = Assembler(st, staged, process, store, problems, now=now)
         asm.suggesting = options.suggest_mapping is not None
         out = asm.run()
-        files = [(f.name, f.sha256) for f in st.files]
+        files = [(f.name, f.sha256) for f in st.hashed()]
         import_id = f"{started:%Y%m%dT%H%M%S}-{source}-{uuid.uuid4().hex[:6]}"
         if options.suggest_mapping is not None:
             options.suggest_mapping.write_text(
@@ -192,10 +192,10 @@ def run_import(
         newest = _newest(st, plan, out.snapshot_at)
         base = options.quarantine_dir or quarantine_dir(store.url)
         pending = write_pending(st, problems, base / f".pending-{import_id}") if base else None
-        before = previous_imports(store, [h for _, h in files])
         report("loading", 3, steps)
         try:
-            with store.transaction():
+            with st.in_store(), store.transaction():
+                before = previous_imports(store, [h for _, h in files])
                 counts = load(
                     st,
                     store,
@@ -257,7 +257,7 @@ def _plan(
     """Shape the remaining tables and convert amounts; the tables to load."""
     plan = LoadPlan(stage_events=out.events)
     refs = [t for t in (staged.changes, staged.activities) if t]
-    known = known_deals(st, store, refs, out.deals) if refs else ""
+    known = known_deals(st, refs, out.deals) if refs else ""
     if staged.changes:
         plan.deal_changes, repeats = changes_table(st, staged, problems, known, now)
         out.dropped["deal_changes"] = repeats
@@ -282,8 +282,7 @@ def _plan(
     if file_rates:
         plan.fx_rates = file_rates
     if out.deals:
-        stored = store.raw.execute("SELECT currency, date, rate FROM fx_rates").to_arrow_table()
-        rates = rates_table(st, stored, file_rates)
+        rates = rates_table(st, st.store_table("fx_rates"), file_rates)
         # An amount without a currency is in the source's, else the process's currency.
         default = literal(staged.currency or process.currency)
         deals = st.view(

@@ -31,7 +31,6 @@ from funnelwise.ingest.validate import ProblemGroup, RowProblem
 from funnelwise.store import Store
 from funnelwise.store.schema import TABLES
 
-BATCH_ROWS = 1 << 19
 _IDENTITY = ("version", "origin")
 
 
@@ -126,17 +125,6 @@ def _cols(table: str) -> list[str]:
     return [c.name for c in TABLES[table] if c.name not in _IDENTITY]
 
 
-def _stream(st: Staging, store: Store, source: str, columns: list[str]) -> None:
-    """Register the scratch rows as `_fw_in` in the store connection (streamed)."""
-    select = ", ".join(quote(c) for c in columns)
-    reader = st.con.execute(f"SELECT {select} FROM {quote(source)}").to_arrow_reader(BATCH_ROWS)
-    store.raw.register("_fw_in", reader)
-
-
-def _done(store: Store) -> None:
-    store.raw.unregister("_fw_in")
-
-
 def _rowcount(result: Any) -> int:
     row = result.fetchone()
     return int(row[0]) if row else 0
@@ -154,20 +142,24 @@ def _upsert(
     """Insert new rows, update changed ones that are not older; (rows, new, updated)."""
     con = store.raw
     cols = _cols(table)
-    _stream(st, store, source, [*cols, "_recency"])
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _fw_up AS SELECT * FROM _fw_in")
-    finally:
-        _done(store)
-    total = _rowcount(con.execute("SELECT count(*) FROM _fw_up"))
+    src = st.q(source)
+    total = _rowcount(con.execute(f"SELECT count(*) FROM {src}"))
     names = ", ".join(quote(c) for c in cols)
     values = ", ".join(f"n.{quote(c)}" for c in cols)
     extra = ", version, origin" if table == "deals" else ", origin"
     extra_v = f", 1, {literal(origin)}" if table == "deals" else f", {literal(origin)}"
     k = quote(key)
+    if _rowcount(con.execute(f"SELECT count(*) FROM {table}")) == 0:
+        # The common first import: nothing to match or update.
+        new = _rowcount(
+            con.execute(
+                f"INSERT INTO {table} ({names}{extra}) SELECT {values}{extra_v} FROM {src} n"
+            )
+        )
+        return total, new, 0
     new = _rowcount(
         con.execute(
-            f"INSERT INTO {table} ({names}{extra}) SELECT {values}{extra_v} FROM _fw_up n "
+            f"INSERT INTO {table} ({names}{extra}) SELECT {values}{extra_v} FROM {src} n "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} d WHERE d.{k} = n.{k})"
         )
     )
@@ -179,56 +171,48 @@ def _upsert(
         con.execute(
             f"""UPDATE {table} AS d SET {sets}, created_at = least(d.created_at, n.created_at),
                     origin = {literal(origin)}{bump}
-                FROM _fw_up n JOIN ({recency}) r ON r.{k} = n.{k}
+                FROM {src} n JOIN ({recency.format(src=src)}) r ON r.{k} = n.{k}
                 WHERE d.{k} = n.{k} AND d.origin IS DISTINCT FROM {literal(origin)}
                   AND n._recency >= r.recency AND ({differs})"""
         )
     )
-    con.execute("DROP TABLE _fw_up")
     return total, new, updated
 
 
-def _deal_recency() -> str:
-    return """SELECT d.deal_id, greatest(d.created_at, d.closed_at, max(e.entered_at)) AS recency
-              FROM deals d JOIN _fw_up u ON u.deal_id = d.deal_id
-              LEFT JOIN stage_events e ON e.deal_id = d.deal_id
-              GROUP BY d.deal_id, d.created_at, d.closed_at"""
-
-
-def _lead_recency() -> str:
-    return """SELECT d.lead_id, greatest(d.created_at, d.converted_at, d.disqualified_at)
-                     AS recency
-              FROM leads d JOIN _fw_up u ON u.lead_id = d.lead_id"""
+# Stored rows' recency, for the rows of an import ({src}) that are stored already.
+_DEAL_RECENCY = """
+    SELECT d.deal_id, greatest(d.created_at, d.closed_at, max(e.entered_at)) AS recency
+    FROM deals d JOIN {src} u ON u.deal_id = d.deal_id
+    LEFT JOIN stage_events e ON e.deal_id = d.deal_id
+    GROUP BY d.deal_id, d.created_at, d.closed_at"""
+_LEAD_RECENCY = """
+    SELECT d.lead_id, greatest(d.created_at, d.converted_at, d.disqualified_at) AS recency
+    FROM leads d JOIN {src} u ON u.lead_id = d.lead_id"""
 
 
 def _insert_events(st: Staging, store: Store, source: str, origin: str) -> tuple[int, int]:
     con = store.raw
-    cols = ["deal_id", "stage_id", "entered_at", "seq", "actor_id"]
-    _stream(st, store, source, [*cols, "_first"])
-    try:
-        empty = _rowcount(con.execute("SELECT count(*) FROM stage_events")) == 0
-        if empty:
-            # The common first import: nothing to match against.
-            n = _rowcount(
-                con.execute(
-                    f"INSERT INTO stage_events ({', '.join(cols)}, origin) "
-                    f"SELECT {', '.join(cols)}, {literal(origin)} FROM _fw_in"
-                )
+    cols = ", ".join(["deal_id", "stage_id", "entered_at", "seq", "actor_id"])
+    src = st.q(source)
+    if _rowcount(con.execute("SELECT count(*) FROM stage_events")) == 0:
+        # The common first import: nothing to match against.
+        n = _rowcount(
+            con.execute(
+                f"INSERT INTO stage_events ({cols}, origin) "
+                f"SELECT {cols}, {literal(origin)} FROM {src}"
             )
-            return n, n
-        con.execute("CREATE OR REPLACE TEMP TABLE _fw_ev AS SELECT * FROM _fw_in")
-    finally:
-        _done(store)
-    total = _rowcount(con.execute("SELECT count(*) FROM _fw_ev"))
+        )
+        return n, n
+    total = _rowcount(con.execute(f"SELECT count(*) FROM {src}"))
     new = _rowcount(
         con.execute(
             f"""
-            INSERT INTO stage_events ({", ".join(cols)}, origin)
+            INSERT INTO stage_events ({cols}, origin)
             SELECT n.deal_id, n.stage_id, n.entered_at, n.seq + coalesce(o.off, 0),
                    n.actor_id, {literal(origin)}
-            FROM _fw_ev n
+            FROM {src} n
             LEFT JOIN (SELECT deal_id, max(seq) + 1 AS off FROM stage_events
-                       WHERE deal_id IN (SELECT deal_id FROM _fw_ev) GROUP BY deal_id) o
+                       WHERE deal_id IN (SELECT deal_id FROM {src}) GROUP BY deal_id) o
                    ON o.deal_id = n.deal_id
             ASOF LEFT JOIN stage_events p
                    ON p.deal_id = n.deal_id AND n.entered_at >= p.entered_at
@@ -238,7 +222,6 @@ def _insert_events(st: Staging, store: Store, source: str, origin: str) -> tuple
             """
         )
     )
-    con.execute("DROP TABLE _fw_ev")
     return total, new
 
 
@@ -247,26 +230,20 @@ def _insert_new(
 ) -> tuple[int, int]:
     con = store.raw
     cols = _cols(table)
-    _stream(st, store, source, cols)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _fw_new AS SELECT * FROM _fw_in")
-    finally:
-        _done(store)
-    total = _rowcount(con.execute("SELECT count(*) FROM _fw_new"))
+    src = st.q(source)
+    total = _rowcount(con.execute(f"SELECT count(*) FROM {src}"))
     match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM n.{quote(k)}" for k in key)
     names = ", ".join(quote(c) for c in cols)
     values = ", ".join(f"n.{quote(c)}" for c in cols)
-    has_origin = any(c.name == "origin" for c in TABLES[table])
-    if has_origin and origin is not None:
+    if origin is not None and any(c.name == "origin" for c in TABLES[table]):
         names += ", origin"
         values += f", {literal(origin)}"
     new = _rowcount(
         con.execute(
-            f"INSERT INTO {table} ({names}) SELECT {values} FROM _fw_new n "
+            f"INSERT INTO {table} ({names}) SELECT {values} FROM {src} n "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
         )
     )
-    con.execute("DROP TABLE _fw_new")
     return total, new
 
 
@@ -292,7 +269,7 @@ def load(
 
     if plan.deals:
         total, new, upd = _upsert(
-            st, store, "deals", "deal_id", plan.deals, import_id, _deal_recency()
+            st, store, "deals", "deal_id", plan.deals, import_id, _DEAL_RECENCY
         )
         count("deals", total, new, upd)
     if plan.stage_events:
@@ -309,7 +286,7 @@ def load(
         count("activities", total, new)
     if plan.leads:
         total, new, upd = _upsert(
-            st, store, "leads", "lead_id", plan.leads, import_id, _lead_recency()
+            st, store, "leads", "lead_id", plan.leads, import_id, _LEAD_RECENCY
         )
         count("leads", total, new, upd)
     if plan.fx_rates:

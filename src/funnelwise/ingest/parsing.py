@@ -75,7 +75,7 @@ class DateOptions:
 
 def _formats(dayfirst: bool) -> list[str]:
     dates = (_DAY_FIRST if dayfirst else _MONTH_FIRST) + _NAMED
-    return [d + t for d in dates for t in _TIMES]
+    return [d + t for d in dates for t in _TIMES] + ["%Y%m%d", "%Y%m%d%H%M%S"]
 
 
 def _text(col: str) -> str:
@@ -88,30 +88,66 @@ class _DateScan:
     month_first: int  # values only readable month first
     ambiguous: int  # day/month values that read both ways
     offsets: int  # values with a UTC offset or Z
+    other: int  # values that are not ISO 8601
+
+
+SAMPLE = 1000  # distinct non-ISO values tried against every format
 
 
 def _scan_dates(st: Staging, table: str, column: str) -> _DateScan:
-    x = f"trim({quote(column)})"
+    """One cheap pass over a text column: day/month evidence among non-ISO values,
+    UTC offsets among ISO ones (a sign or Z after the date part), non-ISO count."""
     row = st.con.execute(
-        f"""
-        WITH v AS (SELECT {x} AS x FROM {quote(table)} WHERE {quote(column)} IS NOT NULL),
-        g AS (
-            SELECT regexp_extract(x, '^(\\d{{1,2}})[/.\\-](\\d{{1,2}})[/.\\-]\\d{{2,4}}',
-                                  ['a', 'b']) AS g
-            FROM v WHERE x NOT LIKE '____-%' AND x NOT LIKE '____/%'
-        ),
-        n AS (SELECT TRY_CAST(g.a AS INTEGER) AS a, TRY_CAST(g.b AS INTEGER) AS b FROM g)
-        SELECT
-            (SELECT count(*) FROM n WHERE a > 12 AND b <= 12),
-            (SELECT count(*) FROM n WHERE b > 12 AND a <= 12),
-            (SELECT count(*) FROM n WHERE a <= 12 AND b <= 12),
-            (SELECT count(*) FROM v WHERE x LIKE '%:%' AND (
-                x LIKE '%Z' OR x LIKE '%+__:__' OR x LIKE '%-__:__' OR x LIKE '%+____'
-                OR x LIKE '%-____' OR x LIKE '%+__' OR x LIKE '%-__'))
+        rf"""
+        SELECT count(*) FILTER (WHERE a > 12 AND b <= 12),
+               count(*) FILTER (WHERE b > 12 AND a <= 12),
+               count(*) FILTER (WHERE a <= 12 AND b <= 12),
+               count(*) FILTER (WHERE iso AND (strpos(x[11:], '+') > 0
+                                OR strpos(x[11:], '-') > 0 OR x[-1:] = 'Z')),
+               count(*) FILTER (WHERE NOT iso)
+        FROM (
+            SELECT x, iso, TRY_CAST(g.a AS INTEGER) AS a, TRY_CAST(g.b AS INTEGER) AS b
+            FROM (
+                SELECT x, iso, CASE WHEN NOT iso THEN regexp_extract(
+                           x, '^(\d{{1,2}})[/.\-](\d{{1,2}})[/.\-]\d{{2,4}}', ['a', 'b'])
+                       END AS g
+                FROM (SELECT x, x LIKE '____-%' OR x LIKE '____/%' AS iso
+                      FROM (SELECT trim({quote(column)}) AS x FROM {quote(table)}
+                            WHERE {quote(column)} IS NOT NULL))))
         """
     ).fetchone()
     assert row is not None
     return _DateScan(*(int(v) for v in row))
+
+
+def _fitting_formats(st: Staging, table: str, column: str, candidates: list[str]) -> list[str]:
+    """The few formats that read a sample of the column's non-ISO values, most useful
+    first: trying dozens of formats on every value would be far too slow."""
+    # strptime takes constant formats only: one filtered aggregate per candidate.
+    lists = ", ".join(
+        f"list(x) FILTER (WHERE try_strptime(x, {literal(f)}) IS NOT NULL)" for f in candidates
+    )
+    row = st.con.execute(
+        f"""
+        WITH sample AS (
+            SELECT DISTINCT trim({quote(column)}) AS x FROM {quote(table)}
+            WHERE {quote(column)} IS NOT NULL
+              AND TRY_CAST(trim({quote(column)}) AS TIMESTAMP) IS NULL LIMIT {SAMPLE})
+        SELECT {lists} FROM sample
+        """
+    ).fetchone()
+    assert row is not None
+    reads: dict[str, set[str]] = {f: set(xs) for f, xs in zip(candidates, row, strict=True) if xs}
+    chosen: list[str] = []
+    left: set[str] = set().union(*reads.values()) if reads else set()
+    while left:  # greedy cover; on ties the earlier candidate
+        best = max(candidates, key=lambda f: len(reads.get(f, set()) & left))
+        gain = reads.get(best, set()) & left
+        if not gain:
+            break
+        chosen.append(best)
+        left -= gain
+    return chosen
 
 
 def _choose_dayfirst(
@@ -157,23 +193,24 @@ def date_expr(
     if sql_type != "VARCHAR":
         return f"TRY_CAST({col} AS {target})"
     scan = _scan_dates(st, table, column)
-    dayfirst = _choose_dayfirst(st, scan, column, file, options)
     x = _text(col)
     if scan.offsets or options.local_time:
         iso = f"timezone('UTC', TRY_CAST({x} AS TIMESTAMPTZ))"
     else:
         iso = f"TRY_CAST({x} AS TIMESTAMP)"
-    formats = _formats(dayfirst)
-    if options.date_format:
-        formats.insert(0, options.date_format)
-    fmt = "[" + ", ".join(literal(f) for f in formats) + "]"
+    formats = [options.date_format] if options.date_format else []
+    if scan.other:
+        dayfirst = _choose_dayfirst(st, scan, column, file, options)
+        formats += _fitting_formats(st, table, column, _formats(dayfirst))
+    if not formats:
+        return f"CAST({iso} AS {target})"
+    fmt = "[" + ", ".join(literal(f) for f in dict.fromkeys(formats)) + "]"
     other = f"try_strptime({x}, {fmt})"
     if options.local_time:
         other = f"timezone('UTC', CAST({other} AS TIMESTAMPTZ))"
     # An explicit format is tried first; otherwise ISO first, the cheap common case.
     first, second = (other, iso) if options.date_format else (iso, other)
-    parsed = f"coalesce({first}, {second})"
-    return f"CAST({parsed} AS {target})"
+    return f"CAST(coalesce({first}, {second}) AS {target})"
 
 
 def number_expr(column: str, sql_type: str) -> str:
@@ -214,7 +251,8 @@ def typed_table(
     where: str | None = None,
     keep: Sequence[str] = (),
 ) -> str:
-    """A new scratch table with `_src`, `_row`, the typed fields and the `keep` columns.
+    """A new scratch table or view with `_src`, `_row`, the typed fields and the `keep`
+    columns.
 
     Unreadable values become NULL and a problem; rows whose required fields are
     missing or unreadable are quarantined. `source` must have `_row`.
@@ -261,25 +299,38 @@ def typed_table(
     query = f"SELECT {', '.join(inner)} FROM {quote(source)}"
     if where:
         query += f" WHERE {where}"
-    table = st.create(st.name("typed"), f"SELECT {', '.join(outer)} FROM ({query})")
+    # Text to parse is parsed once into a table; typed sources (Parquet) stay a view,
+    # read where they are used rather than copied.
+    parses = any(
+        f.kind != "text" and f.column is not None and types.get(f.column) == "VARCHAR"
+        for f in fields
+    )
+    make = st.create if parses else st.view
+    table = make(st.name("typed"), f"SELECT {', '.join(outer)} FROM ({query})")
+    # Every check of every field in one scan of the new table.
+    found: list[tuple[str, str, str, str, bool, str]] = []  # when, column, value, why, q, kind
     for f, column in checks:
         label = column or f.name
+        bad = quote("_bad_" + f.name)
         if f.kind != "text" and column is not None:
-            problems.add(
-                f"SELECT _src, _row, {literal(label)}, {quote('_bad_' + f.name)}, "
-                f"{literal('not ' + _NOUN[f.kind])} FROM {quote(table)} "
-                f"WHERE {quote('_bad_' + f.name)} IS NOT NULL",
-                quarantine=f.required,
-                code="unreadable",
+            found.append(
+                (f"{bad} IS NOT NULL", label, bad, "not " + _NOUN[f.kind], f.required, "unreadable")
             )
         if f.required:
             missing = f"{quote(f.name)} IS NULL"
             if f.kind != "text" and column is not None:
-                missing += f" AND {quote('_bad_' + f.name)} IS NULL"
-            problems.add(
-                f"SELECT _src, _row, {literal(label)}, NULL, 'required value is missing' "
-                f"FROM {quote(table)} WHERE {missing}",
-                quarantine=True,
-                code="missing",
-            )
+                missing += f" AND {bad} IS NULL"
+            found.append((missing, label, "NULL", "required value is missing", True, "missing"))
+    if found:
+        items = ", ".join(
+            f"CASE WHEN {when} THEN {{'c': {literal(c)}, 'v': CAST({v} AS VARCHAR), "
+            f"'m': {literal(m)}, 'q': {q}, 'k': {literal(k)}}} END"
+            for when, c, v, m, q, k in found
+        )
+        any_bad = " OR ".join(f"({when})" for when, *_ in found)
+        problems.add_many(
+            f"SELECT _src, _row, p.c, p.v, p.m, p.q, p.k FROM (SELECT _src, _row, "
+            f"unnest(list_filter([{items}], x -> x IS NOT NULL)) AS p "
+            f"FROM {quote(table)} WHERE {any_bad})"
+        )
     return table

@@ -17,7 +17,6 @@ from funnelwise.ingest.validate import (
     check_future,
     check_references,
 )
-from funnelwise.store import Store
 
 CHANGE_COLUMNS = {
     "deal_id": "VARCHAR",
@@ -50,25 +49,17 @@ LEAD_COLUMNS = {
 }
 
 
-def known_deals(st: Staging, store: Store, tables: list[str], deals: str | None) -> str:
+def known_deals(st: Staging, tables: list[str], deals: str | None) -> str:
     """SQL for the deal ids the import may refer to: its own kept deals and the stored
     deals among those `tables` refer to."""
     own = f"SELECT deal_id FROM {quote(deals)}" if deals else "SELECT NULL::VARCHAR AS deal_id"
     refs = " UNION ".join(
         f"SELECT deal_id FROM {quote(t)} WHERE deal_id IS NOT NULL" for t in tables
     )
-    ids = st.con.execute(
-        f"SELECT DISTINCT deal_id FROM ({refs}) WHERE deal_id NOT IN ({own})"
-    ).to_arrow_table()
-    con = store.raw
-    con.register("_fw_ids", ids)
-    try:
-        stored = con.execute(
-            "SELECT d.deal_id FROM deals d JOIN _fw_ids i ON i.deal_id = d.deal_id"
-        ).to_arrow_table()
-    finally:
-        con.unregister("_fw_ids")
-    name = st.register(st.name("stored_ids"), stored)
+    name = st.create(
+        st.name("stored_ids"),
+        f"SELECT d.deal_id FROM {st.store_table('deals')} d WHERE d.deal_id IN ({refs})",
+    )
     return f"{own} UNION ALL SELECT deal_id FROM {quote(name)}"
 
 

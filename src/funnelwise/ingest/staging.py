@@ -14,7 +14,10 @@ import itertools
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ import pyarrow as pa
 
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest.encoding import utf8_copy
+from funnelwise.store import Store
 
 MEMORY_LIMIT = "1GB"
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -68,16 +72,39 @@ class SourceFile:
 
 
 class Staging:
-    """A scratch DuckDB database for one import. Use as a context manager."""
+    """The scratch database of one import, attached to the store's connection.
 
-    def __init__(self, *, memory_limit: str = MEMORY_LIMIT, timezone: str = "UTC") -> None:
+    The scratch tables live in an in-memory database attached beside the store
+    (and made the default catalog while the import runs), so checked rows reach
+    the store by plain INSERT ... SELECT, without leaving the engine. A memory
+    limit (spilling to the store's temporary folder) bounds what the import may use.
+    Use as a context manager; `in_store()` switches to the store's catalog for
+    the load.
+    """
+
+    _serial = itertools.count()
+
+    def __init__(
+        self, store: Store, *, memory_limit: str = MEMORY_LIMIT, timezone: str = "UTC"
+    ) -> None:
         self.scratch = Path(tempfile.mkdtemp(prefix="funnelwise-import-"))
-        self.con = duckdb.connect()
+        self.con = store.raw
+        self.store_db = str(self.con.execute("SELECT current_database()").fetchone()[0])
+        self.db = f"fw_import_{next(self._serial)}"
+        # Spilling goes to the store's own temporary folder (DuckDB's default).
+        settings = ("memory_limit", "TimeZone", "enable_progress_bar")
+        self._restore = {
+            k: self.con.execute(f"SELECT current_setting('{k}')").fetchone()[0] for k in settings
+        }
+        # Compressed like a database file: millions of rows fit the memory limit.
+        self.con.execute(f"ATTACH ':memory:' AS {self.db} (COMPRESS)")
+        self.con.execute(f"USE {self.db}")
         self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
-        self.con.execute(f"SET temp_directory = {literal(str(self.scratch / 'spill'))}")
+        self.con.execute("SET enable_progress_bar = false")
         try:
             self.con.execute(f"SET TimeZone = {literal(timezone)}")
         except duckdb.Error as exc:
+            self.close()
             raise SourceImportError(
                 f"unknown time zone {timezone!r}; use an IANA name such as UTC, "
                 "Europe/Madrid or America/New_York"
@@ -85,6 +112,8 @@ class Staging:
         self.files: list[SourceFile] = []
         self.notes: list[str] = []  # decisions worth telling the user (date order, ...)
         self._names = itertools.count()
+        self._hashing = ThreadPoolExecutor(max_workers=1)
+        self._hashes: dict[int, Future[str]] = {}
 
     def __enter__(self) -> Staging:
         return self
@@ -93,9 +122,44 @@ class Staging:
         self.close()
 
     def close(self) -> None:
-        """Drop the scratch database and its folder."""
-        self.con.close()
+        """Drop the scratch database and its folder; restore the connection's settings."""
+        self._hashing.shutdown(wait=True, cancel_futures=True)
+        self.con.execute(f"USE {quote(self.store_db)}")
+        self.con.execute(f"DETACH DATABASE IF EXISTS {self.db}")
+        for key, value in self._restore.items():
+            if value not in (None, ""):
+                self.con.execute(f"SET {key} = {literal(str(value))}")
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    @contextmanager
+    def in_store(self) -> Iterator[None]:
+        """Make the store's catalog the default (scratch tables then need `q()`)."""
+        self.con.execute(f"USE {quote(self.store_db)}")
+        try:
+            yield
+        finally:
+            self.con.execute(f"USE {self.db}")
+
+    def q(self, table: str) -> str:
+        """A scratch table's name, qualified: usable from the store's catalog."""
+        return f"{self.db}.main.{quote(table)}"
+
+    def store_table(self, table: str) -> str:
+        """A store table's name, qualified: usable from the scratch catalog."""
+        return f"{quote(self.store_db)}.main.{quote(table)}"
+
+    def hashed(self) -> list[SourceFile]:
+        """The source files, with their SHA-256 (computed beside the reading)."""
+        for i, future in self._hashes.items():
+            self.files[i] = replace(self.files[i], sha256=future.result())
+        self._hashes.clear()
+        return self.files
+
+    def add_file(self, src: SourceFile, digest: Future[str] | None = None) -> SourceFile:
+        """Record a source file; its hash is computed in the background."""
+        self._hashes[len(self.files)] = digest or self._hashing.submit(file_hash, src.path)
+        self.files.append(src)
+        return src
 
     # -- SQL helpers -------------------------------------------------------------
     def name(self, prefix: str) -> str:
@@ -163,7 +227,9 @@ class Staging:
             f"{path.name}: cannot read {suffix!r} files; use CSV, Parquet or Excel (.xlsx)"
         )
 
-    def _add(self, path: Path, table: str, encoding: str | None) -> SourceFile:
+    def _add(
+        self, path: Path, table: str, encoding: str | None, digest: Future[str] | None = None
+    ) -> SourceFile:
         cols = tuple(c for c in self.columns(table) if c != "_row")
         dupes = [c for c in cols if c.startswith("_row") or c.startswith("_fw")]
         if dupes:
@@ -171,16 +237,17 @@ class Staging:
         src = SourceFile(
             name=path.name,
             path=path,
-            sha256=file_hash(path),
+            sha256="",
             table=table,
             columns=cols,
             rows=self.count(table),
             encoding=encoding,
         )
-        self.files.append(src)
-        return src
+        return self.add_file(src, digest)
 
     def _read_csv(self, path: Path, encoding: str | None, delimiter: str | None) -> SourceFile:
+        # Hash while DuckDB parses: both release the interpreter.
+        digest = self._hashing.submit(file_hash, path)
         readable, codec = utf8_copy(path, encoding, self.scratch)
         table = self.name("src")
         opts = ["header = true", "all_varchar = true", "strict_mode = true"]
@@ -196,12 +263,13 @@ class Staging:
             )
         except duckdb.Error as exc:
             raise SourceImportError(_csv_error(path, codec, exc)) from exc
-        return self._add(path, table, codec)
+        return self._add(path, table, codec, digest)
 
     def _read_parquet(self, path: Path) -> SourceFile:
         table = self.name("src")
         try:
-            self.create(
+            # A view: Parquet scans fast enough to be read where it is used.
+            self.view(
                 table,
                 f"SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) "
                 f"FROM read_parquet({literal(str(path))}, file_row_number = true)",

@@ -85,6 +85,15 @@ class Problems:
         self.dirty = self.dirty or (quarantine and added > 0)
         return added
 
+    def add_many(self, query: str) -> int:
+        """Record the rows of `query` (src, row, column, value, reason, quarantine, kind)."""
+        before = self.count()
+        self.st.con.execute(f"INSERT INTO _problems SELECT * FROM ({query})")
+        added = self.count() - before
+        if added:
+            self.dirty = self.dirty or self.count(quarantined=True) > 0
+        return added
+
     def count(self, *, quarantined: bool | None = None) -> int:
         """Number of problems (all, or only quarantining / only notes)."""
         where = "" if quarantined is None else f" WHERE quarantined = {quarantined}"

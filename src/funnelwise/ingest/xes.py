@@ -33,7 +33,7 @@ from funnelwise.ingest.assemble import Staged
 from funnelwise.ingest.importer import ImportOptions, Reader, run_import
 from funnelwise.ingest.load import ImportResult
 from funnelwise.ingest.parsing import Field, typed_table
-from funnelwise.ingest.staging import SourceFile, Staging, file_hash, literal, quote
+from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
 from funnelwise.ingest.validate import Problems
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback, no_progress
@@ -229,13 +229,12 @@ def _stage(
     src = SourceFile(
         name=path.name,
         path=path,
-        sha256=file_hash(path),
+        sha256="",
         table="xes_source",
         columns=("case", "index", *EVENT_KEYS),
         rows=events.num_rows,
     )
-    st.files.append(src)
-    return src
+    return st.add_file(src)
 
 
 def xes_reader(
