@@ -7,9 +7,9 @@ import csv
 import datetime as dt
 import io
 import tempfile
-from xml.sax.saxutils import quoteattr
 from collections.abc import Callable
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
