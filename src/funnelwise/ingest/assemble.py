@@ -103,6 +103,9 @@ class Staged:
     pipeline: str | None = None  # fixed pipeline id
     currency: str | None = None  # currency of amounts without one
     events_to_activities: bool = False  # XES: unmapped and repeated events are activities
+    # Without `deals`: per-deal facts for deals made of events (deal_id, amount, currency,
+    # attributes, created_at, owner_id); every row is a deal (XES cases).
+    deal_info: str | None = None
     event_order: bool = False  # events carry `_ord`, an explicit order for equal times
     snapshot_at: pd.Timestamp | None = None  # when a snapshot export was taken
     undated_at_snapshot: bool = False  # deals without a creation date are dated at it
@@ -433,11 +436,17 @@ class Assembler:
         )
 
     def _deals_from_events(self, agg: str) -> str:
+        """Deals made of their events: created at the first entry, closed by an outcome
+        entry. With `deal_info` (XES cases) every listed deal is one, events or not,
+        with its amount, attributes and first event time."""
+        info = self.staged.deal_info
+        given = ("amount", "currency", "attributes") if info else ()
         cols = ", ".join(
             f"CAST(NULL AS {t}) AS {quote(c)}"
             for c, t in DEAL_COLUMNS.items()
             if c
             not in (
+                *given,
                 "deal_id",
                 "pipeline",
                 "stage",
@@ -447,16 +456,34 @@ class Assembler:
                 "closed_at",
             )
         )
-        return self.st.create(
-            self.st.name("deals_final"),
-            f"""
-            SELECT a.deal_id, a.pipeline_id, a.first_at AS created_at, a.first_actor AS owner_id,
-                   CASE WHEN a.last_kind IN {_OUTCOMES} THEN a.last_kind END AS outcome,
-                   CASE WHEN a.last_kind IN {_OUTCOMES} THEN a.last_at END AS closed_at,
-                   a.last_at AS _recency, a._src, a._row, {cols}
-            FROM {quote(agg)} a
-            """,
-        )
+        outcome = f"CASE WHEN a.last_kind IN {_OUTCOMES} THEN a.last_kind END"
+        closed = f"CASE WHEN a.last_kind IN {_OUTCOMES} THEN a.last_at END"
+        if info is None:
+            source = (
+                "SELECT a.deal_id, a.pipeline_id, a.first_at AS created_at, "
+                f"a.first_actor AS owner_id, {outcome} AS outcome, {closed} AS closed_at, "
+                f"a.last_at AS _recency, a._src, a._row, {cols} FROM {quote(agg)} a"
+            )
+        else:
+            default = literal(self.pipeline_const or self.process.default_pipeline.id)
+            source = f"""
+                SELECT i.deal_id, coalesce(a.pipeline_id, {default}) AS pipeline_id,
+                       coalesce(i.created_at, a.first_at) AS created_at,
+                       coalesce(i.owner_id, a.first_actor) AS owner_id,
+                       {outcome} AS outcome, {closed} AS closed_at,
+                       greatest(i.created_at, a.last_at) AS _recency, i._src, i._row,
+                       CAST(CASE WHEN i.amount >= 0 THEN i.amount END AS DOUBLE) AS amount,
+                       CAST(i.currency AS VARCHAR) AS currency,
+                       CAST(i.attributes AS VARCHAR) AS attributes, {cols}
+                FROM {quote(info)} i LEFT JOIN {quote(agg)} a ON a.deal_id = i.deal_id
+                WHERE i.deal_id IS NOT NULL"""
+            self.problems.add(
+                f"SELECT _src, _row, {literal(self.staged.label('deals', 'amount'))}, amount, "
+                f"'is negative; left empty' FROM {quote(info)} WHERE amount < 0",
+                quarantine=False,
+                code="negative",
+            )
+        return self.st.create(self.st.name("deals_final"), source)
 
     def _deals_with_state(self, deals: str, agg: str | None) -> str:
         """Deals with outcome and close time from their current stage, status and events."""

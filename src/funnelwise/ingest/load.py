@@ -238,13 +238,10 @@ def _insert_new(
     if origin is not None and any(c.name == "origin" for c in TABLES[table]):
         names += ", origin"
         values += f", {literal(origin)}"
-    new = _rowcount(
-        con.execute(
-            f"INSERT INTO {table} ({names}) SELECT {values} FROM {src} n "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
-        )
-    )
-    return total, new
+    insert = f"INSERT INTO {table} ({names}) SELECT {values} FROM {src} n"
+    if _rowcount(con.execute(f"SELECT count(*) FROM {table}")):
+        insert += f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
+    return total, _rowcount(con.execute(insert))
 
 
 def load(

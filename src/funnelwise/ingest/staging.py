@@ -114,6 +114,7 @@ class Staging:
         self._names = itertools.count()
         self._hashing = ThreadPoolExecutor(max_workers=1)
         self._hashes: dict[int, Future[str]] = {}
+        self._attached: list[str] = []
 
     def __enter__(self) -> Staging:
         return self
@@ -124,6 +125,8 @@ class Staging:
     def close(self) -> None:
         """Drop the scratch database and its folder; restore the connection's settings."""
         self._hashing.shutdown(wait=True, cancel_futures=True)
+        for name in self._attached:
+            self.con.unregister(name)
         self.con.execute(f"USE {quote(self.store_db)}")
         self.con.execute(f"DETACH DATABASE IF EXISTS {self.db}")
         for key, value in self._restore.items():
@@ -154,6 +157,12 @@ class Staging:
             self.files[i] = replace(self.files[i], sha256=future.result())
         self._hashes.clear()
         return self.files
+
+    def attach(self, name: str, data: pa.Table) -> str:
+        """Make an Arrow table readable as `name` until the import ends (no copy)."""
+        self.con.register(name, data)
+        self._attached.append(name)
+        return name
 
     def add_file(self, src: SourceFile, digest: Future[str] | None = None) -> SourceFile:
         """Record a source file; its hash is computed in the background."""

@@ -112,22 +112,25 @@ class _Chunk:
         starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
         owner = np.repeat(np.arange(first_case, first_case + len(sizes), dtype=np.int64), sizes)
         event = np.repeat(np.arange(n, dtype=np.int64), np.asarray(self.counts, dtype=np.int64))
-        codes: dict[str, int] = {}
-        code = np.fromiter(
-            (codes.setdefault(k, len(codes)) for k in self.keys), np.int32, len(self.keys)
-        )
-        values = np.array(self.values, dtype=object)
+        # Keys and values go to Arrow once; picking each known key is index work in C.
+        keys = pa.array(self.keys, pa.string()).dictionary_encode()
+        code = keys.indices.to_numpy(zero_copy_only=False)
+        names = keys.dictionary.to_pylist()
+        values = pa.array(self.values, pa.string())
         cols: dict[str, Any] = {
             "_row": np.asarray(self.lines, dtype=np.int64),
             "case": owner,
             "index": (np.arange(n, dtype=np.int64) - starts).astype(np.int32),
         }
         for col, key in EVENT_KEYS.items():
-            out = np.full(n, None, dtype=object)
-            if key in codes:
-                hit = code == codes[key]
-                out[event[hit]] = values[hit]
-            cols[col] = pa.array(out, pa.string())
+            if key not in names:
+                cols[col] = pa.nulls(n, pa.string())
+                continue
+            hit = np.flatnonzero(code == names.index(key))
+            where = np.full(n, -1, dtype=np.int64)
+            where[event[hit]] = np.arange(len(hit))  # a repeated key: the last one counts
+            picked = values.take(pa.array(hit))
+            cols[col] = picked.take(pa.array(where, mask=where < 0))
         return pa.RecordBatch.from_pydict(cols, schema=EVENT_SCHEMA)
 
     def case_batch(self) -> pa.RecordBatch:
@@ -204,28 +207,24 @@ def _stage(
     st: Staging, path: Path, events: pa.Table, cases: pa.Table, opts: XesOptions
 ) -> SourceFile:
     """Scratch tables `xes_source` (one row per event, in file order) and `xes_cases`."""
-    con = st.con
-    con.register("_x_events", events)
-    con.register("_x_cases", cases)
+    # The events stay in Arrow for the whole import; the source is a view over them.
+    st.attach("_x_events", events)
+    st.attach("_x_cases", cases)
     amount = literal(opts.amount_attribute or "")
-    try:
-        st.create(
-            "xes_cases",
-            f"""SELECT "case", min(_row) AS _row,
-                       max(value) FILTER (WHERE key = {literal(NAME)}) AS case_id,
-                       max(value) FILTER (WHERE key = {amount}) AS amount,
-                       list(struct_pack(k := key, v := value) ORDER BY key)
-                           FILTER (WHERE key NOT IN ('', {literal(NAME)}, {amount})) AS attrs
-                FROM _x_cases GROUP BY "case" """,
-        )
-        st.create(
-            "xes_source",
-            'SELECT e._row, c.case_id AS "case", e."index", e.activity, e.timestamp, '
-            'e.lifecycle, e.resource, e.kind FROM _x_events e JOIN xes_cases c USING ("case")',
-        )
-    finally:
-        con.unregister("_x_events")
-        con.unregister("_x_cases")
+    st.create(
+        "xes_cases",
+        f"""SELECT "case", min(_row) AS _row,
+                   max(value) FILTER (WHERE key = {literal(NAME)}) AS case_id,
+                   max(value) FILTER (WHERE key = {amount}) AS amount,
+                   list(struct_pack(k := key, v := value) ORDER BY key)
+                       FILTER (WHERE key NOT IN ('', {literal(NAME)}, {amount})) AS attrs
+            FROM _x_cases GROUP BY "case" """,
+    )
+    st.view(
+        "xes_source",
+        'SELECT e._row, c.case_id AS "case", e."index", e.activity, e.timestamp, '
+        'e.lifecycle, e.resource, e.kind FROM _x_events e JOIN xes_cases c USING ("case")',
+    )
     src = SourceFile(
         name=path.name,
         path=path,
@@ -276,7 +275,7 @@ def xes_reader(
             f"""
             SELECT 0 AS _src, c._row, c.case_id AS deal_id,
                    TRY_CAST(c.amount AS DOUBLE) AS amount,
-                   {literal(opts.currency) if opts.currency else "NULL"} AS currency,
+                   {literal(opts.currency) if opts.currency else "NULL::VARCHAR"} AS currency,
                    CASE WHEN len(c.attrs) > 0
                         THEN CAST(CAST(map_from_entries(c.attrs) AS JSON) AS VARCHAR) END
                        AS attributes,
@@ -296,7 +295,7 @@ def xes_reader(
         }
         return Staged(
             source="xes",
-            deals=cases,
+            deal_info=cases,
             events=events,
             labels={"events": labels, "deals": labels},
             currency=opts.currency,
