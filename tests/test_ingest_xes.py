@@ -141,3 +141,30 @@ def test_bpi_challenge_2012(tmp_path: Path) -> None:
     ) == [(0,)]
     assert store.meta("observed_until") == "2012-03-14T15:04:54.681000"
     store.close()
+
+
+def test_a_repeated_case_id_joins_one_deal(tmp_path: Path) -> None:
+    log = tmp_path / "twice.xes"
+    event = (
+        '<event><string key="concept:name" value="{0}"/>'
+        '<date key="time:timestamp" value="{1}"/></event>'
+    )
+    log.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<log>\n'
+        '<trace><string key="concept:name" value="A"/><float key="Amount" value="5"/>\n'
+        + event.format("Prospecting", "2024-01-01T00:00:00Z")
+        + "\n</trace>\n"
+        '<trace><string key="concept:name" value="A"/><float key="Amount" value="7"/>\n'
+        + event.format("Call", "2024-01-02T00:00:00Z")
+        + "\n"
+        + event.format("Closed Won", "2024-01-03T00:00:00Z")
+        + "\n</trace>\n</log>\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_xes(store, process, log, xes=AMOUNT, options=OPTS)
+    # The second trace's events join deal A; its own amount gives way to the first's.
+    assert rows(store, "SELECT deal_id, amount, outcome FROM deals") == [("A", 5.0, "won")]
+    assert history(store, "A") == [("lead", "2024-01-01 00:00"), ("won", "2024-01-03 00:00")]
+    assert rows(store, "SELECT activity_id FROM activities") == [("A:1:complete",)]
+    assert [(p.row, p.quarantined) for p in r.problems] == [(6, False)]
+    store.close()

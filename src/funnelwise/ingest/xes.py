@@ -259,8 +259,9 @@ def xes_reader(
             st.name("xes_events"),
             f"""
             SELECT * EXCLUDE (_kind), lower(_kind) = 'activity' AS _is_activity,
-                   deal_id || ':' || "index" || ':' || lower(coalesce(lifecycle, 'complete'))
-                      AS _activity_id,
+                   -- Numbered per case in file order: traces repeating a case id go on.
+                   deal_id || ':' || (row_number() OVER (PARTITION BY deal_id ORDER BY _row) - 1)
+                      || ':' || lower(coalesce(lifecycle, 'complete')) AS _activity_id,
                    CASE WHEN lower(coalesce(lifecycle, 'complete')) = 'complete'
                         THEN (epoch(entered_at) - epoch(last_value(
                                  CASE WHEN lower(lifecycle) = 'start' THEN entered_at END
@@ -270,10 +271,10 @@ def xes_reader(
                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
             """,
         )
-        cases = st.create(
-            st.name("xes_deals"),
+        traces = st.create(
+            st.name("xes_traces"),
             f"""
-            SELECT 0 AS _src, c._row, c.case_id AS deal_id,
+            SELECT 0 AS _src, c._row, nullif(trim(c.case_id), '') AS deal_id,
                    TRY_CAST(c.amount AS DOUBLE) AS amount,
                    {literal(opts.currency) if opts.currency else "NULL::VARCHAR"} AS currency,
                    CASE WHEN len(c.attrs) > 0
@@ -284,9 +285,18 @@ def xes_reader(
             JOIN (SELECT deal_id, min(entered_at) AS created_at,
                          arg_min(actor_id, (entered_at, _row)) AS owner_id
                   FROM ({problems.clean(events)}) GROUP BY deal_id) e
-              ON e.deal_id = c.case_id
+              ON e.deal_id = nullif(trim(c.case_id), '')
             """,
         )
+        first = "row_number() OVER (PARTITION BY deal_id ORDER BY _row)"
+        problems.add(
+            f"SELECT _src, _row, 'trace concept:name', deal_id, 'repeats the case of the "
+            f"trace on line ' || first_value(_row) OVER (PARTITION BY deal_id ORDER BY _row) "
+            f"|| '; its events join that deal' FROM {quote(traces)} QUALIFY {first} > 1",
+            quarantine=False,
+            code="duplicate case",
+        )
+        cases = st.view(st.name("xes_deals"), f"SELECT * FROM {quote(traces)} QUALIFY {first} = 1")
         labels = {
             "deal_id": "case concept:name",
             "stage": "activity",
