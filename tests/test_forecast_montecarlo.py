@@ -127,6 +127,15 @@ def test_without_new_pipeline_only_open_deals_count(history: History) -> None:
     assert r.expected == pytest.approx(r.components["open_pipeline"])
 
 
+def test_amount_drift_is_one_when_amounts_never_change(history: History) -> None:
+    est = MonteCarlo(by="source", n_paths=1000, seed=1, drift=True).fit_history(history)
+    assert est.drift_.drift.tolist() == pytest.approx([1.0, 1.0])
+    plain = MonteCarlo(by="source", n_paths=1000, seed=1).fit_history(history)
+    assert est.predict(horizon=HORIZON).expected == pytest.approx(
+        plain.predict(horizon=HORIZON).expected
+    )
+
+
 def test_contract_and_too_little_history(tiny_log: fw.EventLog) -> None:
     est = MonteCarlo(n_paths=500, seed=3)
     assert est.get_params()["n_paths"] == 500 and not hasattr(est, "hazards_")

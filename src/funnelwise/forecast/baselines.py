@@ -230,7 +230,6 @@ class RunRate(Forecaster):
         days = np.diff(np.concatenate([[0], grid.end_days])).astype(float)
         mean, var = m1[:, None] * days[None, :], m2[:, None] * days[None, :]
         extra = {
-            "components": {"open_pipeline": float("nan"), "new_pipeline": float("nan")},
             "diagnostics": {
                 "window_days": self.window_days_,
                 "wins_in_window": self.n_wins_,

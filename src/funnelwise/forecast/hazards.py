@@ -172,12 +172,17 @@ class Visits:
         )
 
 
-def _scatter(index: np.ndarray, size: int, weights: np.ndarray) -> np.ndarray:
-    """Sums of weights (rows, B) by index: (B, size). Rows with index < 0 are ignored."""
+def _grouping(index: np.ndarray, size: int) -> sparse.csr_matrix:
+    """A (size × rows) 0/1 matrix: multiplied by row weights it sums them by index.
+    Rows with index < 0 are left out."""
     keep = index >= 0
     rows = np.flatnonzero(keep)
-    m = sparse.csr_matrix((np.ones(len(rows)), (index[keep], rows)), shape=(size, len(index)))
-    return np.asarray((m @ weights).T)
+    return sparse.csr_matrix((np.ones(len(rows)), (index[keep], rows)), shape=(size, len(index)))
+
+
+def _scatter(index: np.ndarray, size: int, weights: np.ndarray) -> np.ndarray:
+    """Sums of weights (rows, B) by index: (B, size). Rows with index < 0 are ignored."""
+    return np.asarray((_grouping(index, size) @ weights).T)
 
 
 def cumulative_at_edges(rates: np.ndarray) -> np.ndarray:
@@ -237,39 +242,43 @@ def _rates(
 
 
 def _factors(
-    visits: Visits, design: Design, rates: np.ndarray, w: np.ndarray, iterations: int = 8
+    visits: Visits, design: Design, rates: np.ndarray, w: np.ndarray, iterations: int = 5
 ) -> dict[str, np.ndarray]:
     """Backfit multiplicative factors (B, levels, 2) of forward and other hazards per
     covariate level."""
     fwd = design.forward[visits.state]  # (rows, D)
-    lam = cumulative_at_edges(rates)  # (B, S, NB, D)
-    lo = EDGES[visits.tbin]
-    ratio = visits.mean_days
     rows = np.arange(len(visits))
-    # Expected exits of one visit of each row under the pooled rates.
-    cum = (
-        lam[:, visits.state, visits.tbin, :]
-        + rates[:, visits.state, visits.tbin, :] * (ratio - lo)[None, :, None]
-    )
+    # Expected forward and other exits of one visit of each row under the pooled rates:
+    # the cumulative hazard is linear within a bin, so sum destinations on the grid first.
+    lam = cumulative_at_edges(rates)  # (B, S, NB, D)
+    mask = design.forward[None, :, None, :]
+    spent = (visits.mean_days - EDGES[visits.tbin])[:, None]
+    s, b = visits.state, visits.tbin
+    expected = [
+        ((lam * m).sum(-1)[:, s, b].T + (rates * m).sum(-1)[:, s, b].T * spent) * w
+        for m in (mask, ~mask)
+    ]
     ended = visits.dest >= 0
     is_fwd = fwd[rows, np.maximum(visits.dest, 0)] & ended
-    expected = [(cum * fwd[None]).sum(-1).T * w, (cum * ~fwd[None]).sum(-1).T * w]
     observed = [is_fwd[:, None] * w, (ended & ~is_fwd)[:, None] * w]
     cov = visits.covariates
     factors = {
         name: np.ones((w.shape[1], len(cov.labels[i]), 2)) for i, name in enumerate(cov.names)
     }
+    groups = [_grouping(cov.codes[i], len(cov.labels[i])) for i in range(len(cov.names))]
+    observed_by = [[np.asarray((g @ o).T) for o in observed] for g in groups]
     for _ in range(iterations):
-        for i, name in enumerate(cov.names):
-            size = len(cov.labels[i])
-            for kind in (0, 1):
-                other = np.ones_like(w)
-                for j, other_name in enumerate(cov.names):
-                    if j != i:
-                        other *= factors[other_name][:, cov.codes[j], kind].T
-                o = _scatter(cov.codes[i], size, observed[kind])
-                e = _scatter(cov.codes[i], size, expected[kind] * other)
-                factors[name][:, :, kind] = (o + SHRINK) / (e + SHRINK)
+        for kind in (0, 1):
+            # Every row's product of factors; each covariate divides its own out.
+            product = np.ones_like(w)
+            for j, name in enumerate(cov.names):
+                product *= factors[name][:, cov.codes[j], kind].T
+            for i, name in enumerate(cov.names):
+                own = factors[name][:, cov.codes[i], kind].T
+                e = np.asarray((groups[i] @ (expected[kind] * product / own)).T)
+                new = (observed_by[i][kind] + SHRINK) / (e + SHRINK)
+                product *= new[:, cov.codes[i]].T / own
+                factors[name][:, :, kind] = new
     return factors
 
 
@@ -458,12 +467,13 @@ def open_win_cdf(
     follow = _follow(cg, np.arange(1, n_days + 1), ends, design)  # (G, H, D, K)
     inc_f, inc_o = inc * fwd[:, None, :], inc * ~fwd[:, None, :]
     g_n, k_n, p_n = follow.shape[0], follow.shape[-1], len(pair_state)
-    # u[g, p]: (2H, K), forward exits on the first H rows, the others below; a batched
-    # matrix product over days: (H, 2P, D) @ (H, D, G·K).
+    # u[p·G + g, t·H + h, k]: exits on day h (t: forward, other) of pair p, deal kind
+    # g, won by end k; a batched matrix product over days: (H, 2P, D) @ (H, D, G·K).
     by_day = np.concatenate([inc_f, inc_o], axis=0).transpose(1, 0, 2)
     fol = follow.transpose(1, 2, 0, 3).reshape(n_days, -1, g_n * k_n)
-    u = np.matmul(by_day, fol).reshape(n_days, 2, p_n, g_n, k_n)
-    u = u.transpose(3, 2, 1, 0, 4).reshape(g_n, p_n, 2 * n_days, k_n).astype(np.float32)
+    u = np.matmul(by_day, fol).astype(np.float32).reshape(n_days, 2, p_n, g_n, k_n)
+    # Rows (pair, kind) contiguous: gathering a class's block is then one copy.
+    u = np.ascontiguousarray(u.transpose(2, 3, 1, 0, 4)).reshape(p_n * g_n, 2 * n_days, k_n)
     f_tot = inc_f.sum(-1)[cls_pair]  # (n_c, H)
     o_tot = inc_o.sum(-1)[cls_pair]
     tf, to = cls_theta[:, :1], cls_theta[:, 1:]
@@ -473,4 +483,5 @@ def open_win_cdf(
     # P(leave in step k) / total hazard of step k: each destination's share is inc / total.
     a = alive * np.divide(-np.expm1(-total), total, out=np.zeros_like(total), where=total > 0)
     x = np.concatenate([a * tf, a * to], axis=1)[:, None, :].astype(np.float32)  # (n_c, 1, 2H)
-    return np.matmul(x, u[cls_kind, cls_pair])[:, 0, :].astype(np.float64)
+    mine = u[cls_pair * g_n + cls_kind]  # (n_c, 2H, K)
+    return np.matmul(x, mine)[:, 0, :].astype(np.float64)

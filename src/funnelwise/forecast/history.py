@@ -6,8 +6,9 @@ small frames (a few thousand rows even for millions of events):
 - `visits`: stage visits of open stages counted by (pipeline, stage,
   destination, time-in-stage bin, covariate levels: deal age and close-date
   pushes at entry, segment, deal size band; entry month),
-  with the sum of their days: enough for censoring-aware hazards and their
-  exposures, and for a Poisson bootstrap over history;
+  with the sum of their days (enough for censoring-aware hazards and their
+  exposures, and for a Poisson bootstrap over history) and, for deals won
+  since, their amounts at the visit's entry and as booked (the amount drift);
 - `open_deals`: one row per open deal at the as-of instant (stage, time in
   stage, age, pushes, amount, expected close date, segment);
 - `wins`: won deals (closed_at, amount_base, segment), for run rates and the
@@ -291,8 +292,16 @@ def _visits(
         push_bin=ibis.least(iv.pushes, MAX_PUSHES),
         amount_bin=amount_bin_expr(iv.amount_at, edges),
     )
-    out = iv.group_by(VISIT_KEYS).aggregate(n=iv.count(), sum_days=iv.days.sum())
-    return out.to_pandas()
+    # For the amount drift: won deals' amounts at the visit's entry and as booked.
+    won = (iv._outcome == "won") & iv.amount_at.notnull() & iv.amount_base.notnull()
+    out = iv.group_by(VISIT_KEYS).aggregate(
+        n=iv.count(),
+        sum_days=iv.days.sum(),
+        won_visits=won.cast("int64").sum(),
+        won_at_entry=iv.amount_at.sum(where=won),
+        won_booked=iv.amount_base.sum(where=won),
+    )
+    return out.to_pandas().fillna({"won_visits": 0, "won_at_entry": 0.0, "won_booked": 0.0})
 
 
 def _open_deals(

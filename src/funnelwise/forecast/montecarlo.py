@@ -59,6 +59,7 @@ from funnelwise.timeutil import to_days
 _STEPS = (np.arange(30.0), np.arange(30.0, 90.0, 3.0), np.arange(90.0, EDGES[-1] + 1, 7.0))
 TAU_GRID = np.unique(np.concatenate([EDGES, *_STEPS]))
 U16 = 65536.0
+MIN_DRIFT = 20  # won visits a stage needs before its amount drift is used
 EXACT_SUMS = 30  # new wins per path and period up to which amounts are drawn one by one
 
 
@@ -78,13 +79,16 @@ class MonteCarlo(Forecaster):
     Options: `n_paths` simulated futures (≥ 10,000 for reported figures); `seed`
     (recorded in results); `replicates` bootstrap fits of the hazards; `levels`
     groups of paths sharing a replicate and shocks; `arrivals` to include deals not
-    yet created (window `arrival_window`); `shocks` to draw shared shocks;
+    yet created (window `arrival_window`); `shocks` to draw shared shocks; `drift`
+    to scale open deals' amounts by how much won deals' amounts moved from the
+    entry of their stage to the booking (per stage, learned);
     `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
     `exact_budget` deal × path × period draws sampled exactly.
 
     Fitted: `design_`, `hazards_`, `monthly_wins_` (wins observed and expected per
     entry month, whose drift sets the shared win shock), `arrivals_` (or None),
-    `pool_` (amounts of future new wins).
+    `pool_` (amounts of future new wins), `drift_` (booked ÷ amount at the stage's
+    entry of won deals, per stage, with its count; 1 where fewer than MIN_DRIFT).
     """
 
     name = "montecarlo"
@@ -99,6 +103,7 @@ class MonteCarlo(Forecaster):
         levels: int = 128,
         arrivals: bool = True,
         shocks: bool = True,
+        drift: bool = False,
         arrival_window: str | float = "13w",
         min_closed: int = 20,
         min_wins: int = 10,
@@ -111,6 +116,7 @@ class MonteCarlo(Forecaster):
         self.levels = levels
         self.arrivals = arrivals
         self.shocks = shocks
+        self.drift = drift
         self.arrival_window = arrival_window
         self.min_closed = min_closed
         self.min_wins = min_wins
@@ -128,6 +134,7 @@ class MonteCarlo(Forecaster):
             visits, self.design_, replicates=self.replicates, rng=np.random.default_rng(fit_seed)
         )
         self.monthly_wins_ = monthly_wins(visits, self.hazards_)
+        self.drift_ = _amount_drift(history)
         self.arrivals_: Arrivals | None = None
         if self.arrivals:
             window = to_days(self.arrival_window, name="arrival_window")
@@ -264,6 +271,10 @@ class MonteCarlo(Forecaster):
         starts = self._arrival_classes()
         amount, filled = fill_amounts(history, od.amount_base.to_numpy(float))
         notes += filled
+        if self.drift:
+            factor = self.drift_.set_index(["pipeline_id", "stage_id"]).drift
+            keys = pd.MultiIndex.from_arrays([od.pipeline_id, od.stage_id])
+            amount = amount * factor.reindex(keys).fillna(1.0).to_numpy(float)
         deal_seg = od.segment.astype(str).map(seg_of).to_numpy(dtype=np.int64)
         w_open, w_new = self._win_probabilities(classes, starts, grid)
         # Shared shocks at the horizon's time scale (whole months, at least one).
@@ -329,6 +340,18 @@ class MonteCarlo(Forecaster):
         }
 
 
+def _amount_drift(history: History) -> pd.DataFrame:
+    """Per stage: won deals' booked amount ÷ their amount at the stage's entry (ratio of
+    sums over `won_visits` visits; 1 with fewer than MIN_DRIFT)."""
+    v = history.visits
+    g = v.groupby(["pipeline_id", "stage_id"], as_index=False)[
+        ["won_visits", "won_at_entry", "won_booked"]
+    ].sum()
+    enough = (g.won_visits >= MIN_DRIFT) & (g.won_at_entry > 0)
+    g["drift"] = np.where(enough, g.won_booked / g.won_at_entry.where(enough, 1.0), 1.0)
+    return g[["pipeline_id", "stage_id", "won_visits", "drift"]]
+
+
 @dataclass
 class _Sampler:
     """Draws bookings paths level by level (see the module docstring)."""
@@ -380,8 +403,7 @@ class _Sampler:
 
         exact = self._exact_set(w_open[0][deal_class], amount)
         rest = np.setdiff1d(np.arange(len(amount)), exact)
-        a_exact = np.zeros((len(exact), n_seg), dtype=np.float32)
-        a_exact[np.arange(len(exact)), deal_seg[exact]] = amount[exact]
+        exact_seg, exact_amount = deal_seg[exact], amount[exact]
         n_c = w_open.shape[1]
         a1 = np.zeros((n_c, n_seg))
         a2 = np.zeros((n_c, n_seg))
@@ -401,21 +423,29 @@ class _Sampler:
             cw = odds_scaled(w_open[rep[lv]], shock)  # (n_c, K) cumulative
             cum = np.zeros((p_n, n_seg, k_n))
             exp_open += np.diff(a_all.T @ cw, axis=1, prepend=0.0) / m
+            exact_per: np.ndarray = np.zeros((p_n, n_seg, k_n))
             if len(exact):
+                # One uniform per deal and path: won by the end of period k when it falls
+                # below the deal's cumulative win probability at that end.
                 thr = np.round(cw[deal_class[exact]] * U16).astype(np.int32)
                 u = rng.integers(0, 65536, size=(p_n, len(exact)), dtype=np.uint16)
-                for k in range(k_n):
-                    hit = (u < thr[:, k]).astype(np.float32)
-                    cum[:, :, k] = hit @ a_exact
+                path, deal = np.nonzero(u < thr[:, -1])
+                period = (u[path, deal][:, None] >= thr[deal]).sum(axis=1)
+                cell = (path * n_seg + exact_seg[deal]) * k_n + period
+                exact_per = np.bincount(
+                    cell, weights=exact_amount[deal], minlength=p_n * n_seg * k_n
+                ).reshape(p_n, n_seg, k_n)
             if len(rest):
                 mu = a1.T @ cw  # (n_seg, K)
-                cov = np.einsum("cs,ckl->skl", a2, cw[:, kmin] - cw[:, :, None] * cw[:, None, :])
+                # Cov of cumulative wins: Σ a² (P(won by min(k, l)) − P_k P_l) per segment.
+                m1 = a2.T @ cw
+                cov = np.stack([m1[s][kmin] - (cw * a2[:, s : s + 1]).T @ cw for s in range(n_seg)])
                 z = rng.standard_normal((p_n, n_seg, k_n))
                 for s in range(n_seg):
                     vals, vecs = np.linalg.eigh(cov[s])
                     root = vecs * np.sqrt(np.maximum(vals, 0.0))
                     cum[:, s, :] += mu[s] + z[:, s, :] @ root.T
-            per = np.diff(cum, axis=2, prepend=0.0)
+            per = exact_per + np.diff(cum, axis=2, prepend=0.0)
             if new is not None:
                 level = float(np.exp(sigma_a * z_arr[lv] - sigma_a**2 / 2))
                 mean, drawn = new.draw(odds_scaled(w_new[rep[lv]], shock), level, p_n)
