@@ -317,3 +317,16 @@ def test_time_zone_of_naive_times(tmp_path: Path) -> None:
     import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
     assert history(store, "A") == [("lead", "2024-07-01 08:00")]  # CEST is UTC+2
     store.close()
+
+
+def test_observed_until_never_moves_back(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)
+    (tmp_path / "old.csv").write_text("deal_id,stage,entered\nZ,Prospecting,2023-05-01\n")
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    r = import_table(store, process, tmp_path / "old.csv", tmp_path / "m.yaml", options=OPTS)
+    assert r.observed_until == pd.Timestamp("2024-02-01 16:30")
+    assert store.meta("observed_until") == "2024-02-01T16:30:00"
+    store.close()

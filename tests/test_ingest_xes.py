@@ -168,3 +168,16 @@ def test_a_repeated_case_id_joins_one_deal(tmp_path: Path) -> None:
     assert rows(store, "SELECT activity_id FROM activities") == [("A:1:complete",)]
     assert [(p.row, p.quarantined) for p in r.problems] == [(6, False)]
     store.close()
+
+
+def test_suggest_mapping_lists_the_activity_names(tmp_path: Path) -> None:
+    store, process = new_project(tmp_path / "p")
+    fragment = tmp_path / "fragment.yaml"
+    opts = ImportOptions(now=NOW, suggest_mapping=fragment)
+    r = import_xes(store, process, SMALL, xes=AMOUNT, options=opts)
+    assert not r.loaded
+    text = fragment.read_text()
+    # Call (3 transitions) and Email are activities now; mapping them makes them stages.
+    assert "'Call': 2 rows" in text and "'Email': 1 rows" in text
+    assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
+    store.close()

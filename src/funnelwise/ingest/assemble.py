@@ -252,14 +252,18 @@ class Assembler:
         pipelines = {pid for pid, _ in counts}
         # One pipeline throughout: later steps need not carry it row by row.
         self.pipeline_const = pipelines.pop() if len(pipelines) == 1 else None
-        if s.events_to_activities and deals is not None:
-            deal_names = {
-                (r[0], r[1])
-                for r in st.sql(f"SELECT DISTINCT pipeline_id, stage FROM {quote(deals)}")
-            }
-            unmapped = [u for u in unmapped if (u.pipeline_id, u.name) in deal_names]
-        elif s.events_to_activities:
-            unmapped = []
+        # Unmapped event names of XES become activities: suggested, but no reason to stop.
+        blocking = unmapped
+        if s.events_to_activities:
+            deal_names = (
+                {
+                    (r[0], r[1])
+                    for r in st.sql(f"SELECT DISTINCT pipeline_id, stage FROM {quote(deals)}")
+                }
+                if deals is not None
+                else set()
+            )
+            blocking = [u for u in unmapped if (u.pipeline_id, u.name) in deal_names]
         outcome_rows: list[tuple[str, str, str | None]] = []
         if deals is not None:
             names = st.sql(
@@ -274,8 +278,8 @@ class Assembler:
                     )
                 )
         self.unmapped: list[Unmapped] = unmapped
-        if unmapped and not self.suggesting:
-            raise SourceImportError(unmapped_error(unmapped, source=self._files()))
+        if blocking and not self.suggesting:
+            raise SourceImportError(unmapped_error(blocking, source=self._files()))
         st.register("_stage_map", stage_map_table(mapped))
         st.register(
             "_outcome_map",
