@@ -373,7 +373,14 @@ class Assembler:
         (the pipeline only when several occur), to keep millions of rows small.
         """
         st, s = self.st, self.staged
-        order = "e.entered_at" + (", e._ord" if s.event_order else "") + ", e._src, e._row"
+        sources = st.scalar(f"SELECT count(DISTINCT _src) FROM {quote(events)}")
+        # A shorter sort key when all events come from one file (the usual case).
+        order = (
+            "e.entered_at"
+            + (", e._ord" if s.event_order else "")
+            + (", e._src" if sources > 1 else "")
+            + ", e._row"
+        )
         extra = (
             ", e.stage, e._activity_id, e._duration_min"
             if s.events_to_activities
@@ -431,8 +438,7 @@ class Assembler:
                 SELECT deal_id, {pipeline} AS pipeline_id,
                        min(entered_at) AS first_at, max(entered_at) AS last_at,
                        arg_max(stage_id, seq) AS last_stage, max(seq) AS max_seq,
-                       arg_min(actor_id, seq) AS first_actor,
-                       arg_min(_src, seq) AS _src, arg_min(_row, seq) AS _row
+                       arg_min(actor_id, seq) AS first_actor
                 FROM ({entries}) GROUP BY deal_id) a
             LEFT JOIN (SELECT DISTINCT pipeline_id, stage_id, kind FROM _stage_map) k
                    ON k.pipeline_id = a.pipeline_id AND k.stage_id = a.last_stage
@@ -466,7 +472,7 @@ class Assembler:
             source = (
                 "SELECT a.deal_id, a.pipeline_id, a.first_at AS created_at, "
                 f"a.first_actor AS owner_id, {outcome} AS outcome, {closed} AS closed_at, "
-                f"a.last_at AS _recency, a._src, a._row, {cols} FROM {quote(agg)} a"
+                f"a.last_at AS _recency, {cols} FROM {quote(agg)} a"
             )
         else:
             default = literal(self.pipeline_const or self.process.default_pipeline.id)

@@ -32,7 +32,7 @@ from funnelwise.ingest.parsing import DateOptions
 from funnelwise.ingest.quarantine import discard, publish, quarantine_dir, write_pending
 from funnelwise.ingest.records import activities_table, changes_table, known_deals, leads_table
 from funnelwise.ingest.staging import Staging, literal, quote
-from funnelwise.ingest.validate import KEEP, Problems
+from funnelwise.ingest.validate import Problems
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.store import Store
@@ -121,7 +121,7 @@ def _newest(st: Staging, plan: LoadPlan, snapshot: pd.Timestamp | None) -> pd.Ti
 
 def _fail(problems: Problems) -> SourceImportError:
     n = problems.count(quarantined=True)
-    shown = [p for p in problems.first(KEEP) if p.quarantined][:SHOW_ON_FAIL]
+    shown = problems.first(SHOW_ON_FAIL, quarantined=True)
     lines = [f"  - {p}" for p in shown]
     more = [f"  ... and {n - len(shown)} more"] if n > len(shown) else []
     return SourceImportError(

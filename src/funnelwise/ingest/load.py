@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,6 @@ class LoadPlan:
     activities: str | None = None
     leads: str | None = None  # + _recency
     fx_rates: str | None = None
-    extra_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _cols(table: str) -> list[str]:

@@ -112,11 +112,13 @@ class Problems:
             "WHERE p.quarantined AND p._src = t._src AND p._row = t._row)"
         )
 
-    def first(self, n: int = KEEP) -> tuple[RowProblem, ...]:
-        """The first n problems in file and row order."""
+    def first(self, n: int = KEEP, *, quarantined: bool | None = None) -> tuple[RowProblem, ...]:
+        """The first n problems (all, or only quarantining / only notes) in file and row
+        order."""
+        where = "" if quarantined is None else f"WHERE quarantined = {quarantined} "
         rows = self.st.sql(
             "SELECT _src, _row, col, value, reason, quarantined FROM _problems "
-            f"ORDER BY _src, _row, col LIMIT {int(n)}"
+            f"{where}ORDER BY _src, _row, col LIMIT {int(n)}"
         )
         files = self.st.files
         return tuple(
@@ -224,7 +226,8 @@ def check_duplicate_keys(
         quarantine=True,
         code="conflicting duplicate",
     )
-    # Exact copies are not loaded either: they leave with the quarantine-free filter below.
+    # Every later row of a key leaves the table: copies are skipped, the others are
+    # quarantined above; the first row stays.
     st.con.execute(f"CREATE OR REPLACE TABLE {quote(first)} AS SELECT t._src, t._row {base}")
     st.con.execute(
         f"DELETE FROM {quote(table)} WHERE (_src, _row) IN (SELECT _src, _row FROM {quote(first)})"
