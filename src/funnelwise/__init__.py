@@ -41,22 +41,35 @@ from funnelwise.forecast import (
 from funnelwise.log import EventLog
 from funnelwise.log import open_log as open
 from funnelwise.process import Process, diff_processes, load_process, parse_process
+from funnelwise.scoring import (
+    BoostedScorer,
+    LogisticScorer,
+    NaiveBayesScorer,
+    NotFittedError,
+    RuleScorer,
+    evaluate_scorers,
+)
 from funnelwise.store import Store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BacktestResult",
+    "BoostedScorer",
     "ConflictError",
     "EventLog",
     "ForecastResult",
     "FunnelwiseError",
     "InputError",
+    "LogisticScorer",
     "MonteCarlo",
+    "NaiveBayesScorer",
     "NotEnoughDataError",
+    "NotFittedError",
     "Process",
     "ProcessError",
     "ProjectError",
+    "RuleScorer",
     "RunRate",
     "SourceImportError",
     "Store",
@@ -68,6 +81,7 @@ __all__ = [
     "conformance",
     "diff_processes",
     "discovery",
+    "evaluate_scorers",
     "flow",
     "forecast",
     "funnel",

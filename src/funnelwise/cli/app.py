@@ -10,7 +10,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 import funnelwise.cli.forecast_cmds as forecast_cmds
-from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds, report_cmds
+from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds, report_cmds, score_cmds
 from funnelwise.cli.context import CliContext
 from funnelwise.cli.render import err_console
 from funnelwise.errors import FunnelwiseError
@@ -58,6 +58,7 @@ analytics_cmds.register(app)
 ingest_cmds.register(app)
 report_cmds.register(app)
 forecast_cmds.register(app)
+score_cmds.register(app)
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ AsOfOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed of the model.")]
 SnapshotsOpt = Annotated[int, typer.Option(help="Past instants to learn from.")]
+ThreadsOpt = Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")]
 
 score_app = typer.Typer(
     help="Calibrated win and conversion probabilities with reasons.", no_args_is_help=True
@@ -76,6 +77,7 @@ def train(
     as_of: AsOfOpt = None,
     snapshots: SnapshotsOpt = 32,
     seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Fit the calibrated LightGBM scorer on the history and store it."""
@@ -83,7 +85,7 @@ def train(
     from funnelwise.scoring.registry import save_model
 
     log = _log(ctx, as_of)
-    scorer = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed)
+    scorer = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed, num_threads=threads)
     with progress_bar() as progress:
         scorer.fit(log, progress=progress)
     model_id = save_model(log.store, scorer)
@@ -148,6 +150,7 @@ def evaluate(
     ] = 0.2,
     snapshots: SnapshotsOpt = 32,
     seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Measure the model against the rule, naive Bayes and logistic baselines on a
@@ -155,7 +158,7 @@ def evaluate(
     from funnelwise.scoring import BoostedScorer, evaluate_scorers
 
     log = _log(ctx, as_of)
-    model = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed)
+    model = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed, num_threads=threads)
     with progress_bar() as progress:
         result = evaluate_scorers(
             log, target=target.value, model=model, test_fraction=test_fraction, progress=progress

@@ -14,7 +14,7 @@ fractions in [0, 1]; amounts are in the process currency.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -180,6 +180,15 @@ _FIELD_COLUMNS = tuple(
 )
 
 
+def _literal_table(rows: Sequence[tuple[object, ...]], schema: dict[str, str]) -> ir.Table:
+    """A small table written into the query itself (no in-memory table to register,
+    so the compiled SQL runs on its own; see snapshots.run_as_of)."""
+    fields = ", ".join(f"{k}: {v}" for k, v in schema.items())
+    records = [dict(zip(schema, r, strict=True)) for r in rows]
+    value = ibis.literal(records, type=f"array<struct<{fields}>>")
+    return value.unnest().name("_row").as_table().unpack("_row")
+
+
 def _criteria_features(log: EventLog, deals: ir.Table) -> ir.Table:
     """Per deal: exit-criteria checklist items and required fields due so far, and done.
 
@@ -196,10 +205,14 @@ def _criteria_features(log: EventLog, deals: ir.Table) -> ir.Table:
     out = base.select("deal_id")
     zero = ibis.literal(0, type="int64")
     if checklist_rows:
-        crit = ibis.memtable(
-            pd.DataFrame(
-                checklist_rows, columns=["pipeline_id", "c_stage_id", "c_position", "criterion"]
-            )
+        crit = _literal_table(
+            checklist_rows,
+            {
+                "pipeline_id": "string",
+                "c_stage_id": "string",
+                "c_position": "int64",
+                "criterion": "string",
+            },
         )
         due = base.join(
             crit, [base.pipeline_id == crit.pipeline_id, crit.c_position <= base._pos]
@@ -223,8 +236,8 @@ def _criteria_features(log: EventLog, deals: ir.Table) -> ir.Table:
     else:
         out = out.mutate(checklist_required=zero, checklist_done=zero)
     if field_rows:
-        fields = ibis.memtable(
-            pd.DataFrame(field_rows, columns=["pipeline_id", "f_position", "field"])
+        fields = _literal_table(
+            field_rows, {"pipeline_id": "string", "f_position": "int64", "field": "string"}
         )
         d = deals.select(
             "deal_id", "pipeline_id", "attributes", *_FIELD_COLUMNS, _pos="stage_position"

@@ -23,14 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ibis
-import numpy as np
 import pandas as pd
+from lifelines import KaplanMeierFitter
 
-from funnelwise.analytics.stats import summarize_durations
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.features import TARGETS, decided_leads, snapshot_features
+
+# Snapshots stop where this share of deals would have closed (Kaplan–Meier): later
+# ones would mostly hold deals whose outcome is not known yet.
+MATURITY_SHARE = 0.8
 
 
 def check_target(target: str) -> str:
@@ -64,10 +67,10 @@ def unit_starts(log: EventLog, target: str) -> pd.Series:
 def maturity_days(log: EventLog, target: str, *, horizon_days: float) -> float:
     """Days after which most outcomes are known.
 
-    For deals, the Kaplan–Meier time by which 90% of deals have closed, open
-    deals counting as censored (closed deals alone would understate it: the
-    slow ones are still open); the longest observed time when the estimate
-    never gets there. For leads, the horizon.
+    For deals, the Kaplan–Meier time by which MATURITY_SHARE of deals have
+    closed, open deals counting as censored (closed deals alone would
+    understate it: the slow ones are still open); the longest observed time
+    when the estimate never gets there. For leads, the horizon.
     """
     if target != "won":
         return float(horizon_days)
@@ -75,13 +78,15 @@ def maturity_days(log: EventLog, target: str, *, horizon_days: float) -> float:
     now = ibis.literal(log.now.to_pydatetime(), type="timestamp")
     frame = d.select(
         days=days_between(d.created_at, d.closed_at.fill_null(now)),
-        censored=d.closed_at.isnull(),
+        closed=d.closed_at.notnull(),
     ).to_pandas()
     if frame.empty:
         return 0.0
     days = frame["days"].clip(lower=0.0).to_numpy(float)
-    p90 = summarize_durations(days, frame["censored"].to_numpy(bool)).p90
-    return float(p90) if np.isfinite(p90) else float(days.max())
+    km = KaplanMeierFitter().fit(days, event_observed=frame["closed"].to_numpy(bool))
+    survival = km.survival_function_.iloc[:, 0]
+    reached = survival[survival <= 1.0 - MATURITY_SHARE + 1e-12]
+    return float(reached.index[0]) if len(reached) else float(days.max())
 
 
 def snapshot_times(start: pd.Timestamp, end: pd.Timestamp, n: int) -> list[pd.Timestamp]:

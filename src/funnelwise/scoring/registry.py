@@ -46,15 +46,16 @@ def save_model(store: Store, scorer: Scorer, *, metrics: dict[str, object] | Non
     return model_id
 
 
-def load_model(store: Store, *, target: str, model_id: str | None = None) -> tuple[str, Scorer]:
-    """The stored scorer with this id, or the latest trained for `target`.
+def load_model(
+    store: Store, *, target: str, model_id: str | None = None, kind: str = "boosted"
+) -> tuple[str, Scorer]:
+    """The stored scorer with this id, or the latest of this kind trained for `target`.
 
     Raises InputError naming the stored models (or how to train one).
     """
     m = store.table("models")
     m = m.filter(m.target == target)
-    if model_id is not None:
-        m = m.filter(m.model_id == model_id)
+    m = m.filter(m.model_id == model_id) if model_id is not None else m.filter(m.kind == kind)
     rows = m.order_by([m.created_at.desc(), m.trained_as_of.desc()]).limit(1).to_pandas()
     if rows.empty:
         if model_id is not None:

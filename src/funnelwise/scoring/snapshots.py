@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -59,9 +60,9 @@ def run_as_of(
     sql: str | None = None
     # DuckDB sums integers into 128 bits; Ibis types them as int64, and so do we.
     schema = expr.schema().to_pyarrow()
-    if getattr(backend, "name", "") == "duckdb" and len(times) > 1:
-        # Executing once registers the expression's in-memory tables on the connection.
-        expr.limit(0).to_pyarrow()
+    # The SQL must stand alone: an in-memory table would need registering first.
+    standalone = not expr.op().find(ops.InMemoryTable)
+    if getattr(backend, "name", "") == "duckdb" and len(times) > 1 and standalone:
         compiled = str(backend.compile(expr))
         marker = _literal_sql(backend, sentinel)
         if marker in compiled:

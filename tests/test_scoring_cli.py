@@ -1,0 +1,101 @@
+"""`funnelwise score train|apply|evaluate` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import funnelwise as fw
+from funnelwise.cli import app
+from funnelwise.synth import generate, write_project
+
+runner = CliRunner()
+FAST = ["--snapshots", "8", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli") / "p"
+    write_project(generate(deals=1500, seed=3), root)
+    return root
+
+
+def _run(project: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--project", str(project), "score", *args])
+    return result.exit_code, result.output
+
+
+def test_train_then_apply_stores_scores_per_deal(project: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(project, tmp_path / "p"))
+    code, out = _run(root, "train", *FAST, "--format", "json")
+    assert code == 0, out
+    trained = json.loads(out)
+    assert trained["model_id"].startswith("boosted-")
+    assert trained["target"] == "won"
+    assert trained["train_positive"] >= 20
+
+    code, out = _run(root, "apply", "--format", "csv")
+    assert code == 0, out
+    frame = pd.read_csv(io.StringIO(out))
+    assert list(frame.columns) == ["deal_id", "probability", "reason_1", "reason_2", "reason_3"]
+    log = fw.open(root)
+    assert len(frame) == log.counts()["deals_open"]
+    assert frame["probability"].between(0, 1).all()
+    assert frame["reason_1"].str.match(r"^[+−] ").all()
+
+    stored = log.store.table("scores").to_pandas()
+    assert len(stored) == len(frame)
+    assert set(stored["model_id"]) == {trained["model_id"]}
+    assert set(stored["as_of"]) == {log.now}
+    assert sorted(stored["deal_id"]) == sorted(frame["deal_id"])
+    log.store.close()
+    # Scoring again for the same model and instant replaces, never duplicates.
+    code, out = _run(root, "apply")
+    assert code == 0 and "probability" in out
+    with fw.open(root).store as store:
+        assert store.count("scores") == len(frame)
+
+    # A model cannot score a date before the outcomes it learned from.
+    code, out = _run(root, "apply", "--as-of", "2023-06-01")
+    assert code == 2
+    assert "would use what was not known then" in out
+
+
+def test_apply_needs_a_model_but_the_rule_needs_none(project: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(project, tmp_path / "p"))
+    code, out = _run(root, "apply")
+    assert code == 2
+    assert "no trained model for target 'won'" in out
+    assert "score train" in out
+    code, out = _run(root, "apply", "--model", "rule", "--format", "csv")
+    assert code == 0, out
+    frame = pd.read_csv(io.StringIO(out))
+    assert frame["reason_1"].str.contains("process probability").any()
+    with fw.open(root).store as store:
+        models = store.table("models").to_pandas()
+    assert list(models["kind"]) == ["rule"]
+
+
+def test_evaluate_prints_the_model_against_its_baselines(project: Path) -> None:
+    code, out = _run(project, "evaluate", *FAST, "--format", "json")
+    assert code == 0, out
+    result = json.loads(out)
+    metrics = {m["kind"]: m for m in result["frames"]["metrics"]}
+    assert set(metrics) == {"boosted", "rule", "naive_bayes", "logistic"}
+    for m in metrics.values():
+        assert 0.5 < m["roc_auc"] <= 1.0
+        assert 0.0 < m["brier"] < 0.3
+    assert result["meta"]["test_start"] < result["meta"]["as_of"]
+
+
+def test_too_few_outcomes_is_a_clear_error(tiny_project: Path) -> None:
+    code, out = _run(tiny_project, "train", *FAST)
+    assert code == 6
+    assert "1 won and 2 lost or no decision deals" in out
+    assert "at least 20 of each" in out
