@@ -101,7 +101,7 @@ def test_flow_with_stage_and_close_period(tiny_log: fw.EventLog) -> None:
 hours = st.integers(0, 24 * 75).map(lambda h: START + dt.timedelta(hours=h))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables=random_logs(), a=hours, b=hours, stage=st.sampled_from([None, "proposal"]))
 def test_flow_reconciles_and_snapshots_never_see_the_future(
     tables: dict[str, pd.DataFrame], a: dt.datetime, b: dt.datetime, stage: str | None

@@ -30,8 +30,8 @@ from funnelwise.analytics.common import (
     stage_frame,
     to_pandas,
 )
+from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
-from funnelwise.analytics.snapshot import current_positions
 from funnelwise.analytics.timing import time_in_stage
 from funnelwise.log import EventLog
 

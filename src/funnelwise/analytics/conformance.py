@@ -31,6 +31,7 @@ from funnelwise.analytics.common import (
     to_pandas,
     union_all,
 )
+from funnelwise.analytics.events import log_table, positioned_events
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import ALPHA, rate_columns
 from funnelwise.log import EventLog
@@ -100,7 +101,7 @@ def field_missing(deals: ir.Table, field: ir.StringValue, names: Sequence[str]) 
 
 def _moves(log: EventLog) -> ir.Table:
     """Moves out of open stages into an open stage or won, with the next position."""
-    e = log.events
+    e = positioned_events(log)
     w = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
     e = e.mutate(
         _next_pos=e.position.lead().over(w),
@@ -117,13 +118,13 @@ def _moves(log: EventLog) -> ir.Table:
 
 
 def _exit_checks(log: EventLog, moves: ir.Table) -> ir.Table | None:
-    """Per forward exit (deal, step, stage): required fields empty (_mf) and checklist
+    """Per forward exit (deal, entry, stage): required fields empty (_mf) and checklist
     items without evidence done by the exit (_mc). None when the process has no criteria."""
     exits = moves.filter(moves._forward).select(
-        "deal_id", "pipeline_id", "stage_id", "step", left_at="_next_at"
+        "deal_id", "pipeline_id", "stage_id", "entered_at", "seq", left_at="_next_at"
     )
     fields, checks = exit_criteria(log)
-    keys = ["deal_id", "step", "stage_id"]
+    keys = ["deal_id", "entered_at", "seq", "stage_id"]
     parts = []
     if len(fields):
         f = ibis.memtable(fields)
@@ -133,8 +134,10 @@ def _exit_checks(log: EventLog, moves: ir.Table) -> ir.Table | None:
         parts.append(fx.group_by(keys).aggregate(_mf=miss.sum(), _mc=ibis.literal(0)))
     if len(checks):
         c = ibis.memtable(checks)
-        done = log.checklist.group_by(["deal_id", "stage_id", "criterion"]).aggregate(
-            _done=ibis._.done_at.min()
+        done = (
+            log_table(log, "checklist")
+            .group_by(["deal_id", "stage_id", "criterion"])
+            .aggregate(_done=ibis._.done_at.min())
         )
         cx = exits.join(c, (exits.pipeline_id == c._p) & (exits.stage_id == c._s))
         cx = cx.left_join(
@@ -157,18 +160,21 @@ def deal_conformance(log: EventLog) -> ir.Table:
     missing_fields and missing_checklist (items missing over all exits), and
     conforming. An Ibis table."""
     moves = _moves(log)
+    return _per_deal(log, moves, _exit_checks(log, moves))
+
+
+def _per_deal(log: EventLog, moves: ir.Table, checked: ir.Table | None) -> ir.Table:
     per_move = moves.group_by("deal_id").aggregate(
         skipped=moves._skipped.sum(),
         backward=moves._back.sum(),
         exits=moves._forward.cast("int64").sum(),
     )
-    e = log.events
+    e = positioned_events(log)
     visits = (
         e.filter(e.kind == "open").group_by(["deal_id", "stage_id"]).aggregate(n=ibis._.count())
     )
     reentries = visits.group_by("deal_id").aggregate(reentries=(visits.n - 1).sum())
     parts = [per_move, reentries]
-    checked = _exit_checks(log, moves)
     if checked is not None:
         parts.append(
             checked.group_by("deal_id").aggregate(
@@ -216,7 +222,27 @@ def conformance(
         alpha: 1 - confidence level of the Wilson intervals.
     """
     deals, groups = group_deals(log, log.deals, by=by)
-    per = deal_conformance(log)
+    # The moves (a window over every event) and the exit checks feed both the
+    # per-deal and the per-stage figures: evaluate each once.
+    with _moves(log).cache() as moves:
+        checks = _exit_checks(log, moves)
+        if checks is None:
+            return _conformance(log, deals, groups, moves, None, list_limit, alpha, by)
+        with checks.cache() as checked:
+            return _conformance(log, deals, groups, moves, checked, list_limit, alpha, by)
+
+
+def _conformance(
+    log: EventLog,
+    deals: ir.Table,
+    groups: list[str],
+    moves: ir.Table,
+    checked: ir.Table | None,
+    list_limit: int | None,
+    alpha: float,
+    by: str | None,
+) -> ConformanceResult:
+    per = _per_deal(log, moves, checked)
     users = log.store.table("users").select(owner_id="user_id", team="team")
     keyed = deals.select("deal_id", *[g for g in groups if g != "owner_id"], "owner_id")
     j = per.join(keyed, "deal_id")
@@ -232,7 +258,7 @@ def conformance(
         if list_limit is not None:
             listed = listed.limit(list_limit)
         deal_list = to_pandas(listed.drop("conforming"))
-    stages = _by_stage(log)
+    stages = _by_stage(log, moves, checked)
     meta = base_meta(log, by=by, groups=groups, alpha=alpha, list_limit=list_limit, unit="deals")
     meta["fields_checked"] = "as the deal stands at the log's instant"
     return ConformanceResult(
@@ -254,16 +280,14 @@ def _adherence(j: ir.Table, keys: list[str], alpha: float) -> pd.DataFrame:
     return f.drop(columns="conforming_n").reset_index(drop=True)
 
 
-def _by_stage(log: EventLog) -> pd.DataFrame:
+def _by_stage(log: EventLog, moves: ir.Table, checked: ir.Table | None) -> pd.DataFrame:
     """Per open stage: forward exits, exits missing a field or checklist item, times
     skipped over, moves back from it."""
-    moves = _moves(log)
     f = to_pandas(
         moves.group_by(["pipeline_id", "stage_id"]).aggregate(
             exits=moves._forward.cast("int64").sum(), moves_back=moves._back.sum()
         )
     )
-    checked = _exit_checks(log, moves)
     if checked is not None:
         misses = to_pandas(
             checked.group_by("stage_id").aggregate(

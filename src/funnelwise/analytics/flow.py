@@ -36,8 +36,8 @@ from funnelwise.analytics.common import (
     stage_frame,
     to_pandas,
 )
+from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
-from funnelwise.analytics.snapshot import current_positions
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 from funnelwise.timeutil import Instant, to_timestamp

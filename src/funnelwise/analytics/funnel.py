@@ -27,6 +27,7 @@ from funnelwise.analytics.common import (
     stage_frame,
     to_pandas,
 )
+from funnelwise.analytics.events import positioned_events, with_groups
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import ALPHA, rate_columns
 from funnelwise.log import EventLog
@@ -78,15 +79,15 @@ def funnel(
 
     Returns one row per (pipeline, segment, cohort, stage) with: `reached`
     (deals), `entered` (deals that really entered the stage), `skipped`,
-    `undecided` (still open, this is the furthest they got), `value` (sum of amount_base of the
-    deals reached, in the process currency); `step_*` (share of the previous
+    `undecided` (still open, this is the furthest they got), `value` (sum of
+    amount_base of the deals reached, in the process currency); `step_*` (share of the previous
     row's deals that reached this one), `decided_*` (the same without deals
     still open at the previous stage), `cumulative_*` (share of the first
     stage's deals), each as rate, lower, upper and n (the denominator); and
     `value_step_rate`, `value_cumulative_rate`.
     """
     deals, groups = group_deals(log, log.deals, by=by, cohort=cohort)
-    e = log.events
+    e = positioned_events(log)
     opened = e.filter(e.kind == "open")
     furthest = opened.group_by("deal_id").aggregate(_furthest=opened.position.max())
     d = deals.left_join(furthest, deals.deal_id == furthest.deal_id).select(deals, "_furthest")
@@ -102,10 +103,8 @@ def funnel(
             n=d.count(), value=d._value.sum(), undecided=d._open.sum()
         )
     )
-    entered_q = (
-        opened.select("deal_id", "stage_id")
-        .distinct()
-        .join(d.select("deal_id", *groups), "deal_id")
+    entered_q = with_groups(
+        opened.select("deal_id", "pipeline_id", "stage_id").distinct(), deals, groups
     )
     entered = to_pandas(entered_q.group_by([*groups, "stage_id"]).aggregate(entered=ibis._.count()))
     frame = _assemble(log, hist, entered, groups, alpha)

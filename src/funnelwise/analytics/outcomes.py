@@ -29,6 +29,7 @@ from funnelwise.analytics.common import (
     to_pandas,
     union_all,
 )
+from funnelwise.analytics.events import positioned_events
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import (
     ALPHA,
@@ -75,7 +76,7 @@ def reach_times(log: EventLog) -> ir.Table:
     Won counts as later than every open stage; lost and no decision do not.
     Columns: deal_id, stage_id, reached_at.
     """
-    e = log.events
+    e = positioned_events(log)
     e = e.filter(e.kind.isin(["open", "won"]))
     first = e.group_by(["deal_id", "pipeline_id", "position"]).aggregate(at=e.entered_at.min())
     st = ibis.memtable(

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import ibis
-import ibis.expr.types as ir
 import pandas as pd
 
 from funnelwise.analytics.common import (
@@ -26,6 +25,7 @@ from funnelwise.analytics.common import (
     timestamp,
     to_pandas,
 )
+from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
 from funnelwise.timeutil import Instant
@@ -51,18 +51,6 @@ class SnapshotResult(Result):
 
     stages = frame_view("Open deals per group and current stage, in process order.")
     totals = frame_view("Open deals, value and weighted value per group.")
-
-
-def current_positions(log: EventLog) -> ir.Table:
-    """Per deal: the stage of its last open-stage entry, its position and when it was
-    entered (deal_id, stage_id, position, entered_at)."""
-    e = log.events
-    e = e.filter(e.kind == "open")
-    return e.group_by("deal_id").aggregate(
-        stage_id=e.stage_id.argmax(e.step),
-        position=e.position.argmax(e.step),
-        entered_at=e.entered_at.argmax(e.step),
-    )
 
 
 def snapshot(

@@ -25,9 +25,9 @@ from funnelwise.analytics.common import (
     group_deals,
     iter_groups,
     stage_frame,
-    timestamp,
     to_pandas,
 )
+from funnelwise.analytics.events import visit_end, visits
 from funnelwise.analytics.outcomes import CREATED, outcome_day_counts
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import (
@@ -94,10 +94,9 @@ def time_in_stage(log: EventLog, *, days: str = "calendar") -> ir.Table:
     is still in the stage at `log.now`, so `days` is time so far).
     """
     check_choice(days, ["calendar", "business"], "days")
-    v = log.stage_intervals
+    v = visits(log)
     v = v.filter(v.kind == "open")
-    end = v.left_at.fill_null(timestamp(log.now))
-    v = v.mutate(_days=elapsed_days(v.entered_at, end, days).clip(lower=0))
+    v = v.mutate(_days=elapsed_days(v.entered_at, visit_end(log, v), days).clip(lower=0))
     return v.group_by(["deal_id", "pipeline_id", "stage_id"]).aggregate(
         visits=v.count(),
         days=v._days.sum(),

@@ -25,6 +25,7 @@ from funnelwise.analytics.common import (
     timestamp,
     to_pandas,
 )
+from funnelwise.analytics.events import log_table, visit_end, visits
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
 
@@ -59,7 +60,7 @@ def whose_move(log: EventLog, *, by: str | None = None, days: str = "calendar") 
     """
     deals, groups = group_deals(log, log.deals, by=by)
     now = timestamp(log.now)
-    a = log.activities
+    a = log_table(log, "activities")
     a = a.filter(a.deal_id.notnull() & a.direction.isin([*BUYER_TURN, *SELLER_TURN]))
     w = ibis.window(group_by="deal_id", order_by=["at", "activity_id"])
     ends = deals.select("deal_id", _deal_end=deals.closed_at.fill_null(now))
@@ -70,11 +71,11 @@ def whose_move(log: EventLog, *, by: str | None = None, days: str = "calendar") 
         _to=turns._until.fill_null(turns._deal_end),
         _buyer=turns.direction.isin(list(BUYER_TURN)),
     )
-    v = log.stage_intervals
+    v = visits(log)
     v = v.filter(v.kind == "open")
-    v = v.select(
-        "deal_id", "stage_id", "step", _start="entered_at", _end=v.left_at.fill_null(now)
-    ).join(deals.select("deal_id", *groups), "deal_id")
+    v = v.select("deal_id", "stage_id", _start="entered_at", _end=visit_end(log, v)).join(
+        deals.select("deal_id", *groups), "deal_id"
+    )
     visit_days = v.mutate(_days=elapsed_days(v._start, v._end, days))
     overlap = v.join(
         turns, (v.deal_id == turns.deal_id) & (turns._from < v._end) & (turns._to > v._start)
