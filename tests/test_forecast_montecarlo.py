@@ -12,6 +12,7 @@ error of a 13-week count.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,9 +30,13 @@ CUT = START + pd.Timedelta(days=420)
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> History:
-    root = build_memoryless(tmp_path_factory.mktemp("memoryless"), TRUTH, seed=3)
-    log = fw.open(root)
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_memoryless(tmp_path_factory.mktemp("memoryless"), TRUTH, seed=3)
+
+
+@pytest.fixture(scope="module")
+def history(project: Path) -> History:
+    log = fw.open(project)
     try:
         return pull_history(log.as_of(CUT), by="source")
     finally:
@@ -134,6 +139,17 @@ def test_amount_drift_is_one_when_amounts_never_change(history: History) -> None
     assert est.predict(horizon=HORIZON).expected == pytest.approx(
         plain.predict(horizon=HORIZON).expected
     )
+
+
+def test_short_history_says_its_interval_lacks_shared_shocks(project: Path) -> None:
+    log = fw.open(project)
+    try:
+        early = pull_history(log.as_of(START + pd.Timedelta(days=75)))
+    finally:
+        log.store.close()
+    r = MonteCarlo(n_paths=1000).fit_history(early).predict(horizon="90d")
+    assert any(n.startswith("shared shocks not estimated: the log holds 3 months") for n in r.notes)
+    assert r.diagnostics["sigma_win"] == 0.0
 
 
 def test_contract_and_too_little_history(tiny_log: fw.EventLog) -> None:

@@ -44,7 +44,7 @@ class Arrivals:
     n_window: int
     starts: pd.DataFrame  # segment, pipeline_id, stage_id, amount_bin, share
 
-    def sigma_for(self, horizon_days: float, *, shocks: bool = True) -> float:
+    def sigma_for(self, horizon_days: float, *, shocks: bool = True) -> tuple[float, int]:
         """Log-sd of the arrival level over a horizon.
 
         Replays the trailing rate on the log's own past: from every 7th day with a full
@@ -53,23 +53,25 @@ class Arrivals:
         less the Poisson noise of the counts predicted (which the simulation draws
         anyway), is the level's variance: estimation error, trend and shared shocks
         together, at the horizon's time scale. Without such a past (or without
-        `shocks`), only the trailing count's own Poisson error.
+        `shocks`), only the trailing count's own Poisson error. Returns (σ, origins
+        replayed).
         """
         param = 1.0 / np.sqrt(max(self.n_window, 1))
         w, h = round(self.window_days), round(horizon_days)
         y, f = self.daily_counts, self.daily_season
         origins = np.arange(w, len(y) - h + 1, 7)
         if not shocks or w < 1 or len(origins) < 3:
-            return float(param)
+            return float(param), 0
         cy, cf = np.concatenate([[0.0], np.cumsum(y)]), np.concatenate([[0.0], np.cumsum(f)])
         trail, trail_f = cy[origins] - cy[origins - w], cf[origins] - cf[origins - w]
         ahead, ahead_f = cy[origins + h] - cy[origins], cf[origins + h] - cf[origins]
         keep = (trail > 0) & (ahead > 0)
         if keep.sum() < 3:
-            return float(param)
+            return float(param), 0
         predicted = trail[keep] / trail_f[keep] * ahead_f[keep]
         err = np.log(ahead[keep] / predicted)
-        return float(np.sqrt(max(param**2, float(np.mean(err**2 - 1.0 / predicted)))))
+        sigma = np.sqrt(max(param**2, float(np.mean(err**2 - 1.0 / predicted))))
+        return float(sigma), int(keep.sum())
 
     def daily(self, as_of: pd.Timestamp, n_days: int) -> np.ndarray:
         """Expected arrivals on each day 1..n_days after as_of."""

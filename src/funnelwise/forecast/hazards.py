@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from funnelwise.errors import InputError
 from funnelwise.forecast.history import TIS_EDGES, History
 
 EDGES = np.asarray(TIS_EDGES, dtype=float)
@@ -131,13 +132,20 @@ class Visits:
     covariates: Covariates
 
     @classmethod
-    def from_history(cls, history: History, design: Design, *, use_segment: bool) -> Visits:
+    def from_history(
+        cls, history: History, design: Design, *, covariates: tuple[str, ...] = COVARIATES
+    ) -> Visits:
         """Arrays from `history.visits`, keeping visits of the design's open stages."""
         v = history.visits
         state = design.state_of(v.pipeline_id, v.stage_id)
         keep = state >= 0
         v = v[keep].reset_index(drop=True)
-        names = tuple(c for c in COVARIATES if use_segment or c != "segment")
+        unknown = set(covariates) - set(COVARIATES)
+        if unknown:
+            raise InputError(
+                f"unknown covariates {sorted(unknown)}; covariates: {', '.join(COVARIATES)}"
+            )
+        names = tuple(c for c in COVARIATES if c in covariates)
         labels, codes = [], []
         for name in names:
             values = v[name].astype(str)

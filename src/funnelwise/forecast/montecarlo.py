@@ -82,6 +82,8 @@ class MonteCarlo(Forecaster):
     yet created (window `arrival_window`); `shocks` to draw shared shocks; `drift`
     to scale open deals' amounts by how much won deals' amounts moved from the
     entry of their stage to the booking (per stage, learned);
+    `covariates` the ones hazards adjust for (default: deal age and pushes at the
+    stage's entry, deal size band, and the segment when `by` is given);
     `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
     `exact_budget` deal × path × period draws sampled exactly.
 
@@ -104,6 +106,7 @@ class MonteCarlo(Forecaster):
         arrivals: bool = True,
         shocks: bool = True,
         drift: bool = False,
+        covariates: tuple[str, ...] | None = None,
         arrival_window: str | float = "13w",
         min_closed: int = 20,
         min_wins: int = 10,
@@ -117,6 +120,7 @@ class MonteCarlo(Forecaster):
         self.arrivals = arrivals
         self.shocks = shocks
         self.drift = drift
+        self.covariates = covariates
         self.arrival_window = arrival_window
         self.min_closed = min_closed
         self.min_wins = min_wins
@@ -129,7 +133,10 @@ class MonteCarlo(Forecaster):
         require("won deals", history.outcomes["won"], self.min_wins, history.now, fix)
         fit_seed, self.seed_sequence_ = np.random.SeedSequence(self.seed).spawn(2)
         self.design_ = Design.from_history(history)
-        visits = Visits.from_history(history, self.design_, use_segment=self.by is not None)
+        covariates = self.covariates
+        if covariates is None:
+            covariates = tuple(c for c in COVARIATES if self.by is not None or c != "segment")
+        visits = Visits.from_history(history, self.design_, covariates=covariates)
         self.hazards_: Hazards = fit_hazards(
             visits, self.design_, replicates=self.replicates, rng=np.random.default_rng(fit_seed)
         )
@@ -280,9 +287,18 @@ class MonteCarlo(Forecaster):
         # Shared shocks at the horizon's time scale (whole months, at least one).
         span = max(1, round(grid.horizon_days / 30))
         sigma_win, windows = drift_sigma(*self.monthly_wins_, span) if self.shocks else (0.0, 0)
-        sigma_arrivals = 0.0
+        sigma_arrivals, replayed = 0.0, 0
         if self.arrivals_ is not None:
-            sigma_arrivals = self.arrivals_.sigma_for(grid.horizon_days, shocks=self.shocks)
+            sigma_arrivals, replayed = self.arrivals_.sigma_for(
+                grid.horizon_days, shocks=self.shocks
+            )
+        if self.shocks and (windows < 2 or (self.arrivals_ is not None and replayed < 3)):
+            notes.append(
+                f"shared shocks not estimated: the log holds {len(self.monthly_wins_[0])} "
+                f"months, too few to compare {span}-month windows; the interval carries the "
+                "deals' own chance and the uncertainty of the learned rates only, and is "
+                "likely too narrow"
+            )
         sampler = _Sampler(
             rng=rng,
             n_paths=self.n_paths,
@@ -317,6 +333,7 @@ class MonteCarlo(Forecaster):
                 "sigma_win": sigma_win,
                 "sigma_arrivals": sigma_arrivals,
                 "shock_windows": windows,
+                "arrival_origins": replayed,
                 "replicates": self.hazards_.n_replicates,
                 "levels": sampler.levels,
                 # The simulated mean and sd of the horizon total: the reported expected
