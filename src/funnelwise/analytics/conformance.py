@@ -308,7 +308,10 @@ def _by_stage(log: EventLog, moves: ir.Table, checked: ir.Table | None) -> pd.Da
         for r in jumps.to_dict("records")
         for p in range(int(r["position"]) + 1, int(r["_next_pos"]))
     ]
-    skipped = pd.DataFrame(over, columns=["pipeline_id", "position", "skipped_over"])
+    # Typed even when empty, so the merge below never holds object columns.
+    skipped = pd.DataFrame(over, columns=["pipeline_id", "position", "skipped_over"]).astype(
+        {"pipeline_id": "string", "position": "int64", "skipped_over": "int64"}
+    )
     skipped = skipped.groupby(["pipeline_id", "position"], as_index=False).sum()
     stages = stage_frame(log, kinds=["open"])[["pipeline_id", "stage_id", "name", "position"]]
     out = stages.merge(f, on=["pipeline_id", "stage_id"], how="left")

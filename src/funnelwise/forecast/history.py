@@ -301,7 +301,11 @@ def _visits(
         won_at_entry=iv.amount_at.sum(where=won),
         won_booked=iv.amount_base.sum(where=won),
     )
-    return out.to_pandas().fillna({"won_visits": 0, "won_at_entry": 0.0, "won_booked": 0.0})
+    frame = out.to_pandas()
+    # All-NULL sums arrive as object columns: make them numeric before filling.
+    for col in ("won_visits", "won_at_entry", "won_booked"):
+        frame[col] = pd.to_numeric(frame[col]).fillna(0)
+    return frame
 
 
 def _open_deals(
