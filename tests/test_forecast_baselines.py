@@ -44,6 +44,12 @@ def test_weighted_pipeline_by_hand(tiny_log: fw.EventLog) -> None:
     assert per.to_dict() == pytest.approx({"2024-03": 400.0, "2024-04": 60.0, "2024-05": 0.0})
     fan = longer.fan
     assert fan.expected.tolist() == pytest.approx([400.0, 460.0, 460.0])
+    # Nothing closes in the next ten days: zero, and said so.
+    short = WeightedPipeline().fit(tiny_log).predict(horizon="10d")
+    assert short.expected == 0.0
+    assert short.notes == (
+        "no open deal is expected to close by 2024-03-11: the weighted pipeline is zero",
+    )
 
 
 def test_weighted_pipeline_uses_close_dates_as_they_stood(tiny_log: fw.EventLog) -> None:

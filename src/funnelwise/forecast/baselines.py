@@ -73,6 +73,11 @@ def weighted_pipeline(
     undated = ~dated
     np.add.at(mean, seg[undated], m_i[undated, None] * share[None, :])
     np.add.at(var, seg[undated], v_i[undated, None] * share[None, :])
+    if not inside.any() and not undated.any():
+        notes.append(
+            f"no open deal is expected to close by {history.now + DAY * grid.n_days:%Y-%m-%d}: "
+            "the weighted pipeline is zero"
+        )
     if undated.any():
         notes.append(
             f"{int(undated.sum()):,} open deals have no expected close date; "
