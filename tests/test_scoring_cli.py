@@ -57,7 +57,7 @@ def test_train_then_apply_stores_scores_per_deal(project: Path, tmp_path: Path) 
     log.store.close()
     # Scoring again for the same model and instant replaces, never duplicates.
     code, out = _run(root, "apply")
-    assert code == 0 and "probability" in out
+    assert code == 0 and "Scores: scores" in out
     with fw.open(root).store as store:
         assert store.count("scores") == len(frame)
 

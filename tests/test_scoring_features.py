@@ -150,16 +150,21 @@ def test_lead_labels_wait_for_the_horizon(tmp_path: Path) -> None:
 def test_lead_features_by_hand(tmp_path: Path) -> None:
     log = _lead_store(tmp_path / "p").as_of("2024-02-29")
     f = features(log, "converted", horizon_days=30).set_index("lead_id")
-    # Open on 02-29: L4 and L5 (L1 and L3 converted, L2 was disqualified).
-    assert sorted(f.index) == ["L4", "L5"]
+    # Open on 02-29: L4 only (L1 and L3 converted, L2 was disqualified, and L5, 55
+    # days old, has let its 30 days pass: it is decided, not open).
+    assert sorted(f.index) == ["L4"]
     assert f.loc["L4", "lead_age_days"] == pytest.approx(9.0)
     assert f.loc["L4", "activities"] == 2
     assert f.loc["L4", "early_activities"] == 1  # 02-21; 02-28 is 8 days after creation
     assert f.loc["L4", "days_since_activity"] == pytest.approx(1.0)
-    assert f.loc["L5", "early_activities"] == 1  # 01-06 only
-    assert f.loc["L5", "activities_recent"] == 0  # nothing since 02-15
     # Decided by 02-29 with a 30-day horizon: L1 (1), L2 (0), L3 (0), L5 (0); web 1 of 2.
     overall = 0.25
     m = PRIOR_STRENGTH
     assert f.loc["L4", "source_conversion_rate"] == pytest.approx((1 + m * overall) / (2 + m))
     assert f.loc["L4", "campaign_conversion_rate"] == pytest.approx(overall)  # c2 unseen
+    # With 90 days L5 is still open; decided: L1 (1), L2 (0), L3 (1, within 90 days).
+    g = features(log, "converted", horizon_days=90).set_index("lead_id")
+    assert sorted(g.index) == ["L4", "L5"]
+    assert g.loc["L5", "early_activities"] == 1  # 01-06 only
+    assert g.loc["L5", "activities_recent"] == 0  # nothing since 02-15
+    assert g.loc["L5", "source_conversion_rate"] == pytest.approx((1 + m * 2 / 3) / (1 + m))

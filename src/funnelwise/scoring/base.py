@@ -14,6 +14,7 @@ scorers share them (evaluation fits four models on the same rows).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -29,6 +30,7 @@ from funnelwise.scoring.features import (
     attribute_keys,
     feature_columns,
     features,
+    units_of,
 )
 from funnelwise.scoring.labels import TrainingData, check_target, require_outcomes, training_data
 from funnelwise.scoring.reasons import top_reasons
@@ -37,10 +39,11 @@ from funnelwise.scoring.result import Scores
 # A category seen fewer times than this in training is treated as unknown.
 MIN_CATEGORY_COUNT = 5
 MAX_CATEGORIES = 60
-# An attribute filled in for at least this share of one class and at most
-# LEAK_OTHER of the other was most likely written at the outcome.
-LEAK_PRESENT = 0.5
-LEAK_OTHER = 0.02
+# An attribute present LEAK_RATIO times as often in one outcome as in the other
+# (and in at least LEAK_MIN_SHARE of that outcome's rows) was most likely written
+# at the outcome, as CRM exports often do.
+LEAK_RATIO = 10.0
+LEAK_MIN_SHARE = 0.05
 
 
 class NotFittedError(FunnelwiseError, ValueError):
@@ -113,18 +116,24 @@ class Encoder:
         )
 
 
-def leaky_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """Attribute keys filled in almost only for one outcome (recorded at the outcome)."""
+def leaky_columns(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[str, ...]:
+    """Columns filled in (almost) only for one outcome: recorded at the outcome.
+
+    With a and b the shares of positive and negative rows that have a value,
+    the column is a leak, not a predictor, when a ≥ LEAK_RATIO·b (and
+    a ≥ LEAK_MIN_SHARE) or the other way round.
+    """
     if frame.empty:
         return ()
-    pos = frame["label"] == 1
+    pos = (frame["label"] == 1).to_numpy()
+    if pos.all() or not pos.any():
+        return ()
     leaky = []
-    for key in keys:
-        present = frame[f"{ATTRIBUTE_PREFIX}{key}"].notna()
-        a = float(present[pos].mean()) if pos.any() else 0.0
-        b = float(present[~pos].mean()) if (~pos).any() else 0.0
-        if (a >= LEAK_PRESENT and b <= LEAK_OTHER) or (b >= LEAK_PRESENT and a <= LEAK_OTHER):
-            leaky.append(key)
+    for col in columns:
+        present = frame[col].notna().to_numpy()
+        a, b = float(present[pos].mean()), float(present[~pos].mean())
+        if max(a, b) >= LEAK_MIN_SHARE and max(a, b) >= LEAK_RATIO * min(a, b):
+            leaky.append(col)
     return tuple(leaky)
 
 
@@ -181,7 +190,7 @@ class Scorer:
     ) -> TrainingData:
         """The labelled, time-split snapshot rows this scorer would fit on."""
         target = check_target(self.target)
-        table = log.deals if target == "won" else log.leads
+        table = units_of(log, target)
         return training_data(
             log,
             target,
@@ -210,9 +219,10 @@ class Scorer:
             require_outcomes(
                 counts, slice_name="train", minimum=self.min_outcomes, target=self.target
             )
-        dropped = leaky_keys(pd.concat([data.train, data.calibration]), data.keys)
-        self.keys_ = tuple(k for k in data.keys if k not in dropped)
-        self.dropped_keys_ = dropped
+        rows = pd.concat([data.train, data.calibration])
+        leaky = leaky_columns(rows, [f"{ATTRIBUTE_PREFIX}{k}" for k in data.keys])
+        self.dropped_keys_ = tuple(c.removeprefix(ATTRIBUTE_PREFIX) for c in leaky)
+        self.keys_ = tuple(k for k in data.keys if k not in self.dropped_keys_)
         self.split_ = data.split
         self.trained_as_of_ = data.split.labels_until
         self.counts_ = counts

@@ -31,7 +31,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback
-from funnelwise.scoring.base import Encoder, Scorer
+from funnelwise.scoring.base import Encoder, Scorer, leaky_columns
 from funnelwise.scoring.labels import Split, TrainingData, check_target
 
 # Weights of the deal rule score: stage probability, checklist, required fields.
@@ -115,7 +115,8 @@ def _both(data: TrainingData) -> pd.DataFrame:
 
 class NaiveBayesScorer(Scorer):
     """Naive Bayes over field values (stage, source, product, region, owner, industry,
-    attributes), as in the predictive lead scoring of open-source CRMs."""
+    attributes), as in the predictive lead scoring of open-source CRMs. Fields
+    filled in only at the outcome are left out (see `base.leaky_columns`)."""
 
     kind: ClassVar[str] = "naive_bayes"
     label: ClassVar[str] = "Naive Bayes (CRM-style)"
@@ -124,7 +125,9 @@ class NaiveBayesScorer(Scorer):
         self, data: TrainingData, numeric: tuple[str, ...], categorical: tuple[str, ...]
     ) -> None:
         rows = _both(data)
-        fields = (*categorical, "owner_id") if "owner_id" in rows.columns else categorical
+        # The owner is a field like any other, unless it is only filled in at the outcome.
+        owner = ("owner_id",) if "owner_id" in rows.columns else ()
+        fields = (*categorical, *(c for c in owner if not leaky_columns(rows, owner)))
         self.encoder_ = Encoder.fit(rows, (), fields)
         y = rows["label"].to_numpy(int)
         self.prior_ = float(y.mean())

@@ -4,9 +4,9 @@ Deals created early enough for most outcomes to be known by the end of the
 log (`maturity_days` before it) are ordered by creation; the last
 `test_fraction` of them are the test deals. Every scorer is fitted on
 `log.as_of(first test deal's start)`, so no event after that instant reaches
-training. Test rows are the test deals as
-known at later instants (features from `log.as_of(t)`), labelled with the
-outcome known at the end of the log; deals still open then are censored.
+training. Test rows are the test deals as known at later instants until the end
+of the log (features from `log.as_of(t)`), labelled with the outcome known
+then; deals still open then are censored.
 
 Metrics (all on test rows): ROC AUC, PR AUC (average precision), Brier score
 (mean squared error of the probability, lower is better), expected calibration
@@ -36,6 +36,7 @@ from funnelwise.scoring.labels import (
     check_target,
     labelled_snapshots,
     maturity_days,
+    snapshot_grid,
     snapshot_times,
     unit_starts,
     units_created_between,
@@ -147,7 +148,7 @@ def test_start(
 def evaluate_scorers(
     log: EventLog,
     *,
-    target: str = "won",
+    target: str | None = None,
     model: BoostedScorer | None = None,
     scorers: Sequence[Scorer] | None = None,
     test_fraction: float = 0.2,
@@ -157,11 +158,14 @@ def evaluate_scorers(
     """Fit the model and the baselines on the history before the first test deal's
     start, and measure them on the test deals as known at later instants.
 
-    `model` defaults to `BoostedScorer(target=target)`; `scorers` to the model
-    and the rule, naive Bayes and logistic baselines. `test_snapshots`
-    (default: in proportion to the model's `snapshots`) instants are spread
-    from the split to `maturity_days` before the end of the log.
+    `target` defaults to the model's ('won' without a model); `model` to
+    `BoostedScorer(target=target)`; `scorers` to the model
+    and the rule, naive Bayes and logistic baselines. The test deals are
+    followed from the split to the end of the log at the model's snapshot
+    spacing (or at `test_snapshots` evenly spaced instants).
     """
+    if target is None:
+        target = model.target if model is not None else "won"
     target = check_target(target)
     model = model if model is not None else BoostedScorer(target=target)
     if model.target != target:
@@ -183,12 +187,14 @@ def evaluate_scorers(
             scorer.fit_data(data)
         else:
             scorer.fit(train_log)
-    span = max((test_end - split_at) / (data.split.calibration_end - data.split.start), 0.0)
-    n_times = test_snapshots or max(4, round(model.snapshots * span))
+    if test_snapshots:
+        times = snapshot_times(split_at, end, test_snapshots)
+    else:
+        times = snapshot_grid(split_at, end, data.split.step_days)
     rows = labelled_snapshots(
         log,
         target,
-        snapshot_times(split_at, test_end, n_times),
+        times,
         labels_until=end,
         horizon_days=model.horizon_days,
         rates_until=split_at,
@@ -234,7 +240,7 @@ def evaluate_scorers(
         "test_end": test_end,
         "split": data.split.to_dict(),
         "training_counts": data.counts(),
-        "test_snapshots": n_times,
+        "test_snapshots": len(times),
         "test_fraction": test_fraction,
         "model_params": model.get_params(),
         "dropped_attributes": list(getattr(model, "dropped_keys_", ())),

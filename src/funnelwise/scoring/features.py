@@ -405,11 +405,34 @@ def _add_deal_rates(frame: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- leads ------------------------------------------------------------------------
-def lead_feature_table(log: EventLog, *, keys: tuple[str, ...] = ()) -> ir.Table:
-    """Ibis table of the open leads at `log.now` (not converted, not disqualified)."""
-    now = _now(log)
+def leads_of(log: EventLog) -> ir.Table:
+    """The log's leads, kept to those created in its [since, until) window like its deals."""
     lead = log.leads
-    lead = lead.filter(lead.converted_at.isnull() & lead.disqualified_at.isnull())
+    if log.since is not None:
+        lead = lead.filter(lead.created_at >= log.since)
+    if log.until is not None:
+        lead = lead.filter(lead.created_at < log.until)
+    return lead
+
+
+def units_of(log: EventLog, target: str) -> ir.Table:
+    """The deals (target `won`) or leads (`converted`) of the log."""
+    return log.deals if target == "won" else leads_of(log)
+
+
+def lead_feature_table(
+    log: EventLog, *, horizon_days: float, keys: tuple[str, ...] = ()
+) -> ir.Table:
+    """Ibis table of the open leads at `log.now`: not converted, not disqualified, and
+    younger than the horizon (an older one has missed its chance: it is decided)."""
+    now = _now(log)
+    lead = leads_of(log)
+    horizon = ibis.interval(seconds=int(horizon_days * 86400))
+    lead = lead.filter(
+        lead.converted_at.isnull()
+        & lead.disqualified_at.isnull()
+        & (lead.created_at + horizon > now)
+    )
     created = lead.select("lead_id", _created_at="created_at")
     c = left_join_on(lead, _activity_features(log, "lead_id", created), "lead_id")
     return c.select(
@@ -434,7 +457,7 @@ def decided_leads(log: EventLog, horizon_days: float) -> ir.Table:
     has passed without a conversion. Younger undecided leads are censored
     (left out): a lead is negative only once enough time has passed.
     """
-    lead = log.leads
+    lead = leads_of(log)
     horizon = ibis.interval(seconds=int(horizon_days * 86400))
     in_time = lead.converted_at.notnull() & (lead.converted_at <= lead.created_at + horizon)
     dropped = lead.disqualified_at.notnull() & (
@@ -487,7 +510,10 @@ def snapshot_features(
         add_rates = _add_deal_rates
     else:
         frames = run_as_of(
-            log, lambda lg: lead_feature_table(lg, keys=keys), times, progress=progress
+            log,
+            lambda lg: lead_feature_table(lg, horizon_days=horizon_days, keys=keys),
+            times,
+            progress=progress,
         )
         outcomes = partial(decided_leads, horizon_days=horizon_days)
         add_rates = _add_lead_rates

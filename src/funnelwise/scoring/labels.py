@@ -20,7 +20,7 @@ later deals measure what is left of it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ibis
 import pandas as pd
@@ -29,7 +29,7 @@ from lifelines import KaplanMeierFitter
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
 from funnelwise.progressing import ProgressCallback
-from funnelwise.scoring.features import TARGETS, decided_leads, snapshot_features
+from funnelwise.scoring.features import TARGETS, decided_leads, snapshot_features, units_of
 
 # Snapshots stop where this share of deals would have closed (Kaplan–Meier): later
 # ones would mostly hold deals whose outcome is not known yet.
@@ -59,7 +59,7 @@ def outcome_labels(log: EventLog, target: str, *, horizon_days: float) -> pd.Dat
 
 def unit_starts(log: EventLog, target: str) -> pd.Series:
     """Creation instants of every deal (or lead) in the log, sorted."""
-    table = log.deals if target == "won" else log.leads
+    table = units_of(log, target)
     starts = table.select("created_at").to_pandas()["created_at"]
     return starts.sort_values(kind="stable").reset_index(drop=True)
 
@@ -98,15 +98,24 @@ def snapshot_times(start: pd.Timestamp, end: pd.Timestamp, n: int) -> list[pd.Ti
     return [(start + step * (i + 1)).floor("s") for i in range(n)]
 
 
+def snapshot_grid(start: pd.Timestamp, end: pd.Timestamp, step_days: float) -> list[pd.Timestamp]:
+    """Instants every `step_days` after `start`, up to `end`."""
+    if step_days <= 0 or end <= start:
+        return []
+    n = int((end - start) / pd.Timedelta(days=step_days))
+    step = pd.Timedelta(days=step_days)
+    return [(start + step * (i + 1)).floor("s") for i in range(n)]
+
+
 @dataclass(frozen=True)
 class Split:
     """The instants that order a fit in time.
 
     `start` is the first deal's creation; training snapshots lie in
-    (start, train_end], calibration snapshots (of deals created after
-    train_end) in (train_end, calibration_end]; both read labels as of
-    `labels_until` (the fitted log's now), `maturity_days` after
-    `calibration_end`.
+    (start, train_end], every `step_days`. Calibration deals are those created
+    in (train_end, calibration_end], followed by snapshots through
+    (train_end, labels_until]. Labels are read as of `labels_until` (the
+    fitted log's now), `maturity_days` after `calibration_end`.
     """
 
     start: pd.Timestamp
@@ -114,6 +123,7 @@ class Split:
     calibration_end: pd.Timestamp
     labels_until: pd.Timestamp
     maturity_days: float
+    step_days: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """Plain values, for results and the model registry."""
@@ -123,13 +133,16 @@ class Split:
             "calibration_end": self.calibration_end.isoformat(),
             "labels_until": self.labels_until.isoformat(),
             "maturity_days": self.maturity_days,
+            "step_days": self.step_days,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Split:
         """Rebuild from `to_dict`."""
-        instants = {k: pd.Timestamp(str(v)) for k, v in data.items() if k != "maturity_days"}
-        return cls(**instants, maturity_days=float(str(data["maturity_days"])))
+        days = ("maturity_days", "step_days")
+        instants = {k: pd.Timestamp(str(v)) for k, v in data.items() if k not in days}
+        numbers = {k: float(str(data[k])) for k in days if k in data}
+        return cls(**instants, **numbers)
 
 
 def fit_split(
@@ -242,17 +255,20 @@ def training_data(
     """Labelled snapshots of the history known at `log.now`, split in time.
 
     `snapshots` instants are spread evenly from the first deal's creation to
-    `maturity_days` before `log.now`; the later `calibration_fraction` of them
-    are for calibration, on deals created after the last training instant.
-    Labels are read as of `log.now`. Owner and source rates come from the
-    past of each snapshot only.
+    `maturity_days` before `log.now`; the earlier (1 − calibration_fraction)
+    of them are for training. Calibration follows the deals created in the
+    rest of that span, at the same spacing, until `log.now`. Labels are read
+    as of `log.now`. Owner and source rates come from the past of each
+    snapshot only.
     """
     split = fit_split(
         log, target, calibration_fraction=calibration_fraction, horizon_days=horizon_days
     )
+    step = (split.calibration_end - split.start) / pd.Timedelta(days=1) / max(snapshots, 1)
+    split = replace(split, step_days=step)
     times = snapshot_times(split.start, split.calibration_end, snapshots)
     train_times = [t for t in times if t <= split.train_end]
-    cal_times = [t for t in times if t > split.train_end]
+    cal_times = snapshot_grid(split.train_end, split.labels_until, step)
     train = labelled_snapshots(
         log,
         target,
@@ -282,7 +298,7 @@ def units_created_between(
     log: EventLog, target: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> pd.Series:
     """Ids of the deals (or leads) created in (start, end]."""
-    table = log.deals if target == "won" else log.leads
+    table = units_of(log, target)
     key = TARGETS[target].id_column
     kept = table.filter((table.created_at > start) & (table.created_at <= end))
     return kept.select(key).to_pandas()[key]
