@@ -139,10 +139,17 @@ class Split:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Split:
         """Rebuild from `to_dict`."""
-        days = ("maturity_days", "step_days")
-        instants = {k: pd.Timestamp(str(v)) for k, v in data.items() if k not in days}
-        numbers = {k: float(str(data[k])) for k in days if k in data}
-        return cls(**instants, **numbers)
+        def at(key: str) -> pd.Timestamp:
+            return pd.Timestamp(str(data[key]))
+
+        return cls(
+            start=at("start"),
+            train_end=at("train_end"),
+            calibration_end=at("calibration_end"),
+            labels_until=at("labels_until"),
+            maturity_days=float(str(data["maturity_days"])),
+            step_days=float(str(data.get("step_days", 0.0))),
+        )
 
 
 def fit_split(
