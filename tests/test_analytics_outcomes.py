@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,22 @@ def test_censoring_aware_win_rate_covers_the_truth_where_naive_is_biased() -> No
     naive_bias, naive_se = np.mean(naive_errors), np.std(naive_errors) / np.sqrt(len(seeds))
     assert abs(naive_bias) > 4 * naive_se
     assert abs(np.mean(errors)) < abs(naive_bias) / 3
+
+
+def test_an_empty_log_says_so(tmp_path: Path) -> None:
+    from funnelwise.process import template_text
+    from funnelwise.project import Project
+
+    (tmp_path / "process.yaml").write_text(template_text(), encoding="utf-8")
+    Project(tmp_path).open_store(create=True).close()
+    log = fw.open(tmp_path)
+    try:
+        with pytest.raises(fw.NotEnoughDataError, match="outcomes: the log holds no deals"):
+            fw.outcomes(log)
+        with pytest.raises(fw.NotEnoughDataError, match="timing: the log holds no stage"):
+            fw.timing(log)
+        # Counting analyses count nothing: empty frames, no error.
+        assert fw.funnel(log).to_frame().empty and fw.discovery(log).variants.empty
+        assert fw.flow(log, start="2024-01-01", end="2024-02-01").waterfall.value.sum() == 0
+    finally:
+        log.store.close()

@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from funnelwise.errors import InputError
+from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog
 from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY
 from funnelwise.process.model import normalize_name
@@ -182,6 +182,17 @@ def iter_groups(
     for key, part in frame.groupby(list(keys), sort=True, dropna=False):
         values = key if isinstance(key, tuple) else (key,)
         yield dict(zip(keys, values, strict=True)), part
+
+
+def require_rows(frame: pd.DataFrame, log: EventLog, analysis: str, what: str) -> None:
+    """Raise NotEnoughDataError when an analysis finds nothing to estimate from."""
+    if len(frame):
+        return
+    narrowed = " with these filters" if (log.where or log.since or log.until) else ""
+    raise NotEnoughDataError(
+        f"{analysis}: the log holds no {what}{narrowed} as of {log.now:%Y-%m-%d}; load deals "
+        "(`funnelwise import ...` or `funnelwise demo DIR`), or widen the filters"
+    )
 
 
 def to_pandas(expr: ir.Table) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from funnelwise.analytics.common import (
     elapsed_days,
     group_deals,
     iter_groups,
+    require_rows,
     stage_frame,
     timestamp,
     to_pandas,
@@ -153,6 +154,7 @@ def outcomes(
     """
     deals, groups = group_deals(log, log.deals, by=by, cohort=cohort)
     counts = outcome_day_counts(log, deals, groups, from_stages=from_stages, days=days)
+    require_rows(counts, log, "outcomes", "deals")
     summary, curves, at = _estimate(counts, [*groups, "scope"], horizons, alpha)
     order = {CREATED: -1} | {
         s: i for i, s in enumerate(stage_frame(log, kinds=["open"])["stage_id"].drop_duplicates())

@@ -24,6 +24,7 @@ from funnelwise.analytics.common import (
     elapsed_days,
     group_deals,
     iter_groups,
+    require_rows,
     stage_frame,
     to_pandas,
 )
@@ -132,6 +133,7 @@ def timing(
     t = ((j.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
     m = j.mutate(t=t)
     pooled = to_pandas(m.group_by([*groups, "stage_id", "t", "censored"]).aggregate(n=m.count()))
+    require_rows(pooled, log, "timing", "stage entries")
     stages = _stage_table(log, pooled, groups, alpha)
     distribution = _distribution(pooled, groups)
     counts = outcome_day_counts(log, deals, groups, from_stages=False, days=days)
