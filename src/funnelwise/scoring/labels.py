@@ -139,6 +139,7 @@ class Split:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Split:
         """Rebuild from `to_dict`."""
+
         def at(key: str) -> pd.Timestamp:
             return pd.Timestamp(str(data[key]))
 
