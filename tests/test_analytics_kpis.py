@@ -59,3 +59,15 @@ def test_campaign_costs_and_roi(plus: fw.EventLog) -> None:
     assert s.loc["web", "cpa"] == 400 and s.loc["web", "roi"] == pytest.approx(1.5)
     assert s.loc["web", "cost_per_lead"] == pytest.approx(400 / 3)
     assert np.isnan(s.loc["partner", "cpa"]) and s.loc["partner", "roi"] == -1
+
+
+def test_segments_named_like_result_columns(plus: fw.EventLog) -> None:
+    # Splitting by outcome: the open deals form their own group, with no win yet.
+    k = fw.kpis(plus, by="outcome").kpis
+    assert set(k.by_outcome) == {"won", "lost", "no_decision", "(missing)"}
+    still_open = k[(k.by_outcome == "(missing)")].set_index("kpi")
+    assert still_open.loc["open_deals", "value"] == 2 and still_open.loc["win_rate", "value"] == 0
+    # A segment called like a result column stands beside it.
+    v = fw.discovery(plus, by="source").edges
+    assert {"by_source", "source", "target"} <= set(v.columns)
+    assert set(v.by_source) == {"web", "partner"}

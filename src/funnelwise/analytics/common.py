@@ -22,6 +22,22 @@ Cohort = Literal["week", "month", "quarter", "year"]
 DayCount = Literal["calendar", "business"]
 COHORTS: dict[str, str] = {"week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 MISSING = "(missing)"
+# Deal columns the analyses compute with, and columns every stage table has: a
+# segment of one of these names is called by_<name> so both can stand side by side.
+RESERVED = (
+    "deal_id",
+    "outcome",
+    "created_at",
+    "closed_at",
+    "amount",
+    "amount_base",
+    "expected_close_date",
+    "attributes",
+    "cohort",
+    "name",
+    "stage_id",
+    "position",
+)
 # Deal value is in the process currency so deals in other currencies add up.
 VALUE = "amount_base"
 # 1970-01-05 was a Monday: business days are counted in whole weeks from it.
@@ -65,16 +81,21 @@ def group_deals(
     *,
     by: str | None = None,
     cohort: str | None = None,
+    reserved: Sequence[str] = (),
 ) -> tuple[ir.Table, list[str]]:
     """Deals with their group columns added; returns (table, group column names).
 
     The pipeline is always a group (stage positions are per pipeline); `by`
     adds a column named after it (a deal column or attribute key, as text) and
-    `cohort` a `cohort` column (start date of the creation period).
+    `cohort` a `cohort` column (start date of the creation period). When `by`
+    names a deal column the analyses compute with (RESERVED) or a column of
+    the calling analysis's results (`reserved`), the group column is
+    `by_<name>` instead.
     """
     cols: dict[str, ir.Value] = {}
     if by is not None and by != "pipeline_id":
-        cols[by] = segment(log, deals, by)
+        name = f"by_{by}" if by in (*RESERVED, *reserved) else by
+        cols[name] = segment(log, deals, by)
     if cohort is not None:
         cols["cohort"] = cohort_of(deals.created_at, cohort)
     return deals.mutate(**cols), ["pipeline_id", *cols]

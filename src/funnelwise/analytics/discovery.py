@@ -113,7 +113,9 @@ def discovery(log: EventLog, *, by: str | None = None, top: int | None = None) -
 
     Times are calendar days between stage entries.
     """
-    deals, groups = group_deals(log, log.deals, by=by)
+    deals, groups = group_deals(
+        log, log.deals, by=by, reserved=("source", "target", "variant", "deals")
+    )
     # Every figure below reads the deals' sorted traces: build them once.
     with with_groups(traces(log), deals, groups).cache() as t:
         variant_frame = _variants(t, groups, top)

@@ -135,7 +135,9 @@ def flow(
     hi = to_timestamp(close_until, name="close_until").date() if close_until else None
 
     later = log.as_of(t1)
-    deals, groups = group_deals(later, later.deals, by=by)
+    deals, groups = group_deals(
+        later, later.deals, by=by, reserved=("step", "move", "value", "deals")
+    )
     d = deals.select(*groups, "deal_id", "created_at", "closed_at", "outcome")
     s0 = _state(log, t0, "a_")
     s1 = _state(log, t1, "b_")

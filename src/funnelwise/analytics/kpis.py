@@ -89,8 +89,8 @@ def kpis(
     per day), pipeline_coverage (open pipeline / target).
     """
     currency = log.process.currency
-    deals, groups = group_deals(log, log.deals, by=by)
-    won = deals.outcome == "won"
+    deals, groups = group_deals(log, log.deals, by=by, reserved=("kpi", "value", "unit"))
+    won = (deals.outcome == "won").fill_null(False)
     value = deals[VALUE]
     money = to_pandas(
         deals.group_by(groups).aggregate(
@@ -227,7 +227,7 @@ def _campaigns(log: EventLog, costs: Mapping[str, float] | None) -> pd.DataFrame
     or per source when `costs` gives the spend per source."""
     d = log.deals
     key = "source" if costs is not None else "campaign_id"
-    won = d.outcome == "won"
+    won = (d.outcome == "won").fill_null(False)
     deals = d.group_by(key=d[key]).aggregate(
         deals=d.count(),
         won=won.cast("int64").sum(),

@@ -152,7 +152,9 @@ def outcomes(
     days counts as won by day 3). The probability of an outcome is its
     incidence at the end of follow-up: the last day any deal was observed.
     """
-    deals, groups = group_deals(log, log.deals, by=by, cohort=cohort)
+    deals, groups = group_deals(
+        log, log.deals, by=by, cohort=cohort, reserved=("scope", "day", "open")
+    )
     counts = outcome_day_counts(log, deals, groups, from_stages=from_stages, days=days)
     require_rows(counts, log, "outcomes", "deals")
     summary, curves, at = _estimate(counts, [*groups, "scope"], horizons, alpha)

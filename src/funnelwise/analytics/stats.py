@@ -244,7 +244,8 @@ def _aj_bounds(
     var = cif**2 * a0 - 2 * cif * a1 + a2 + np.cumsum(b) - 2 * (cif * c0 - c1)
     var = np.clip(var, 0.0, None)
     z = float(norm.ppf(1 - alpha / 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Near 0 and 1 the transform runs to +-inf; exp(-exp(inf)) = 0 is the right limit.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_f = np.log(cif)
         se = np.sqrt(var) / (cif * np.abs(log_f))
         centre = np.log(-log_f)
