@@ -109,6 +109,8 @@ class Staged:
     event_order: bool = False  # events carry `_ord`, an explicit order for equal times
     snapshot_at: pd.Timestamp | None = None  # when a snapshot export was taken
     undated_at_snapshot: bool = False  # deals without a creation date are dated at it
+    # the amount is the value booked at the close; `_listed_amount` the one before
+    amount_at_close: bool = False
 
     def label(self, kind: str, column: str) -> str:
         """The source column name behind a canonical column."""

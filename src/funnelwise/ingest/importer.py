@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest.assemble import Assembled, Assembler, Staged, max_timestamp
+from funnelwise.ingest.booked import booked_at_close
 from funnelwise.ingest.fx import convert, rates_table, read_fx
 from funnelwise.ingest.load import (
     ImportResult,
@@ -256,8 +257,17 @@ def _plan(
 ) -> LoadPlan:
     """Shape the remaining tables and convert amounts; the tables to load."""
     plan = LoadPlan(stage_events=out.events)
+    final_deals = out.deals
+    if staged.amount_at_close and out.deals:
+        # Only snapshots book amounts at the close, and they stage no other changes.
+        final_deals, booked = booked_at_close(st, out.deals)
+        labels = {
+            "deal_id": staged.label("deals", "deal_id"),
+            "changed_at": staged.label("deals", "closed_at"),
+        }
+        staged = replace(staged, changes=booked, labels=staged.labels | {"changes": labels})
     refs = [t for t in (staged.changes, staged.activities) if t]
-    known = known_deals(st, refs, out.deals) if refs else ""
+    known = known_deals(st, refs, final_deals) if refs else ""
     if staged.changes:
         plan.deal_changes, repeats = changes_table(st, staged, problems, known, now)
         out.dropped["deal_changes"] = repeats
@@ -281,14 +291,14 @@ def _plan(
     )
     if file_rates:
         plan.fx_rates = file_rates
-    if out.deals:
+    if final_deals:
         rates = rates_table(st, st.store_table("fx_rates"), file_rates)
         # An amount without a currency is in the source's, else the process's currency.
         default = literal(staged.currency or process.currency)
         deals = st.view(
             st.name("deals_cur"),
             f"SELECT * REPLACE (CASE WHEN amount IS NULL THEN currency "
-            f"ELSE coalesce(currency, {default}) END AS currency) FROM {quote(out.deals)}",
+            f"ELSE coalesce(currency, {default}) END AS currency) FROM {quote(final_deals)}",
         )
         plan.deals = convert(st, deals, rates, currency=process.currency)
     return plan

@@ -46,6 +46,11 @@ def attributes_sql(columns: list[tuple[str, str]]) -> str:
     return f"nullif(CAST({obj} AS VARCHAR), '{{}}')"
 
 
+def join_key(column: str) -> str:
+    """SQL folding a join key loosely: case, accents, spaces and punctuation ignored."""
+    return f"regexp_replace(strip_accents(lower(CAST({column} AS VARCHAR))), '[^a-z0-9]', '', 'g')"
+
+
 def with_attributes(
     st: Staging, table: str, pairs: list[tuple[str, str]]
 ) -> tuple[str, list[Field]]:
@@ -108,9 +113,11 @@ class _TableReader:
             wanted |= {c: ("joins", j, "columns", k) for k, c in join.columns.items()}
             wanted |= {c: ("joins", j, "attributes", i) for i, c in enumerate(join.attributes)}
             require_columns(other, wanted, self.mapping_file, self.lines)
+            key = join_key if join.match == "loose" else str
             repeated = st.sql(
-                f"SELECT {quote(right)}, list(_row ORDER BY _row)[1:3] FROM {quote(other.table)} "
-                f"WHERE {quote(right)} IS NOT NULL GROUP BY 1 HAVING count(*) > 1 LIMIT 3"
+                f"SELECT any_value({quote(right)}), list(_row ORDER BY _row)[1:3] "
+                f"FROM {quote(other.table)} WHERE {quote(right)} IS NOT NULL "
+                f"GROUP BY {key(quote(right))} HAVING count(*) > 1 LIMIT 3"
             )
             if repeated:
                 listed = "; ".join(f"{k!r} on rows {rows}" for k, rows in repeated)
@@ -122,7 +129,7 @@ class _TableReader:
             alias = f"j{j}"
             joins.append(
                 f"LEFT JOIN {quote(other.table)} {alias} "
-                f"ON {alias}.{quote(right)} = m.{quote(join.on)}"
+                f"ON {key(f'{alias}.{quote(right)}')} = {key(f'm.{quote(join.on)}')}"
             )
             for col in {*join.columns.values(), *join.attributes}:
                 select.append(f"{alias}.{quote(col)} AS {quote(f'{col} ({other.name})')}")
@@ -170,7 +177,8 @@ class _TableReader:
             if name == "created_at" and m.created_at_missing == "snapshot":
                 need = False
             kind: Kind = KINDS.get(name, "text")  # type: ignore[assignment]
-            fields.append(Field("_ord" if name == "order" else name, columns[name], kind, need))
+            internal = {"order": "_ord", "listed_amount": "_listed_amount"}.get(name, name)
+            fields.append(Field(internal, columns[name], kind, need))
         fields += attr_fields
         for i, col in enumerate(m.stage_dates.values()):
             fields.append(Field(f"_stage_date_{i}", col, "timestamp"))
@@ -186,6 +194,7 @@ class _TableReader:
             staged.labels = {"deals": labels}
             staged.snapshot_at = pd.Timestamp(m.snapshot_at) if m.snapshot_at else None
             staged.undated_at_snapshot = m.created_at_missing == "snapshot"
+            staged.amount_at_close = m.amount_known_at == "close"
             if m.stage_dates:
                 parts = [
                     f"SELECT _src, _row, deal_id, {literal(stage)} AS stage, "

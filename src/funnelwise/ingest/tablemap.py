@@ -19,6 +19,13 @@ for example the won date of a lead from a second export.
               closed_at: close_date, amount: close_value, owner_id: sales_agent}
     stage_dates: {needs-assessment: engage_date}
     created_at_missing: snapshot   # deals without a creation date: dated at the export
+
+`amount_known_at: close` (snapshot only) says the amount column holds the value
+booked at the close (an export's final close value): a closed deal's amount is
+then recorded as an amount change at its close, so the log as of an earlier
+date does not show it. Before the close the amount is `listed_amount` when the
+mapping gives one (a list price, for example from a joined products file), else
+unknown; an open deal without a booked value carries its listed amount.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ DEAL_FIELDS = (
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # shape: (required fields, optional fields)
     "event_log": (("deal_id", "stage", "entered_at"), ("actor_id", "order", *DEAL_FIELDS)),
-    "snapshot": (("deal_id", "stage"), ("closed_at", "outcome", *DEAL_FIELDS)),
+    "snapshot": (("deal_id", "stage"), ("closed_at", "outcome", "listed_amount", *DEAL_FIELDS)),
     "leads": (
         ("lead_id", "created_at"),
         (
@@ -67,6 +74,7 @@ KINDS = {
     "disqualified_at": "timestamp",
     "expected_close_date": "date",
     "amount": "number",
+    "listed_amount": "number",
     "order": "number",
 }
 
@@ -83,6 +91,8 @@ class Join(_Strict):
     right_on: str | None = None  # column of the joined file (default: same name as `on`)
     columns: dict[str, str] = {}  # canonical field -> column of the joined file
     attributes: tuple[str, ...] = ()
+    # loose: keys match ignoring case, spaces and punctuation ('GTXPro' = 'GTX Pro')
+    match: Literal["exact", "loose"] = "exact"
 
 
 class TableMapping(_Strict):
@@ -98,6 +108,8 @@ class TableMapping(_Strict):
     date_format: str | None = None
     timezone: str | None = None
     created_at_missing: Literal["quarantine", "snapshot"] = "quarantine"
+    # close: the amount column is the value booked at the close (see the module docstring)
+    amount_known_at: Literal["creation", "close"] = "creation"
     snapshot_at: dt.datetime | None = None
     joins: tuple[Join, ...] = ()
     sheet: str | None = None
@@ -129,6 +141,13 @@ def _semantic(data: dict[str, Any]) -> list[tuple[Loc, str]]:
             out.append((("columns",), f"maps no column to {key!r}, which a {shape} needs"))
     if data.get("stage_dates") and shape != "snapshot":
         out.append((("stage_dates",), "stage_dates apply to the snapshot shape only"))
+    if data.get("amount_known_at") == "close":
+        if shape != "snapshot":
+            out.append((("amount_known_at",), "amount_known_at applies to the snapshot shape only"))
+        elif "amount" not in mapped:
+            out.append((("amount_known_at",), "amount_known_at: close needs an amount column"))
+    elif "listed_amount" in mapped:
+        out.append((("columns", "listed_amount"), "listed_amount needs amount_known_at: close"))
     return out
 
 

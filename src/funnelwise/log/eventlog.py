@@ -212,8 +212,14 @@ class EventLog:
         v = self._values_at_cutoff(t)
         j = left_join_on(d, v, "deal_id")
         amount_t = ibis.ifelse(j._amount_has == 1, j._amount_val.cast("float64"), j.amount)
-        # amount_base moves with amount at the deal's own conversion rate.
-        rate = ibis.ifelse(j.amount != 0, j.amount_base / j.amount, ibis.null("float64"))
+        # amount_base moves with amount at the deal's own conversion rate; a deal that
+        # ends at zero (or without an amount) shows none: in the process currency it is 1.
+        same = j.currency.isnull() | (j.currency == self.process.currency)
+        rate = ibis.ifelse(
+            j.amount != 0,
+            j.amount_base / j.amount,
+            ibis.ifelse(same, ibis.literal(1.0), ibis.null("float64")),
+        )
         j = j.mutate(
             amount=amount_t,
             amount_base=ibis.ifelse(j._amount_has == 1, amount_t * rate, j.amount_base),
