@@ -20,10 +20,11 @@ delete it to rebuild):
   the record, 90 days from 2011-11-01 on, with one month of history at first);
 - CRM Sales Opportunities (../shared/data), imported with the example
   mapping. The export's close_value is the value booked at close (zero when
-  lost, empty while open); the bench records it as an amount change at close,
-  so that as of a past date open deals have no amount, as in the CRM then
-  (left as it is, every past open deal would show the amount it would close
-  at, zero for the ones to be lost). Horizon 90 days, every 14 days.
+  lost, empty while open); the mapping books it as an amount change at close
+  (`amount_known_at: close`), so that as of a past date open deals carry their
+  product's list price, as in the CRM then (left as it is, every past open
+  deal would show the amount it would close at, zero for the ones to be
+  lost). Horizon 90 days, every 14 days.
 
 Set FUNNELWISE_BENCH_FORECAST_FAST=1 to skip the 100k-deal speed run.
 """
@@ -103,12 +104,6 @@ def _crm(root: Path) -> None:
 
     def load(store: Store, process: Process) -> None:
         import_table(store, process, data, mapping)
-        # The booked value becomes known at close: an amount change from nothing.
-        store.raw.execute(
-            "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, origin) "
-            "SELECT deal_id, 'amount', NULL, CAST(amount AS VARCHAR), closed_at, 'bench' "
-            "FROM deals WHERE closed_at IS NOT NULL AND amount IS NOT NULL"
-        )
 
     _project(root, template_text(), load)
 
@@ -220,7 +215,7 @@ def main() -> list[Figure]:
     else:
         print(f"   BPI Challenge 2012 skipped: {SHARED / 'bpic2012'} is absent")
     if (SHARED / "crm-sales-opportunities").exists():
-        figures += _backtest_figures("CRM opportunities", _cached("crm", _crm), "90d", "14d")
+        figures += _backtest_figures("CRM opportunities", _cached("crm-booked", _crm), "90d", "14d")
     else:
         print(f"   CRM Sales Opportunities skipped: {SHARED / 'crm-sales-opportunities'} is absent")
     if not os.environ.get("FUNNELWISE_BENCH_FORECAST_FAST"):

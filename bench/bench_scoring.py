@@ -10,9 +10,9 @@ raw with every event (O_, W_ with their lifecycle).
 Reported without targets, under time-ordered splits (`evaluate_scorers`):
 
 - CRM Sales Opportunities (won against lost), imported with the example
-  mapping; the booked value (close_value) becomes known at close, so it is
-  recorded as an amount change at close (as the forecast bench does) and
-  open deals of the past carry no amount;
+  mapping; the booked value (close_value) becomes known at close, so the
+  mapping books it as an amount change at close (`amount_known_at: close`)
+  and open deals of the past carry their product's list price;
 - Olist marketing funnel (lead → won, the closed deals are the wins), leads
   from 2018 on: Olist closed almost no deal before 2018 (2–4% of the 2017
   leads, against 10–15% from January 2018), a different process; a lead
@@ -66,14 +66,12 @@ def _cached(name: str, build: Callable[[Path], None]) -> Path:
     return root
 
 
-def _table_project(root: Path, data: Path, mapping: Path, after: str | None = None) -> None:
+def _table_project(root: Path, data: Path, mapping: Path) -> None:
     (root / "process.yaml").write_text(template_text(), encoding="utf-8")
     project = Project(root)
     store = project.open_store(create=True)
     try:
         import_table(store, project.load_process(), data, mapping)
-        if after:
-            store.raw.execute(after)
     finally:
         store.close()
 
@@ -83,9 +81,6 @@ def _crm(root: Path) -> None:
         root,
         SHARED / "crm-sales-opportunities" / "sales_pipeline.csv",
         ROOT / "examples" / "crm-sales-opportunities" / "mapping.yaml",
-        "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, origin) "
-        "SELECT deal_id, 'amount', NULL, CAST(amount AS VARCHAR), closed_at, 'bench' "
-        "FROM deals WHERE closed_at IS NOT NULL AND amount IS NOT NULL",
     )
 
 
@@ -162,7 +157,7 @@ def main() -> list[Figure]:
     else:
         print(f"   BPI Challenge 2012 skipped: {SHARED / 'bpic2012'} is absent")
     if (SHARED / "crm-sales-opportunities").exists():
-        log = fw.open(_cached("crm", _crm))
+        log = fw.open(_cached("crm-booked", _crm))
         figures += _evaluation_figures("CRM opportunities (won)", log, BoostedScorer())
     else:
         print("   CRM Sales Opportunities skipped: the folder is absent")
