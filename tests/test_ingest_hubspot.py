@@ -8,6 +8,7 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from funnelwise.errors import SourceImportError
@@ -120,4 +121,86 @@ def test_unknown_pipeline_and_stage_names(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text(text.replace("Presentation Scheduled,", "Demo Given,", 1))
     with pytest.raises(SourceImportError, match=r"'Demo Given' \(1 rows, pipeline new-business"):
         import_hubspot(store, process, tmp_path / "d.csv", options=replace(OPTS))
+    store.close()
+
+
+def test_exit_dates_infer_missing_entries_and_flag_conflicts(tmp_path: Path) -> None:
+    """hubspot-exits.csv: five deals of the Sales Pipeline with "Date exited" columns."""
+    store, process = _project(tmp_path)
+    r = import_hubspot(store, process, HS / "hubspot-exits.csv", options=OPTS)
+    # 201 left Qualified To Buy on 03-05 10:00 into its current stage, which has no
+    # entry date: entered then (not at its last entry, 03-02, as without exits).
+    assert history(store, "201") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-03-02 08:00"),
+        ("proposal", "2024-03-05 10:00"),
+    ]
+    # 202: Qualified To Buy has an exit only (03-06 09:00); the deal last left another
+    # stage before it on 03-03 09:00 (Appointment Scheduled). The current stage follows
+    # the last exit, 03-06 09:00.
+    assert history(store, "202") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-03-03 09:00"),
+        ("proposal", "2024-03-06 09:00"),
+    ]
+    # 203: the exit of Appointment Scheduled (02-28) is before its entry (03-01): ignored.
+    assert history(store, "203") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-03-04 08:00"),
+        ("won", "2024-03-10 12:00"),
+    ]
+    # 204: the exit of Appointment Scheduled (03-09) is after the next entry (03-05):
+    # ignored. Qualified To Buy was left on 03-12 08:00 into Closed Lost, which has no
+    # entry column filled: the loss is dated then, not at the Close Date's midnight.
+    assert history(store, "204") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-03-05 08:00"),
+        ("lost", "2024-03-12 08:00"),
+    ]
+    assert history(store, "205") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-03-02 08:00"),
+    ]
+    assert rows(
+        store, "SELECT deal_id, outcome, closed_at FROM deals WHERE outcome IS NOT NULL ORDER BY 1"
+    ) == [
+        ("203", "won", dt.datetime(2024, 3, 10, 12)),
+        ("204", "lost", dt.datetime(2024, 3, 12, 8)),
+    ]
+    exited = 'Date exited "Appointment Scheduled (Sales Pipeline)"'
+    assert [(p.row, p.column, p.value, p.reason, p.quarantined) for p in r.problems] == [
+        (
+            4,
+            exited,
+            "2024-02-28 08:00:00",
+            "is before the deal entered Appointment Scheduled (2024-03-01 08:00); ignored",
+            False,
+        ),
+        (
+            5,
+            exited,
+            "2024-03-09 08:00:00",
+            "is after the deal entered Qualified To Buy (2024-03-05 08:00), the stage after "
+            "Appointment Scheduled; ignored",
+            False,
+        ),
+    ]
+    assert [g.code for g in r.problem_groups] == ["exit before entry", "exit after next entry"]
+    before = dump(store)
+    import_hubspot(store, process, HS / "hubspot-exits.csv", options=OPTS)
+    assert dump(store) == before
+    store.close()
+
+
+def test_without_exit_columns_the_current_stage_follows_the_last_entry(tmp_path: Path) -> None:
+    """The same export without its "Date exited" columns: 201's current stage is dated at
+    its last entry (03-02 08:00), 204's loss at its Close Date."""
+    frame = pd.read_csv(HS / "hubspot-exits.csv", dtype=str, keep_default_na=False)
+    frame = frame[[c for c in frame.columns if not c.startswith("Date exited")]]
+    frame.to_csv(tmp_path / "entries.csv", index=False)
+    store, process = _project(tmp_path)
+    r = import_hubspot(store, process, tmp_path / "entries.csv", options=OPTS)
+    assert r.n_problems == 0
+    assert history(store, "201")[-1] == ("proposal", "2024-03-02 08:00")
+    assert history(store, "204")[-1] == ("lost", "2024-03-12 00:00")
     store.close()

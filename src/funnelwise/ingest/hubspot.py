@@ -4,10 +4,19 @@ One row per deal: Record ID (or Deal ID), Deal Name, Deal Stage, Pipeline,
 Amount, Deal currency code, Create Date, Close Date, Deal owner, Closed Lost
 Reason. For every stage of every pipeline the export can carry
 `Date entered "<stage> (<pipeline>)"` (quotes optional): each filled one is a
-stage entry, taken for the columns of the deal's own pipeline. `Date exited`,
-`Cumulative time in` and `Latest time in` columns are derived from the entries
-and not read. Close Date is the close of a closed deal and the expected close
-of an open one. Other columns become deal attributes.
+stage entry, taken for the columns of the deal's own pipeline.
+
+`Date exited "<stage> (<pipeline>)"` columns are read as evidence (see
+`ingest.exits`): the canonical tables hold stage entries only (a deal leaves a
+stage by entering the next), so an exit is not stored by itself. An exit before
+its stage's entry, or after the deal's next entry, is recorded as a problem and
+ignored; a stage the deal was in without an entry date (its current stage, or
+one with an exit date only) is entered when the deal last left another stage
+before it, with no known entry in between. `Cumulative time in` and `Latest
+time in` columns are derived from the dates and not read.
+
+Close Date is the close of a closed deal and the expected close of an open
+one. Other columns become deal attributes.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from pathlib import Path
 
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest.assemble import Staged
+from funnelwise.ingest.exits import exit_evidence
 from funnelwise.ingest.importer import ImportOptions, Reader, run_import
 from funnelwise.ingest.load import ImportResult
 from funnelwise.ingest.parsing import Field, source_field, typed_table
@@ -28,8 +38,10 @@ from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
 from funnelwise.store import Store
 
-_ENTERED = re.compile(r'^Date entered\s+"?(?P<stage>.+?)\s*\((?P<pipeline>[^()]+)\)"?\s*$', re.I)
-_DERIVED = re.compile(r"^(Date exited|Cumulative time in|Latest time in)\b", re.I)
+_STAGE_DATE = re.compile(
+    r'^Date (?P<kind>entered|exited)\s+"?(?P<stage>.+?)\s*\((?P<pipeline>[^()]+)\)"?\s*$', re.I
+)
+_DERIVED = re.compile(r"^(Cumulative time in|Latest time in)\b", re.I)
 COLUMNS = {
     "deal_id": ("Record ID", "Deal ID", "Record ID - Deal", "hs_object_id"),
     "name": ("Deal Name", "dealname"),
@@ -48,7 +60,7 @@ KINDS = {"amount": "number", "created_at": "timestamp", "_close": "date"}
 
 
 @dataclass(frozen=True)
-class _Entered:
+class _StageDate:
     column: str
     stage: str
     pipeline: str
@@ -73,12 +85,14 @@ class _HubSpotReader:
                 f"{src.name} is not a HubSpot deals export: it lacks {', '.join(missing)}. "
                 f"Its columns: {', '.join(src.columns)}"
             )
-        entered = [
-            _Entered(c, m["stage"], m["pipeline"])
+        dated = {
+            c: (m["kind"].lower(), _StageDate(c, m["stage"], m["pipeline"]))
             for c in src.columns
-            if (m := _ENTERED.match(c)) is not None
-        ]
-        used = {c for c in cols.values() if c} | {e.column for e in entered}
+            if (m := _STAGE_DATE.match(c)) is not None
+        }
+        entered = [d for kind, d in dated.values() if kind == "entered"]
+        exited = [d for kind, d in dated.values() if kind == "exited"]
+        used = {c for c in cols.values() if c} | set(dated)
         rest = [c for c in src.columns if c not in used and not _DERIVED.match(c)]
         table, attr_fields = with_attributes(st, src.table, [(c, c) for c in rest])
         fields = [
@@ -92,6 +106,7 @@ class _HubSpotReader:
             for name, names in COLUMNS.items()
         ]
         fields += [Field(f"_entered_{i}", e.column, "timestamp") for i, e in enumerate(entered)]
+        fields += [Field(f"_exited_{i}", e.column, "timestamp") for i, e in enumerate(exited)]
         fields += attr_fields
         typed = typed_table(st, table, fields, problems, src=0, options=self.options.dates())
         deals = st.view(
@@ -106,18 +121,39 @@ class _HubSpotReader:
             "deals": labels,
             "events": {"deal_id": labels["deal_id"], "entered_at": "Date entered"},
         }
-        if entered:
-            # A deal's own pipeline's columns only; with no pipeline, any column.
-            parts = [
-                f"""SELECT _src, _row, deal_id, {literal(e.stage)} AS stage,
-                           _entered_{i} AS entered_at
-                    FROM {quote(typed)}
-                    WHERE _entered_{i} IS NOT NULL
-                      AND (pipeline IS NULL OR {_key("pipeline")} = {_key(literal(e.pipeline))})"""
-                for i, e in enumerate(entered)
-            ]
-            staged.events = st.view(st.name("hs_events"), " UNION ALL ".join(parts))
+        entries = _long(st, typed, "entered", entered)
+        if exited:
+            exits = _long(st, typed, "exited", exited)
+            assert exits is not None
+            none = (
+                "SELECT NULL::BIGINT AS _src, NULL::BIGINT AS _row, NULL::VARCHAR AS deal_id, "
+                "NULL::VARCHAR AS stage, NULL::TIMESTAMP AS entered_at WHERE false"
+            )
+            known = entries or st.view(st.name("hs_no_entries"), none)
+            inferred = exit_evidence(st, problems, known, exits, typed)
+            entries = st.view(
+                st.name("hs_all_entries"),
+                f"SELECT * FROM {quote(known)} UNION ALL SELECT * FROM {quote(inferred)}",
+            )
+        staged.events = entries
         return staged
+
+
+def _long(st: Staging, typed: str, kind: str, dated: list[_StageDate]) -> str | None:
+    """One row per filled `Date <kind>` value: _src, _row, deal_id, stage, <kind>_at
+    (and, for exits, the source column). A deal's own pipeline's columns only; with no
+    pipeline, any column."""
+    if not dated:
+        return None
+    parts = [
+        f"""SELECT _src, _row, deal_id, {literal(d.stage)} AS stage, _{kind}_{i} AS {kind}_at
+                   {f", {literal(d.column)} AS _column" if kind == "exited" else ""}
+            FROM {quote(typed)}
+            WHERE _{kind}_{i} IS NOT NULL
+              AND (pipeline IS NULL OR {_key("pipeline")} = {_key(literal(d.pipeline))})"""
+        for i, d in enumerate(dated)
+    ]
+    return st.view(st.name(f"hs_{kind}"), " UNION ALL ".join(parts))
 
 
 def import_hubspot(
