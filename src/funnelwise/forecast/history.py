@@ -34,6 +34,7 @@ import pandas as pd
 
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog, days_between
+from funnelwise.log.eventlog import base_rate
 
 # Time-in-stage bins (days): fine near zero, where real logs have many
 # same-instant moves, and coarse later. The last bin is open-ended.
@@ -182,8 +183,11 @@ def _amount_changes(log: EventLog) -> ir.Table | None:
     )
 
 
-def _amount_base_at(rows: ir.Table, key: list[str], at: str, changes: ir.Table | None) -> ir.Table:
-    """rows (with deal_id, amount, amount_base) plus `amount_at`: amount_base as it stood
+def _amount_base_at(
+    rows: ir.Table, key: list[str], at: str, changes: ir.Table | None, currency: str
+) -> ir.Table:
+    """rows (with deal_id, amount, amount_base, currency) plus `amount_at`: amount_base
+    (in the process `currency`) as it stood
     at rows[at], rebuilt from amount changes like `log.as_of` does (the value after the
     last change by then, else before the first later change, else the deal's)."""
     if changes is None:
@@ -198,8 +202,7 @@ def _amount_base_at(rows: ir.Table, key: list[str], at: str, changes: ir.Table |
         _va=j._old.argmin(ibis.ifelse(after, j._cat, ibis.null("timestamp"))),
     )
     out = rows.join(agg, key)
-    # amount_base moves with amount at the deal's own conversion rate.
-    rate = ibis.ifelse(out.amount != 0, out.amount_base / out.amount, ibis.null("float64"))
+    rate = base_rate(out, currency)
     value = ibis.cases(
         (out._nb > 0, out._vb * rate),
         (out._na > 0, out._va * rate),
@@ -263,6 +266,7 @@ def _visits(
     deals = d.select(
         "amount",
         "amount_base",
+        "currency",
         _did="deal_id",
         _created="created_at",
         _outcome="outcome",
@@ -287,7 +291,7 @@ def _visits(
     iv = _pushes_before(iv, ["deal_id", "step"], "entered_at", pushes)
     # The deal's size band as it stood when the visit began: a later amount (a lost
     # deal's zero, say) must not explain how the visit ended.
-    iv = _amount_base_at(iv, ["deal_id", "step"], "entered_at", amounts)
+    iv = _amount_base_at(iv, ["deal_id", "step"], "entered_at", amounts, log.process.currency)
     iv = iv.mutate(
         push_bin=ibis.least(iv.pushes, MAX_PUSHES),
         amount_bin=amount_bin_expr(iv.amount_at, edges),
@@ -326,6 +330,7 @@ def _open_deals(
         "created_at",
         "amount",
         "amount_base",
+        "currency",
         "expected_close_date",
         segment=segment_expr(c, by),
     )
@@ -333,7 +338,7 @@ def _open_deals(
         _entered=c.current_stage_entered_at.fill_null(c.created_at),
     )
     c = _pushes_before(c, ["deal_id"], "_entered", pushes).rename(pushes_at_entry="pushes")
-    c = _amount_base_at(c, ["deal_id"], "_entered", amounts)
+    c = _amount_base_at(c, ["deal_id"], "_entered", amounts, log.process.currency)
     if pushes is None:
         c = c.mutate(pushes=ibis.literal(0, type="int64"))
     else:

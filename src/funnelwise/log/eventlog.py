@@ -61,6 +61,21 @@ def days_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.Floatin
     return (end.epoch_seconds() - start.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
 
 
+def base_rate(deals: ir.Table, currency: str) -> ir.FloatingValue:
+    """The deal's rate from amount to amount_base, which an earlier amount moves with.
+
+    A deal that ends at zero (a lost deal's booked value) or without an amount shows
+    no rate; in the process `currency` (or none given) it is 1, so its earlier
+    amount still has a base value: a missing one would tell the outcome.
+    """
+    same = deals.currency.isnull() | (deals.currency == currency)
+    return ibis.ifelse(
+        deals.amount != 0,
+        deals.amount_base / deals.amount,
+        ibis.ifelse(same, ibis.literal(1.0), ibis.null("float64")),
+    )
+
+
 def left_join_on(left: ir.Table, right: ir.Table, key: str) -> ir.Table:
     """Left join keeping the left key once and every other right column."""
     rest = [right[c] for c in right.columns if c != key]
@@ -212,14 +227,7 @@ class EventLog:
         v = self._values_at_cutoff(t)
         j = left_join_on(d, v, "deal_id")
         amount_t = ibis.ifelse(j._amount_has == 1, j._amount_val.cast("float64"), j.amount)
-        # amount_base moves with amount at the deal's own conversion rate; a deal that
-        # ends at zero (or without an amount) shows none: in the process currency it is 1.
-        same = j.currency.isnull() | (j.currency == self.process.currency)
-        rate = ibis.ifelse(
-            j.amount != 0,
-            j.amount_base / j.amount,
-            ibis.ifelse(same, ibis.literal(1.0), ibis.null("float64")),
-        )
+        rate = base_rate(j, self.process.currency)
         j = j.mutate(
             amount=amount_t,
             amount_base=ibis.ifelse(j._amount_has == 1, amount_t * rate, j.amount_base),
