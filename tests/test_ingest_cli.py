@@ -8,6 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+import funnelwise as fw
 from funnelwise.cli.app import app
 from funnelwise.process import template_text
 from ingest_util import FIXTURES
@@ -88,6 +89,28 @@ def test_import_salesforce_and_xes(tmp_path: Path) -> None:
         root, "import", "xes", str(FIXTURES / "xes" / "small.xes"), "--amount-attribute", "Amount"
     )
     assert xes["counts"]["stage_events"]["loaded"] == 7  # type: ignore[index]
+
+
+def test_import_salesforce_with_accounts_and_users(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    sf, extra = FIXTURES / "salesforce", FIXTURES / "salesforce-directory"
+    out = _json(
+        root,
+        "import",
+        "salesforce",
+        str(sf / "Opportunity.csv"),
+        "--accounts",
+        str(extra / "Account.csv"),
+        "--users",
+        str(extra / "User.csv"),
+        "--fx",
+        str(sf / "DatedConversionRate.csv"),
+    )
+    assert out["files"] == ["Opportunity.csv", "Account.csv", "User.csv"]
+    log = fw.open(root)
+    owners = log.deals.select("deal_id", "owner_id").order_by("deal_id").execute()
+    assert owners.owner_id.tolist() == ["Lucía Gómez", "Ana Ruiz (0055g00000Usr02)", "Lucía Gómez"]
+    log.store.close()
 
 
 def test_suggest_mapping_writes_a_fragment(tmp_path: Path) -> None:

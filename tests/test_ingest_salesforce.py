@@ -147,3 +147,85 @@ def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(SourceImportError, match=r"has no Opportunity\.csv"):
         SalesforceFiles.find(tmp_path)
+
+
+def _with_directory(tmp_path: Path) -> Path:
+    """The export folder plus Account.csv and User.csv (fixtures/salesforce-directory)."""
+    folder = tmp_path / "export"
+    shutil.copytree(SF, folder)
+    for name in ("Account.csv", "User.csv"):
+        shutil.copy(FIXTURES / "salesforce-directory" / name, folder / name)
+    return folder
+
+
+def test_accounts_and_users(tmp_path: Path) -> None:
+    files = SalesforceFiles.find(_with_directory(tmp_path))
+    assert files.accounts is not None and files.users is not None
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, files, options=OPTS)
+    # Owners are named; two users are called Ana Ruiz, so each carries its id. O2's
+    # owner id has 18 characters, User.csv gives 15. Account fields other than the
+    # standard ones and custom fields (IsDeleted) stay out; Acc03 is not in Account.csv.
+    assert rows(
+        store, "SELECT deal_id, owner_id, account_id, attributes FROM deals ORDER BY 1"
+    ) == [
+        (
+            O1,
+            "Lucía Gómez",
+            "0015g00000Acc01AAA",
+            '{"Type":"Nuevo negocio","Region__c":"Norte","Segmento__c":"Pymes",'
+            '"account.Name":"Cafés Unidos","account.Industry":"Food & Beverage",'
+            '"account.BillingCountry":"Spain","account.NumberOfEmployees":"120",'
+            '"account.AnnualRevenue":"5000000","account.Type":"Customer",'
+            '"account.Tier__c":"Gold","owner.id":"0055g00000Usr01AAA"}',
+        ),
+        (
+            O2,
+            "Ana Ruiz (0055g00000Usr02)",
+            "0015g00000Acc02AAA",
+            '{"Region__c":"Sur","account.Name":"Señales SA",'
+            '"account.Industry":"Telecommunications","account.BillingCountry":"Mexico",'
+            '"account.Type":"Prospect","owner.id":"0055g00000Usr02AAA"}',
+        ),
+        (
+            O3,
+            "Lucía Gómez",
+            "0015g00000Acc03AAA",
+            '{"Region__c":"Norte","Segmento__c":"Grandes","owner.id":"0055g00000Usr01AAA"}',
+        ),
+    ]
+    # Every user reference is named: history authors and activity owners too.
+    assert rows(
+        store, "SELECT DISTINCT actor_id FROM stage_events WHERE actor_id IS NOT NULL ORDER BY 1"
+    ) == [("Ana Ruiz (0055g00000Usr02)",), ("Lucía Gómez",)]
+    assert rows(store, "SELECT activity_id, owner_id FROM activities ORDER BY 1") == [
+        ("00T5g00000Tsk01AAA", "Lucía Gómez"),
+        ("00T5g00000Tsk03AAA", "Ana Ruiz (0055g00000Usr02)"),
+        ("00U5g00000Evt01AAA", "Ana Ruiz (0055g00000Usr02)"),
+    ]
+    assert rows(store, "SELECT DISTINCT actor_id FROM deal_changes") == [("Lucía Gómez",)]
+    assert "Opportunity.csv: 1 AccountId values are not in Account.csv" in " ".join(r.notes)
+    before = dump(store)
+    again = import_salesforce(store, process, files, options=OPTS)
+    assert dump(store) == before
+    assert sum(c.loaded + c.updated for c in again.counts.values()) == 0
+    store.close()
+
+
+def test_unknown_users_keep_their_ids_and_repeated_ids_stop(tmp_path: Path) -> None:
+    folder = _with_directory(tmp_path)
+    (folder / "User.csv").write_text("Id,Name\n0055g00000Usr01AAA,Lucía Gómez\n", encoding="utf-8")
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
+        (O1, "Lucía Gómez"),
+        (O2, "0055g00000Usr02AAA"),
+        (O3, "Lucía Gómez"),
+    ]
+    assert "Opportunity.csv: 1 user ids are not in User.csv; kept as ids" in r.notes
+    (folder / "User.csv").write_text(
+        "Id,Name\n0055g00000Usr01AAA,Lucía Gómez\n0055g00000Usr01,Lucía G.\n", encoding="utf-8"
+    )
+    with pytest.raises(SourceImportError, match=r"User\.csv: the Id repeats .*rows \[2, 3\]"):
+        import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    store.close()

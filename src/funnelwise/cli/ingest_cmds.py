@@ -244,7 +244,7 @@ def import_salesforce_cmd(
         Path,
         typer.Argument(
             help="Export folder (Opportunity.csv, OpportunityHistory.csv, Task.csv, "
-            "Event.csv) or the Opportunity.csv file."
+            "Event.csv, Account.csv, User.csv) or the Opportunity.csv file."
         ),
     ],
     history: Annotated[
@@ -252,8 +252,16 @@ def import_salesforce_cmd(
     ] = None,
     tasks: Annotated[Path | None, typer.Option(help="Task.csv, if not in the folder.")] = None,
     events: Annotated[Path | None, typer.Option(help="Event.csv, if not in the folder.")] = None,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(help="Account.csv, if not in the folder: account fields as attributes."),
+    ] = None,
+    users: Annotated[
+        Path | None, typer.Option(help="User.csv, if not in the folder: user ids become names.")
+    ] = None,
 ) -> ImportCall:
-    """Import a Salesforce export: opportunities, their stage history, tasks and events."""
+    """Import a Salesforce export: opportunities, their stage history, tasks and events,
+    with account fields and user names when Account.csv and User.csv are given."""
     from funnelwise.ingest.salesforce import SalesforceFiles, import_salesforce
 
     found = SalesforceFiles.find(path) if path.is_dir() else SalesforceFiles(path)
@@ -262,6 +270,8 @@ def import_salesforce_cmd(
         history or found.history,
         tasks or found.tasks,
         events or found.events,
+        accounts or found.accounts,
+        users or found.users,
     )
     return lambda s, p, opts, progress: import_salesforce(
         s, p, files, options=opts, progress=progress

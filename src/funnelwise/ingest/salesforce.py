@@ -13,6 +13,15 @@ Event.csv.
   probability changes. The first row of an opportunity is its creation.
 - Task / Event: activities of the opportunity named by WhatId (ids starting
   with 006); tasks about accounts, contacts or leads are skipped.
+- Account (optional): the opportunity's account (AccountId) lends its fields
+  to the deal's attributes, prefixed `account.` (Name, Industry, Type,
+  BillingCountry, BillingState, NumberOfEmployees, AnnualRevenue, Rating,
+  Ownership, AccountSource and custom fields); `account_id` stays the Id.
+- User (optional): user ids (the opportunity's OwnerId, the history's
+  CreatedById, the activities' OwnerId) become user names, the names people
+  know; a name that several users share is told apart as `Name (Id)`. The
+  owner's id is kept in the attributes as `owner.id`. Ids not in User.csv stay
+  ids (noted).
 
 Ids may be 15 or 18 characters: references match either.
 """
@@ -36,11 +45,25 @@ from funnelwise.store import Store
 
 OPPORTUNITY_PREFIX = "006"
 _ATTRIBUTE_FIELDS = ("Type", "ForecastCategoryName", "NextStep", "Probability")
+_ACCOUNT_FIELDS = (
+    "Name",
+    "Industry",
+    "Type",
+    "BillingCountry",
+    "BillingState",
+    "NumberOfEmployees",
+    "AnnualRevenue",
+    "Rating",
+    "Ownership",
+    "AccountSource",
+)
 _NAMES = {
     "opportunities": ("Opportunity.csv", "Opportunities.csv"),
     "history": ("OpportunityHistory.csv",),
     "tasks": ("Task.csv", "Tasks.csv"),
     "events": ("Event.csv", "Events.csv"),
+    "accounts": ("Account.csv", "Accounts.csv"),
+    "users": ("User.csv", "Users.csv"),
 }
 
 
@@ -52,6 +75,8 @@ class SalesforceFiles:
     history: Path | None = None
     tasks: Path | None = None
     events: Path | None = None
+    accounts: Path | None = None
+    users: Path | None = None
 
     @classmethod
     def find(cls, folder: Path) -> SalesforceFiles:
@@ -86,6 +111,21 @@ def _field(
     return source_field(src, name, column, kind=kind, required=required)
 
 
+def _id15(sql: str) -> str:
+    """SQL for the 15-character form of an id (18-character ids add a checksum)."""
+    return f"left(trim({sql}), 15)"
+
+
+def _one_row_per_id(st: Staging, src: SourceFile) -> None:
+    repeated = st.sql(
+        f"SELECT any_value(Id), list(_row ORDER BY _row)[1:3] FROM {quote(src.table)} "
+        f"WHERE Id IS NOT NULL GROUP BY {_id15('Id')} HAVING count(*) > 1 LIMIT 3"
+    )
+    if repeated:
+        listed = "; ".join(f"{k!r} on rows {rows}" for k, rows in repeated)
+        raise SourceImportError(f"{src.name}: the Id repeats ({listed}); one row per Id")
+
+
 class _SalesforceReader:
     def __init__(self, files: SalesforceFiles, options: ImportOptions) -> None:
         self.files = files
@@ -95,11 +135,78 @@ class _SalesforceReader:
         src = st.read(path, encoding=self.options.encoding)
         return src, len(st.files) - 1
 
+    def _users(self, st: Staging) -> None:
+        """Register `_sf_users(k, name)`: users by 15-character id, names told apart."""
+        if self.files.users is None:
+            return
+        src, _ = self._read(st, self.files.users)
+        _need(src, "Id", "Name")
+        _one_row_per_id(st, src)
+        st.create(
+            "_sf_users",
+            f"""SELECT {_id15("Id")} AS k,
+                       CASE WHEN count(*) OVER (PARTITION BY trim(Name)) > 1
+                            THEN trim(Name) || ' (' || trim(Id) || ')' ELSE trim(Name) END AS name
+                FROM {quote(src.table)}
+                WHERE Id IS NOT NULL AND nullif(trim(Name), '') IS NOT NULL""",
+        )
+
+    def _named(self, st: Staging, table: str, column: str, what: str) -> str:
+        """`table` with the user ids of `column` replaced by user names (with User.csv)."""
+        if self.files.users is None:
+            return table
+        col = quote(column)
+        missing = st.scalar(
+            f"SELECT count(DISTINCT t.{col}) FROM {quote(table)} t WHERE t.{col} IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM _sf_users u WHERE u.k = {_id15(f't.{col}')})"
+        )
+        if missing:
+            st.notes.append(f"{what}: {missing} user ids are not in User.csv; kept as ids")
+        return st.view(
+            st.name("sf_named"),
+            f"""SELECT t.* REPLACE (coalesce(u.name, t.{col}) AS {col})
+                FROM {quote(table)} t LEFT JOIN _sf_users u ON u.k = {_id15(f"t.{col}")}""",
+        )
+
+    def _with_account(self, st: Staging, opp: SourceFile) -> tuple[str, list[tuple[str, str]]]:
+        """The opportunities with their account's fields as `account.<field>` columns,
+        and the (attribute key, column) pairs."""
+        if self.files.accounts is None:
+            return opp.table, []
+        _need(opp, "AccountId")
+        acc, _ = self._read(st, self.files.accounts)
+        _need(acc, "Id")
+        _one_row_per_id(st, acc)
+        fields = [c for c in acc.columns if c in _ACCOUNT_FIELDS or c.endswith("__c")]
+        unknown = st.scalar(
+            f"SELECT count(DISTINCT o.AccountId) FROM {quote(opp.table)} o "
+            f"WHERE nullif(trim(o.AccountId), '') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+            f"{quote(acc.table)} a WHERE {_id15('a.Id')} = {_id15('o.AccountId')})"
+        )
+        if unknown:
+            st.notes.append(
+                f"{opp.name}: {unknown} AccountId values are not in {acc.name}; "
+                "those deals have no account fields"
+            )
+        pairs = [(f"account.{c}", f"account.{c}") for c in fields]
+        select = ", ".join(f"a.{quote(c)} AS {quote(f'account.{c}')}" for c in fields)
+        view = st.view(
+            st.name("sf_accounts"),
+            f"SELECT o.*{', ' + select if select else ''} FROM {quote(opp.table)} o "
+            f"LEFT JOIN {quote(acc.table)} a ON {_id15('a.Id')} = {_id15('o.AccountId')}",
+        )
+        return view, pairs
+
     def _deals(self, st: Staging, problems: Problems) -> str:
         src, idx = self._read(st, self.files.opportunities)
         _need(src, "Id", "StageName", "CreatedDate")
         custom = [c for c in src.columns if c.endswith("__c") or c in _ATTRIBUTE_FIELDS]
-        table, attr_fields = with_attributes(st, src.table, [(c, c) for c in custom])
+        table, account_pairs = self._with_account(st, src)
+        self._users(st)
+        pairs = [(c, c) for c in custom] + account_pairs
+        if self.files.users is not None and "OwnerId" in src.columns:
+            pairs.append(("owner.id", "OwnerId"))
+        table, attr_fields = with_attributes(st, table, pairs)
         fields = [
             _field(src, "deal_id", "Id", required=True),
             _field(src, "name", "Name"),
@@ -117,6 +224,7 @@ class _SalesforceReader:
         ]
         fields += attr_fields
         typed = typed_table(st, table, fields, problems, src=idx, options=self.options.dates())
+        typed = self._named(st, typed, "owner_id", src.name)
         return st.view(
             st.name("sf_deals"),
             f"""SELECT * EXCLUDE (_close, _is_closed, _is_won),
@@ -156,6 +264,7 @@ class _SalesforceReader:
             _field(src, "_prev_close", "PrevCloseDate", "date"),
         ]
         typed = typed_table(st, src.table, fields, problems, src=idx, options=self.options.dates())
+        typed = self._named(st, typed, "actor_id", src.name)
         hist = self._resolve(st, deals, typed, "_ref")
         events = st.view(
             st.name("sf_events"),
@@ -243,6 +352,7 @@ class _SalesforceReader:
                 quarantine=True,
                 code="missing",
             )
+            typed = self._named(st, typed, "owner_id", src.name)
             resolved = self._resolve(st, deals, typed, "_what")
             parts.append(
                 f"""SELECT _src, _row, activity_id, deal_id,
