@@ -205,6 +205,40 @@ def test_accounts_and_users(tmp_path: Path) -> None:
     ]
     assert rows(store, "SELECT DISTINCT actor_id FROM deal_changes") == [("Lucía Gómez",)]
     assert "Opportunity.csv: 1 AccountId values are not in Account.csv" in " ".join(r.notes)
+    # The accounts and users tables, keyed as the deals refer to them: Acc02's Id as the
+    # opportunity spells it (18 characters), users by their names.
+    assert rows(store, "SELECT * FROM accounts ORDER BY 1") == [
+        (
+            "0015g00000Acc01AAA",
+            "Cafés Unidos",
+            "Food & Beverage",
+            "Spain",
+            120,
+            5000000.0,
+            '{"Type":"Customer","Tier__c":"Gold"}',
+        ),
+        (
+            "0015g00000Acc02AAA",
+            "Señales SA",
+            "Telecommunications",
+            "Mexico",
+            None,
+            None,
+            '{"Type":"Prospect"}',
+        ),
+    ]
+    assert rows(store, "SELECT * FROM users ORDER BY 1") == [
+        ("Ana Ruiz (0055g00000Usr02)", "Ana Ruiz", "00E5g000000Rol2AAA", "Ventas", "Lucía Gómez"),
+        (
+            "Ana Ruiz (0055g00000Usr05AAA)",
+            "Ana Ruiz",
+            "00E5g000000Rol2AAA",
+            "Soporte",
+            "Lucía Gómez",
+        ),
+        ("Lucía Gómez", "Lucía Gómez", "00E5g000000Rol1AAA", "Ventas", None),
+    ]
+    assert (r.counts["accounts"].loaded, r.counts["users"].loaded) == (2, 3)
     before = dump(store)
     again = import_salesforce(store, process, files, options=OPTS)
     assert dump(store) == before
@@ -223,6 +257,19 @@ def test_unknown_users_keep_their_ids_and_repeated_ids_stop(tmp_path: Path) -> N
         (O3, "Lucía Gómez"),
     ]
     assert "Opportunity.csv: 1 user ids are not in User.csv; kept as ids" in r.notes
+    # A later export with a changed account replaces it; an unreadable number is noted.
+    text = (folder / "Account.csv").read_text(encoding="utf-8")
+    (folder / "Account.csv").write_text(text.replace(",120,", ",unos 120,"), encoding="utf-8")
+    again = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    assert rows(store, "SELECT account_id, employees FROM accounts ORDER BY 1") == [
+        ("0015g00000Acc01AAA", None),
+        ("0015g00000Acc02AAA", None),
+    ]
+    counted = again.counts["accounts"]
+    assert (counted.loaded, counted.updated, counted.duplicates) == (0, 1, 1)
+    assert [str(p) for p in again.problems if p.file == "Account.csv"] == [
+        "Account.csv row 2, NumberOfEmployees = 'unos 120': is not a number; left empty (loaded)"
+    ]
     (folder / "User.csv").write_text(
         "Id,Name\n0055g00000Usr01AAA,Lucía Gómez\n0055g00000Usr01,Lucía G.\n", encoding="utf-8"
     )

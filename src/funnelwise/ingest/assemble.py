@@ -99,6 +99,8 @@ class Staged:
     changes: str | None = None
     activities: str | None = None
     leads: str | None = None
+    accounts: str | None = None  # shaped like the canonical table, one row per key
+    users: str | None = None
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     pipeline: str | None = None  # fixed pipeline id
     currency: str | None = None  # currency of amounts without one

@@ -18,6 +18,7 @@ import pandas as pd
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest.assemble import Assembled, Assembler, Staged, max_timestamp
 from funnelwise.ingest.booked import booked_at_close
+from funnelwise.ingest.directory import load_directory
 from funnelwise.ingest.fx import convert, rates_table, read_fx
 from funnelwise.ingest.load import (
     ImportResult,
@@ -205,6 +206,9 @@ def run_import(
                     quarantined=quarantined,
                     dropped=out.dropped,
                 )
+                counts |= load_directory(
+                    st, store, {t: v for t in ("accounts", "users") if (v := getattr(staged, t))}
+                )
                 until = set_observed_until(store, newest)
                 finished = _utcnow()
                 record_import(
@@ -241,7 +245,16 @@ def run_import(
 
 
 def _ordered(counts: dict[str, TableCount]) -> dict[str, TableCount]:
-    order = ["deals", "stage_events", "deal_changes", "activities", "leads", "fx_rates"]
+    order = [
+        "deals",
+        "stage_events",
+        "deal_changes",
+        "activities",
+        "leads",
+        "accounts",
+        "users",
+        "fx_rates",
+    ]
     return {t: counts[t] for t in order if t in counts}
 
 

@@ -16,12 +16,15 @@ Event.csv.
 - Account (optional): the opportunity's account (AccountId) lends its fields
   to the deal's attributes, prefixed `account.` (Name, Industry, Type,
   BillingCountry, BillingState, NumberOfEmployees, AnnualRevenue, Rating,
-  Ownership, AccountSource and custom fields); `account_id` stays the Id.
+  Ownership, AccountSource and custom fields); `account_id` stays the Id. The
+  accounts also fill the `accounts` table (industry, region = BillingCountry,
+  employees, revenue; the other fields as attributes).
 - User (optional): user ids (the opportunity's OwnerId, the history's
   CreatedById, the activities' OwnerId) become user names, the names people
   know; a name that several users share is told apart as `Name (Id)`. The
   owner's id is kept in the attributes as `owner.id`. Ids not in User.csv stay
-  ids (noted).
+  ids (noted). The users fill the `users` table under those names (role =
+  UserRole.Name or UserRoleId, team = Department, manager by name).
 
 Ids may be 15 or 18 characters: references match either.
 """
@@ -37,7 +40,7 @@ from funnelwise.ingest.importer import ImportOptions, Reader, run_import
 from funnelwise.ingest.load import ImportResult
 from funnelwise.ingest.parsing import Field, Kind, source_field, typed_table
 from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
-from funnelwise.ingest.table import with_attributes
+from funnelwise.ingest.table import attributes_sql, with_attributes
 from funnelwise.ingest.validate import Problems
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
@@ -135,10 +138,11 @@ class _SalesforceReader:
         src = st.read(path, encoding=self.options.encoding)
         return src, len(st.files) - 1
 
-    def _users(self, st: Staging) -> None:
-        """Register `_sf_users(k, name)`: users by 15-character id, names told apart."""
+    def _users(self, st: Staging) -> str | None:
+        """Register `_sf_users(k, name)` (users by 15-character id, names told apart);
+        returns the users shaped like the canonical table, keyed by those names."""
         if self.files.users is None:
-            return
+            return None
         src, _ = self._read(st, self.files.users)
         _need(src, "Id", "Name")
         _one_row_per_id(st, src)
@@ -149,6 +153,57 @@ class _SalesforceReader:
                             THEN trim(Name) || ' (' || trim(Id) || ')' ELSE trim(Name) END AS name
                 FROM {quote(src.table)}
                 WHERE Id IS NOT NULL AND nullif(trim(Name), '') IS NOT NULL""",
+        )
+        role, team, manager = (
+            f"nullif(trim(s.{quote(c)}), '')" if c else "NULL"
+            for c in (
+                src.pick("UserRole.Name", "UserRoleName", "UserRoleId"),
+                src.pick("Department", "Division"),
+                src.pick("ManagerId"),
+            )
+        )
+        return st.view(
+            st.name("sf_users"),
+            f"""SELECT u.name AS user_id, trim(s.Name) AS name, {role} AS role, {team} AS team,
+                       coalesce(m.name, {manager}) AS manager_id
+                FROM {quote(src.table)} s JOIN _sf_users u ON u.k = {_id15("s.Id")}
+                LEFT JOIN _sf_users m ON m.k = {_id15(manager)}""",
+        )
+
+    def _accounts(
+        self, st: Staging, problems: Problems, opp: SourceFile, acc: SourceFile, idx: int
+    ) -> str:
+        """Account.csv shaped like the canonical `accounts`, with the Id as the
+        opportunities spell it; numbers that do not read are left empty (noted)."""
+        col = {
+            c: f"nullif(trim(a.{quote(c)}), '')" if c in acc.columns else "NULL"
+            for c in ("Name", "Industry", "BillingCountry", "NumberOfEmployees", "AnnualRevenue")
+        }
+        for field, sql_type in (("NumberOfEmployees", "BIGINT"), ("AnnualRevenue", "DOUBLE")):
+            if field in acc.columns:
+                problems.add(
+                    f"SELECT {idx}, a._row, {literal(field)}, {col[field]}, "
+                    f"'is not a number; left empty' FROM {quote(acc.table)} a "
+                    f"WHERE {col[field]} IS NOT NULL "
+                    f"AND TRY_CAST({col[field]} AS {sql_type}) IS NULL",
+                    quarantine=False,
+                    code="unreadable",
+                )
+        rest = [
+            c for c in acc.columns if (c in _ACCOUNT_FIELDS or c.endswith("__c")) and c not in col
+        ]
+        return st.view(
+            st.name("sf_account_rows"),
+            f"""SELECT coalesce(o.account_id, trim(a.Id)) AS account_id, {col["Name"]} AS name,
+                       {col["Industry"]} AS industry, {col["BillingCountry"]} AS region,
+                       TRY_CAST({col["NumberOfEmployees"]} AS BIGINT) AS employees,
+                       TRY_CAST({col["AnnualRevenue"]} AS DOUBLE) AS revenue,
+                       {attributes_sql([(c, c) for c in rest])} AS attributes
+                FROM {quote(acc.table)} a
+                LEFT JOIN (SELECT {_id15("AccountId")} AS k, any_value(trim(AccountId))
+                                  AS account_id
+                           FROM {quote(opp.table)} GROUP BY 1) o ON o.k = {_id15("a.Id")}
+                WHERE nullif(trim(a.Id), '') IS NOT NULL""",
         )
 
     def _named(self, st: Staging, table: str, column: str, what: str) -> str:
@@ -168,13 +223,15 @@ class _SalesforceReader:
                 FROM {quote(table)} t LEFT JOIN _sf_users u ON u.k = {_id15(f"t.{col}")}""",
         )
 
-    def _with_account(self, st: Staging, opp: SourceFile) -> tuple[str, list[tuple[str, str]]]:
+    def _with_account(
+        self, st: Staging, problems: Problems, opp: SourceFile
+    ) -> tuple[str, list[tuple[str, str]], str | None]:
         """The opportunities with their account's fields as `account.<field>` columns,
-        and the (attribute key, column) pairs."""
+        the (attribute key, column) pairs, and the canonical accounts."""
         if self.files.accounts is None:
-            return opp.table, []
+            return opp.table, [], None
         _need(opp, "AccountId")
-        acc, _ = self._read(st, self.files.accounts)
+        acc, acc_idx = self._read(st, self.files.accounts)
         _need(acc, "Id")
         _one_row_per_id(st, acc)
         fields = [c for c in acc.columns if c in _ACCOUNT_FIELDS or c.endswith("__c")]
@@ -195,14 +252,15 @@ class _SalesforceReader:
             f"SELECT o.*{', ' + select if select else ''} FROM {quote(opp.table)} o "
             f"LEFT JOIN {quote(acc.table)} a ON {_id15('a.Id')} = {_id15('o.AccountId')}",
         )
-        return view, pairs
+        return view, pairs, self._accounts(st, problems, opp, acc, acc_idx)
 
-    def _deals(self, st: Staging, problems: Problems) -> str:
+    def _deals(self, st: Staging, problems: Problems) -> tuple[str, str | None, str | None]:
+        """The opportunities staged as deals, and the accounts and users, if given."""
         src, idx = self._read(st, self.files.opportunities)
         _need(src, "Id", "StageName", "CreatedDate")
         custom = [c for c in src.columns if c.endswith("__c") or c in _ATTRIBUTE_FIELDS]
-        table, account_pairs = self._with_account(st, src)
-        self._users(st)
+        table, account_pairs, accounts = self._with_account(st, problems, src)
+        users = self._users(st)
         pairs = [(c, c) for c in custom] + account_pairs
         if self.files.users is not None and "OwnerId" in src.columns:
             pairs.append(("owner.id", "OwnerId"))
@@ -225,7 +283,7 @@ class _SalesforceReader:
         fields += attr_fields
         typed = typed_table(st, table, fields, problems, src=idx, options=self.options.dates())
         typed = self._named(st, typed, "owner_id", src.name)
-        return st.view(
+        deals = st.view(
             st.name("sf_deals"),
             f"""SELECT * EXCLUDE (_close, _is_closed, _is_won),
                    _close AS expected_close_date,
@@ -234,6 +292,7 @@ class _SalesforceReader:
                         WHEN NOT _is_closed THEN 'open' END AS outcome
                 FROM {quote(typed)}""",
         )
+        return deals, accounts, users
 
     def _resolve(self, st: Staging, deals: str, table: str, column: str) -> str:
         """`table` with deal_id: `column` matched to an opportunity Id, 15 or 18 chars."""
@@ -366,8 +425,8 @@ class _SalesforceReader:
         return st.view(st.name("sf_activities"), " UNION ALL ".join(parts))
 
     def __call__(self, st: Staging, problems: Problems) -> Staged:
-        deals = self._deals(st, problems)
-        staged = Staged(source="salesforce", deals=deals)
+        deals, accounts, users = self._deals(st, problems)
+        staged = Staged(source="salesforce", deals=deals, accounts=accounts, users=users)
         staged.labels = {
             "deals": {
                 "deal_id": "Id",
