@@ -113,3 +113,27 @@ def test_mapping_checks(tmp_path: Path, edit: tuple[str, str], message: str) -> 
     with pytest.raises(SourceImportError, match=message):
         import_table(store, process, T / "booked.csv", bad, options=OPTS)
     store.close()
+
+
+def test_forecast_history_sees_the_listed_amount_of_a_deal_lost_at_zero(tmp_path: Path) -> None:
+    """A lost deal's booked zero must not leave its earlier size band empty: an empty
+    band only for deals that will be lost would tell the outcome."""
+    from funnelwise.forecast.history import MISSING, pull_history
+
+    (tmp_path / "deals.csv").write_text(
+        "id,stage,created,engaged,closed,product,booked\n"
+        "W1,Won,2024-03-01,2024-03-02,2024-04-10,Widget Pro,950\n"
+        "L1,Lost,2024-03-01,2024-03-02,2024-03-25,Widget Basic,0\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "products.csv").write_text((T / "products.csv").read_text(encoding="utf-8"))
+    mapping = (T / "booked.yaml").read_text(encoding="utf-8") + (
+        "stage_dates: {needs-assessment: engaged}\n"
+    )
+    (tmp_path / "m.yaml").write_text(mapping, encoding="utf-8")
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, tmp_path / "deals.csv", tmp_path / "m.yaml", options=OPTS)
+    visits = pull_history(fw.EventLog(store, process)).visits
+    assert set(visits.dest) == {"won", "lost"}
+    assert MISSING not in set(visits.amount_bin)
+    store.close()
