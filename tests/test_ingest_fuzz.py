@@ -259,7 +259,13 @@ def test_salesforce(
 @given(
     deals=st.lists(
         st.tuples(
-            IDS, STAGES, st.sampled_from(["", "new business", "Other"]), dates(), dates(), dates()
+            IDS,
+            STAGES,
+            st.sampled_from(["", "new business", "Other"]),
+            dates(),
+            dates(),
+            dates(),
+            dates(),
         ),
         max_size=6,
     ),
@@ -275,6 +281,7 @@ def test_hubspot(deals: list[tuple[str, ...]], options: ImportOptions) -> None:
             "Create Date",
             "Close Date",
             'Date entered "Qualify (New business)"',
+            'Date exited "Qualify (New business)"',
         ]
         path.write_bytes(_csv([head, *map(list, deals)], "bom"))
         return import_hubspot(store, process, path, options=options)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+import funnelwise as fw
 from conftest import shared_data
 from funnelwise.ingest import import_table
 from ingest_util import new_project, rows
@@ -34,6 +36,42 @@ def test_crm_sales_opportunities(tmp_path: Path) -> None:
         "CASE d.outcome WHEN 'won' THEN 'won' ELSE 'lost' END AND e.entered_at = d.closed_at)",
     ) == [(0,)]
     assert rows(store, "SELECT count(DISTINCT region) FROM deals") == [(3,)]
+    store.close()
+
+
+def test_crm_amounts_are_booked_at_the_close(tmp_path: Path) -> None:
+    """close_value is known only at the close: before it, a deal shows its product's
+    list price (products.csv, read here with pandas, apart from the importer)."""
+    data = shared_data("crm-sales-opportunities", "sales_pipeline.csv")
+    pipeline = pd.read_csv(data)
+    prices = pd.read_csv(data.parent / "products.csv")
+    key = prices["product"].str.lower().str.replace(r"[^a-z0-9]", "", regex=True)
+    price = dict(zip(key, prices.sales_price, strict=True))
+    pipeline["listed"] = (
+        pipeline["product"].str.lower().str.replace(r"[^a-z0-9]", "", regex=True).map(price)
+    )
+    assert pipeline.listed.notna().all()  # 'GTXPro' included
+    closed = pipeline[pipeline.deal_stage.isin(["Won", "Lost"])]
+    moved = closed[closed.close_value != closed.listed]
+    store, process = new_project(tmp_path / "crm")
+    import_table(store, process, data, EXAMPLES / "crm-sales-opportunities" / "mapping.yaml")
+    changes = store.raw.execute(
+        "SELECT deal_id, CAST(old_value AS DOUBLE) AS old, CAST(new_value AS DOUBLE) AS new, "
+        "changed_at FROM deal_changes WHERE field = 'amount'"
+    ).df()
+    assert len(changes) == len(moved)
+    j = changes.merge(moved, left_on="deal_id", right_on="opportunity_id")
+    assert len(j) == len(moved)
+    assert (j.old == j.listed).all() and (j.new == j.close_value).all()
+    assert (j.changed_at == pd.to_datetime(j.close_date, format="%m/%d/%Y")).all()
+    # As of mid-2017, deals still open then carry list prices, whatever their outcome.
+    t = pd.Timestamp("2017-06-30")
+    then = fw.EventLog(store, process).as_of(t).deals.execute()
+    later = then.merge(closed, left_on="deal_id", right_on="opportunity_id")
+    later = later[pd.to_datetime(later.close_date, format="%m/%d/%Y") > t]
+    assert len(later) > 0
+    assert (later.amount == later.listed).all()
+    assert (later.amount_base == later.listed).all()
     store.close()
 
 
