@@ -12,6 +12,8 @@ import pyarrow as pa
 import pytest
 
 from funnelwise.scoring.ppm import (
+    CONFIGS,
+    ENSEMBLE,
     _prepare,
     monitoring_benchmark,
     read_xes_events,
@@ -99,7 +101,11 @@ def _planted_log(n: int = 400, seed: int = 0) -> pa.Table:
 
 
 def test_protocol_split_and_prefix_lengths() -> None:
-    events = _planted_log()
+    frame = _planted_log().to_pandas()
+    # The first case changes hands twice in its first four events: r1, r2, r2, r1.
+    first = frame.index[frame["case_id"] == "c0000"]
+    frame.loc[first[:4], "resource"] = ["r1", "r2", "r2", "r1"]
+    events = pa.Table.from_pandas(frame, preserve_index=False)
     prep = _prepare(
         events,
         outcomes=("O_ACCEPTED", "O_DECLINED", "O_CANCELLED"),
@@ -121,6 +127,9 @@ def test_protocol_split_and_prefix_lengths() -> None:
     c = rows[rows["case_id"] == "c0000"].sort_values("event_nr")
     assert list(c["event_nr"]) == list(range(1, len(c) + 1))
     assert c["elapsed_h"].iloc[2] == pytest.approx(48.0)
+    assert list(c["handovers"].iloc[:5]) == [0, 1, 1, 2, 2]
+    # 2020-01-01 was a Wednesday (Monday is 0); one event a day.
+    assert list(c["weekday"].iloc[:3]) == [2, 3, 4]
     # The third event's type is visible from prefix 3 on, not before.
     assert c["ev_3"].isna().iloc[:2].all() and c["ev_3"].notna().iloc[2:].all()
 
@@ -135,4 +144,4 @@ def test_planted_signal_is_found_from_the_third_event() -> None:
     assert accepted.loc[3, "auc"] > 0.8
     assert summary.loc["O_ACCEPTED", "auc"] > 0.75
     assert (summary["brier"] < 0.25).all()
-    assert set(summary["configuration"]) <= {"aggregate", "aggregate+index"}
+    assert set(summary["configuration"]) <= {c.name for c in CONFIGS} | {ENSEMBLE}
