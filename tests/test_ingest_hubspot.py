@@ -125,7 +125,7 @@ def test_unknown_pipeline_and_stage_names(tmp_path: Path) -> None:
 
 
 def test_exit_dates_infer_missing_entries_and_flag_conflicts(tmp_path: Path) -> None:
-    """hubspot-exits.csv: five deals of the Sales Pipeline with "Date exited" columns."""
+    """hubspot-exits.csv: six deals of the Sales Pipeline with "Date exited" columns."""
     store, process = _project(tmp_path)
     r = import_hubspot(store, process, HS / "hubspot-exits.csv", options=OPTS)
     # 201 left Qualified To Buy on 03-05 10:00 into its current stage, which has no
@@ -161,6 +161,13 @@ def test_exit_dates_infer_missing_entries_and_flag_conflicts(tmp_path: Path) -> 
         ("lead", "2024-03-01 08:00"),
         ("qualification", "2024-03-02 08:00"),
     ]
+    # 206 is back in Appointment Scheduled, whose entry date is its first: it went back
+    # when it left Qualified To Buy (03-07 08:00).
+    assert history(store, "206") == [
+        ("lead", "2024-03-01 08:00"),
+        ("qualification", "2024-03-02 08:00"),
+        ("lead", "2024-03-07 08:00"),
+    ]
     assert rows(
         store, "SELECT deal_id, outcome, closed_at FROM deals WHERE outcome IS NOT NULL ORDER BY 1"
     ) == [
@@ -194,7 +201,8 @@ def test_exit_dates_infer_missing_entries_and_flag_conflicts(tmp_path: Path) -> 
 
 def test_without_exit_columns_the_current_stage_follows_the_last_entry(tmp_path: Path) -> None:
     """The same export without its "Date exited" columns: 201's current stage is dated at
-    its last entry (03-02 08:00), 204's loss at its Close Date."""
+    its last entry (03-02 08:00), 204's loss at its Close Date, 206's return at its last
+    entry."""
     frame = pd.read_csv(HS / "hubspot-exits.csv", dtype=str, keep_default_na=False)
     frame = frame[[c for c in frame.columns if not c.startswith("Date exited")]]
     frame.to_csv(tmp_path / "entries.csv", index=False)
@@ -203,4 +211,5 @@ def test_without_exit_columns_the_current_stage_follows_the_last_entry(tmp_path:
     assert r.n_problems == 0
     assert history(store, "201")[-1] == ("proposal", "2024-03-02 08:00")
     assert history(store, "204")[-1] == ("lost", "2024-03-12 00:00")
+    assert history(store, "206")[-1] == ("lead", "2024-03-02 08:00")
     store.close()

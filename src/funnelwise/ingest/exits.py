@@ -10,7 +10,8 @@ ways:
   the entries; it is recorded as a problem (row, exit column, value, reason)
   and ignored, the entries stand;
 - a missing entry: a stage the deal was in without an entry date (a stage with
-  an exit date only, or the deal's current stage) was entered when the deal
+  an exit date only, or the deal's current stage when its history does not end
+  there: no entry, or one before the deal's latest) was entered when the deal
   last left another stage before it, provided no known entry lies between that
   exit and the stage's own exit (for the current stage: ever after). An exit
   date at which some stage was entered is that move, and implies nothing more.
@@ -89,8 +90,10 @@ def exit_evidence(st: Staging, problems: Problems, entries: str, exits: str, dea
             SELECT d._src, d._row, d.deal_id, d.stage, {_fold("d.stage")}, NULL
             FROM {quote(deals)} d
             WHERE d.stage IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM {quote(first)} e
-                              WHERE e.deal_id = d.deal_id AND e.k = {_fold("d.stage")})
+              AND coalesce((SELECT max(e.entered_at) FROM {quote(first)} e
+                            WHERE e.deal_id = d.deal_id AND e.k = {_fold("d.stage")})
+                           < (SELECT max(e.entered_at) FROM {quote(first)} e
+                              WHERE e.deal_id = d.deal_id), true)
               AND NOT EXISTS (SELECT 1 FROM {quote(valid)} v
                               WHERE v.deal_id = d.deal_id AND v.k = {_fold("d.stage")}
                                 AND v.own_entry IS NULL)""",

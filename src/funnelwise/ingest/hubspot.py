@@ -10,9 +10,10 @@ stage entry, taken for the columns of the deal's own pipeline.
 `ingest.exits`): the canonical tables hold stage entries only (a deal leaves a
 stage by entering the next), so an exit is not stored by itself. An exit before
 its stage's entry, or after the deal's next entry, is recorded as a problem and
-ignored; a stage the deal was in without an entry date (its current stage, or
-one with an exit date only) is entered when the deal last left another stage
-before it, with no known entry in between. `Cumulative time in` and `Latest
+ignored; a stage the deal was in without an entry date (one with an exit date
+only, or its current stage when the history does not end there) is entered
+when the deal last left another stage before it, with no known entry in
+between. `Cumulative time in` and `Latest
 time in` columns are derived from the dates and not read.
 
 Close Date is the close of a closed deal and the expected close of an open
