@@ -307,6 +307,24 @@ def test_dates_offsets_future_and_dayfirst(tmp_path: Path) -> None:
     store.close()
 
 
+def test_two_digit_years_are_never_year_zero(tmp_path: Path) -> None:
+    # %m.%d.%Y reads "01.02.00" as year 0; the two-digit form must win, in any order.
+    (tmp_path / "e.csv").write_text(
+        "deal_id,stage,entered\nA,Prospecting,01.02.2000\nA,Qualify,01.05.00\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    assert history(store, "A") == [
+        ("lead", "2000-01-02 00:00"),
+        ("qualification", "2000-01-05 00:00"),
+    ]
+    assert not r.problems
+    store.close()
+
+
 def test_time_zone_of_naive_times(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("deal_id,stage,entered\nA,Prospecting,2024-07-01 10:00\n")
     (tmp_path / "m.yaml").write_text(

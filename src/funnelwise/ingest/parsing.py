@@ -91,6 +91,8 @@ class _DateScan:
     other: int  # values that are not ISO 8601
 
 
+# Earlier years come only from a two-digit year read as four digits.
+MIN_YEAR = 1000
 SAMPLE = 1000  # distinct non-ISO values tried against every format
 
 
@@ -125,7 +127,8 @@ def _fitting_formats(st: Staging, table: str, column: str, candidates: list[str]
     first: trying dozens of formats on every value would be far too slow."""
     # strptime takes constant formats only: one filtered aggregate per candidate.
     lists = ", ".join(
-        f"list(x) FILTER (WHERE try_strptime(x, {literal(f)}) IS NOT NULL)" for f in candidates
+        f"list(x) FILTER (WHERE year(try_strptime(x, {literal(f)})) >= {MIN_YEAR})"
+        for f in candidates
     )
     row = st.con.execute(
         f"""
@@ -204,8 +207,17 @@ def date_expr(
         formats += _fitting_formats(st, table, column, _formats(dayfirst))
     if not formats:
         return f"CAST({iso} AS {target})"
-    fmt = "[" + ", ".join(literal(f) for f in dict.fromkeys(formats)) + "]"
-    other = f"try_strptime({x}, {fmt})"
+    # Two-digit-year forms first: they cannot read a four-digit year, while %Y reads both.
+    # An explicit format stays first.
+    explicit = int(bool(options.date_format))
+    ordered = formats[:explicit] + sorted(
+        dict.fromkeys(formats[explicit:]), key=lambda f: "%y" not in f
+    )
+    fmt = "[" + ", ".join(literal(f) for f in ordered) + "]"
+    # %Y also reads a two-digit year ('01.01.00' as year 0): such a value is unreadable
+    # under the chosen formats, never a date two thousand years ago.
+    parsed = f"try_strptime({x}, {fmt})"
+    other = f"CASE WHEN year({parsed}) >= {MIN_YEAR} THEN {parsed} END"
     if options.local_time:
         other = f"timezone('UTC', CAST({other} AS TIMESTAMPTZ))"
     # An explicit format is tried first; otherwise ISO first, the cheap common case.
