@@ -76,6 +76,7 @@ def test_backtest_json_shape(memoryless: Path) -> None:
         "weighted_historical",
         "run_rate",
         "montecarlo",
+        "montecarlo_calibrated",
     }
     for scores in out["methods"].values():
         assert set(scores) >= SCORE_KEYS

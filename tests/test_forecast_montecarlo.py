@@ -144,11 +144,11 @@ def test_amount_drift_is_one_when_amounts_never_change(history: History) -> None
 def test_short_history_says_its_interval_lacks_shared_shocks(project: Path) -> None:
     log = fw.open(project)
     try:
-        early = pull_history(log.as_of(START + pd.Timedelta(days=75)))
+        early = pull_history(log.as_of(START + pd.Timedelta(days=45)))
     finally:
         log.store.close()
     r = MonteCarlo(n_paths=1000).fit_history(early).predict(horizon="90d")
-    assert any(n.startswith("shared shocks not estimated: the log holds 3 months") for n in r.notes)
+    assert any(n.startswith("shared shocks not estimated: the log holds 2 months") for n in r.notes)
     assert r.diagnostics["sigma_win"] == 0.0
 
 

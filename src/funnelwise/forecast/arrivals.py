@@ -43,12 +43,14 @@ class Arrivals:
     window_days: float
     n_window: int
     starts: pd.DataFrame  # segment, pipeline_id, stage_id, amount_bin, share
+    steady_day: int = 0  # first day of `daily_counts` after the log's first win
 
     def sigma_for(self, horizon_days: float, *, shocks: bool = True) -> tuple[float, int]:
         """Log-sd of the arrival level over a horizon.
 
         Replays the trailing rate on the log's own past: from every 7th day with a full
-        window behind it and a full horizon after it (all before the as-of date), the
+        window behind it and a full horizon after it (all before the as-of date, the
+        window after the log's first win: see `History.steady_from`), the
         window's rate predicts the horizon's creations. The mean squared log error,
         less the Poisson noise of the counts predicted (which the simulation draws
         anyway), is the level's variance: estimation error, trend and shared shocks
@@ -59,7 +61,7 @@ class Arrivals:
         param = 1.0 / np.sqrt(max(self.n_window, 1))
         w, h = round(self.window_days), round(horizon_days)
         y, f = self.daily_counts, self.daily_season
-        origins = np.arange(w, len(y) - h + 1, 7)
+        origins = np.arange(self.steady_day + w, len(y) - h + 1, 7)
         if not shocks or w < 1 or len(origins) < 3:
             return float(param), 0
         cy, cf = np.concatenate([[0.0], np.cumsum(y)]), np.concatenate([[0.0], np.cumsum(f)])
@@ -119,6 +121,10 @@ def fit_arrivals(history: History, *, window_days: float, min_days: float = 28.0
     daily_counts = np.bincount(n_days - 1 - back, weights=c.n.to_numpy(float), minlength=n_days)
     mid = now - DAY * (n_days - 1 - np.arange(n_days) + 0.5)
     daily_season = season[pd.DatetimeIndex(mid).month - 1]
+    steady = history.steady_from
+    steady_day = (
+        0 if steady is None else int(np.clip(n_days - 1 - (now - steady) // DAY, 0, n_days))
+    )
     starts = recent if n_window else c
     starts = starts.assign(stage_id=starts.first_stage_id).dropna(subset=["stage_id"])
     keys = ["segment", "pipeline_id", "stage_id", "amount_bin"]
@@ -133,6 +139,7 @@ def fit_arrivals(history: History, *, window_days: float, min_days: float = 28.0
         window_days=window,
         n_window=n_window,
         starts=share.drop(columns="n"),
+        steady_day=steady_day,
     )
 
 

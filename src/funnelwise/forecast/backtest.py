@@ -6,8 +6,11 @@ and is compared with the amount actually won in that window (amount_base of
 deals won with closed_at in the window, read from the full log). A method
 that lacks history at a cut-off answers with the weighted-pipeline baseline
 (the run rate if the process has no stage probabilities), flagged in the row.
-The method with the lowest pinball loss (a proper score of the whole
-distribution: accuracy and honest intervals together) is chosen.
+The Monte Carlo forecast also enters recalibrated (`montecarlo_calibrated`):
+at each cut-off its interval is scaled by the factor its own earlier forecasts
+ask for, counting only those whose horizon had ended by the cut-off (see
+`calibration.py`). The method with the lowest pinball loss (a proper score of
+the whole distribution: accuracy and honest intervals together) is chosen.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast.base import Forecaster, horizon_days
 from funnelwise.forecast.baselines import RunRate, WeightedHistorical, WeightedPipeline
+from funnelwise.forecast.calibration import Spread, sequential, spread_factor
 from funnelwise.forecast.history import History, pull_history
 from funnelwise.forecast.montecarlo import MonteCarlo
 from funnelwise.forecast.periods import check_period
@@ -31,13 +35,20 @@ from funnelwise.timeutil import Instant, to_days, to_timestamp
 
 METHODS: tuple[str, ...] = ("weighted_pipeline", "weighted_historical", "run_rate", "montecarlo")
 BASELINE = "weighted_pipeline"
+CALIBRATED = "montecarlo_calibrated"  # the Monte Carlo with its spread from its past errors
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
 
 
 def make_forecaster(
-    method: str, *, by: str | None = None, n_paths: int = 10_000, seed: int = 0
+    method: str,
+    *,
+    by: str | None = None,
+    n_paths: int = 10_000,
+    seed: int = 0,
+    spread: float = 1.0,
 ) -> Forecaster:
-    """A forecaster by name (see METHODS); InputError naming the valid ones."""
+    """A forecaster by name (see METHODS); InputError naming the valid ones. `spread`
+    scales the Monte Carlo's interval (see `calibration.py`)."""
     if method == "weighted_pipeline":
         return WeightedPipeline(by=by)
     if method == "weighted_historical":
@@ -45,7 +56,7 @@ def make_forecaster(
     if method == "run_rate":
         return RunRate(by=by)
     if method == "montecarlo":
-        return MonteCarlo(by=by, n_paths=n_paths, seed=seed)
+        return MonteCarlo(by=by, n_paths=n_paths, seed=seed, spread=spread)
     raise InputError(f"unknown method {method!r}; methods: {', '.join(METHODS)}, auto")
 
 
@@ -58,15 +69,17 @@ def predict_with_fallback(
     target: float | None = None,
     n_paths: int = 10_000,
     seed: int = 0,
+    spread: float = 1.0,
 ) -> ForecastResult:
     """Fit `method` on the history and predict; if it lacks history, the baseline
-    answers and the result says so (`fallback`, `requested`)."""
+    answers and the result says so (`fallback`, `requested`). `spread` scales the
+    Monte Carlo's interval."""
     check_period(period)
     horizon_days(horizon)
     chain = [method, *(m for m in (BASELINE, "run_rate") if m != method)]
     reasons: list[str] = []
     for name in chain:
-        est = make_forecaster(name, by=history.by, n_paths=n_paths, seed=seed)
+        est = make_forecaster(name, by=history.by, n_paths=n_paths, seed=seed, spread=spread)
         try:
             est.fit_history(history)
         except NotEnoughDataError as exc:
@@ -254,7 +267,21 @@ def backtest(
             )
     report("backtest", len(cutoffs), len(cutoffs))
     frame = pd.DataFrame(rows)
-    scores = {m: score(m, frame[frame.method == m]) for m in methods}
+    names = list(methods)
+    spread, notes = Spread(1.0, 1.0, 0, 0.0), []
+    if "montecarlo" in methods:
+        mc = frame[frame.method == "montecarlo"]
+        calibrated, used = sequential(mc, horizon_days=days, every_days=step)
+        frame = pd.concat(
+            [frame, calibrated.assign(method=CALIBRATED, spread=[u.factor for u in used])],
+            ignore_index=True,
+        )
+        names.append(CALIBRATED)
+        # Every backtest outcome is known by the end of observation: the factor for a
+        # forecast made then.
+        spread = spread_factor(mc[mc.fallback.isna()], horizon_days=days, every_days=step)
+        notes.append(f"{CALIBRATED}: at the end of observation, {spread.describe()}")
+    scores = {m: score(m, frame[frame.method == m]) for m in names}
     chosen, reason = choose(scores)
     return BacktestResult(
         horizon_days=days,
@@ -267,4 +294,6 @@ def backtest(
         reason=reason,
         n_paths=n_paths,
         seed=seed,
+        notes=tuple(notes),
+        spread=spread.factor,
     )

@@ -128,8 +128,9 @@ class Visits:
     tbin: np.ndarray
     count: np.ndarray
     sum_days: np.ndarray
-    month: np.ndarray  # entry month, 0 for the first month of the history
+    month: np.ndarray  # entry month, 0 for `first_month`
     covariates: Covariates
+    first_month: pd.Timestamp
 
     @classmethod
     def from_history(
@@ -167,7 +168,12 @@ class Visits:
                 tuple(labels),
                 np.asarray(codes, dtype=np.int64).reshape(len(names), len(v)),
             ),
+            first_month=first,
         )
+
+    def month_of(self, at: pd.Timestamp) -> int:
+        """Index of the calendar month holding `at` (0 for `first_month`)."""
+        return (at.year - self.first_month.year) * 12 + (at.month - self.first_month.month)
 
     def __len__(self) -> int:
         return len(self.state)
@@ -340,9 +346,17 @@ def drift_sigma(observed: np.ndarray, expected: np.ndarray, span: int = 1) -> tu
     return float(np.sqrt(max(0.0, excess.sum() / (2 * w.sum())))), int(keep.sum())
 
 
-def monthly_wins(visits: Visits, hazards: Hazards) -> tuple[np.ndarray, np.ndarray]:
-    """Wins observed and wins the pooled hazards expect, per entry month of the visits
-    (consecutive months, oldest first): the input of `drift_sigma` for the win rate."""
+def monthly_wins(
+    visits: Visits, hazards: Hazards, *, from_month: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wins observed and wins the hazards expect, per entry month of the visits
+    (consecutive months from `from_month`, oldest first): the input of `drift_sigma`
+    for the win rate.
+
+    The expectation carries each visit's own covariate factors (forward hazards): a
+    month whose deals were older, pushed more or smaller wins less by design, not
+    by a shared shock, and must not widen the interval.
+    """
     d = hazards.design
     rates = hazards.rates[0]
     lam = cumulative_at_edges(rates)
@@ -350,10 +364,13 @@ def monthly_wins(visits: Visits, hazards: Hazards) -> tuple[np.ndarray, np.ndarr
     cum_won = lam[visits.state, visits.tbin, d.won] + rates[visits.state, visits.tbin, d.won] * (
         visits.mean_days - lo
     )
+    cov = visits.covariates
+    for i, name in enumerate(cov.names):
+        cum_won = cum_won * hazards.factors[name][0, cov.codes[i], 0]
     n_months = int(visits.month.max()) + 1 if len(visits) else 0
     e = np.bincount(visits.month, weights=cum_won * visits.count, minlength=n_months)
     o = np.bincount(visits.month, weights=(visits.dest == d.won) * visits.count, minlength=n_months)
-    return o, e
+    return o[from_month:], e[from_month:]
 
 
 # -- from hazards to win-time distributions --------------------------------------------

@@ -240,6 +240,16 @@ class History:
         return sum(n for k, n in self.outcomes.items() if k != "open")
 
     @property
+    def steady_from(self) -> pd.Timestamp | None:
+        """The first win: before it the log may be still filling (an export that keeps
+        the deals closed within its window holds, for its first months, only the deals
+        that survived until then), so rates seen earlier do not measure the process's
+        ups and downs. None without wins."""
+        if not len(self.wins):
+            return None
+        return pd.Timestamp(self.wins.closed_at.min())
+
+    @property
     def history_days(self) -> float:
         """Days from the first deal's creation to `now` (0 for an empty log)."""
         if self.first_created is None:

@@ -85,7 +85,9 @@ class MonteCarlo(Forecaster):
     `covariates` the ones hazards adjust for (default: deal age and pushes at the
     stage's entry, deal size band, and the segment when `by` is given);
     `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
-    `exact_budget` deal × path × period draws sampled exactly.
+    `exact_budget` deal × path × period draws sampled exactly; `spread` scales every
+    path's deviation from the expected path (a calibration factor from a backtest,
+    see `calibration.py`; 1 leaves the model's own spread).
 
     Fitted: `design_`, `hazards_`, `monthly_wins_` (wins observed and expected per
     entry month, whose drift sets the shared win shock), `arrivals_` (or None),
@@ -111,6 +113,7 @@ class MonteCarlo(Forecaster):
         min_closed: int = 20,
         min_wins: int = 10,
         exact_budget: float = 1e8,
+        spread: float = 1.0,
     ) -> None:
         super().__init__(by=by)
         self.n_paths = n_paths
@@ -125,6 +128,7 @@ class MonteCarlo(Forecaster):
         self.min_closed = min_closed
         self.min_wins = min_wins
         self.exact_budget = exact_budget
+        self.spread = spread
 
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, history: History) -> None:
@@ -140,7 +144,9 @@ class MonteCarlo(Forecaster):
         self.hazards_: Hazards = fit_hazards(
             visits, self.design_, replicates=self.replicates, rng=np.random.default_rng(fit_seed)
         )
-        self.monthly_wins_ = monthly_wins(visits, self.hazards_)
+        steady = history.steady_from
+        from_month = 0 if steady is None else max(0, visits.month_of(steady))
+        self.monthly_wins_ = monthly_wins(visits, self.hazards_, from_month=from_month)
         self.drift_ = _amount_drift(history)
         self.arrivals_: Arrivals | None = None
         if self.arrivals:
@@ -284,21 +290,8 @@ class MonteCarlo(Forecaster):
             amount = amount * factor.reindex(keys).fillna(1.0).to_numpy(float)
         deal_seg = od.segment.astype(str).map(seg_of).to_numpy(dtype=np.int64)
         w_open, w_new = self._win_probabilities(classes, starts, grid)
-        # Shared shocks at the horizon's time scale (whole months, at least one).
-        span = max(1, round(grid.horizon_days / 30))
-        sigma_win, windows = drift_sigma(*self.monthly_wins_, span) if self.shocks else (0.0, 0)
-        sigma_arrivals, replayed = 0.0, 0
-        if self.arrivals_ is not None:
-            sigma_arrivals, replayed = self.arrivals_.sigma_for(
-                grid.horizon_days, shocks=self.shocks
-            )
-        if self.shocks and (windows < 2 or (self.arrivals_ is not None and replayed < 3)):
-            notes.append(
-                f"shared shocks not estimated: the log holds {len(self.monthly_wins_[0])} "
-                f"months, too few to compare {span}-month windows; the interval carries the "
-                "deals' own chance and the uncertainty of the learned rates only, and is "
-                "likely too narrow"
-            )
+        sigma_win, sigma_arrivals, shock_info, shock_notes = self._shocks(grid.horizon_days)
+        notes += shock_notes
         sampler = _Sampler(
             rng=rng,
             n_paths=self.n_paths,
@@ -320,6 +313,11 @@ class MonteCarlo(Forecaster):
             starts=starts.assign(seg=starts.segment.astype(str).map(seg_of)),
             as_of=history.now,
         )
+        if self.spread != 1.0:
+            # Linear in the deviations, so periods and segments still add up (bar the
+            # floor at zero: bookings are never negative).
+            paths = np.maximum(0.0, expected[None] + self.spread * (paths - expected[None]))
+            notes.append(f"interval scaled by {self.spread:.2f} (calibrated on a backtest)")
         summary = summary_from_paths(paths, expected, grid, segments, target)
         extra = {
             "n_paths": self.n_paths,
@@ -332,8 +330,7 @@ class MonteCarlo(Forecaster):
                 "deal_classes": len(classes),
                 "sigma_win": sigma_win,
                 "sigma_arrivals": sigma_arrivals,
-                "shock_windows": windows,
-                "arrival_origins": replayed,
+                **shock_info,
                 "replicates": self.hazards_.n_replicates,
                 "levels": sampler.levels,
                 # The simulated mean and sd of the horizon total: the reported expected
@@ -345,6 +342,56 @@ class MonteCarlo(Forecaster):
             },
         }
         return summary, extra
+
+    def _shocks(self, horizon_days: float) -> tuple[float, float, dict[str, int], list[str]]:
+        """Log-sds of the shared win and arrival shocks over the horizon, what they were
+        measured on, and notes.
+
+        Shocks are measured at the horizon's time scale (whole months, at least one;
+        the arrival level over the horizon's days). A log too short for that falls back
+        to shorter scales (spans of fewer months, shorter replayed horizons): shocks
+        within a short window partly cancel over a longer one, so the shorter scale
+        errs wide, which an interval may; leaving the shocks out errs narrow.
+        """
+        if not self.shocks:
+            sigma_a = (
+                self.arrivals_.sigma_for(horizon_days, shocks=False)[0] if self.arrivals_ else 0.0
+            )
+            return (
+                0.0,
+                sigma_a,
+                {"shock_windows": 0, "shock_span_months": 0, "arrival_origins": 0},
+                [],
+            )
+        span = max(1, round(horizon_days / 30))
+        sigma_win, windows, used = 0.0, 0, span
+        for used in range(span, 0, -1):
+            sigma_win, windows = drift_sigma(*self.monthly_wins_, used)
+            if windows >= 2:
+                break
+        sigma_a, replayed, scale = 0.0, 0, horizon_days
+        if self.arrivals_ is not None:
+            for scale in (horizon_days, horizon_days / 2, horizon_days / 4):
+                sigma_a, replayed = self.arrivals_.sigma_for(max(7.0, scale))
+                if replayed >= 3:
+                    break
+        notes = []
+        months = len(self.monthly_wins_[0])
+        if windows < 2 or (self.arrivals_ is not None and replayed < 3):
+            notes.append(
+                f"shared shocks not estimated: the log holds {months} months since its first "
+                "win, too few to compare windows of a month; the interval carries the deals' "
+                "own chance and the uncertainty of the learned rates only, and is likely too "
+                "narrow"
+            )
+        elif used < span or scale < horizon_days:
+            notes.append(
+                f"shared shocks measured over shorter windows than the horizon (win rate: "
+                f"{used}-month windows; arrivals: {max(7.0, scale):.0f} days) as the log holds "
+                f"{months} months since its first win; the interval may be a little wide"
+            )
+        info = {"shock_windows": windows, "shock_span_months": used, "arrival_origins": replayed}
+        return sigma_win, sigma_a, info, notes
 
     def _arrival_info(self) -> dict[str, Any]:
         a = self.arrivals_

@@ -330,6 +330,8 @@ class BacktestResult:
     expected, p10, p50, p90, covered (actual within [P10, P90]), fallback (why a
     baseline answered, else None). `scores` maps each method to its MethodScore;
     `chosen` is the method with the lowest pinball loss and `reason` says why.
+    `spread` is the Monte Carlo's calibration factor from every backtest forecast,
+    for a forecast made at the end of observation (1 without any).
     """
 
     horizon_days: float
@@ -343,6 +345,7 @@ class BacktestResult:
     n_paths: int
     seed: int
     notes: tuple[str, ...] = ()
+    spread: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", _frozen(self.rows))
@@ -374,6 +377,7 @@ class BacktestResult:
             "n_paths": self.n_paths,
             "seed": self.seed,
             "notes": list(self.notes),
+            "spread": self.spread,
             "cutoffs": records(self.rows),
         }
 

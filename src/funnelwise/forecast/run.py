@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from funnelwise.forecast.backtest import backtest, predict_with_fallback
+from funnelwise.forecast.backtest import CALIBRATED, backtest, predict_with_fallback
 from funnelwise.forecast.history import pull_history
 from funnelwise.forecast.result import ForecastResult
 from funnelwise.log import EventLog
@@ -33,24 +33,35 @@ def forecast(
     (a deal column or attribute) the expected value and P10 / P50 / P90, and the
     probability of reaching `target` over the horizon. `method` is montecarlo,
     weighted_pipeline, weighted_historical, run_rate, or auto (backtest every
-    method as of past dates every `every` days, then use the best and say why).
+    method as of past dates every `every` days, then use the best and say why; the
+    Monte Carlo with its interval calibrated on its backtest errors is one of them).
     A method that lacks history falls back to the weighted-pipeline baseline,
     and the result says so (`fallback`).
     """
     cut = log.as_of(as_of) if as_of is not None else log
     notes: tuple[str, ...] = ()
     diagnostics: dict[str, object] = {}
-    chosen = method
+    chosen, spread = method, 1.0
     if method == "auto":
         bt = backtest(
             cut, horizon=horizon, every=every, n_paths=n_paths, seed=seed, progress=progress
         )
         chosen = bt.chosen
         notes = (f"method chosen by a backtest of {len(bt.cutoffs)} cut-offs: {bt.reason}",)
+        if chosen == CALIBRATED:
+            chosen, spread = "montecarlo", bt.spread
+            notes = (*notes, *bt.notes)
         diagnostics = {f"backtest_{m}_pinball": s.pinball for m, s in bt.scores.items()}
     history = pull_history(cut, by=by)
     result = predict_with_fallback(
-        chosen, history, horizon=horizon, period=period, target=target, n_paths=n_paths, seed=seed
+        chosen,
+        history,
+        horizon=horizon,
+        period=period,
+        target=target,
+        n_paths=n_paths,
+        seed=seed,
+        spread=spread,
     )
     if method != "auto":
         return result
