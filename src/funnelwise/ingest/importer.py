@@ -160,6 +160,7 @@ def run_import(
         problems = Problems(st)
         report("reading", 0, steps)
         staged = reader(st, problems)
+        problems.add_unparsed()
         report("checking", 1, steps)
         asm = Assembler(st, staged, process, store, problems, now=now)
         asm.suggesting = options.suggest_mapping is not None

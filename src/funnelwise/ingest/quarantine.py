@@ -64,7 +64,7 @@ def write_pending(st: Staging, problems: Problems, folder: Path) -> Path | None:
         st.con.execute(
             f"""COPY (SELECT q._row AS row, q.reason, s.* EXCLUDE (_row)
                       FROM {quote(f.table)} s
-                      JOIN (SELECT _row, string_agg(col || ': ' || reason, '; ' ORDER BY col)
+                      RIGHT JOIN (SELECT _row, string_agg(col || ': ' || reason, '; ' ORDER BY col)
                                    AS reason
                             FROM _problems WHERE quarantined AND _src = {src}
                             GROUP BY _row) q ON q._row = s._row

@@ -9,6 +9,7 @@ spreadsheet would show (the header is row 1, the first record row 2).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import itertools
 import re
@@ -115,6 +116,8 @@ class Staging:
         self._hashing = ThreadPoolExecutor(max_workers=1)
         self._hashes: dict[int, Future[str]] = {}
         self._attached: list[str] = []
+        # SQL for (_src, _row, value, reason) of CSV records that could not be read.
+        self.unparsed: list[str] = []
 
     def __enter__(self) -> Staging:
         return self
@@ -259,20 +262,86 @@ class Staging:
         digest = self._hashing.submit(file_hash, path)
         readable, codec = utf8_copy(path, encoding, self.scratch)
         table = self.name("src")
-        opts = ["header = true", "all_varchar = true", "strict_mode = true"]
+        # RFC 4180 quoting always: detection would take a stray quote for plain text.
+        opts = ["header = true", "all_varchar = true", "strict_mode = true", "quote = '\"'"]
+        opts.append("escape = '\"'")
         if delimiter:
             opts.append(f"delim = {literal(delimiter)}")
         reader = f"read_csv({literal(str(readable))}, {', '.join(opts)})"
+        rows, rejects = "rowid + 2", None
         try:
             self.create(f"{table}_data", f"SELECT * FROM {reader}")
-            # rowid follows insertion order, which DuckDB keeps for CSV reads.
-            self.con.execute(
-                f"CREATE VIEW {quote(table)} AS "
-                f"SELECT rowid + 2 AS _row, * FROM {quote(table + '_data')}"
-            )
+            if not delimiter and _one_glued_column(self.columns(f"{table}_data")):
+                # Records of varying length can make the dialect detection settle on
+                # one column: read strictly with the header's delimiter to find them.
+                self.create(
+                    f"{table}_data",
+                    f"SELECT * FROM read_csv({literal(str(readable))}, {', '.join(opts)}, "
+                    f"delim = {literal(_header_delimiter(readable))})",
+                )
         except duckdb.Error as exc:
-            raise SourceImportError(_csv_error(path, codec, exc)) from exc
-        return self._add(path, table, codec, digest)
+            # Malformed records (an unclosed quote, a wrong field count) are set aside
+            # and the rest is read; the import decides whether that may load.
+            rejects = self._read_csv_leniently(readable, delimiter, f"{table}_data")
+            if rejects is None:
+                raise SourceImportError(_csv_error(path, codec, exc)) from exc
+            rows = self._rows_around(rejects)
+        # rowid follows insertion order, which DuckDB keeps for CSV reads.
+        self.con.execute(
+            f"CREATE VIEW {quote(table)} AS "
+            f"SELECT {rows} AS _row, * FROM {quote(table + '_data')} t"
+        )
+        src = self._add(path, table, codec, digest)
+        if rejects is not None:
+            self.unparsed.append(
+                f"SELECT {len(self.files) - 1} AS _src, line AS _row, value, reason "
+                f"FROM {quote(rejects)}"
+            )
+        return src
+
+    def _read_csv_leniently(self, path: Path, delimiter: str | None, table: str) -> str | None:
+        """Read a CSV with RFC 4180 quoting, skipping malformed records into a table
+        (line, value, reason) whose name is returned; None when even that fails."""
+        rejects = self.name("rejects")
+        try:
+            delim = delimiter or _header_delimiter(path)
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                header = next(csv.reader(fh, delimiter=delim))
+            if len(set(header)) != len(header):
+                return None
+            columns = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in header) + "}"
+            opts = (
+                f"auto_detect = false, header = true, columns = {columns}, "
+                f"delim = {literal(delim)}, quote = '\"', escape = '\"', strict_mode = true, "
+                f"ignore_errors = true, store_rejects = true, "
+                f"rejects_table = '{rejects}_errors', rejects_scan = '{rejects}_scans'"
+            )
+            self.create(table, f"SELECT * FROM read_csv({literal(str(path))}, {opts})")
+            # One problem per record; a record may break in several ways.
+            self.create(
+                rejects,
+                f"SELECT line, arg_min(csv_line, column_idx) AS value, "
+                f"'cannot be read as a CSV record: ' || string_agg(error_message, '; ' "
+                f"ORDER BY column_idx) AS reason FROM {quote(rejects + '_errors')} "
+                f"GROUP BY line",
+            )
+        except (duckdb.Error, OSError, UnicodeDecodeError, StopIteration, csv.Error):
+            return None
+        return rejects
+
+    def _rows_around(self, rejects: str) -> str:
+        """SQL for `_row` of the records read when the records in `rejects` were skipped:
+        each skipped record moves the ones after it down a row."""
+        # The k-th skipped record (line L, k from 1) comes before rowids >= L - k - 1.
+        shifts = self.create(
+            self.name("shifts"),
+            f"SELECT line - row_number() OVER (ORDER BY line) - 1 AS first_rowid, "
+            f"row_number() OVER (ORDER BY line) AS shift FROM {quote(rejects)}",
+        )
+        return (
+            f"rowid + 2 + coalesce((SELECT max(s.shift) FROM {quote(shifts)} s "
+            f"WHERE s.first_rowid <= t.rowid), 0)"
+        )
 
     def _read_parquet(self, path: Path) -> SourceFile:
         table = self.name("src")
@@ -315,3 +384,19 @@ def _csv_error(path: Path, codec: str, exc: Exception) -> str:
     if "unicode" in text.lower():
         hint = "the file is not UTF-8; pass its encoding with --encoding (for example cp1252)"
     return f"{path.name}{where}: cannot read as CSV ({codec}): {first}; {hint}"
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _one_glued_column(columns: dict[str, str]) -> bool:
+    """Whether a CSV read as one column whose name holds a delimiter."""
+    names = [c for c in columns if c != "_row"]
+    return len(names) == 1 and any(d in names[0] for d in _DELIMITERS)
+
+
+def _header_delimiter(path: Path) -> str:
+    """The delimiter most frequent in a CSV's first line (a comma on ties)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+    return max(_DELIMITERS, key=first.count)

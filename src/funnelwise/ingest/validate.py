@@ -94,6 +94,18 @@ class Problems:
             self.dirty = self.dirty or self.count(quarantined=True) > 0
         return added
 
+    def add_unparsed(self) -> int:
+        """Record the CSV records the staging could not read (quarantined: they never
+        reach a table); returns how many."""
+        return sum(
+            self.add(
+                f"SELECT _src, _row, '(record)', value, reason FROM ({query})",
+                quarantine=True,
+                code="malformed record",
+            )
+            for query in self.st.unparsed
+        )
+
     def count(self, *, quarantined: bool | None = None) -> int:
         """Number of problems (all, or only quarantining / only notes)."""
         where = "" if quarantined is None else f" WHERE quarantined = {quarantined}"
