@@ -20,8 +20,10 @@ One run, each contender in its own process (so each peak memory is its own):
    other.
 
 The synthetic store is built once (in a child process) and cached under
-/tmp/funnelwise-bench/. DuckDB gets a memory limit (FUNNELWISE_BENCH_DUCKDB_MEMORY,
-default 3GB) in every contender, so it spills to disk instead of growing.
+/tmp/funnelwise-bench/. funnelwise opens it with the store's own engine settings
+(memory limit `default_memory_limit()`: FUNNELWISE_DUCKDB_MEMORY, else an eighth
+of the machine's memory); the SQL and pandas contenders get the same limit, so
+every contender spills to disk instead of growing.
 FUNNELWISE_BENCH_ANALYTICS_DEALS sets another size.
 """
 
@@ -54,10 +56,6 @@ CPU: Timings = {}  # CPU seconds (all threads) of each timed step, in the child 
 
 def _deals() -> int:
     return int(os.environ.get("FUNNELWISE_BENCH_ANALYTICS_DEALS", "1000000"))
-
-
-def _duckdb_memory() -> str:
-    return os.environ.get("FUNNELWISE_BENCH_DUCKDB_MEMORY", "3GB")
 
 
 def ensure_store(deals: int, seed: int = 0) -> Path:
@@ -105,13 +103,16 @@ def _open_log(root: Path) -> Any:
     import funnelwise as fw
 
     log = fw.open(root)
-    _configure(log.store.raw)
+    log.store.raw.execute("SET enable_progress_bar = false")
     return log
 
 
 def _configure(con: Any) -> None:
-    """The same engine settings for every contender: memory limit, no progress bar."""
-    con.execute(f"SET memory_limit = '{_duckdb_memory()}'")
+    """A plain DuckDB connection with the engine settings funnelwise gives its store:
+    the same memory limit, no progress bar."""
+    from funnelwise.store.store import default_memory_limit
+
+    con.execute(f"SET memory_limit = '{default_memory_limit()}'")
     con.execute("SET enable_progress_bar = false")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from funnelwise.errors import StoreError
 from funnelwise.store import SCHEMA_VERSION, TABLES, Store, conform
+from funnelwise.store.store import default_memory_limit
 
 
 def deal_rows(*ids: str) -> pd.DataFrame:
@@ -93,3 +95,38 @@ def test_conform_names_bad_columns() -> None:
 def test_unknown_url_scheme_lists_supported() -> None:
     with pytest.raises(StoreError, match="duckdb://"):
         Store.open("sqlite:///x.db")
+
+
+def _setting(store: Store, name: str) -> str:
+    return str(store.raw.execute("SELECT current_setting(?)", [name]).fetchone()[0])
+
+
+def test_engine_memory_threads_and_spill_folder_are_store_settings(tmp_path: Path) -> None:
+    path = tmp_path / "x.duckdb"
+    with Store.open(f"duckdb://{path}", memory_limit="512MiB", threads=1) as store:
+        # DuckDB reports the limit in its own units: 512 MiB is about 536.8 MB.
+        assert _setting(store, "memory_limit") in {"512.0 MiB", "536.8 MB"}
+        assert _setting(store, "threads") == "1"
+        assert Path(_setting(store, "temp_directory")) == Path(f"{path}.tmp")
+
+
+def test_memory_limit_comes_from_the_environment_else_a_share_of_ram(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"duckdb://{tmp_path / 'x.duckdb'}"
+    monkeypatch.setenv("FUNNELWISE_DUCKDB_MEMORY", "1GiB")
+    with Store.open(url) as store:
+        assert _setting(store, "memory_limit") in {"1.0 GiB", "1.0 GB", "1073.7 MB"}
+    monkeypatch.delenv("FUNNELWISE_DUCKDB_MEMORY")
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert default_memory_limit() == f"{max(1024, int(ram / 8 / 2**20))}MiB"
+    with Store.open(url) as store:
+        by_default = _setting(store, "memory_limit")
+    with Store.open(url, memory_limit=default_memory_limit()) as store:
+        assert _setting(store, "memory_limit") == by_default
+
+
+@pytest.mark.parametrize("bad", ["lots", "3", "-1GB"])
+def test_bad_memory_limit_names_the_setting(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(StoreError, match=r"memory_limit: .* is not a memory size"):
+        Store.open(f"duckdb://{tmp_path / 'x.duckdb'}", memory_limit=bad)

@@ -64,10 +64,20 @@ class Project:
             )
         return load_process(self.process_path)
 
-    def open_store(self, url: str | None = None, *, create: bool = False) -> Store:
-        """Open the project's store (or `url`), syncing the process into it."""
+    def open_store(
+        self,
+        url: str | None = None,
+        *,
+        create: bool = False,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> Store:
+        """Open the project's store (or `url`), syncing the process into it; `memory_limit`
+        and `threads` set the engine (see `Store.open`)."""
         process = self.load_process()
-        store = Store.open(url or self.store_url, create=create)
+        store = Store.open(
+            url or self.store_url, create=create, memory_limit=memory_limit, threads=threads
+        )
         text = self.process_path.read_text(encoding="utf-8")
         if store.meta("process_yaml") != text:
             write_process(store, process, text)

@@ -10,16 +10,23 @@ from funnelwise.project import PROCESS_FILE, Project, stored_process
 from funnelwise.store import Store
 
 
-def open_log(project_or_url: str | Path = ".", *, store: str | None = None) -> EventLog:
+def open_log(
+    project_or_url: str | Path = ".",
+    *,
+    store: str | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> EventLog:
     """Open an EventLog from a project folder or a store URL.
 
     `fw.open("demo")` reads demo/process.yaml and demo/funnelwise.duckdb;
     `fw.open("duckdb:///path/x.duckdb")` uses the process recorded in that store.
-    `store` overrides a project's default store URL.
+    `store` overrides a project's default store URL. `memory_limit` and `threads`
+    set the engine (see `Store.open`).
     """
     target = str(project_or_url)
     if "://" in target:
-        s = Store.open(target, create=False)
+        s = Store.open(target, create=False, memory_limit=memory_limit, threads=threads)
         return EventLog(s, stored_process(s))
     root = Path(target)
     if not (root / PROCESS_FILE).exists():
@@ -28,7 +35,7 @@ def open_log(project_or_url: str | Path = ".", *, store: str | None = None) -> E
             f"create one with `funnelwise demo {root}` or `funnelwise init {root}`"
         )
     project = Project(root)
-    s = project.open_store(store)
+    s = project.open_store(store, memory_limit=memory_limit, threads=threads)
     return EventLog(s, project.load_process())
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,47 @@ from funnelwise.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, arrow_sc
 
 SUPPORTED_SCHEMES = ("duckdb://",)
 _load_names = itertools.count()
+MEMORY_ENV = "FUNNELWISE_DUCKDB_MEMORY"
+THREADS_ENV = "FUNNELWISE_DUCKDB_THREADS"
+# Share of the machine's memory the engine may hold before it spills to disk: the
+# rest is left to the frames pulled into Python and to other programs.
+MEMORY_SHARE = 0.125
+_MEMORY_FORMAT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)\s*$", re.I)
+
+
+def default_memory_limit() -> str:
+    """The engine's memory limit when none is given: `FUNNELWISE_DUCKDB_MEMORY`, else an
+    eighth of the machine's memory (at least 1 GiB), e.g. '3GB' on 24 GiB."""
+    env = os.environ.get(MEMORY_ENV)
+    if env:
+        return check_memory_limit(env, name=MEMORY_ENV)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: a safe small default
+        return "1GB"
+    return f"{max(1024, int(total * MEMORY_SHARE / 2**20))}MiB"
+
+
+def check_memory_limit(value: str, *, name: str = "memory_limit") -> str:
+    """`value` if it is a size DuckDB reads (a number and a unit such as '3GB' or
+    '512MiB'); StoreError naming the setting otherwise."""
+    if not _MEMORY_FORMAT.match(value):
+        raise StoreError(
+            f"{name}: {value!r} is not a memory size; write a number and a unit, "
+            "e.g. '3GB' or '512MiB'"
+        )
+    return value.strip()
+
+
+def default_threads() -> int | None:
+    """The engine's threads when none are given: `FUNNELWISE_DUCKDB_THREADS`, else
+    DuckDB's own choice (one per core)."""
+    env = os.environ.get(THREADS_ENV)
+    if not env:
+        return None
+    if not env.strip().isdigit() or int(env) < 1:
+        raise StoreError(f"{THREADS_ENV}: {env!r} is not a positive whole number of threads")
+    return int(env)
 
 
 def conform(table: str, data: pa.Table | pd.DataFrame) -> pa.Table:
@@ -69,13 +112,31 @@ class Store:
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, *, create: bool = True, read_only: bool = False) -> Store:
+    def open(
+        cls,
+        url: str,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> Store:
         """Open (and migrate) the store at `url`, e.g. `duckdb:///path/funnelwise.duckdb`.
 
-        `create=False` refuses to create a new database file.
+        `create=False` refuses to create a new database file. `memory_limit` (e.g.
+        '3GB') caps the engine's memory, default `default_memory_limit()`;
+        beyond it the engine spills to `<store file>.tmp` next to the store.
+        `threads` defaults to `FUNNELWISE_DUCKDB_THREADS` or one per core.
         """
+        memory = (
+            check_memory_limit(memory_limit) if memory_limit is not None else default_memory_limit()
+        )
+        threads = threads if threads is not None else default_threads()
+        if threads is not None and threads < 1:
+            raise StoreError(f"threads: {threads} must be at least 1")
         if url.startswith("duckdb://"):
             target = url[len("duckdb://") :] or ":memory:"
+            spill: str | None = None
             if target != ":memory:":
                 path = Path(target)
                 if not path.exists() and not create:
@@ -85,10 +146,17 @@ class Store:
                     )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 target = str(path)
+                spill = f"{path}.tmp"
             try:
                 backend = ibis.duckdb.connect(target, read_only=read_only)
             except Exception as exc:  # duckdb raises its own IOException family
                 raise StoreError(f"cannot open DuckDB store {target}: {exc}") from exc
+            con = backend.con
+            con.execute(f"SET memory_limit = '{memory}'")
+            if threads is not None:
+                con.execute(f"SET threads = {threads}")
+            if spill is not None:
+                con.execute("SET temp_directory = ?", [spill])
             store = cls(url, backend)
             if not read_only:
                 store.migrate()
