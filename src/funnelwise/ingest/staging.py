@@ -30,6 +30,7 @@ from funnelwise.ingest.encoding import utf8_copy
 from funnelwise.store import Store
 
 MEMORY_LIMIT = "1GB"
+SCRATCH_CHECKPOINT = "64GB"
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -93,7 +94,7 @@ class Staging:
         self.store_db = str(self.con.execute("SELECT current_database()").fetchone()[0])
         self.db = f"fw_import_{next(self._serial)}"
         # Spilling goes to the store's own temporary folder (DuckDB's default).
-        settings = ("memory_limit", "TimeZone", "enable_progress_bar")
+        settings = ("memory_limit", "TimeZone", "enable_progress_bar", "checkpoint_threshold")
         self._restore = {
             k: self.con.execute(f"SELECT current_setting('{k}')").fetchone()[0] for k in settings
         }
@@ -102,6 +103,9 @@ class Staging:
         self.con.execute(f"USE {self.db}")
         self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
         self.con.execute("SET enable_progress_bar = false")
+        # The scratch database is never checkpointed (compressed) while it is filled:
+        # compressing every table it makes costs more than it saves.
+        self.con.execute(f"SET checkpoint_threshold = {literal(SCRATCH_CHECKPOINT)}")
         try:
             self.con.execute(f"SET TimeZone = {literal(timezone)}")
         except duckdb.Error as exc:
@@ -141,9 +145,17 @@ class Staging:
     def in_store(self) -> Iterator[None]:
         """Make the store's catalog the default (scratch tables then need `q()`)."""
         self.con.execute(f"USE {quote(self.store_db)}")
+        # Loaded rows carry their order (`seq`): inserting them in any order lets the
+        # engine write in parallel.
+        self.con.execute("SET preserve_insertion_order = false")
+        # The store checkpoints as it always does.
+        threshold = self._restore["checkpoint_threshold"]
+        self.con.execute(f"SET checkpoint_threshold = {literal(str(threshold))}")
         try:
             yield
         finally:
+            self.con.execute("RESET preserve_insertion_order")
+            self.con.execute(f"SET checkpoint_threshold = {literal(SCRATCH_CHECKPOINT)}")
             self.con.execute(f"USE {self.db}")
 
     def q(self, table: str) -> str:
