@@ -105,9 +105,11 @@ class BoostedScorer(Scorer):
         min_outcomes: int = 20,
         seed: int = 0,
         calibration: str = "auto",
-        n_estimators: int = 400,
+        # Shallow trees (3 leaves): on time-ordered splits of the synthetic, CRM and Olist
+        # data they beat 7 and 15 leaves; deal signals are mostly additive.
+        n_estimators: int = 600,
         learning_rate: float = 0.03,
-        num_leaves: int = 7,
+        num_leaves: int = 3,
         min_child_samples: int = 50,
         num_threads: int = 0,
     ) -> None:
