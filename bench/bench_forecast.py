@@ -26,6 +26,11 @@ delete it to rebuild):
   deal would show the amount it would close at, zero for the ones to be
   lost). Horizon 90 days, every 14 days.
 
+Every backtest also scores `montecarlo_calibrated`: the Monte Carlo with its
+interval scaled, at each cut-off, by its own earlier forecasts whose horizon
+had ended by then (few of those at a 90-day horizon over these logs: the
+factor stays near 1 until several disjoint horizons are known).
+
 Set FUNNELWISE_BENCH_FORECAST_FAST=1 to skip the 100k-deal speed run.
 """
 

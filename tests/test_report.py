@@ -305,7 +305,7 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
         f"interval held the actual {_pct(mc.coverage80)} of the time."
     )
     methods = [row[0] for row in section.tables[0].rows]
-    assert len(methods) == 4 and methods[0] == METHOD_LABELS[bt.chosen]
+    assert len(methods) == len(bt.scores) == 5 and methods[0] == METHOD_LABELS[bt.chosen]
     # One band, one line per method and the actual bookings.
     assert len(section.charts[0].figure.data) == 2 + 4 + 1
 

@@ -26,6 +26,7 @@ OUTCOME_COLORS = {"won": "#2e7d32", "lost": "#b3261e", "no_decision": "#7a7a7a"}
 OUTCOME_LABELS = {"won": "Won", "lost": "Lost", "no_decision": "No decision"}
 METHOD_LABELS = {
     "montecarlo": "Monte Carlo",
+    "montecarlo_calibrated": "Monte Carlo, interval calibrated on past errors",
     "weighted_pipeline": "weighted pipeline (CRM)",
     "weighted_historical": "weighted by history",
     "run_rate": "run rate",
@@ -416,7 +417,9 @@ def backtest_chart(rows: pd.DataFrame, currency: str) -> go.Figure:
     mc = rows[rows["method"] == "montecarlo"]
     if len(mc):
         _band(fig, mc["cutoff"], mc["p10"], mc["p90"], _rgba(PRIMARY, 0.15), shape="linear")
-    for method, part in rows.groupby("method", sort=False):
+    # The calibrated Monte Carlo shares the Monte Carlo's expected value: one line.
+    lines = rows[rows["method"] != "montecarlo_calibrated"]
+    for method, part in lines.groupby("method", sort=False):
         _line(
             fig,
             part["cutoff"],
