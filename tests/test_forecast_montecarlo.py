@@ -169,3 +169,20 @@ def test_hazards_are_learned_from_the_cut_log(history: History) -> None:
     rate = hz.events[lead].sum() / hz.exposure[lead].sum()
     assert rate == pytest.approx(TRUTH.l1, rel=0.06)
     assert est.as_of_ == CUT
+
+
+def test_spread_scales_deviations_around_the_expected_value(history: History) -> None:
+    def run(spread: float) -> ForecastResult:
+        est = MonteCarlo(by="source", n_paths=2000, seed=4, spread=spread)
+        return est.fit_history(history).predict(horizon=HORIZON, period="month")
+
+    plain, wide = run(1.0), run(1.5)
+    assert wide.expected == pytest.approx(plain.expected)
+    # Same draws, deviations × 1.5; the floor at zero of a few thin period cells moves
+    # the totals' quantiles by a little.
+    assert wide.p90 - wide.expected == pytest.approx(1.5 * (plain.p90 - plain.expected), rel=0.02)
+    assert wide.expected - wide.p10 == pytest.approx(1.5 * (plain.expected - plain.p10), rel=0.02)
+    assert any(n.startswith("interval scaled by 1.50") for n in wide.notes)
+    periods = wide.to_frame()
+    by_segment = periods[periods.segment != "all"].groupby("period").expected.sum()
+    assert by_segment.sum() == pytest.approx(wide.expected)
