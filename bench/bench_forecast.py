@@ -134,7 +134,7 @@ def _backtest_figures(
     print(f"   {name}: {bt.reason}")
     for s in bt.scores.values():
         print(
-            f"     {s.method:<20} WAPE {s.wape:6.1%}  bias {s.bias:+6.1%}  pinball "
+            f"     {s.method:<22} WAPE {s.wape:6.1%}  bias {s.bias:+6.1%}  pinball "
             f"{s.pinball:.3f}  coverage80 {s.coverage80:4.0%}  fallbacks {s.n_fallback}/{n}"
         )
     reduction = 100 * (1 - chosen.wape / base.wape) if base.wape > 0 else float("nan")
