@@ -11,11 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelwise as fw
+from analytics_data import load
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 from funnelwise.process import parse_process, template_text
-from funnelwise.project import write_process
-from funnelwise.store import Store
 
 T = pd.Timestamp
 
@@ -137,19 +136,6 @@ def random_logs(draw: st.DrawFn) -> dict[str, pd.DataFrame]:
             changes, columns=["deal_id", "field", "old_value", "new_value", "changed_at"]
         ),
     }
-
-
-def load(tables: dict[str, pd.DataFrame]) -> EventLog:
-    store = Store.open("duckdb://:memory:")
-    write_process(store, PROCESS, template_text())
-    d = tables["deals"].copy()
-    d["amount_base"] = d["amount"]
-    with store.transaction():
-        store.insert("deals", d)
-        store.insert("stage_events", tables["stage_events"])
-        store.insert("deal_changes", tables["deal_changes"])
-        store.set_meta("observed_until", "2024-03-15T00:00:00")
-    return EventLog(store, PROCESS)
 
 
 def expected_amount(tables: dict[str, pd.DataFrame], deal: str, t: dt.datetime) -> float:

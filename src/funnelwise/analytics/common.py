@@ -181,6 +181,15 @@ def base_meta(log: EventLog, **options: Any) -> dict[str, Any]:
     }
 
 
+def survival_meta(
+    log: EventLog, groups: list[str], *, by: str | None, cohort: str | None, alpha: float, days: str
+) -> dict[str, Any]:
+    """`base_meta` of an analysis that censors open deals, its unit the days counted."""
+    return base_meta(
+        log, by=by, cohort=cohort, alpha=alpha, days=days, groups=groups, unit=f"{days} days"
+    )
+
+
 def union_all(first: ir.Table, *rest: ir.Table) -> ir.Table:
     """UNION ALL of tables with the same columns, ignoring differences in nullability."""
     schema = {name: dtype.copy(nullable=True) for name, dtype in first.schema().items()}

@@ -31,7 +31,6 @@ from funnelwise.analytics.common import (
     to_pandas,
     union_all,
 )
-from funnelwise.analytics.events import log_table, positioned_events
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import ALPHA, rate_columns
 from funnelwise.log import EventLog
@@ -101,7 +100,7 @@ def field_missing(deals: ir.Table, field: ir.StringValue, names: Sequence[str]) 
 
 def _moves(log: EventLog) -> ir.Table:
     """Moves out of open stages into an open stage or won, with the next position."""
-    e = positioned_events(log)
+    e = log.positioned_events
     w = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
     e = e.mutate(
         _next_pos=e.position.lead().over(w),
@@ -134,10 +133,8 @@ def _exit_checks(log: EventLog, moves: ir.Table) -> ir.Table | None:
         parts.append(fx.group_by(keys).aggregate(_mf=miss.sum(), _mc=ibis.literal(0)))
     if len(checks):
         c = ibis.memtable(checks)
-        done = (
-            log_table(log, "checklist")
-            .group_by(["deal_id", "stage_id", "criterion"])
-            .aggregate(_done=ibis._.done_at.min())
+        done = log.checklist.group_by(["deal_id", "stage_id", "criterion"]).aggregate(
+            _done=ibis._.done_at.min()
         )
         cx = exits.join(c, (exits.pipeline_id == c._p) & (exits.stage_id == c._s))
         cx = cx.left_join(
@@ -169,7 +166,7 @@ def _per_deal(log: EventLog, moves: ir.Table, checked: ir.Table | None) -> ir.Ta
         backward=moves._back.sum(),
         exits=moves._forward.cast("int64").sum(),
     )
-    e = positioned_events(log)
+    e = log.positioned_events
     visits = (
         e.filter(e.kind == "open").group_by(["deal_id", "stage_id"]).aggregate(n=ibis._.count())
     )

@@ -18,7 +18,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from funnelwise.analytics.common import base_meta, exact_days, group_deals, to_pandas
-from funnelwise.analytics.events import log_table, positioned_events, with_groups
+from funnelwise.analytics.events import with_groups
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
 
@@ -58,7 +58,7 @@ def traces(log: EventLog) -> ir.Table:
     One hash aggregation and a sort of each deal's short list: cheaper than sorting
     all events by deal, and the engine keeps millions of such lists in little memory.
     """
-    e = positioned_events(log)
+    e = log.positioned_events
     agg = e.group_by(["deal_id", "pipeline_id"]).aggregate(
         trace=ibis.struct({"at": e.entered_at, "seq": e.seq, "stage": e.stage_id}).collect()
     )
@@ -67,7 +67,7 @@ def traces(log: EventLog) -> ir.Table:
 
 def case_durations(log: EventLog) -> ir.Table:
     """Per deal: events, first and last entry and the days between (Ibis table)."""
-    e = log_table(log, "stage_events")
+    e = log.stage_events
     agg = e.group_by("deal_id").aggregate(
         n_events=e.count(), first_at=e.entered_at.min(), last_at=e.entered_at.max()
     )

@@ -27,7 +27,7 @@ from funnelwise.analytics.common import (
     stage_frame,
     to_pandas,
 )
-from funnelwise.analytics.events import positioned_events, with_groups
+from funnelwise.analytics.events import with_groups
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import ALPHA, rate_columns
 from funnelwise.log import EventLog
@@ -87,7 +87,7 @@ def funnel(
     `value_step_rate`, `value_cumulative_rate`.
     """
     deals, groups = group_deals(log, log.deals, by=by, cohort=cohort)
-    e = positioned_events(log)
+    e = log.positioned_events
     opened = e.filter(e.kind == "open")
     furthest = opened.group_by("deal_id").aggregate(_furthest=opened.position.max())
     d = deals.left_join(furthest, deals.deal_id == furthest.deal_id).select(deals, "_furthest")

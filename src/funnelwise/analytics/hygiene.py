@@ -33,7 +33,7 @@ from funnelwise.analytics.common import (
     to_pandas,
 )
 from funnelwise.analytics.conformance import exit_criteria, field_missing
-from funnelwise.analytics.events import current_positions, log_table
+from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import summarize_durations
 from funnelwise.analytics.timing import RESOLUTION_PER_DAY, time_in_stage
@@ -104,7 +104,7 @@ def _thresholds(log: EventLog, stale: str | float) -> pd.DataFrame:
 
 def _changes(log: EventLog) -> ir.Table:
     """Per deal: close-date pushes (count, days) and amount changes (count, net)."""
-    ch = log_table(log, "deal_changes")
+    ch = log.deal_changes
     close = ch.filter(ch.field == "expected_close_date")
     old, new = close.old_value.cast("date"), close.new_value.cast("date")
     pushed = new > old
@@ -149,7 +149,7 @@ def hygiene(
     now = timestamp(log.now)
     open_deals = deals.filter(deals.outcome.isnull())
     pos = current_positions(log)
-    acts = log_table(log, "activities")
+    acts = log.activities
     last_act = (
         acts.filter(acts.deal_id.notnull())
         .group_by("deal_id")

@@ -19,18 +19,17 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from funnelwise.analytics.common import (
-    base_meta,
     check_choice,
     elapsed_days,
     group_deals,
     iter_groups,
     require_rows,
     stage_frame,
+    survival_meta,
     timestamp,
     to_pandas,
     union_all,
 )
-from funnelwise.analytics.events import positioned_events
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import (
     ALPHA,
@@ -43,6 +42,11 @@ from funnelwise.log import EventLog
 
 CREATED = "created"
 HORIZONS = (30, 90, 180, 365)
+
+METHOD = (
+    "Aalen–Johansen cumulative incidence, outcomes competing, open deals censored; "
+    "naive rate = won / closed"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +81,7 @@ def reach_times(log: EventLog) -> ir.Table:
     Won counts as later than every open stage; lost and no decision do not.
     Columns: deal_id, stage_id, reached_at.
     """
-    e = positioned_events(log)
+    e = log.positioned_events
     e = e.filter(e.kind.isin(["open", "won"]))
     first = e.group_by(["deal_id", "pipeline_id", "position"]).aggregate(at=e.entered_at.min())
     st = ibis.memtable(
@@ -164,13 +168,8 @@ def outcomes(
     summary = _ordered(summary, groups, order)
     curves = _ordered(curves, groups, order, ["outcome", "day"])
     at = _ordered(at, groups, order, ["outcome", "day"])
-    meta = base_meta(
-        log, by=by, cohort=cohort, alpha=alpha, days=days, groups=groups, unit=f"{days} days"
-    )
-    meta["method"] = (
-        "Aalen–Johansen cumulative incidence, outcomes competing, open deals censored; "
-        "naive rate = won / closed"
-    )
+    meta = survival_meta(log, groups, by=by, cohort=cohort, alpha=alpha, days=days)
+    meta["method"] = METHOD
     return OutcomesResult({"summary": summary, "curves": curves, "horizons": at}, meta)
 
 

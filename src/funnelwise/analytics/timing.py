@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 
 from funnelwise.analytics.common import (
-    base_meta,
     check_choice,
     elapsed_days,
     group_deals,
     iter_groups,
     require_rows,
     stage_frame,
+    survival_meta,
     to_pandas,
 )
-from funnelwise.analytics.events import visit_end, visits
+from funnelwise.analytics.events import visit_end
 from funnelwise.analytics.outcomes import CREATED, outcome_day_counts
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import (
@@ -43,6 +43,11 @@ from funnelwise.log import EventLog
 # Durations are pooled to the hour before the survival fits: exact enough for
 # days-scale questions and a compact input whatever the number of deals.
 RESOLUTION_PER_DAY = 24
+
+METHOD = (
+    "Kaplan–Meier over deals (all visits to a stage added up), deals still in the "
+    "stage censored; time to won from the Aalen–Johansen incidence of winning"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +100,7 @@ def time_in_stage(log: EventLog, *, days: str = "calendar") -> ir.Table:
     is still in the stage at `log.now`, so `days` is time so far).
     """
     check_choice(days, ["calendar", "business"], "days")
-    v = visits(log)
+    v = log.stage_intervals
     v = v.filter(v.kind == "open")
     v = v.mutate(_days=elapsed_days(v.entered_at, visit_end(log, v), days).clip(lower=0))
     return v.group_by(["deal_id", "pipeline_id", "stage_id"]).aggregate(
@@ -138,13 +143,8 @@ def timing(
     distribution = _distribution(pooled, groups)
     counts = outcome_day_counts(log, deals, groups, from_stages=False, days=days)
     cycle = _cycle(counts[counts["scope"] == CREATED], groups, alpha)
-    meta = base_meta(
-        log, by=by, cohort=cohort, alpha=alpha, days=days, groups=groups, unit=f"{days} days"
-    )
-    meta["method"] = (
-        "Kaplan–Meier over deals (all visits to a stage added up), deals still in the "
-        "stage censored; time to won from the Aalen–Johansen incidence of winning"
-    )
+    meta = survival_meta(log, groups, by=by, cohort=cohort, alpha=alpha, days=days)
+    meta["method"] = METHOD
     return TimingResult({"stages": stages, "cycle": cycle, "distribution": distribution}, meta)
 
 

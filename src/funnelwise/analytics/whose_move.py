@@ -25,7 +25,7 @@ from funnelwise.analytics.common import (
     timestamp,
     to_pandas,
 )
-from funnelwise.analytics.events import log_table, visit_end, visits
+from funnelwise.analytics.events import visit_end
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
 
@@ -60,7 +60,7 @@ def whose_move(log: EventLog, *, by: str | None = None, days: str = "calendar") 
     """
     deals, groups = group_deals(log, log.deals, by=by)
     now = timestamp(log.now)
-    a = log_table(log, "activities")
+    a = log.activities
     a = a.filter(a.deal_id.notnull() & a.direction.isin([*BUYER_TURN, *SELLER_TURN]))
     w = ibis.window(group_by="deal_id", order_by=["at", "activity_id"])
     ends = deals.select("deal_id", _deal_end=deals.closed_at.fill_null(now))
@@ -71,7 +71,7 @@ def whose_move(log: EventLog, *, by: str | None = None, days: str = "calendar") 
         _to=turns._until.fill_null(turns._deal_end),
         _buyer=turns.direction.isin(list(BUYER_TURN)),
     )
-    v = visits(log)
+    v = log.stage_intervals
     v = v.filter(v.kind == "open")
     v = v.select("deal_id", "stage_id", _start="entered_at", _end=visit_end(log, v)).join(
         deals.select("deal_id", *groups), "deal_id"

@@ -42,6 +42,10 @@ UntilOpt = Annotated[
 ]
 PipelineOpt = Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline (id).")]
 DaysOpt = Annotated[str, typer.Option("--days", help="Count calendar or business days (Mon–Fri).")]
+CohortOpt = Annotated[
+    str | None, typer.Option("--cohort", help="Split by created week, month, quarter, year.")
+]
+LimitOpt = Annotated[int, typer.Option("--limit", help="Most deals listed.")]
 
 
 def _log(
@@ -106,9 +110,7 @@ def funnel(
     log: EventLog,
     *,
     by: ByOpt = None,
-    cohort: Annotated[
-        str | None, typer.Option("--cohort", help="Split by created week, month, quarter, year.")
-    ] = None,
+    cohort: CohortOpt = None,
 ) -> Result:
     """Deals reaching each stage (or a later one), conversion by count and value."""
     return analytics.funnel(log, by=by, cohort=cohort)
@@ -211,7 +213,7 @@ def conformance(
     log: EventLog,
     *,
     by: ByOpt = None,
-    limit: Annotated[int, typer.Option("--limit", help="Most deals listed.")] = 1000,
+    limit: LimitOpt = 1000,
 ) -> Result:
     """Skipped stages, moves back, re-entries and unmet exit criteria; adherence per owner."""
     return analytics.conformance(log, by=by, list_limit=limit)
@@ -225,7 +227,7 @@ def hygiene(
     stale: Annotated[
         str, typer.Option("--stale", help="Stale after: p90 (learned), target, or days.")
     ] = "p90",
-    limit: Annotated[int, typer.Option("--limit", help="Most deals listed.")] = 1000,
+    limit: LimitOpt = 1000,
 ) -> Result:
     """Open deals that are stale, past close date, pushed, re-priced or missing fields."""
     threshold: str | float = stale

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from funnelwise.errors import InputError
-from funnelwise.process import Process
+from funnelwise.process import OUTCOME_KINDS, Process
 from funnelwise.store import Store
 from funnelwise.timeutil import Instant, to_timestamp
 
@@ -54,6 +54,8 @@ DEAL_COLUMNS = (
     "origin",
 )
 SECONDS_PER_DAY = 86400.0
+# Every analysis orders a deal's events by (entered_at, seq): never by row order.
+_EVENT_ORDER = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
 
 
 def days_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.FloatingValue:
@@ -240,12 +242,19 @@ class EventLog:
         )
         return j.select(*DEAL_COLUMNS)
 
+    @cached_property
+    def _kept_ids(self) -> ir.Table:
+        """The ids of the kept deals (filters, created by the cutoff). Rows of the other
+        tables are kept by id alone: joining `deals` would rebuild every deal's values
+        as of the cutoff, which no row filter needs."""
+        return self._filtered_deals().select("deal_id")
+
     def _deal_scoped(self, name: str, time_col: str) -> ir.Table:
         t = self.store.table(name)
         if self.cutoff is not None:
             t = t.filter(t[time_col] <= self.cutoff)
         if self._is_filtered:
-            t = t.semi_join(self.deals.select("deal_id"), "deal_id")
+            t = t.semi_join(self._kept_ids, "deal_id")
         return t
 
     @property
@@ -280,8 +289,7 @@ class EventLog:
         if self.cutoff is not None:
             a = a.filter(a.at <= self.cutoff)
         if self._is_filtered:
-            kept = self.deals.select("deal_id")
-            a = a.filter(a.deal_id.isnull() | a.deal_id.isin(kept.deal_id))
+            a = a.filter(a.deal_id.isnull() | a.deal_id.isin(self._kept_ids.deal_id))
         return a
 
     @cached_property
@@ -313,35 +321,51 @@ class EventLog:
 
     # -- derived tables --------------------------------------------------------
     @cached_property
-    def events(self) -> ir.Table:
-        """Stage events with the deal's pipeline, the stage's position and kind, and a
-        per-deal order number `step` (0-based, by entered_at then seq)."""
-        e = self.stage_events.join(self.deals.select("deal_id", "pipeline_id"), "deal_id").join(
-            self.store.table("stages").select("pipeline_id", "stage_id", "position", "kind"),
-            ["pipeline_id", "stage_id"],
-            how="left",
+    def positioned_events(self) -> ir.Table:
+        """Stage events with the deal's pipeline and the stage's position and kind, in no
+        particular order (no window: the cheapest table for counts and aggregates)."""
+        e = self.stage_events
+        s = self.store.table("stages").select("pipeline_id", "stage_id", "position", "kind")
+        pipelines = (
+            [self.pipeline_id] if self.pipeline_id else [p.id for p in self.process.pipelines]
         )
-        w = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
-        return e.mutate(step=ibis.row_number().over(w))
+        if len(pipelines) == 1:
+            # One pipeline: every kept deal is in it, so the events need no join to the
+            # deals (stage_events is already cut to the kept deals).
+            e = e.mutate(pipeline_id=ibis.literal(pipelines[0]))
+            s = s.filter(s.pipeline_id == pipelines[0])
+        else:
+            deals = self._filtered_deals().select("deal_id", "pipeline_id")
+            e = e.join(deals, "deal_id")
+        return e.join(s, ["pipeline_id", "stage_id"], how="left")
+
+    @cached_property
+    def events(self) -> ir.Table:
+        """`positioned_events` with a per-deal order number `step` (0-based, by entered_at
+        then seq)."""
+        e = self.positioned_events
+        return e.mutate(step=ibis.row_number().over(_EVENT_ORDER))
 
     @cached_property
     def stage_intervals(self) -> ir.Table:
-        """One row per stage visit: entered_at, left_at, next_stage_id, days, censored.
+        """One row per stage visit: the columns of `events` and entered_at, left_at,
+        next_stage_id, days, censored, terminal.
 
         A visit ends at the next stage entry. The last visit of an open deal is
-        censored at `now`; the last open-stage visit of a closed deal without an
-        outcome event ends at closed_at. Outcome visits are terminal (days 0).
+        censored at `now` (left_at null, days up to `now`); the last open-stage
+        visit of a closed deal without an outcome event ends at closed_at.
+        Outcome visits are terminal (days 0).
         """
-        e = self.events
-        w = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
+        e = self.positioned_events
+        # One window for the order number and both leads: the engine sorts once.
         e = e.mutate(
-            next_stage_id=e.stage_id.lead().over(w),
-            _next_at=e.entered_at.lead().over(w),
+            step=ibis.row_number().over(_EVENT_ORDER),
+            next_stage_id=e.stage_id.lead().over(_EVENT_ORDER),
+            _next_at=e.entered_at.lead().over(_EVENT_ORDER),
         )
-        closed = self.deals.select("deal_id", _closed_at="closed_at", _outcome="outcome")
+        closed = self.deals.select("deal_id", _closed_at="closed_at")
         e = e.join(closed, "deal_id")
-        terminal = e.kind.isin(["won", "lost", "no_decision"])
-        now = ibis.literal(self.now.to_pydatetime(), type="timestamp")
+        terminal = e.kind.isin(list(OUTCOME_KINDS))
         left_at = ibis.cases(
             (terminal, e.entered_at),
             (e._next_at.notnull(), e._next_at),
@@ -349,13 +373,14 @@ class EventLog:
             else_=ibis.null("timestamp"),
         )
         censored = (~terminal) & e._next_at.isnull() & e._closed_at.isnull()
+        now = ibis.literal(self.now.to_pydatetime(), type="timestamp")
         end = ibis.ifelse(censored, ibis.greatest(now, e.entered_at), left_at)
         return e.mutate(
             left_at=left_at,
             censored=censored,
             terminal=terminal,
             days=days_between(e.entered_at, end),
-        ).drop("_next_at", "_closed_at", "_outcome")
+        ).drop("_next_at", "_closed_at")
 
     @cached_property
     def cases(self) -> ir.Table:
