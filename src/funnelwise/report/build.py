@@ -32,8 +32,11 @@ from funnelwise.timeutil import Instant
 # The flow waterfall covers this many days up to the report's instant.
 FLOW_DAYS = 90
 FORECAST_HORIZON = "90d"
-# Backtest cut-offs this far apart (None: no backtest); fewer cut-offs, faster report.
-BACKTEST_EVERY = "45d"
+# Backtest cut-offs one forecast horizon apart (None: no backtest): their windows do
+# not overlap, so each cut-off is a separate check of what was then booked, and the
+# report pulls the history half as often as at 45 days (the pull per cut-off is
+# most of the report's time).
+BACKTEST_EVERY = FORECAST_HORIZON
 # Simulated paths per forecast (and per backtest cut-off).
 N_PATHS = 2000
 

@@ -304,7 +304,8 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
             Chart(
                 charts.backtest_chart(result.to_frame(), currency),
                 f"Each point is a forecast of the next {fmt.days(result.horizon_days)}, made "
-                "with only what was known on that date, against what was then booked.",
+                "with only what was known on that date, against what was then booked; "
+                f"cut-offs every {fmt.days(result.every_days)}.",
             ),
         ),
         tables=(rows,),
