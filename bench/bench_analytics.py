@@ -428,6 +428,7 @@ def main() -> list[Figure]:
         figures.append(Figure(f"{who}: comparison set total", wall[who], "s"))
         figures.append(Figure(f"{who}: comparison set CPU, all threads", cpu[who], "s"))
         figures.append(Figure(f"{who}: peak memory", peak, "MiB"))
+    figures.append(Figure("machine load average at end (2 cores)", os.getloadavg()[0], "procs"))
     answers = {who: run[3] for who, run in sets.items()}
     base = answers["funnelwise"]
     agree = all(a[k] == base[k] for a in answers.values() for k in a)
