@@ -94,12 +94,34 @@ def test_on_error_fail_names_the_record_and_loads_nothing(tmp_path: Path) -> Non
     store.close()
 
 
-def test_an_unclosed_quote_is_quarantined(tmp_path: Path) -> None:
-    text = 'deal_id,stage,entered\nD1,Prospecting,2024-01-01\nD1,"Qualify,2024-01-02\n'
+def test_an_unclosed_quote_is_quarantined_and_the_lines_after_it_load(tmp_path: Path) -> None:
+    # An unclosed quote would run on to the next quote (or the end of the file): the
+    # records start again on the next line.
+    text = (
+        "deal_id,stage,entered\n"
+        "D1,Prospecting,2024-01-01\n"  # row 2
+        'D1,"Qualify,2024-01-02\n'  # row 3: unclosed
+        "D2,Prospecting,2024-01-03\n"  # row 4
+        'D2,"Qualify,2024-01-04\n'  # row 5: unclosed
+        "D2,Qualify,2024-01-05\n"  # row 6
+        "D3,Prospecting\n"  # row 7: a field short
+        "D3,Prospecting,2024-01-07\n"  # row 8
+        'D4,"Qualify,2024-01-08\n'  # row 9: unclosed up to the end of the file
+    )
     data, mapping = _files(tmp_path, text)
     store, process = new_project(tmp_path / "p")
     r = import_table(store, process, data, mapping, options=OPTS)
-    assert [(p.row, p.quarantined) for p in r.problems] == [(3, True)]
+    assert [(p.row, p.value, p.quarantined) for p in r.problems] == [
+        (3, 'D1,"Qualify,2024-01-02', True),
+        (5, 'D2,"Qualify,2024-01-04', True),
+        (7, "D3,Prospecting", True),
+        (9, 'D4,"Qualify,2024-01-08', True),
+    ]
     assert "unterminated quote" in r.problems[0].reason
     assert history(store, "D1") == [("lead", "2024-01-01 00:00")]
+    assert history(store, "D2") == [
+        ("lead", "2024-01-03 00:00"),
+        ("qualification", "2024-01-05 00:00"),
+    ]
+    assert history(store, "D3") == [("lead", "2024-01-07 00:00")]
     store.close()

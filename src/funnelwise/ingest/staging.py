@@ -31,6 +31,7 @@ from funnelwise.store import Store
 
 MEMORY_LIMIT = "1GB"
 SCRATCH_CHECKPOINT = "64GB"
+MAX_RESTARTS = 100  # unclosed quotes in a CSV after which it is not read at all
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -322,21 +323,69 @@ class Staging:
             if len(set(header)) != len(header):
                 return None
             columns = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in header) + "}"
-            opts = (
-                f"auto_detect = false, header = true, columns = {columns}, "
-                f"delim = {literal(delim)}, quote = '\"', escape = '\"', strict_mode = true, "
-                f"ignore_errors = true, store_rejects = true, "
-                f"rejects_table = '{rejects}_errors', rejects_scan = '{rejects}_scans'"
+            dialect = (
+                f"auto_detect = false, columns = {columns}, delim = {literal(delim)}, "
+                "quote = '\"', escape = '\"', strict_mode = true, ignore_errors = true, "
+                "store_rejects = true"
             )
-            self.create(table, f"SELECT * FROM read_csv({literal(str(path))}, {opts})")
-            # One problem per record; a record may break in several ways.
-            self.create(
-                rejects,
-                f"SELECT line, arg_min(csv_line, column_idx) AS value, "
-                f"'cannot be read as a CSV record: ' || string_agg(error_message, '; ' "
-                f"ORDER BY column_idx) AS reason FROM {quote(rejects + '_errors')} "
-                f"GROUP BY line",
-            )
+            pieces: list[str] = []  # SELECTs of (line, value, reason) per piece read
+            piece, offset, first_line = path, 0, 2
+            while True:
+                errors = self.name("csv_errors")
+                opts = (
+                    f"{dialect}, header = {first_line == 2}, rejects_table = '{errors}', "
+                    f"rejects_scan = '{errors}_scans'"
+                )
+                part = self.create(
+                    self.name("csv_part"), f"SELECT * FROM read_csv({literal(str(piece))}, {opts})"
+                )
+                # An unclosed quote runs on over line ends into one bad record: the
+                # records start again on the line after the quote's.
+                broken = self.con.execute(
+                    f"SELECT line, line_byte_position, csv_line FROM {quote(errors)} "
+                    "WHERE error_type = 'UNQUOTED VALUE' "
+                    "AND strpos(rtrim(csv_line, chr(13) || chr(10)), chr(10)) > 0 "
+                    "ORDER BY line LIMIT 1"
+                ).fetchone()
+                upto = "true" if broken is None else f"line <= {int(broken[0])}"
+                keep = ""
+                if broken is not None:
+                    bad_before = self.scalar(
+                        f"SELECT count(DISTINCT line) FROM {quote(errors)} "
+                        f"WHERE line < {int(broken[0])}"
+                    )
+                    keep = f" WHERE rowid < {int(broken[0]) - first_line - int(bad_before)}"
+                read = f"SELECT * EXCLUDE (rowid) FROM (SELECT rowid, * FROM {quote(part)}){keep}"
+                if pieces:
+                    self.con.execute(f"INSERT INTO {quote(table)} {read} ORDER BY rowid")
+                else:
+                    self.create(table, f"{read} ORDER BY rowid")
+                # One problem per record; a record may break in several ways.
+                pieces.append(
+                    f"SELECT {offset} + line AS line, "
+                    f"split_part(arg_min(csv_line, column_idx), chr(10), 1) AS value, "
+                    "'cannot be read as a CSV record: ' || string_agg(error_message, '; ' "
+                    f"ORDER BY column_idx) AS reason FROM {quote(errors)} WHERE {upto} "
+                    "GROUP BY line"
+                )
+                if broken is None:
+                    break
+                if len(pieces) > MAX_RESTARTS:
+                    return None  # each restart copies the rest of the file
+                # The reported position may be a byte off: find the record's first line.
+                line = broken[2].split("\n", 1)[0].encode("utf-8") + b"\n"
+                start = max(int(broken[1]) - 2, 0)
+                with piece.open("rb") as fh:
+                    fh.seek(start)
+                    rest = fh.read()
+                at = rest.find(line)
+                if at < 0:
+                    return None
+                rest = rest[at + len(line) :]
+                piece = self.scratch / f"{errors}.csv"
+                piece.write_bytes(rest)
+                offset, first_line = offset + int(broken[0]), 1
+            self.create(rejects, " UNION ALL ".join(pieces))
         except (duckdb.Error, OSError, UnicodeDecodeError, StopIteration, csv.Error):
             return None
         return rejects
