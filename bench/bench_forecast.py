@@ -38,15 +38,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import funnelwise as fw
-from bench.figures import Figure, peak_rss_mb
+from bench.figures import Figure, cached, peak_rss_mb
 from funnelwise.forecast import MonteCarlo, backtest
 from funnelwise.forecast.history import pull_history
 from funnelwise.ingest import import_table
@@ -58,21 +56,12 @@ from funnelwise.synth import SynthParams, generate, write_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-CACHE = Path(tempfile.gettempdir()) / "funnelwise-bench-forecast"
 TYPED_PROBABILITIES = (0.05, 0.2, 0.4, 0.6, 0.8)
 SPEED_OPEN_DEALS = 100_000
 
 
 def _cached(name: str, build: Callable[[Path], None]) -> Path:
-    """A project folder built once: `build(root)` runs only when it is not there yet."""
-    root = CACHE / name
-    done = root / ".built"
-    if not done.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        build(root)
-        done.write_text("ok", encoding="utf-8")
-    return root
+    return cached("forecast", name, build)
 
 
 def _synthetic(root: Path) -> None:

@@ -26,8 +26,6 @@ Imported stores and the parsed XES are cached under the system temp folder
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +33,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 import funnelwise as fw
-from bench.figures import Figure
+from bench.figures import Figure, cached
 from funnelwise.ingest import import_table
 from funnelwise.log import EventLog
 from funnelwise.process import template_text
@@ -46,7 +44,6 @@ from funnelwise.synth import generate, write_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-CACHE = Path(tempfile.gettempdir()) / "funnelwise-bench-scoring"
 BPI_TARGETS = {
     "O_ACCEPTED": (0.70, 0.21, "accepted"),
     "O_DECLINED": (0.58, 0.15, "declined"),
@@ -55,15 +52,7 @@ BPI_TARGETS = {
 
 
 def _cached(name: str, build: Callable[[Path], None]) -> Path:
-    """A folder built once: `build(root)` runs only when it is not there yet."""
-    root = CACHE / name
-    done = root / ".built"
-    if not done.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        build(root)
-        done.write_text("ok", encoding="utf-8")
-    return root
+    return cached("scoring", name, build)
 
 
 def _table_project(root: Path, data: Path, mapping: Path) -> None:

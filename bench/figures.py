@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import resource
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -27,3 +31,16 @@ def print_figures(figures: list[Figure]) -> None:
     for f in figures:
         verdict = "" if f.ok is None else ("ok" if f.ok else "MISSED")
         print(f"  {f.name:<58} {f.value:>14,.2f} {f.unit:<10} {f.target:<24} {verdict}")
+
+
+def cached(topic: str, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder under the temp folder (`funnelwise-bench-<topic>/<name>`) built once:
+    `build(root)` runs only when it is not there yet; delete the folder to rebuild."""
+    root = Path(tempfile.gettempdir()) / f"funnelwise-bench-{topic}" / name
+    done = root / ".built"
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        build(root)
+        done.write_text("ok", encoding="utf-8")
+    return root
