@@ -141,8 +141,10 @@ class _Chunk:
         )
 
 
-def _traces(path: Path, progress: ProgressCallback) -> tuple[pa.Table, pa.Table]:
-    """Parse the log into an events table and a case-attributes table (Arrow),
+def read_traces(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.Table, pa.Table]:
+    """Parse an XES log (plain or gzip, any namespace) into an events table
+    (EVENT_SCHEMA: line, case number, index in the trace, the known keys as text)
+    and a case-attributes table (CASE_SCHEMA, one row per key and value),
     one chunk of traces at a time."""
     ns = _namespace(path)
     p = "x:" if ns else ""
@@ -243,7 +245,7 @@ def xes_reader(
     report = progress or no_progress
 
     def read(st: Staging, problems: Problems) -> Staged:
-        events, cases = _traces(path, report)
+        events, cases = read_traces(path, report)
         src = _stage(st, path, events, cases, opts)
         fields = [
             Field("deal_id", "case", required=True),

@@ -35,22 +35,23 @@ gave the lower Brier score on two of the three tasks.
 
 from __future__ import annotations
 
-import gzip
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from lxml import etree
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from funnelwise.errors import InputError, SourceImportError
+from funnelwise.ingest.staging import literal, quote
+from funnelwise.ingest.xes import read_traces
 from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.scoring.base import Encoder
 from funnelwise.scoring.models import Calibrator
@@ -64,79 +65,44 @@ MIN_EVENT_COUNT = 10
 INDEX_POSITIONS = 16
 
 
-_EVENT_KEYS = {
-    "activity": "concept:name",
-    "lifecycle": "lifecycle:transition",
-    "ts": "time:timestamp",
-    "resource": "org:resource",
-}
-
-
 def read_xes_events(path: str | Path, *, case_attributes: Sequence[str] = ()) -> pa.Table:
-    """Every event of an XES log (plain or gzip, no namespace) as an Arrow table.
+    """Every event of an XES log (plain or gzip) as an Arrow table, read with the
+    importer's parser (`funnelwise.ingest.xes.read_traces`).
 
     Columns: case_id, position (order in the file), activity
     (`concept:name`), lifecycle, timestamp (naive UTC), resource, and one
-    text column per requested case attribute. Attributes are gathered per
-    trace with XPath and spread into columns with numpy, one pass.
+    text column per requested case attribute.
     """
-    path = Path(path)
-    x_events = etree.XPath("event")
-    x_keys = etree.XPath("event/*/@key", smart_strings=False)
-    x_values = etree.XPath("event/*/@value", smart_strings=False)
-    keys: list[str] = []
-    values: list[str] = []
-    counts: list[int] = []
-    case_ids: list[str] = []
-    sizes: list[int] = []
-    attrs: dict[str, list[str | None]] = {a: [] for a in case_attributes}
-    opener = gzip.open if path.suffix == ".gz" else open
+    events, cases = read_traces(Path(path))
+    con = duckdb.connect()
     try:
-        with opener(path, "rb") as fh:
-            for _, trace in etree.iterparse(fh, events=("end",), tag="trace", huge_tree=True):
-                found = x_events(trace)
-                counts += [len(e) for e in found]
-                keys += x_keys(trace)
-                values += x_values(trace)
-                name = trace.find("*[@key='concept:name']")
-                case_ids.append(name.get("value") if name is not None else str(len(case_ids)))
-                sizes.append(len(found))
-                for a in case_attributes:
-                    el = trace.find(f"*[@key='{a}']")
-                    attrs[a].append(el.get("value") if el is not None else None)
-                trace.clear()
-                while trace.getprevious() is not None:
-                    del trace.getparent()[0]
-    except (OSError, etree.XMLSyntaxError) as exc:
-        raise SourceImportError(f"{path}: cannot read the XES log: {exc}") from exc
-    if len(keys) != len(values) or len(keys) != sum(counts):
-        raise SourceImportError(f"{path}: some event attribute lacks a key or a value")
-    n = len(counts)
-    owner = np.repeat(np.arange(n), np.asarray(counts, dtype=np.int64))
-    key_arr = np.asarray(keys, dtype=object)
-    val_arr = np.asarray(values, dtype=object)
-    cols: dict[str, np.ndarray] = {}
-    for col, key in _EVENT_KEYS.items():
-        out = np.full(n, None, dtype=object)
-        hit = key_arr == key
-        out[owner[hit]] = val_arr[hit]
-        cols[col] = out
-    ts = pd.to_datetime(pd.Series(cols["ts"]), utc=True, format="ISO8601")
-    per_case = np.asarray(sizes, dtype=np.int64)
-    return pa.table(
-        {
-            "case_id": pa.array(np.repeat(np.asarray(case_ids, dtype=object), per_case)),
-            "position": pa.array(np.arange(n, dtype=np.int64)),
-            "activity": pa.array(cols["activity"], pa.string()),
-            "lifecycle": pa.array(cols["lifecycle"], pa.string()),
-            "timestamp": pa.array(ts.dt.tz_localize(None).to_numpy("datetime64[us]")),
-            "resource": pa.array(cols["resource"], pa.string()),
-            **{
-                a: pa.array(np.repeat(np.asarray(v, dtype=object), per_case), pa.string())
-                for a, v in attrs.items()
-            },
-        }
-    )
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("ev", events)
+        con.register("cs", cases)
+        keys = ["concept:name", *case_attributes]
+        picks = ", ".join(
+            f"max(value) FILTER (WHERE key = {literal(k)}) AS {quote(f'_{i}')}"
+            for i, k in enumerate(keys)
+        )
+        attrs = ", ".join(
+            f"c.{quote(f'_{i + 1}')} AS {quote(a)}" for i, a in enumerate(case_attributes)
+        )
+        try:
+            return con.execute(
+                f"""WITH c AS (SELECT "case", {picks} FROM cs GROUP BY "case")
+                SELECT coalesce(c._0, CAST(e."case" AS VARCHAR)) AS case_id,
+                       row_number() OVER (ORDER BY e."case", e."index") - 1 AS position,
+                       e.activity, e.lifecycle,
+                       CAST(timezone('UTC', CAST(e.timestamp AS TIMESTAMPTZ)) AS TIMESTAMP)
+                           AS timestamp,
+                       e.resource{", " + attrs if attrs else ""}
+                FROM ev e LEFT JOIN c USING ("case")
+                ORDER BY position"""
+            ).to_arrow_table()
+        except duckdb.Error as exc:
+            raise SourceImportError(f"{path}: an event time cannot be read: {exc}") from exc
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)
