@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,18 +35,20 @@ from funnelwise.ingest.load import ImportResult
 from funnelwise.ingest.parsing import Field, typed_table
 from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
 from funnelwise.ingest.validate import Problems
+from funnelwise.ingest.xes_lines import read_lines
+from funnelwise.ingest.xes_tables import (
+    CASE_SCHEMA,
+    EVENT_KEYS,
+    EVENT_SCHEMA,
+    NAME,
+    event_batch,
+)
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.store import Store
 
 CHUNK_TRACES = 2000
 _NS = re.compile(rb"<log\b[^>]*\bxmlns\s*=\s*[\"']([^\"']+)[\"']")
-NAME, TIME, LIFECYCLE, RESOURCE = (
-    "concept:name",
-    "time:timestamp",
-    "lifecycle:transition",
-    "org:resource",
-)
 
 
 @dataclass(frozen=True)
@@ -77,23 +79,6 @@ def _namespace(path: Path) -> str | None:
     return m.group(1).decode() if m else None
 
 
-# Event attributes read into columns; others are not part of the canonical tables.
-EVENT_KEYS = {
-    "activity": NAME,
-    "timestamp": TIME,
-    "lifecycle": LIFECYCLE,
-    "resource": RESOURCE,
-    "kind": "funnelwise:kind",  # written by `funnelwise export xes`
-}
-EVENT_SCHEMA = pa.schema(
-    [("_row", pa.int64()), ("case", pa.int64()), ("index", pa.int32())]
-    + [(c, pa.string()) for c in EVENT_KEYS]
-)
-CASE_SCHEMA = pa.schema(
-    [("case", pa.int64()), ("_row", pa.int64()), ("key", pa.string()), ("value", pa.string())]
-)
-
-
 class _Chunk:
     """Attributes of a run of traces, as Python lists until turned into Arrow."""
 
@@ -109,29 +94,14 @@ class _Chunk:
         """One row per event: line, case number, index in its trace and the known keys."""
         n = len(self.counts)
         sizes = np.asarray(self.sizes, dtype=np.int64)
-        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
-        owner = np.repeat(np.arange(first_case, first_case + len(sizes), dtype=np.int64), sizes)
-        event = np.repeat(np.arange(n, dtype=np.int64), np.asarray(self.counts, dtype=np.int64))
-        # Keys and values go to Arrow once; picking each known key is index work in C.
-        keys = pa.array(self.keys, pa.string()).dictionary_encode()
-        code = keys.indices.to_numpy(zero_copy_only=False)
-        names = keys.dictionary.to_pylist()
-        values = pa.array(self.values, pa.string())
-        cols: dict[str, Any] = {
-            "_row": np.asarray(self.lines, dtype=np.int64),
-            "case": owner,
-            "index": (np.arange(n, dtype=np.int64) - starts).astype(np.int32),
-        }
-        for col, key in EVENT_KEYS.items():
-            if key not in names:
-                cols[col] = pa.nulls(n, pa.string())
-                continue
-            hit = np.flatnonzero(code == names.index(key))
-            where = np.full(n, -1, dtype=np.int64)
-            where[event[hit]] = np.arange(len(hit))  # a repeated key: the last one counts
-            picked = values.take(pa.array(hit))
-            cols[col] = picked.take(pa.array(where, mask=where < 0))
-        return pa.RecordBatch.from_pydict(cols, schema=EVENT_SCHEMA)
+        return event_batch(
+            lines=np.asarray(self.lines, dtype=np.int64),
+            case=np.repeat(np.arange(first_case, first_case + len(sizes)), sizes),
+            index=np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes),
+            owner=np.repeat(np.arange(n), np.asarray(self.counts, dtype=np.int64)),
+            keys=pa.array(self.keys, pa.string()),
+            values=pa.array(self.values, pa.string()),
+        )
 
     def case_batch(self) -> pa.RecordBatch:
         c, ln, k, v = zip(*self.cases, strict=True) if self.cases else ((), (), (), ())
@@ -144,8 +114,23 @@ class _Chunk:
 def read_traces(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.Table, pa.Table]:
     """Parse an XES log (plain or gzip, any namespace) into an events table
     (EVENT_SCHEMA: line, case number, index in the trace, the known keys as text)
-    and a case-attributes table (CASE_SCHEMA, one row per key and value),
-    one chunk of traces at a time."""
+    and a case-attributes table (CASE_SCHEMA, one row per key and value).
+
+    A file with one element per line (what XES writers produce) is read line by
+    line in Arrow; any other goes through lxml, one chunk of traces at a time."""
+    size = max(path.stat().st_size, 1)
+    with _open(path) as (raw, fh):
+        quick = read_lines(raw, fh, size, progress)
+    if quick is not None:
+        events, cases = quick
+        return pa.Table.from_batches(events, EVENT_SCHEMA), pa.Table.from_batches(
+            cases, CASE_SCHEMA
+        )
+    return read_tree(path, progress)
+
+
+def read_tree(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.Table, pa.Table]:
+    """`read_traces` by building each trace's XML tree with lxml: any XES file."""
     ns = _namespace(path)
     p = "x:" if ns else ""
     nsmap = {"x": ns} if ns else None
