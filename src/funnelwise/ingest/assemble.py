@@ -377,7 +377,9 @@ class Assembler:
         (the pipeline only when several occur), to keep millions of rows small.
         """
         st, s = self.st, self.staged
-        sources = st.scalar(f"SELECT count(DISTINCT _src) FROM {quote(events)}")
+        [(first_src, sources)] = st.sql(
+            f"SELECT min(_src), count(DISTINCT _src) FROM {quote(events)}"
+        )
         # A shorter sort key when all events come from one file (the usual case).
         order = (
             "e.entered_at"
@@ -385,23 +387,46 @@ class Assembler:
             + (", e._src" if sources > 1 else "")
             + ", e._row"
         )
-        extra = (
-            ", e.stage, e._activity_id, e._duration_min"
-            if s.events_to_activities
-            else ", coalesce(lag(e.stage) OVER w = e.stage AND lag(e.entered_at) OVER w = "
-            "e.entered_at, false) AS _same, lag(e._row) OVER w AS _prev_row"
+        # The sort moves every column it carries: stage names and ids travel as small
+        # numbers (the id's text is looked up after it), and columns with one value on
+        # every row are added after it.
+        codes = st.create(
+            "_stage_codes",
+            "SELECT pipeline_id, stage, stage_id, dense_rank() OVER (ORDER BY stage_id) AS _sid, "
+            "dense_rank() OVER (ORDER BY stage) AS _name FROM _stage_map",
         )
-        pipeline = "" if self.pipeline_const else "e.pipeline_id, "
+        ids = st.sql(f"SELECT DISTINCT _sid, stage_id FROM {quote(codes)} ORDER BY 1")
+        stage_ids = "CAST([" + ", ".join(literal(i) for _, i in ids) + "] AS VARCHAR[])"
+        fixed = {}
+        if "actor_id" not in st.columns(s.events or events):
+            fixed["actor_id"] = "CAST(NULL AS VARCHAR)"
+        if sources == 1:
+            fixed["_src"] = f"CAST({int(first_src)} AS {st.columns(events)['_src']})"
+        carried = "".join(f", e.{c}" for c in ("actor_id", "_src") if c not in fixed)
+        added = ", ".join(f"{fixed.get(c, 'o.' + c)} AS {c}" for c in ("actor_id", "_src"))
+        if s.events_to_activities:
+            extra = ", e.stage, e._activity_id, e._duration_min"
+            extra_out = ", o.stage, o._activity_id, o._duration_min"
+        else:
+            extra = (
+                ", coalesce(lag(c._name) OVER w = c._name AND lag(e.entered_at) OVER w = "
+                "e.entered_at, false) AS _same, lag(e._row) OVER w AS _prev_row"
+            )
+            extra_out = ", o._same, o._prev_row"
+        pipeline = "" if self.pipeline_const else "pipeline_id, "
         return st.create(
             st.name("ordered"),
             f"""
-            SELECT e.deal_id, {pipeline}m.stage_id, e.entered_at, e.actor_id, e._src, e._row,
-                   row_number() OVER w - 1 AS seq,
-                   coalesce(lag(m.stage_id) OVER w = m.stage_id, false) AS _repeat{extra}
-            FROM ({self.problems.clean(events)}) e
-            JOIN _stage_map m ON m.pipeline_id = e.pipeline_id AND m.stage = e.stage
-            {"WHERE NOT coalesce(e._is_activity, false)" if s.events_to_activities else ""}
-            WINDOW w AS (PARTITION BY e.deal_id ORDER BY {order})
+            SELECT o.deal_id, {pipeline}{stage_ids}[o._sid] AS stage_id, o.entered_at,
+                   {added}, o._row, o.seq, o._repeat{extra_out}
+            FROM (
+                SELECT e.deal_id, {"e." + pipeline if pipeline else ""}c._sid, e.entered_at
+                       {carried}, e._row, row_number() OVER w - 1 AS seq,
+                       coalesce(lag(c._sid) OVER w = c._sid, false) AS _repeat{extra}
+                FROM ({self.problems.clean(events)}) e
+                JOIN {quote(codes)} c ON c.pipeline_id = e.pipeline_id AND c.stage = e.stage
+                {"WHERE NOT coalesce(e._is_activity, false)" if s.events_to_activities else ""}
+                WINDOW w AS (PARTITION BY e.deal_id ORDER BY {order})) o
             """,
         )
 
