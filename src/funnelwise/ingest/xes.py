@@ -26,6 +26,7 @@ from typing import IO, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lxml import etree
 
 from funnelwise.errors import SourceImportError
@@ -190,12 +191,23 @@ def read_tree(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.
     return pa.Table.from_batches(events, EVENT_SCHEMA), pa.Table.from_batches(cases, CASE_SCHEMA)
 
 
+def _typed_times(events: pa.Table) -> pa.Table:
+    """The events with their times as naive UTC when every one is an XES date with a
+    UTC offset (the standard form), read in C; otherwise as they were, for the
+    importer's date reading to type (and report) them."""
+    try:
+        instants = pc.cast(events["timestamp"], pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return events
+    # Dropping the zone keeps the UTC wall time: the store's naive UTC.
+    times = instants.cast(pa.timestamp("us"))
+    return events.set_column(events.schema.get_field_index("timestamp"), "timestamp", times)
+
+
 def _stage(
     st: Staging, path: Path, events: pa.Table, cases: pa.Table, opts: XesOptions
 ) -> SourceFile:
     """Scratch tables `xes_source` (one row per event, in file order) and `xes_cases`."""
-    # The events stay in Arrow for the whole import; the source is a view over them.
-    st.attach("_x_events", events)
     st.attach("_x_cases", cases)
     amount = literal(opts.amount_attribute or "")
     st.create(
@@ -207,10 +219,17 @@ def _stage(
                        FILTER (WHERE key NOT IN ('', {literal(NAME)}, {amount})) AS attrs
             FROM _x_cases GROUP BY "case" """,
     )
+    # Cases are numbered 0, 1, ... in file order, each with a row: the case id of
+    # every event is a take in Arrow rather than a join.
+    ids = st.con.execute('SELECT case_id FROM xes_cases ORDER BY "case"').to_arrow_table()
+    events = _typed_times(events)
+    events = events.append_column("case_id", ids["case_id"].take(events["case"]))
+    # The events stay in Arrow for the whole import; the source is a view over them.
+    st.attach("_x_events", events)
     st.view(
         "xes_source",
-        'SELECT e._row, c.case_id AS "case", e."index", e.activity, e.timestamp, '
-        'e.lifecycle, e.resource, e.kind FROM _x_events e JOIN xes_cases c USING ("case")',
+        'SELECT _row, case_id AS "case", "index", activity, timestamp, lifecycle, resource, '
+        "kind FROM _x_events",
     )
     src = SourceFile(
         name=path.name,
