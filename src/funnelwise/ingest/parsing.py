@@ -302,9 +302,12 @@ def typed_table(
         inner.append(f"{expr} AS _v{i}")
         outer.append(f"_v{i} AS {quote(f.name)}")
         if f.kind != "text":
-            # The raw text is kept only where it could not be read, for the problem list.
-            inner.append(f"{_text(col)} AS _t{i}")
-            outer.append(f"CASE WHEN _v{i} IS NULL THEN _t{i} END AS {quote('_bad_' + f.name)}")
+            # The raw text is kept only where it could not be read, for the problem list;
+            # made only there (turning every typed value into text costs a lot).
+            inner.append(f"{col} AS _t{i}")
+            outer.append(
+                f"CASE WHEN _v{i} IS NULL THEN {_text(f'_t{i}')} END AS {quote('_bad_' + f.name)}"
+            )
         checks.append((f, f.column))
     inner += [quote(k) for k in keep]
     outer += [quote(k) for k in keep]
