@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -77,8 +78,16 @@ def test_character_references_are_read(tmp_path: Path) -> None:
     assert "P&Y é<" in read[1]["value"].to_pylist()
 
 
-def test_windows_line_ends(tmp_path: Path) -> None:
-    data = SIMPLE.replace("\n", "\r\n").encode()
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda text: text.replace("\n", "\r\n"),  # Windows line ends
+        lambda text: text.replace("  ", "\t"),  # tabs to indent
+        lambda text: text.replace('"Pymes"', '"Py\tmes"'),  # a tab in a value
+    ],
+)
+def test_layouts(layout: Callable[[str], str], tmp_path: Path) -> None:
+    data = layout(SIMPLE).encode()
     read = quick(data)
     assert read is not None
     same(read, tree(data, tmp_path))

@@ -143,17 +143,35 @@ def _classify(block: bytes) -> _Lines:
         & _mask(pc.equal(piece(attr, 2), '" value="'))
         & _mask(pc.equal(pc.ascii_rtrim_whitespace(piece(attr, 4)), '"/>'))
     )
-    keys, values = piece(attr, 1), piece(attr, 3)
-    # A `<` inside a value is not XML: lxml says so, with the line.
-    simple &= ~_mask(pc.match_substring(values, "<")) & ~_mask(pc.match_substring(keys, "<"))
     code[attr[simple]] = _ATTR
-    keep = pa.array(np.flatnonzero(simple))
+    keep = np.flatnonzero(simple)
+    marked = _marked(block, data, starts, attr, cuts)[keep]
     return _Lines(
         np.append(starts, len(block)),
         code,
-        _unescaped(keys.take(keep)).cast(pa.string()),
-        _unescaped(values.take(keep)).cast(pa.string()),
+        _unescaped(piece(attr[keep], 1), marked),
+        _unescaped(piece(attr[keep], 3), marked),
     )
+
+
+def _marked(
+    block: bytes, data: np.ndarray, starts: np.ndarray, attr: np.ndarray, cuts: np.ndarray
+) -> np.ndarray:
+    """Which attribute lines have a character reference, a tab or a carriage
+    return inside their key or value (found by byte position, not by search)."""
+    marked = np.zeros(len(attr), dtype=bool)
+    for byte in b"&\t\r":
+        if bytes([byte]) not in block or not len(attr):
+            continue
+        pos = np.flatnonzero(data == byte)
+        line = np.searchsorted(starts, pos, side="right") - 1
+        k = np.minimum(np.searchsorted(attr, line), len(attr) - 1)
+        ours = attr[k] == line
+        pos, k = pos[ours], k[ours]
+        c = cuts[k]
+        inside = ((pos >= c[:, 0]) & (pos < c[:, 1])) | ((pos >= c[:, 2]) & (pos < c[:, 3]))
+        marked[k[inside]] = True
+    return marked
 
 
 def _mask(flags: pa.Array) -> np.ndarray:
@@ -161,16 +179,15 @@ def _mask(flags: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(flags, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _unescaped(values: pa.Array) -> pa.Array:
-    """Attribute values as XML reads them (few need it): a literal tab or carriage
-    return is a space, character references are replaced."""
-    marked = np.flatnonzero(_mask(pc.match_substring_regex(values, "[&\t\r]")))
-    if not len(marked):
-        return values
-    texts = values.to_pylist()
-    for i in marked:
-        texts[i] = html.unescape(texts[i].replace("\t", " ").replace("\r", " "))
-    return pa.array(texts, pa.string())
+def _unescaped(texts: pa.Array, marked: np.ndarray) -> pa.Array:
+    """Keys or values as XML reads them; only the `marked` ones can differ: a literal
+    tab or carriage return is a space, character references are replaced."""
+    if not marked.any():
+        return texts.cast(pa.string())
+    out = texts.to_pylist()
+    for i in np.flatnonzero(marked):
+        out[i] = html.unescape(out[i].replace("\t", " ").replace("\r", " "))
+    return pa.array(out, pa.string())
 
 
 def _read_block(block: bytes, last: bool, state: _State) -> None:
@@ -190,6 +207,9 @@ def _read_block(block: bytes, last: bool, state: _State) -> None:
         _check_frame(state.header + block[lines.starts[end] :])
     region = code[first:end]
     if (region == _OTHER).any():
+        raise _NotSimple
+    # One `<` per element line: none hides in a key or value (that is not XML).
+    if block.count(b"<", lines.starts[first], lines.starts[end]) != (region > _BLANK_LINE).sum():
         raise _NotSimple
     if len(region):
         _check_nesting(region)
