@@ -19,11 +19,13 @@ or not at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from funnelwise.ingest.staging import Staging, literal, quote
@@ -193,7 +195,53 @@ _LEAD_RECENCY = """
     FROM leads d JOIN {src} u ON u.lead_id = d.lead_id"""
 
 
+@contextmanager
+def _dictionary_strings(con: Any) -> Iterator[None]:
+    """Text written meanwhile is stored with dictionaries, not FSST.
+
+    Stage events hold identifiers (deal, stage, actor, import) that a dictionary
+    compresses as well as FSST does, while training FSST's symbol tables takes about
+    a third of the time of writing ten million events.
+    """
+    methods = _fsst_methods()
+    if methods is None:  # an engine without the setting writes as it always does
+        yield
+        return
+    row = con.execute(
+        "SELECT value FROM duckdb_settings() WHERE name = 'disabled_compression_methods'"
+    ).fetchone()
+    con.execute(f"SET disabled_compression_methods = {literal(methods)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_compression_methods = {literal(str(row[0] or ''))}")
+
+
+def _fsst_methods() -> str | None:
+    """The FSST compression methods this engine knows, as the setting that disables them.
+
+    Tried on a throwaway engine: inside the load's transaction a refused setting
+    would abort it.
+    """
+    probe = duckdb.connect()
+    try:
+        for methods in ("fsst,dict_fsst", "fsst"):
+            try:
+                probe.execute(f"SET disabled_compression_methods = {literal(methods)}")
+            except duckdb.Error:
+                continue
+            return methods
+        return None
+    finally:
+        probe.close()
+
+
 def _insert_events(st: Staging, store: Store, source: str, origin: str) -> tuple[int, int]:
+    with _dictionary_strings(store.raw):
+        return _insert_new_events(st, store, source, origin)
+
+
+def _insert_new_events(st: Staging, store: Store, source: str, origin: str) -> tuple[int, int]:
     con = store.raw
     cols = ", ".join(["deal_id", "stage_id", "entered_at", "seq", "actor_id"])
     src = st.q(source)
