@@ -220,16 +220,29 @@ def _stage(
             FROM _x_cases GROUP BY "case" """,
     )
     # Cases are numbered 0, 1, ... in file order, each with a row: the case id of
-    # every event is a take in Arrow rather than a join.
-    ids = st.con.execute('SELECT case_id FROM xes_cases ORDER BY "case"').to_arrow_table()
+    # every event is a take in Arrow rather than a join. Traces repeating a case id
+    # go on with its numbering, so each event's number within its deal is its index
+    # plus the events of the case's earlier traces (a window over cases, not events).
+    st.attach("_x_read", events)
+    ids = st.con.execute(
+        """SELECT c.case_id, CAST(coalesce(sum(e.size) OVER (
+                   PARTITION BY nullif(trim(c.case_id), '') ORDER BY c."case"
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS BIGINT) AS before
+           FROM xes_cases c
+           LEFT JOIN (SELECT "case", count(*) AS size FROM _x_read GROUP BY "case") e
+             ON e."case" = c."case"
+           ORDER BY c."case" """
+    ).to_arrow_table()
     events = _typed_times(events)
     events = events.append_column("case_id", ids["case_id"].take(events["case"]))
+    nth = pc.add(events["index"].cast(pa.int64()), ids["before"].take(events["case"]))
+    events = events.append_column("nth", nth)
     # The events stay in Arrow for the whole import; the source is a view over them.
     st.attach("_x_events", events)
     st.view(
         "xes_source",
-        'SELECT _row, case_id AS "case", "index", activity, timestamp, lifecycle, resource, '
-        "kind FROM _x_events",
+        'SELECT _row, case_id AS "case", "index", nth, activity, timestamp, lifecycle, '
+        "resource, kind FROM _x_events",
     )
     src = SourceFile(
         name=path.name,
@@ -260,14 +273,15 @@ def xes_reader(
             Field("index", "index", "integer"),
             Field("_kind", "kind"),
         ]
-        typed = typed_table(st, src.table, fields, problems, src=0, options=options.dates())
+        typed = typed_table(
+            st, src.table, fields, problems, src=0, options=options.dates(), keep=["nth"]
+        )
         events = st.create(
             st.name("xes_events"),
             f"""
-            SELECT * EXCLUDE (_kind), lower(_kind) = 'activity' AS _is_activity,
-                   -- Numbered per case in file order: traces repeating a case id go on.
-                   deal_id || ':' || (row_number() OVER (PARTITION BY deal_id ORDER BY _row) - 1)
-                      || ':' || lower(coalesce(lifecycle, 'complete')) AS _activity_id,
+            SELECT * EXCLUDE (_kind, nth), lower(_kind) = 'activity' AS _is_activity,
+                   deal_id || ':' || nth || ':' || lower(coalesce(lifecycle, 'complete'))
+                      AS _activity_id,
                    CASE WHEN lower(coalesce(lifecycle, 'complete')) = 'complete'
                         THEN (epoch(entered_at) - epoch(last_value(
                                  CASE WHEN lower(lifecycle) = 'start' THEN entered_at END

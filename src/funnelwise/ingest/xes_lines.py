@@ -13,14 +13,17 @@ Anything else (an element spanning lines or sharing one, nested or list
 attributes, comments, CDATA, single-quoted attributes, an encoding other than
 UTF-8, a `<` inside a value) makes `read_lines` answer None and the caller
 reads the file with lxml. Files are read in blocks that end after a
-`</trace>` line, so memory stays bounded.
+`</trace>` line, so memory stays bounded; two blocks are classified at a time
+in threads while the next one is decompressed.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -32,7 +35,7 @@ from lxml import etree
 from funnelwise.ingest.xes_tables import CASE_SCHEMA, event_batch
 from funnelwise.progressing import ProgressCallback, no_progress
 
-BLOCK = 1 << 25  # bytes of XML per block (32 MiB)
+BLOCK = 1 << 22  # bytes of XML per block (4 MiB)
 _ATTR_START = pa.array(
     [f'<{t} key="' for t in ("string", "date", "int", "float", "boolean", "id")], pa.large_string()
 )
@@ -190,8 +193,25 @@ def _unescaped(texts: pa.Array, marked: np.ndarray) -> pa.Array:
     return pa.array(out, pa.string())
 
 
-def _read_block(block: bytes, last: bool, state: _State) -> None:
-    lines = _classify(block)
+def _classified(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, bool, _Lines]]:
+    """`_blocks` with each block's lines classified, in order.
+
+    Classifying is array work that releases the interpreter lock, so two blocks
+    are classified in threads while the next is decompressed and the previous one
+    collected; at most four blocks are held at a time."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque[tuple[bytes, bool, Future[_Lines]]] = deque()
+        for block, last in _blocks(fh, size):
+            pending.append((block, last, pool.submit(_classify, block)))
+            if len(pending) > 2:
+                block, last, lines = pending.popleft()
+                yield block, last, lines.result()
+        while pending:
+            block, last, lines = pending.popleft()
+            yield block, last, lines.result()
+
+
+def _read_block(block: bytes, last: bool, lines: _Lines, state: _State) -> None:
     code = lines.code
     first = 0
     if state.header is None:
@@ -317,8 +337,8 @@ def read_lines(
     simple element per line. Blocks of at least `block_bytes` are read at a time."""
     state = _State()
     try:
-        for block, last in _blocks(fh, block_bytes):
-            _read_block(block, last, state)
+        for block, last, lines in _classified(fh, block_bytes):
+            _read_block(block, last, lines, state)
             progress("reading", min(raw.tell(), size), size)
     except _NotSimple:
         return None
