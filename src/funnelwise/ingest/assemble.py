@@ -448,7 +448,7 @@ class Assembler:
                 st.scalar(f"SELECT count(*) FROM {quote(ordered)} WHERE {repeat}") - n
             )
         else:
-            self.out.activities_from_events = st.create(
+            self.out.activities_from_events = st.view(
                 st.name("repeats"),
                 f"SELECT _activity_id AS activity_id, deal_id, stage AS kind, entered_at AS at, "
                 f"actor_id AS owner_id, _duration_min AS duration_min, _src, _row "
@@ -681,7 +681,9 @@ class Assembler:
     def _unmapped_activities(self, events: str) -> None:
         """XES: events whose name maps to no stage are activities named after them."""
         st = self.st
-        unmapped = st.create(
+        # Views: the activities are read once more, by the load, and copying them
+        # into scratch tables first would write them twice.
+        unmapped = st.view(
             st.name("unmapped"),
             f"""SELECT _activity_id AS activity_id, deal_id, stage AS kind, entered_at AS at,
                        actor_id AS owner_id, _duration_min AS duration_min, _src, _row
@@ -691,7 +693,7 @@ class Assembler:
                                   WHERE m.pipeline_id = e.pipeline_id AND m.stage = e.stage)""",
         )
         repeats = self.out.activities_from_events
-        self.out.activities_from_events = st.create(
+        self.out.activities_from_events = st.view(
             st.name("xes_activities"),
             f"SELECT * FROM {quote(unmapped)}"
             + (f" UNION ALL SELECT * FROM {quote(repeats)}" if repeats else ""),
