@@ -24,7 +24,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
@@ -49,15 +49,17 @@ class _NotSimple(Exception):
     """The file is not one simple element per line: read it with lxml."""
 
 
-@dataclass
-class _State:
-    """What carries from one block to the next."""
+@dataclass(frozen=True)
+class _Part:
+    """One block read: its events and case attributes, with lines and cases
+    counted from the block's start (the caller adds what came before)."""
 
-    line: int = 0  # lines before the block
-    case: int = 0  # traces before the block
-    header: bytes | None = None  # the file up to the first trace, once seen
-    events: list[pa.RecordBatch] = field(default_factory=list)
-    cases: list[pa.RecordBatch] = field(default_factory=list)
+    header: bytes | None  # the file up to the first trace (first block only)
+    tail: bytes  # the file after the last trace (last block only)
+    events: pa.RecordBatch | None
+    cases: pa.RecordBatch | None
+    lines: int
+    traces: int
 
 
 def _blocks(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
@@ -193,56 +195,59 @@ def _unescaped(texts: pa.Array, marked: np.ndarray) -> pa.Array:
     return pa.array(out, pa.string())
 
 
-def _classified(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, bool, _Lines]]:
-    """`_blocks` with each block's lines classified, in order.
+def _parts(fh: IO[bytes], size: int) -> Iterator[_Part]:
+    """The blocks of `_blocks`, each read into a `_Part`, in order.
 
-    Classifying is array work that releases the interpreter lock, so two blocks
-    are classified in threads while the next is decompressed and the previous one
-    collected; at most four blocks are held at a time."""
+    Reading a block is array work that mostly releases the interpreter lock, so
+    two blocks are read in threads while the next one is decompressed; at most
+    four blocks are held at a time."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending: deque[tuple[bytes, bool, Future[_Lines]]] = deque()
-        for block, last in _blocks(fh, size):
-            pending.append((block, last, pool.submit(_classify, block)))
+        pending: deque[Future[_Part]] = deque()
+        for n, (block, last) in enumerate(_blocks(fh, size)):
+            pending.append(pool.submit(_read_block, block, n == 0, last))
             if len(pending) > 2:
-                block, last, lines = pending.popleft()
-                yield block, last, lines.result()
+                yield pending.popleft().result()
         while pending:
-            block, last, lines = pending.popleft()
-            yield block, last, lines.result()
+            yield pending.popleft().result()
 
 
-def _read_block(block: bytes, last: bool, lines: _Lines, state: _State) -> None:
+def _read_block(block: bytes, first_block: bool, last: bool) -> _Part:
+    lines = _classify(block)
     code = lines.code
     first = 0
-    if state.header is None:
+    header = None
+    if first_block:
         traces = np.flatnonzero(code == _TRACE)
         if not len(traces):
             raise _NotSimple  # no trace in the first block: an unusual file
         first = int(traces[0])
-        state.header = block[: lines.starts[first]]
+        header = block[: lines.starts[first]]
     end = len(code)
     if last:
         closes = np.flatnonzero(code[first:] == _END_TRACE)
         end = first + int(closes[-1]) + 1 if len(closes) else first
-        _check_frame(state.header + block[lines.starts[end] :])
     region = code[first:end]
     if (region == _OTHER).any():
         raise _NotSimple
     # One `<` per element line: none hides in a key or value (that is not XML).
     if block.count(b"<", lines.starts[first], lines.starts[end]) != (region > _BLANK_LINE).sum():
         raise _NotSimple
+    events = cases = None
     if len(region):
         _check_nesting(region)
         done = int((code[:first] == _ATTR).sum())
         n = int((region == _ATTR).sum())
-        _collect(
-            region,
-            lines.keys.slice(done, n),
-            lines.values.slice(done, n),
-            state,
-            state.line + first,
+        events, cases = _collect(
+            region, lines.keys.slice(done, n), lines.values.slice(done, n), first
         )
-    state.line += len(code)  # blocks end with a newline, but for the last
+    return _Part(
+        header=header,
+        tail=block[lines.starts[end] :] if last else b"",
+        events=events,
+        cases=cases,
+        lines=len(code),  # blocks end with a newline, but for the last
+        traces=int((region == _TRACE).sum()),
+    )
 
 
 def _check_nesting(code: np.ndarray) -> None:
@@ -277,8 +282,11 @@ def _check_frame(frame: bytes) -> None:
         raise _NotSimple from exc
 
 
-def _collect(code: np.ndarray, keys: pa.Array, values: pa.Array, state: _State, line0: int) -> None:
-    """Arrow batches of the region's events and case attributes."""
+def _collect(
+    code: np.ndarray, keys: pa.Array, values: pa.Array, line0: int
+) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """Arrow batches of the region's events and case attributes (lines counted from
+    the block's start, `line0` lines before the region; cases from 0)."""
     n_traces = int((code == _TRACE).sum())
     trace_no = np.cumsum(code == _TRACE) - 1  # within the block
     event_no = np.cumsum(code == _EVENT) - 1
@@ -292,36 +300,32 @@ def _collect(code: np.ndarray, keys: pa.Array, values: pa.Array, state: _State, 
     of_case = np.flatnonzero(attrs & (in_event == 0))
     rank = np.cumsum(attrs) - 1  # attribute lines, numbered
     case = trace_no[events]
-    state.events.append(
-        event_batch(
-            lines=events + line0 + 1,
-            case=case + state.case,
-            index=np.arange(len(events)) - first_event[case],
-            owner=event_no[of_event],
-            keys=keys.take(pa.array(rank[of_event])),
-            values=values.take(pa.array(rank[of_event])),
-        )
+    events_batch = event_batch(
+        lines=events + line0 + 1,
+        case=case,
+        index=np.arange(len(events)) - first_event[case],
+        owner=event_no[of_event],
+        keys=keys.take(pa.array(rank[of_event])),
+        values=values.take(pa.array(rank[of_event])),
     )
     # Each trace's attributes, then an empty row per trace (even a bare one).
     owner = np.concatenate([trace_no[of_case], np.arange(n_traces)])
     order = np.argsort(owner, kind="stable")
     blank = pa.array([""] * n_traces, pa.string())
-    state.cases.append(
-        pa.RecordBatch.from_pydict(
-            {
-                "case": (owner + state.case)[order],
-                "_row": line_of_trace[owner][order],
-                "key": pa.concat_arrays([keys.take(pa.array(rank[of_case])), blank]).take(
-                    pa.array(order)
-                ),
-                "value": pa.concat_arrays([values.take(pa.array(rank[of_case])), blank]).take(
-                    pa.array(order)
-                ),
-            },
-            schema=CASE_SCHEMA,
-        )
+    cases_batch = pa.RecordBatch.from_pydict(
+        {
+            "case": owner[order],
+            "_row": line_of_trace[owner][order],
+            "key": pa.concat_arrays([keys.take(pa.array(rank[of_case])), blank]).take(
+                pa.array(order)
+            ),
+            "value": pa.concat_arrays([values.take(pa.array(rank[of_case])), blank]).take(
+                pa.array(order)
+            ),
+        },
+        schema=CASE_SCHEMA,
     )
-    state.case += n_traces
+    return events_batch, cases_batch
 
 
 def read_lines(
@@ -335,11 +339,27 @@ def read_lines(
     """Event and case-attribute batches of the XES document in `fh` (`raw` is the
     file under it and `size` its bytes, for progress), or None when it is not one
     simple element per line. Blocks of at least `block_bytes` are read at a time."""
-    state = _State()
+    events: list[pa.RecordBatch] = []
+    cases: list[pa.RecordBatch] = []
+    line = case = 0  # lines and traces before the part
+    header = b""
     try:
-        for block, last, lines in _classified(fh, block_bytes):
-            _read_block(block, last, lines, state)
+        for part in _parts(fh, block_bytes):
+            header = part.header if part.header is not None else header
+            if part.events is not None and part.cases is not None:
+                events.append(_shifted(part.events, line, case))
+                cases.append(_shifted(part.cases, line, case))
+            line, case = line + part.lines, case + part.traces
             progress("reading", min(raw.tell(), size), size)
+        _check_frame(header + part.tail)
     except _NotSimple:
         return None
-    return state.events, state.cases
+    return events, cases
+
+
+def _shifted(batch: pa.RecordBatch, lines: int, cases: int) -> pa.RecordBatch:
+    """A part's batch with the lines and traces before it added."""
+    for name, by in (("_row", lines), ("case", cases)):
+        i = batch.schema.get_field_index(name)
+        batch = batch.set_column(i, name, pc.add(batch.column(i), by))
+    return batch
