@@ -328,9 +328,10 @@ def load(
         total, new = _insert_new(st, store, "deal_changes", plan.deal_changes, key, import_id)
         count("deal_changes", total, new)
     if plan.activities:
-        total, new = _insert_new(
-            st, store, "activities", plan.activities, ["activity_id"], import_id
-        )
+        with _dictionary_strings(store.raw):
+            total, new = _insert_new(
+                st, store, "activities", plan.activities, ["activity_id"], import_id
+            )
         count("activities", total, new)
     if plan.leads:
         total, new, upd = _upsert(
