@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import pandas as pd
 from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import ProblemGroup, RowProblem
 from funnelwise.store import Store
-from funnelwise.store.schema import TABLES
+from funnelwise.store.schema import PRIMARY_KEYS, TABLES
 
 _IDENTITY = ("version", "origin")
 
@@ -217,11 +218,13 @@ def _dictionary_strings(con: Any) -> Iterator[None]:
         con.execute(f"SET disabled_compression_methods = {literal(str(row[0] or ''))}")
 
 
+@cache
 def _fsst_methods() -> str | None:
     """The FSST compression methods this engine knows, as the setting that disables them.
 
     Tried on a throwaway engine: inside the load's transaction a refused setting
-    would abort it.
+    would abort it. The answer depends only on the engine's version, so it is
+    kept for the process (opening an engine takes about 15 ms).
     """
     probe = duckdb.connect()
     try:
@@ -292,6 +295,9 @@ def _insert_new(
     insert = f"INSERT INTO {table} ({names}) SELECT {values} FROM {src} n"
     if _rowcount(con.execute(f"SELECT count(*) FROM {table}")):
         insert += f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
+    if PRIMARY_KEYS.get(table) == tuple(key):
+        # In key order, as for deals: the key's index builds and checkpoints faster.
+        insert += " ORDER BY " + ", ".join(f"n.{quote(k)}" for k in key)
     return total, _rowcount(con.execute(insert))
 
 
