@@ -27,6 +27,7 @@ BPI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bpic2012
 BPI_LOG = BPI / "BPI_Challenge_2012.xes.gz"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PM4PY_REFERENCE_S = 8.6  # PM4Py's read_xes on BPI 2012 on the reference machine
+XES_RUNS = int(os.environ.get("INGEST_XES_RUNS", "3"))
 # Source names as a CRM would export them (aliases of the bundled process).
 STAGES = [
     "Prospecting",
@@ -157,13 +158,28 @@ def main() -> list[Figure]:
             rss = float(run["peak_rss_mb"])  # type: ignore[arg-type]
             figures.append(Figure(f"peak memory, {kind} import", rss, "MiB", "< 2,048", rss < 2048))
         if BPI_LOG.exists():
-            run = _run("xes", BPI_LOG, folder / "xes")
-            seconds = float(run["seconds"])  # type: ignore[arg-type]
-            figures.append(Figure("XES import of BPI 2012", seconds, "s"))
+            # Runs of a second or two vary by a tenth or more with what else runs: each
+            # side is timed XES_RUNS times, alternating, and its fastest run counts.
+            runs, references = [], []
+            for i in range(XES_RUNS):
+                runs.append(_run("xes", BPI_LOG, folder / f"xes{i}"))
+                references.append(_pm4py_seconds())
+            times = [float(r["seconds"]) for r in runs]  # type: ignore[arg-type]
+            run = runs[times.index(min(times))]
+            seconds = min(times)
+            print("   XES import runs: " + ", ".join(f"{t:.2f}" for t in times) + " s")
+            figures.append(Figure(f"XES import of BPI 2012 (best of {XES_RUNS})", seconds, "s"))
             figures.append(Figure("CPU time of the XES import", float(run["cpu"]), "s"))  # type: ignore[arg-type]
-            reference = _pm4py_seconds()
+            reference = None if None in references else min(r for r in references if r)
             if reference is not None:
-                figures.append(Figure("pm4py.read_xes of BPI 2012", reference, "s"))
+                print(
+                    "   pm4py.read_xes runs: "
+                    + ", ".join(f"{r:.2f}" for r in references if r)
+                    + " s"
+                )
+                figures.append(
+                    Figure(f"pm4py.read_xes of BPI 2012 (best of {XES_RUNS})", reference, "s")
+                )
                 figures.append(
                     Figure(
                         "XES import speed-up over pm4py.read_xes",
