@@ -13,6 +13,11 @@ open deal is won within h days depends only on its stage:
 
 and deals arriving during the horizon add `rate · a · w · ∫₀ʰ F(x) dx` wins
 (each worth `amount` on average).
+
+With `shock_sigma` > 0 the win chance also carries a shared shock: the deals
+created in each block of `shock_days` days have the odds of `w` multiplied by
+one log-normal factor (log-sd `shock_sigma`), drawn per block; the closed forms
+above then hold for the median block only.
 That makes `expected_bookings` exact, to check the Monte Carlo forecast
 against. (funnelwise.synth's chain has gamma times in six stages, whose
 horizon-limited win chances have no closed form; this fixture exists for
@@ -47,6 +52,8 @@ class Memoryless:
     amount: float = 1000.0
     amount_sigma: float = 0.5
     days: int = 500
+    shock_sigma: float = 0.0
+    shock_days: int = 14
 
     def cdf_both(self, h: float) -> float:
         """P(T1 + T2 <= h) for independent exponentials of rates l1 and l2."""
@@ -84,7 +91,15 @@ def build_memoryless(root: Path, truth: Memoryless = Memoryless(), seed: int = 0
     t1 = rng.exponential(1 / truth.l1, n)
     advance = rng.random(n) < truth.a
     t2 = rng.exponential(1 / truth.l2, n)
-    won = advance & (rng.random(n) < truth.w)
+    # Draw the shared shocks from their own stream: without shocks the log is the same
+    # as before shocks existed.
+    w = np.full(n, truth.w)
+    if truth.shock_sigma > 0:
+        blocks = int(np.ceil(truth.days / truth.shock_days)) + 1
+        z = np.random.default_rng([seed, 1]).standard_normal(blocks)
+        odds = truth.w / (1 - truth.w) * np.exp(truth.shock_sigma * z)
+        w = (odds / (1 + odds))[(created // truth.shock_days).astype(np.int64)]
+    won = advance & (rng.random(n) < w)
     mu = math.log(truth.amount) - truth.amount_sigma**2 / 2
     amount = np.round(rng.lognormal(mu, truth.amount_sigma, n), 2)
     qualified_at = created + t1

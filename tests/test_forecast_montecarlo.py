@@ -12,6 +12,7 @@ error of a 13-week count.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -141,15 +142,54 @@ def test_amount_drift_is_one_when_amounts_never_change(history: History) -> None
     )
 
 
-def test_short_history_says_its_interval_lacks_shared_shocks(project: Path) -> None:
+def test_short_history_measures_shared_shocks_over_weeks(project: Path) -> None:
     log = fw.open(project)
     try:
         early = pull_history(log.as_of(START + pd.Timedelta(days=45)))
     finally:
         log.store.close()
+    # Two months since the first win: too few to compare months, enough to compare weeks.
     r = MonteCarlo(n_paths=1000).fit_history(early).predict(horizon="90d")
-    assert any(n.startswith("shared shocks not estimated: the log holds 2 months") for n in r.notes)
-    assert r.diagnostics["sigma_win"] == 0.0
+    assert any(
+        n.startswith("shared shocks measured over weeks, not the horizon, as the log holds 2")
+        for n in r.notes
+    ), r.notes
+    d = r.diagnostics
+    assert d["shock_weekly"] == 1.0 and d["arrival_weekly"] == 1.0
+    assert d["shock_scale_days"] in (7.0, 14.0, 21.0, 28.0) and d["shock_windows"] >= 2
+    assert d["arrival_scale_days"] in (7.0, 14.0, 21.0, 28.0) and d["arrival_origins"] >= 2
+    # The arrival level carries at least its own count's Poisson error.
+    assert d["sigma_arrivals"] >= 1 / math.sqrt(45 * TRUTH.rate) * 0.9
+    # Without the weekly split of visits nothing measures the win rate's shocks, and
+    # the result says so.
+    bare = replace(early, weekly_visits=None)
+    b = MonteCarlo(n_paths=1000).fit_history(bare).predict(horizon="90d")
+    assert any(n.startswith("shared shocks not estimated: the log holds 2 months") for n in b.notes)
+    assert b.diagnostics["sigma_win"] == 0.0
+
+
+def test_weekly_win_shocks_follow_a_known_shared_shock(tmp_path: Path) -> None:
+    """Short logs (45 days) whose deals created in each week share one draw of the
+    odds of winning (log-sd 1), against the same logs without it: the win shock
+    measured over weeks is clearly larger with it (wins are counted by the week their
+    deal entered qualification, which mixes creation weeks, and the Poisson noise of
+    ~200 wins a week is taken out, so it reads well below 1)."""
+    sigmas: dict[float, list[float]] = {0.0: [], 1.0: []}
+    for shock in sigmas:
+        for seed in range(3):
+            truth = Memoryless(rate=30.0, days=45, shock_sigma=shock, shock_days=7)
+            root = build_memoryless(tmp_path / f"s{shock}-{seed}", truth, seed=seed)
+            log = fw.open(root)
+            try:
+                h = pull_history(log)
+            finally:
+                log.store.close()
+            est = MonteCarlo(n_paths=100).fit_history(h)
+            r = est.predict(horizon="28d")
+            assert r.diagnostics["shock_weekly"] == 1.0
+            sigmas[shock].append(float(r.diagnostics["sigma_win"]))
+    assert np.mean(sigmas[1.0]) > np.mean(sigmas[0.0]) + 0.05, sigmas
+    assert np.mean(sigmas[0.0]) < 0.1, sigmas
 
 
 def test_contract_and_too_little_history(tiny_log: fw.EventLog) -> None:

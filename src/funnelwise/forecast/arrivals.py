@@ -75,6 +75,25 @@ class Arrivals:
         sigma = np.sqrt(max(param**2, float(np.mean(err**2 - 1.0 / predicted))))
         return float(sigma), int(keep.sum())
 
+    @property
+    def param_sigma(self) -> float:
+        """Log-sd of the trailing rate from its own Poisson count alone."""
+        return float(1.0 / np.sqrt(max(self.n_window, 1)))
+
+    def weekly(self) -> tuple[np.ndarray, np.ndarray]:
+        """Creations per whole week after the log's first win (the last week ends at the
+        as-of date; a part week at the start is left out, so every week holds each
+        weekday once) and the counts one level, with the season, expects: the input of
+        `drift_sigma` when the log is too short to replay the trailing rate."""
+        y = self.daily_counts[self.steady_day :]
+        f = self.daily_season[self.steady_day :]
+        k = len(y) // 7
+        if k == 0:
+            return np.zeros(0), np.zeros(0)
+        o = y[len(y) - 7 * k :].reshape(k, 7).sum(axis=1)
+        fs = f[len(f) - 7 * k :].reshape(k, 7).sum(axis=1)
+        return o, fs * (o.sum() / fs.sum())
+
     def daily(self, as_of: pd.Timestamp, n_days: int) -> np.ndarray:
         """Expected arrivals on each day 1..n_days after as_of."""
         days = as_of + DAY * (np.arange(n_days) + 0.5)

@@ -131,13 +131,25 @@ class Visits:
     month: np.ndarray  # entry month, 0 for `first_month`
     covariates: Covariates
     first_month: pd.Timestamp
+    week: np.ndarray | None = None  # entry week, 0 for `first_week` (weekly frames only)
+    first_week: pd.Timestamp | None = None
 
     @classmethod
     def from_history(
-        cls, history: History, design: Design, *, covariates: tuple[str, ...] = COVARIATES
+        cls,
+        history: History,
+        design: Design,
+        *,
+        covariates: tuple[str, ...] = COVARIATES,
+        weekly: bool = False,
     ) -> Visits:
-        """Arrays from `history.visits`, keeping visits of the design's open stages."""
+        """Arrays from `history.visits` (from `history.weekly_visits` with `weekly`, which
+        adds the entry week), keeping visits of the design's open stages."""
         v = history.visits
+        if weekly:
+            if history.weekly_visits is None:
+                raise InputError("this history was pulled without weekly visits")
+            v = history.weekly_visits
         state = design.state_of(v.pipeline_id, v.stage_id)
         keep = state >= 0
         v = v[keep].reset_index(drop=True)
@@ -156,6 +168,11 @@ class Visits:
         months = pd.to_datetime(v.month)
         first = months.min() if len(months) else pd.Timestamp(0)
         month_index = (months.dt.year - first.year) * 12 + (months.dt.month - first.month)
+        week_index, first_week = None, None
+        if weekly:
+            weeks = pd.to_datetime(v.week)
+            first_week = weeks.min() if len(weeks) else pd.Timestamp(0)
+            week_index = ((weeks - first_week) // pd.Timedelta(days=7)).to_numpy(dtype=np.int64)
         return cls(
             state=state[keep],
             dest=design.dest_of(v.pipeline_id, v.dest),
@@ -169,7 +186,15 @@ class Visits:
                 np.asarray(codes, dtype=np.int64).reshape(len(names), len(v)),
             ),
             first_month=first,
+            week=week_index,
+            first_week=first_week,
         )
+
+    def week_of(self, at: pd.Timestamp) -> int:
+        """Index of the week (from Monday) holding `at` (0 for `first_week`)."""
+        if self.first_week is None:
+            raise InputError("these visits carry no entry week")
+        return int((at.normalize() - self.first_week) // pd.Timedelta(days=7))
 
     def month_of(self, at: pd.Timestamp) -> int:
         """Index of the calendar month holding `at` (0 for `first_month`)."""
@@ -357,6 +382,15 @@ def monthly_wins(
     month whose deals were older, pushed more or smaller wins less by design, not
     by a shared shock, and must not widen the interval.
     """
+    return period_wins(visits, hazards, visits.month, start=from_month)
+
+
+def period_wins(
+    visits: Visits, hazards: Hazards, period: np.ndarray, *, start: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wins observed and expected (see `monthly_wins`) per entry period, `period` the
+    period index of each visit row (months, or weeks of a weekly histogram),
+    consecutive from `start`."""
     d = hazards.design
     rates = hazards.rates[0]
     lam = cumulative_at_edges(rates)
@@ -367,10 +401,10 @@ def monthly_wins(
     cov = visits.covariates
     for i, name in enumerate(cov.names):
         cum_won = cum_won * hazards.factors[name][0, cov.codes[i], 0]
-    n_months = int(visits.month.max()) + 1 if len(visits) else 0
-    e = np.bincount(visits.month, weights=cum_won * visits.count, minlength=n_months)
-    o = np.bincount(visits.month, weights=(visits.dest == d.won) * visits.count, minlength=n_months)
-    return o[from_month:], e[from_month:]
+    n = int(period.max()) + 1 if len(visits) else 0
+    e = np.bincount(period, weights=cum_won * visits.count, minlength=n)
+    o = np.bincount(period, weights=(visits.dest == d.won) * visits.count, minlength=n)
+    return o[start:], e[start:]
 
 
 # -- from hazards to win-time distributions --------------------------------------------

@@ -9,6 +9,7 @@ small frames (a few thousand rows even for millions of events):
   with the sum of their days (enough for censoring-aware hazards and their
   exposures, and for a Poisson bootstrap over history) and, for deals won
   since, their amounts at the visit's entry and as booked (the amount drift);
+  `weekly_visits` holds the same split by entry week as well;
 - `open_deals`: one row per open deal at the as-of instant (stage, time in
   stage, age, pushes, amount, expected close date, segment);
 - `wins`: won deals (closed_at, amount_base, segment), for run rates and the
@@ -80,6 +81,8 @@ VISIT_KEYS = [
     "amount_bin",
     "month",
 ]
+WEEKLY_KEYS = [*VISIT_KEYS, "week"]
+VISIT_SUMS = ["n", "sum_days", "won_visits", "won_at_entry", "won_booked"]
 CREATION_KEYS = ["day", "pipeline_id", "first_stage_id", "segment", "amount_bin"]
 
 
@@ -227,6 +230,9 @@ class History:
     first_created: pd.Timestamp | None
     outcomes: dict[str, int]  # deals by status: open, won, lost, no_decision
     amount_edges: tuple[float, ...]  # deal size bands (see AMOUNT_QUANTILES)
+    # `visits` split by entry week too (week: the Monday it starts): read only when the
+    # log is too short to compare months (see `MonteCarlo._shocks`).
+    weekly_visits: pd.DataFrame | None = None
 
     @property
     def open_stages(self) -> pd.DataFrame:
@@ -297,6 +303,7 @@ def _visits(
         tis_bin=_bin(iv.days, TIS_EDGES),
         age_bin=_bin(age, AGE_EDGES),
         month=iv.entered_at.truncate("M"),
+        week=iv.entered_at.truncate("W"),
     )
     iv = _pushes_before(iv, ["deal_id", "step"], "entered_at", pushes)
     # The deal's size band as it stood when the visit began: a later amount (a lost
@@ -308,7 +315,7 @@ def _visits(
     )
     # For the amount drift: won deals' amounts at the visit's entry and as booked.
     won = (iv._outcome == "won") & iv.amount_at.notnull() & iv.amount_base.notnull()
-    out = iv.group_by(VISIT_KEYS).aggregate(
+    out = iv.group_by([*VISIT_KEYS, "week"]).aggregate(
         n=iv.count(),
         sum_days=iv.days.sum(),
         won_visits=won.cast("int64").sum(),
@@ -320,6 +327,12 @@ def _visits(
     for col in ("won_visits", "won_at_entry", "won_booked"):
         frame[col] = pd.to_numeric(frame[col]).fillna(0)
     return frame
+
+
+def monthly_visits(weekly: pd.DataFrame) -> pd.DataFrame:
+    """The visit histogram by entry month from the one by entry week (a week that
+    straddles two months is already two rows: the engine groups by both)."""
+    return weekly.groupby(VISIT_KEYS, dropna=False, sort=False, as_index=False)[VISIT_SUMS].sum()
 
 
 def _open_deals(
@@ -428,12 +441,13 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
     pushes = _pushes(log)
     amounts = _amount_changes(log)
     edges, first, outcomes = _deal_summary(log)
+    weekly = _visits(log, by, pushes, amounts, edges)
     history = History(
         now=log.now,
         by=by,
         currency=log.process.currency,
         stages=stages,
-        visits=_sorted(_visits(log, by, pushes, amounts, edges), VISIT_KEYS),
+        visits=_sorted(monthly_visits(weekly), VISIT_KEYS),
         open_deals=_sorted(_open_deals(log, by, pushes, amounts, edges, stages), ["deal_id"]),
         wins=_sorted(_wins(log, by, edges), ["closed_at", "deal_id"]),
         creations=_sorted(_creations(log, by, edges), CREATION_KEYS),
@@ -441,6 +455,7 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
         first_created=first,
         outcomes=outcomes,
         amount_edges=edges,
+        weekly_visits=_sorted(weekly, WEEKLY_KEYS),
     )
     if by is not None:
         seen = pd.concat([history.open_deals.segment, history.creations.segment])

@@ -48,11 +48,13 @@ from funnelwise.forecast.hazards import (
     fresh_win_cdf,
     monthly_wins,
     open_win_cdf,
+    period_wins,
     win_cdf,
 )
 from funnelwise.forecast.history import AGE_EDGES, MAX_PUSHES, History
 from funnelwise.forecast.periods import PeriodGrid
 from funnelwise.forecast.result import ForecastSummary, summary_from_paths
+from funnelwise.forecast.timescale import Scaled, to_horizon
 from funnelwise.timeutil import to_days
 
 # Time in stage of open deals is rounded down to this grid (days) so deals share work.
@@ -60,6 +62,7 @@ _STEPS = (np.arange(30.0), np.arange(30.0, 90.0, 3.0), np.arange(90.0, EDGES[-1]
 TAU_GRID = np.unique(np.concatenate([EDGES, *_STEPS]))
 U16 = 65536.0
 MIN_DRIFT = 20  # won visits a stage needs before its amount drift is used
+MAX_SPAN_WEEKS = 4  # weekly shock windows, when months are too few, span at most this
 EXACT_SUMS = 30  # new wins per path and period up to which amounts are drawn one by one
 
 
@@ -90,7 +93,9 @@ class MonteCarlo(Forecaster):
     see `calibration.py`; 1 leaves the model's own spread).
 
     Fitted: `design_`, `hazards_`, `monthly_wins_` (wins observed and expected per
-    entry month, whose drift sets the shared win shock), `arrivals_` (or None),
+    entry month, whose drift sets the shared win shock), `weekly_wins_` (the same per
+    entry week, when the log is too short to compare months; else None), `arrivals_`
+    (or None),
     `pool_` (amounts of future new wins), `drift_` (booked ÷ amount at the stage's
     entry of won deals, per stage, with its count; 1 where fewer than MIN_DRIFT).
     """
@@ -147,6 +152,13 @@ class MonteCarlo(Forecaster):
         steady = history.steady_from
         from_month = 0 if steady is None else max(0, visits.month_of(steady))
         self.monthly_wins_ = monthly_wins(visits, self.hazards_, from_month=from_month)
+        self.weekly_wins_: tuple[np.ndarray, np.ndarray] | None = None
+        if drift_sigma(*self.monthly_wins_, 1)[1] < 2 and history.weekly_visits is not None:
+            # Too few months to compare: the same wins by entry week (see `_shocks`).
+            weekly = Visits.from_history(history, self.design_, covariates=covariates, weekly=True)
+            from_week = 0 if steady is None else max(0, weekly.week_of(steady))
+            assert weekly.week is not None
+            self.weekly_wins_ = period_wins(weekly, self.hazards_, weekly.week, start=from_week)
         self.drift_ = _amount_drift(history)
         self.arrivals_: Arrivals | None = None
         if self.arrivals:
@@ -343,54 +355,89 @@ class MonteCarlo(Forecaster):
         }
         return summary, extra
 
-    def _shocks(self, horizon_days: float) -> tuple[float, float, dict[str, int], list[str]]:
+    def _shocks(self, horizon_days: float) -> tuple[float, float, dict[str, float], list[str]]:
         """Log-sds of the shared win and arrival shocks over the horizon, what they were
         measured on, and notes.
 
         Shocks are measured at the horizon's time scale (whole months, at least one;
         the arrival level over the horizon's days). A log too short for that falls back
-        to shorter scales (spans of fewer months, shorter replayed horizons): shocks
-        within a short window partly cancel over a longer one, so the shorter scale
-        errs wide, which an interval may; leaving the shocks out errs narrow.
+        to shorter scales: spans of fewer months, and shorter replayed horizons for
+        arrivals (shocks within a short window partly cancel over a longer one, so these
+        err wide, which an interval may). A log that holds too few months since its
+        first win for either compares weeks instead (spans of 1 to MAX_SPAN_WEEKS weeks:
+        wins against the hazards by entry week, creations per week) and carries them to
+        the horizon by how they shrink from shorter to longer spans (see `timescale`).
+        Leaving the shocks out errs narrow.
         """
+        info: dict[str, float] = {
+            "shock_windows": 0,
+            "shock_scale_days": 0.0,
+            "shock_weekly": 0.0,
+            "arrival_origins": 0,
+            "arrival_scale_days": 0.0,
+            "arrival_weekly": 0.0,
+        }
         if not self.shocks:
             sigma_a = (
                 self.arrivals_.sigma_for(horizon_days, shocks=False)[0] if self.arrivals_ else 0.0
             )
-            return (
-                0.0,
-                sigma_a,
-                {"shock_windows": 0, "shock_span_months": 0, "arrival_origins": 0},
-                [],
-            )
+            return 0.0, sigma_a, info, []
         span = max(1, round(horizon_days / 30))
         sigma_win, windows, used = 0.0, 0, span
         for used in range(span, 0, -1):
             sigma_win, windows = drift_sigma(*self.monthly_wins_, used)
             if windows >= 2:
                 break
+        weekly: list[str] = []
+        if windows >= 2:
+            info.update(shock_windows=windows, shock_scale_days=30.0 * used)
+        elif self.weekly_wins_ is not None:
+            win = _weeks_to_horizon(*self.weekly_wins_, horizon_days)
+            if win.windows:
+                sigma_win = win.sigma
+                info.update(shock_windows=win.windows, shock_scale_days=max(win.scales))
+                info.update(shock_weekly=1.0)
+                weekly.append(f"win rate {_describe(win)}")
         sigma_a, replayed, scale = 0.0, 0, horizon_days
+        arrivals_known = True
         if self.arrivals_ is not None:
+            a = self.arrivals_
             for scale in (horizon_days, horizon_days / 2, horizon_days / 4):
-                sigma_a, replayed = self.arrivals_.sigma_for(max(7.0, scale))
+                scale = max(7.0, scale)
+                sigma_a, replayed = a.sigma_for(scale)
                 if replayed >= 3:
                     break
+            if replayed >= 3:
+                info.update(arrival_origins=replayed, arrival_scale_days=scale)
+            else:
+                level = _weeks_to_horizon(*a.weekly(), horizon_days)
+                arrivals_known = level.windows > 0
+                if arrivals_known:
+                    sigma_a = float(np.hypot(a.param_sigma, level.sigma))
+                    info.update(arrival_origins=level.windows, arrival_scale_days=max(level.scales))
+                    info.update(arrival_weekly=1.0)
+                    weekly.append(f"arrivals {_describe(level)}")
         notes = []
         months = len(self.monthly_wins_[0])
-        if windows < 2 or (self.arrivals_ is not None and replayed < 3):
+        if info["shock_windows"] < 2 or not arrivals_known:
             notes.append(
                 f"shared shocks not estimated: the log holds {months} months since its first "
-                "win, too few to compare windows of a month; the interval carries the deals' "
-                "own chance and the uncertainty of the learned rates only, and is likely too "
+                "win, too few to compare two weeks; the interval carries the deals' own "
+                "chance and the uncertainty of the learned rates only, and is likely too "
                 "narrow"
+            )
+        elif weekly:
+            notes.append(
+                f"shared shocks measured over weeks, not the horizon, as the log holds {months} "
+                f"months since its first win ({'; '.join(weekly)}); the interval is a rough "
+                "guide until the log holds a few months"
             )
         elif used < span or scale < horizon_days:
             notes.append(
                 f"shared shocks measured over shorter windows than the horizon (win rate: "
-                f"{used}-month windows; arrivals: {max(7.0, scale):.0f} days) as the log holds "
+                f"{used}-month windows; arrivals: {scale:.0f} days) as the log holds "
                 f"{months} months since its first win; the interval may be a little wide"
             )
-        info = {"shock_windows": windows, "shock_span_months": used, "arrival_origins": replayed}
         return sigma_win, sigma_a, info, notes
 
     def _arrival_info(self) -> dict[str, Any]:
@@ -402,6 +449,27 @@ class MonteCarlo(Forecaster):
             "arrival_window_days": a.window_days,
             "seasonal": a.seasonal,
         }
+
+
+def _weeks_to_horizon(observed: np.ndarray, expected: np.ndarray, horizon_days: float) -> Scaled:
+    """A shared shock measured over spans of 1 to MAX_SPAN_WEEKS weeks (each with at
+    least two windows compared) of weekly counts observed and expected, carried to the
+    horizon (see `timescale`)."""
+    spans = range(1, MAX_SPAN_WEEKS + 1)
+    measured = [drift_sigma(observed, expected, k) for k in spans]
+    ok = [(7.0 * k, s, n) for k, (s, n) in zip(spans, measured, strict=True) if n >= 2]
+    if not ok:
+        return to_horizon([], [], [], horizon_days)
+    scales, sigmas, windows = zip(*ok, strict=True)
+    return to_horizon(scales, sigmas, windows, horizon_days)
+
+
+def _describe(s: Scaled) -> str:
+    """'σ 0.12 from 7–21-day windows (persistent 0.010, transient 0.300/days)'."""
+    lo, hi = min(s.scales), max(s.scales)
+    spans = f"{lo:.0f}-day" if lo == hi else f"{lo:.0f}–{hi:.0f}-day"
+    kind = "one span: taken as lasting" if lo == hi else "carried by how it shrinks with the span"
+    return f"σ {s.sigma:.2f} over the horizon from {spans} windows ({kind})"
 
 
 def _amount_drift(history: History) -> pd.DataFrame:
