@@ -11,7 +11,9 @@ Honest intervals need more than independent coin flips per deal:
   fits of the hazards and a draw of the arrival level;
 - shared shocks: each path draws one multiplier of the odds of winning
   (log-normal, with the month-to-month spread of the win rate beyond chance
-  that history shows) and one of the arrival rate, common to every deal.
+  that history shows) and one of the arrival rate, common to every deal; both
+  are centred so that they spread the forecast without moving its expected
+  value (an odds multiplier is not mean-neutral by itself).
 
 Paths are grouped in `levels` (bootstrap replicate × shocks, stratified normal
 quantiles); within a level, deals win independently. Sampling is vectorised:
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from funnelwise.forecast.arrivals import AmountPool, Arrivals, amount_pool, fit_arrivals
 from funnelwise.forecast.base import Forecaster, fill_amounts, require, segments_of
@@ -66,7 +68,7 @@ MAX_SPAN_WEEKS = 4  # weekly shock windows, when months are too few, span at mos
 EXACT_SUMS = 30  # new wins per path and period up to which amounts are drawn one by one
 
 
-def odds_scaled(p: np.ndarray, m: float) -> np.ndarray:
+def odds_scaled(p: np.ndarray, m: float | np.ndarray) -> np.ndarray:
     """Probabilities with their odds multiplied by m (monotone: keeps CDFs CDFs)."""
     return m * p / (1.0 - p + m * p)
 
@@ -499,6 +501,46 @@ class _Sampler:
     grid: PeriodGrid
     budget: float
 
+    def _centre(
+        self,
+        z: np.ndarray,
+        w_end: np.ndarray,
+        a_all: np.ndarray,
+        new: tuple[_NewWins, np.ndarray, np.ndarray] | None,
+    ) -> float:
+        """The shift c of the log-odds shock exp(σ z + c) that leaves the expected bookings
+        over the horizon where the hazards put them: a shock on the odds is not
+        mean-neutral (it lifts small win chances and lowers large ones on average), and
+        the shared shock should spread the forecast, not move it. z (levels,) are the
+        levels' normal draws, w_end (levels, classes) each level's win chance by the
+        horizon's end, new the new pipeline, its levels' win-within-e-days chances and
+        arrival levels."""
+        if self.sigma_win <= 0:
+            return 0.0
+        amount = a_all.sum(axis=1)
+
+        def total(shift: np.ndarray) -> float:
+            mult = shift[:, None]
+            value = float((odds_scaled(w_end, mult) @ amount).sum())
+            if new is not None:
+                pipeline, win_new, levels = new
+                totals = pipeline.expected_totals(odds_scaled(win_new, mult[:, :, None]))
+                value += float(totals @ levels)
+            return value
+
+        target = total(np.ones(len(z)))
+        if target <= 0:
+            return 0.0
+        bound = 4.0 * self.sigma_win + 1.0
+        return float(
+            optimize.brentq(
+                lambda c: total(np.exp(self.sigma_win * z + c)) - target,
+                -bound,
+                bound,
+                xtol=1e-6,
+            )
+        )
+
     def _exact_set(self, w0: np.ndarray, amount: np.ndarray) -> np.ndarray:
         """Indices of deals sampled exactly: all, or the largest variance contributions."""
         k = len(self.grid)
@@ -529,6 +571,7 @@ class _Sampler:
         z_win = stratified_normal(m, rng) if self.sigma_win > 0 else np.zeros(m)
         sigma_a = self.sigma_arrivals
         z_arr = stratified_normal(m, rng)
+        arrival_levels = np.exp(sigma_a * z_arr - sigma_a**2 / 2)
         sizes = np.full(m, self.n_paths // m)
         sizes[: self.n_paths % m] += 1
         offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -546,12 +589,18 @@ class _Sampler:
         kmin = np.minimum.outer(np.arange(k_n), np.arange(k_n))
 
         new = _NewWins(self, starts, as_of) if len(starts) and self.arrivals is not None else None
+        centre = self._centre(
+            z_win,
+            w_open[:, :, -1][rep],
+            a_all,
+            None if new is None else (new, w_new[rep], arrival_levels),
+        )
         paths = np.zeros((self.n_paths, n_seg, k_n))
         exp_open = np.zeros((n_seg, k_n))
         exp_new = np.zeros((n_seg, k_n))
         for lv in range(m):
             p_n = int(sizes[lv])
-            shock = float(np.exp(self.sigma_win * z_win[lv]))
+            shock = float(np.exp(self.sigma_win * z_win[lv] + centre))
             cw = odds_scaled(w_open[rep[lv]], shock)  # (n_c, K) cumulative
             cum = np.zeros((p_n, n_seg, k_n))
             exp_open += np.diff(a_all.T @ cw, axis=1, prepend=0.0) / m
@@ -579,12 +628,12 @@ class _Sampler:
                     cum[:, s, :] += mu[s] + z[:, s, :] @ root.T
             per = exact_per + np.diff(cum, axis=2, prepend=0.0)
             if new is not None:
-                level = float(np.exp(sigma_a * z_arr[lv] - sigma_a**2 / 2))
+                level = float(arrival_levels[lv])
                 mean, drawn = new.draw(odds_scaled(w_new[rep[lv]], shock), level, p_n)
                 exp_new += mean / m
                 per += drawn
             paths[offsets[lv] : offsets[lv + 1]] = per
-        info = {"exact_deals": len(exact), "approximated_deals": len(rest)}
+        info = {"exact_deals": len(exact), "approximated_deals": len(rest), "shock_centre": centre}
         parts = {"open_pipeline": float(exp_open.sum()), "new_pipeline": float(exp_new.sum())}
         return paths, exp_open + exp_new, parts, info
 
@@ -613,6 +662,12 @@ class _NewWins:
         # conv[e, k]: arrivals on day E_k - e (1-based) have e days to be won by E_k.
         lag = grid.end_days[None, :] - 1 - np.arange(grid.n_days)[:, None]
         self.conv = np.where(lag >= 0, daily[np.maximum(lag, 0)], 0.0)
+
+    def expected_totals(self, win: np.ndarray) -> np.ndarray:
+        """Expected bookings over the horizon, per leading index of win (..., n_a, H)
+        (win-within-e-days chances), at the fitted arrival level."""
+        lam_end = win @ self.conv[:, -1]  # (..., n_a)
+        return np.asarray(lam_end @ (self.share * self.mean))
 
     def draw(self, win: np.ndarray, level: float, p_n: int) -> tuple[np.ndarray, np.ndarray]:
         """Expected bookings (n_seg, K) and p_n drawn paths (p_n, n_seg, K), given the
