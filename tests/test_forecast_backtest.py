@@ -136,7 +136,8 @@ def _mutate_future(root: Path, cut: pd.Timestamp) -> None:
 
 
 def _same_history(a: History, b: History) -> None:
-    for name in ("visits", "open_deals", "wins", "creations", "stage_rates", "stages"):
+    names = ("visits", "weekly_visits", "open_deals", "wins", "creations", "stage_rates", "stages")
+    for name in names:
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_like=True)
     assert (a.now, a.outcomes, a.amount_edges, a.first_created) == (
         b.now,
@@ -260,3 +261,25 @@ def test_intervals_cover_near_nominal_over_many_cutoffs(tmp_path: Path) -> None:
     assert 0.65 <= cal.coverage80 <= 0.95
     assert cal.wape == pytest.approx(mc.wape)
     assert 0.6 < bt.spread < 1.6
+
+
+def test_cutoffs_with_weeks_of_history_are_flagged(project: Path) -> None:
+    log = fw.open(project)
+    try:
+        bt = backtest(
+            log,
+            horizon="30d",
+            every="14d",
+            start=START + pd.Timedelta(days=40),
+            end=START + pd.Timedelta(days=166),
+            methods=["montecarlo"],
+            n_paths=500,
+        )
+    finally:
+        log.store.close()
+    mc = bt.rows[bt.rows.method == "montecarlo"].sort_values("cutoff")
+    # 40 days in, the log holds two months since its first win: weeks it is. By day 166
+    # months can be compared and the trailing arrival rate replayed on its own past.
+    assert mc.weekly_shocks.iloc[0] and not mc.weekly_shocks.iloc[-1]
+    n = int(mc.weekly_shocks.sum())
+    assert any(note.startswith(f"montecarlo: at {n} of 10 cut-offs (from") for note in bt.notes)

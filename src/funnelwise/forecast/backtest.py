@@ -263,6 +263,10 @@ def backtest(
                     "covered": bool(r.p10 <= actual <= r.p90),
                     "answered_by": r.method,
                     "fallback": r.fallback,
+                    # Shared shocks measured over weeks: the log was too short for months.
+                    "weekly_shocks": bool(
+                        r.diagnostics.get("shock_weekly") or r.diagnostics.get("arrival_weekly")
+                    ),
                 }
             )
     report("backtest", len(cutoffs), len(cutoffs))
@@ -281,6 +285,14 @@ def backtest(
         # forecast made then.
         spread = spread_factor(mc[mc.fallback.isna()], horizon_days=days, every_days=step)
         notes.append(f"{CALIBRATED}: at the end of observation, {spread.describe()}")
+    weekly = frame[(frame.method == "montecarlo") & frame.weekly_shocks]
+    if len(weekly):
+        notes.append(
+            f"montecarlo: at {len(weekly)} of {len(cutoffs)} cut-offs (from "
+            f"{weekly.cutoff.min():%Y-%m-%d} to {weekly.cutoff.max():%Y-%m-%d}) the log held "
+            "too few months since its first win to compare months; shared shocks were "
+            "measured over weeks, and those intervals are a rough guide"
+        )
     scores = {m: score(m, frame[frame.method == m]) for m in names}
     chosen, reason = choose(scores)
     return BacktestResult(
