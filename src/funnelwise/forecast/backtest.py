@@ -289,9 +289,9 @@ def backtest(
     if len(weekly):
         notes.append(
             f"montecarlo: at {len(weekly)} of {len(cutoffs)} cut-offs (from "
-            f"{weekly.cutoff.min():%Y-%m-%d} to {weekly.cutoff.max():%Y-%m-%d}) the log held "
-            "too few months since its first win to compare months; shared shocks were "
-            "measured over weeks, and those intervals are a rough guide"
+            f"{weekly.cutoff.min():%Y-%m-%d} to {weekly.cutoff.max():%Y-%m-%d}) the log was "
+            "too short to compare months of wins or to replay the trailing arrival rate; "
+            "shared shocks were measured over weeks, and those intervals are a rough guide"
         )
     scores = {m: score(m, frame[frame.method == m]) for m in names}
     chosen, reason = choose(scores)

@@ -328,8 +328,9 @@ class BacktestResult:
 
     `rows` (`to_frame()`): one per cut-off and method: cutoff, method, actual,
     expected, p10, p50, p90, covered (actual within [P10, P90]), fallback (why a
-    baseline answered, else None). `scores` maps each method to its MethodScore;
-    `chosen` is the method with the lowest pinball loss and `reason` says why.
+    baseline answered, else None), weekly_shocks (the Monte Carlo measured shared
+    shocks over weeks: the log was too short for months). `scores` maps each method
+    to its MethodScore; `chosen` is the method with the lowest pinball loss and `reason` says why.
     `spread` is the Monte Carlo's calibration factor from every backtest forecast,
     for a forecast made at the end of observation (1 without any).
     """
