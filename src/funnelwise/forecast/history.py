@@ -9,7 +9,8 @@ small frames (a few thousand rows even for millions of events):
   with the sum of their days (enough for censoring-aware hazards and their
   exposures, and for a Poisson bootstrap over history) and, for deals won
   since, their amounts at the visit's entry and as booked (the amount drift);
-  `weekly_visits` holds the same split by entry week as well;
+  `weekly_visits` holds the same split by entry week as well, while the log
+  holds fewer than six months since its first win;
 - `open_deals`: one row per open deal at the as-of instant (stage, time in
   stage, age, pushes, amount, expected close date, segment);
 - `wins`: won deals (closed_at, amount_base, segment), for run rates and the
@@ -82,6 +83,9 @@ VISIT_KEYS = [
     "month",
 ]
 WEEKLY_KEYS = [*VISIT_KEYS, "week"]
+# Calendar months since the first win from which the weekly split is no longer pulled:
+# by then months can be compared (two windows need three months).
+WEEKLY_MONTHS = 6
 VISIT_SUMS = ["n", "sum_days", "won_visits", "won_at_entry", "won_booked"]
 CREATION_KEYS = ["day", "pipeline_id", "first_stage_id", "segment", "amount_bin"]
 
@@ -105,14 +109,17 @@ def segment_expr(deals: ir.Table, by: str | None) -> ir.StringValue:
     return value.fill_null(MISSING)
 
 
-def _deal_summary(log: EventLog) -> tuple[tuple[float, ...], pd.Timestamp | None, dict[str, int]]:
+def _deal_summary(
+    log: EventLog,
+) -> tuple[tuple[float, ...], pd.Timestamp | None, pd.Timestamp | None, dict[str, int]]:
     """In one query: deal size band edges (quintiles of amount_base; none without
-    amounts), the first creation, and deals by status."""
+    amounts), the first creation, the first win, and deals by status."""
     d = log.deals
     status = d.outcome.fill_null("open")
     row = (
         d.aggregate(
             first=d.created_at.min(),
+            first_won=d.closed_at.min(where=status == "won"),
             **{f"q{i}": d.amount_base.quantile(p) for i, p in enumerate(AMOUNT_QUANTILES)},
             **{f"n_{k}": d.count(where=status == k) for k in STATUSES},
         )
@@ -122,7 +129,8 @@ def _deal_summary(log: EventLog) -> tuple[tuple[float, ...], pd.Timestamp | None
     values = np.array([row[f"q{i}"] for i in range(len(AMOUNT_QUANTILES))], dtype=float)
     edges = () if np.isnan(values).any() else tuple(float(v) for v in np.unique(values))
     first = None if pd.isna(row["first"]) else pd.Timestamp(row["first"])
-    return edges, first, {k: int(row[f"n_{k}"]) for k in STATUSES}
+    first_won = None if pd.isna(row["first_won"]) else pd.Timestamp(row["first_won"])
+    return edges, first, first_won, {k: int(row[f"n_{k}"]) for k in STATUSES}
 
 
 def amount_bin_expr(amount: ir.NumericValue, edges: tuple[float, ...]) -> ir.StringValue:
@@ -231,7 +239,8 @@ class History:
     outcomes: dict[str, int]  # deals by status: open, won, lost, no_decision
     amount_edges: tuple[float, ...]  # deal size bands (see AMOUNT_QUANTILES)
     # `visits` split by entry week too (week: the Monday it starts): read only when the
-    # log is too short to compare months (see `MonteCarlo._shocks`).
+    # log is too short to compare months (see `MonteCarlo._shocks`); None once it holds
+    # WEEKLY_MONTHS months since its first win.
     weekly_visits: pd.DataFrame | None = None
 
     @property
@@ -269,7 +278,11 @@ def _visits(
     pushes: ir.Table | None,
     amounts: ir.Table | None,
     edges: tuple[float, ...],
+    *,
+    weekly: bool,
 ) -> pd.DataFrame:
+    """The visit histogram (see the module docstring), split by entry week too with
+    `weekly`."""
     iv = log.stage_intervals
     iv = iv.filter(iv.kind == "open")
     st = log.store.table("stages").select(
@@ -303,7 +316,7 @@ def _visits(
         tis_bin=_bin(iv.days, TIS_EDGES),
         age_bin=_bin(age, AGE_EDGES),
         month=iv.entered_at.truncate("M"),
-        week=iv.entered_at.truncate("W"),
+        **({"week": iv.entered_at.truncate("W")} if weekly else {}),
     )
     iv = _pushes_before(iv, ["deal_id", "step"], "entered_at", pushes)
     # The deal's size band as it stood when the visit began: a later amount (a lost
@@ -315,7 +328,7 @@ def _visits(
     )
     # For the amount drift: won deals' amounts at the visit's entry and as booked.
     won = (iv._outcome == "won") & iv.amount_at.notnull() & iv.amount_base.notnull()
-    out = iv.group_by([*VISIT_KEYS, "week"]).aggregate(
+    out = iv.group_by(WEEKLY_KEYS if weekly else VISIT_KEYS).aggregate(
         n=iv.count(),
         sum_days=iv.days.sum(),
         won_visits=won.cast("int64").sum(),
@@ -327,6 +340,11 @@ def _visits(
     for col in ("won_visits", "won_at_entry", "won_booked"):
         frame[col] = pd.to_numeric(frame[col]).fillna(0)
     return frame
+
+
+def _months_between(start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Calendar months from start's month to end's, both counted."""
+    return (end.year - start.year) * 12 + end.month - start.month + 1
 
 
 def monthly_visits(weekly: pd.DataFrame) -> pd.DataFrame:
@@ -440,14 +458,18 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
     stages = _stages(log)
     pushes = _pushes(log)
     amounts = _amount_changes(log)
-    edges, first, outcomes = _deal_summary(log)
-    weekly = _visits(log, by, pushes, amounts, edges)
+    edges, first, first_won, outcomes = _deal_summary(log)
+    # Weeks are read only while months since the first win are too few to compare;
+    # past WEEKLY_MONTHS the split would only cost time.
+    weekly = first_won is None or _months_between(first_won, log.now) < WEEKLY_MONTHS
+    raw = _visits(log, by, pushes, amounts, edges, weekly=weekly)
+    visits = monthly_visits(raw) if weekly else raw
     history = History(
         now=log.now,
         by=by,
         currency=log.process.currency,
         stages=stages,
-        visits=_sorted(monthly_visits(weekly), VISIT_KEYS),
+        visits=_sorted(visits, VISIT_KEYS),
         open_deals=_sorted(_open_deals(log, by, pushes, amounts, edges, stages), ["deal_id"]),
         wins=_sorted(_wins(log, by, edges), ["closed_at", "deal_id"]),
         creations=_sorted(_creations(log, by, edges), CREATION_KEYS),
@@ -455,7 +477,7 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
         first_created=first,
         outcomes=outcomes,
         amount_edges=edges,
-        weekly_visits=_sorted(weekly, WEEKLY_KEYS),
+        weekly_visits=_sorted(raw, WEEKLY_KEYS) if weekly else None,
     )
     if by is not None:
         seen = pd.concat([history.open_deals.segment, history.creations.segment])
