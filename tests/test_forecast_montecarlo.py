@@ -25,6 +25,7 @@ from forecast_data import START, Memoryless, build_memoryless
 from funnelwise.errors import NotEnoughDataError
 from funnelwise.forecast import ForecastResult, MonteCarlo, NotFittedError
 from funnelwise.forecast.history import History, pull_history
+from funnelwise.forecast.montecarlo import _Sampler, odds_scaled
 
 TRUTH = Memoryless(rate=10.0, days=500)
 HORIZON = 60.0
@@ -285,3 +286,31 @@ def test_weekly_shocks_widen_short_log_intervals_towards_nominal(tmp_path: Path)
     # seeds, so their difference is far less noisy.
     assert without < 0.6, without
     assert with_shocks >= without + 0.1, (with_shocks, without)
+
+
+def test_shock_centring_by_hand() -> None:
+    """Two deal classes worth 100 and 300 with win chances 0.1 and 0.2 by the horizon's
+    end, four levels: the centre c makes the mean over levels of the shocked expected
+    value equal to the unshocked one; with chances of only 0 and 1 nothing moves."""
+    sampler = _Sampler(
+        rng=np.random.default_rng(0),
+        n_paths=4,
+        levels=4,
+        sigma_win=0.5,
+        sigma_arrivals=0.0,
+        arrivals=None,
+        pool=None,  # type: ignore[arg-type]
+        n_seg=1,
+        grid=None,  # type: ignore[arg-type]
+        budget=1e8,
+    )
+    z = np.array([-1.15, -0.32, 0.32, 1.15])
+    a_all = np.array([[100.0], [300.0]])
+    w_end = np.tile([0.1, 0.2], (4, 1))
+    c = sampler._centre(z, w_end, a_all, None)
+    shocked = odds_scaled(w_end, np.exp(0.5 * z + c)[:, None]) @ a_all[:, 0]
+    assert shocked.mean() == pytest.approx(0.1 * 100 + 0.2 * 300, rel=1e-6)
+    # Uncentred, small chances rise on average (by 4.5%, from 70 to 73.1): c < 0 undoes it.
+    plain = odds_scaled(w_end, np.exp(0.5 * z)[:, None]) @ a_all[:, 0]
+    assert plain.mean() == pytest.approx(73.14, abs=0.01) and c < 0.0
+    assert sampler._centre(z, np.tile([0.0, 1.0], (4, 1)), a_all, None) == 0.0
