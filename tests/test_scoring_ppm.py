@@ -14,6 +14,7 @@ import pytest
 from funnelwise.scoring.ppm import (
     CONFIGS,
     ENSEMBLE,
+    _inner_split,
     _prepare,
     monitoring_benchmark,
     read_xes_events,
@@ -124,14 +125,18 @@ def test_protocol_split_and_prefix_lengths() -> None:
     assert test["case_id"].min() == "c0320"
     # Positive cases are 6 to 12 events long: the 90th percentile rounds up to 12.
     assert set(prep.max_prefix.values()) == {12}
+    # One order whatever the engine returns: by case, then prefix length.
+    assert rows[["case_id", "event_nr"]].equals(
+        rows[["case_id", "event_nr"]].sort_values(["case_id", "event_nr"], ignore_index=True)
+    )
     c = rows[rows["case_id"] == "c0000"].sort_values("event_nr")
     assert list(c["event_nr"]) == list(range(1, len(c) + 1))
     assert c["elapsed_h"].iloc[2] == pytest.approx(48.0)
     assert list(c["handovers"].iloc[:5]) == [0, 1, 1, 2, 2]
-    # 2020-01-01 was a Wednesday (Monday is 0); one event a day.
-    assert list(c["weekday"].iloc[:3]) == [2, 3, 4]
     # The third event's type is visible from prefix 3 on, not before.
     assert c["ev_3"].isna().iloc[:2].all() and c["ev_3"].notna().iloc[2:].all()
+    # 2020-01-01 was a Wednesday (Monday is 0); one event a day.
+    assert list(c["weekday"].iloc[:3]) == [2, 3, 4]
 
 
 def test_planted_signal_is_found_from_the_third_event() -> None:
@@ -145,3 +150,72 @@ def test_planted_signal_is_found_from_the_third_event() -> None:
     assert summary.loc["O_ACCEPTED", "auc"] > 0.75
     assert (summary["brier"] < 0.25).all()
     assert set(summary["configuration"]) <= {c.name for c in CONFIGS} | {ENSEMBLE}
+
+
+def _prepared(events: pa.Table) -> pd.DataFrame:
+    return _prepare(
+        events,
+        outcomes=("O_ACCEPTED", "O_DECLINED", "O_CANCELLED"),
+        static=("AMOUNT_REQ",),
+        train_fraction=0.8,
+        max_prefix=40,
+        quantile=0.9,
+    ).rows
+
+
+def test_a_prefix_does_not_see_later_events() -> None:
+    frame = _planted_log().to_pandas()
+    base = _prepared(pa.Table.from_pandas(frame, preserve_index=False))
+    # Case c0100 is changed from its fourth event on: other steps, another resource,
+    # an hour later; and other cases' events after its third event too
+    case = frame["case_id"] == "c0100"
+    third = frame.loc[case, "timestamp"].sort_values().iloc[2]
+    # (its outcome event stays, or the case would lose its label).
+    later_own = case & (frame["timestamp"] > third) & ~frame["activity"].str.startswith("O_")
+    frame.loc[later_own, "activity"] = "W_Other"
+    frame.loc[later_own, "resource"] = "r9"
+    frame.loc[later_own, "timestamp"] += pd.Timedelta(hours=1)
+    others = ~case & (frame["timestamp"] > third)
+    frame.loc[others, "resource"] = "r7"
+    frame.loc[others, "AMOUNT_REQ"] = frame.loc[others, "AMOUNT_REQ"].where(
+        frame.loc[others, "case_id"] != "c0101", "9999"
+    )
+    changed = _prepared(pa.Table.from_pandas(frame, preserve_index=False))
+    features = [c for c in base.columns if c not in ("outcome", "train")]
+
+    def prefixes(rows: pd.DataFrame) -> pd.DataFrame:
+        c = rows[(rows["case_id"] == "c0100") & (rows["event_nr"] <= 3)]
+        return c.sort_values("event_nr")[features].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(prefixes(base), prefixes(changed))
+    # The change itself is seen from the fourth prefix on (the test can fail).
+    later = (base["case_id"] == "c0100") & (base["event_nr"] == 4)
+    later_changed = (changed["case_id"] == "c0100") & (changed["event_nr"] == 4)
+    assert base.loc[later, "last_ev"].iloc[0] != changed.loc[later_changed, "last_ev"].iloc[0]
+
+
+def test_inner_slices_follow_the_protocol() -> None:
+    rows = _prepared(_planted_log())
+    train = rows[rows["train"]]
+    seen: set[str] = set()
+    for lower, upper in ((0.4, 0.6), (0.6, 0.8), (0.8, 1.0)):
+        early, valid = _inner_split(train, lower, upper)
+        ids = set(valid["case_id"])
+        # 320 training cases, 6 hours apart: the slice holds the cases at those shares.
+        assert ids == {f"c{i:04d}" for i in range(int(lower * 320), int(upper * 320))}
+        assert not ids & seen
+        seen |= ids
+        # The earlier cases only, cut at the slice's first event.
+        assert set(early["case_id"]) == {f"c{i:04d}" for i in range(int(lower * 320))}
+        assert early["timestamp"].max() < valid["timestamp"].min()
+
+
+def test_several_inner_slices_choose_and_calibrate() -> None:
+    slices = ((0.5, 0.75), (0.75, 1.0))
+    result = monitoring_benchmark(_planted_log(), inner_slices=slices, num_threads=1)
+    assert result.meta["inner_slices"] == [[0.5, 0.75], [0.75, 1.0]]
+    summary = result.summary.set_index("task")
+    # The planted hint is found whichever slices choose the configuration.
+    assert summary.loc["O_ACCEPTED", "auc"] > 0.75
+    assert summary["validation_auc"].between(0.5, 1.0).all()
+    assert (summary["brier"] < 0.25).all()
