@@ -18,6 +18,10 @@ With `shock_sigma` > 0 the win chance also carries a shared shock: the deals
 created in each block of `shock_days` days have the odds of `w` multiplied by
 one log-normal factor (log-sd `shock_sigma`), drawn per block; the closed forms
 above then hold for the median block only.
+With `w_big` set, deals whose amount is at or above `big_amount` (the
+`big_quantile` quantile of the amount's law) are won from qualification with
+probability `w_big` instead of `w`; they move from lead as often as the others:
+the size of a deal matters at one stage only (`win_chances(h, big=True)`).
 That makes `expected_bookings` exact, to check the Monte Carlo forecast
 against. (funnelwise.synth's chain has gamma times in six stages, whose
 horizon-limited win chances have no closed form; this fixture exists for
@@ -29,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -54,6 +59,15 @@ class Memoryless:
     days: int = 500
     shock_sigma: float = 0.0
     shock_days: int = 14
+    w_big: float | None = None
+    big_quantile: float = 0.8
+
+    @property
+    def big_amount(self) -> float:
+        """The amount from which `w_big` applies: the `big_quantile` quantile of the
+        log-normal amount."""
+        z = float(NormalDist().inv_cdf(self.big_quantile))
+        return math.exp(math.log(self.amount) - self.amount_sigma**2 / 2 + z * self.amount_sigma)
 
     def cdf_both(self, h: float) -> float:
         """P(T1 + T2 <= h) for independent exponentials of rates l1 and l2."""
@@ -68,9 +82,11 @@ class Memoryless:
         )
         return h - survival
 
-    def win_chances(self, h: float) -> tuple[float, float]:
-        """P(won within h days) of an open deal in lead, and in qualification."""
-        return self.a * self.w * self.cdf_both(h), self.w * (1 - math.exp(-self.l2 * h))
+    def win_chances(self, h: float, *, big: bool = False) -> tuple[float, float]:
+        """P(won within h days) of an open deal in lead, and in qualification (of a deal
+        at or above `big_amount` with `big`, when `w_big` is set)."""
+        w = self.w_big if big and self.w_big is not None else self.w
+        return self.a * w * self.cdf_both(h), w * (1 - math.exp(-self.l2 * h))
 
     def expected_new(self, h: float) -> float:
         """Exact expected bookings over h days from deals created during them."""
@@ -99,9 +115,12 @@ def build_memoryless(root: Path, truth: Memoryless = Memoryless(), seed: int = 0
         z = np.random.default_rng([seed, 1]).standard_normal(blocks)
         odds = truth.w / (1 - truth.w) * np.exp(truth.shock_sigma * z)
         w = (odds / (1 + odds))[(created // truth.shock_days).astype(np.int64)]
-    won = advance & (rng.random(n) < w)
+    u = rng.random(n)
     mu = math.log(truth.amount) - truth.amount_sigma**2 / 2
     amount = np.round(rng.lognormal(mu, truth.amount_sigma, n), 2)
+    if truth.w_big is not None:
+        w = np.where(amount >= truth.big_amount, truth.w_big, w)
+    won = advance & (u < w)
     qualified_at = created + t1
     closed = np.where(advance, qualified_at + t2, qualified_at)
     end = float(truth.days)

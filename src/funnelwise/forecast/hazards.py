@@ -17,6 +17,16 @@ close-date pushes at the visit's entry) apply to the visit a deal is in;
 deal covariates (deal size band, segment) apply to every visit of the
 deal, the ones to come included.
 
+The size band's factor may differ by stage (`STAGE_COVARIATES`): big deals
+can do as well as small ones at one stage and worse at another, and one
+factor shared by all stages then overestimates the stages where they do
+worse. Each stage's factor is the shared one times a deviation shrunk
+towards 1 by empirical Bayes: deviations are taken as gamma-distributed
+around 1 with a variance τ² measured from the data (the spread of observed
+over expected exits per stage and level beyond Poisson noise, see
+`deviation_prior`), so a stage and band with few deals keeps the shared
+factor and a well-measured difference stands.
+
 Parameter uncertainty comes from a Poisson bootstrap of the histogram
 (each visit weighted by a Poisson(1) draw, which on counts of identical
 visits is a Poisson draw of the count); every array below has a leading
@@ -46,6 +56,8 @@ SHRINK = 10.0  # prior weight (expected events) pulling covariate factors toward
 VISIT_COVARIATES = ("age_bin", "push_bin")
 DEAL_COVARIATES = ("amount_bin", "segment")
 COVARIATES = VISIT_COVARIATES + DEAL_COVARIATES
+# Covariates whose factors may differ by stage (shrunk towards the shared factor).
+STAGE_COVARIATES = ("amount_bin",)
 
 
 @dataclass(frozen=True)
@@ -236,8 +248,12 @@ class Hazards:
     """Fitted hazards for B bootstrap replicates (replicate 0 may be the plain fit).
 
     `rates` (B, S, NB, D): pooled rate per day of each destination by stage and
-    time-in-stage bin; `factors[name]` (B, levels): multipliers of forward hazards
-    per covariate level; `exposure` (S, NB) and `events` (S, NB, D) of the plain fit.
+    time-in-stage bin; `factors[name]` (B, S, levels, 2): multipliers of the
+    forward and the other hazards per stage and covariate level (the same for
+    every stage unless the covariate is in `STAGE_COVARIATES`); `prior_weight[name]`
+    (2,): the empirical-Bayes prior weight (expected exits, 1 / τ²; inf: no stage
+    deviations) of each stage covariate's deviations, forward and other;
+    `exposure` (S, NB) and `events` (S, NB, D) of the plain fit.
     """
 
     design: Design
@@ -246,6 +262,7 @@ class Hazards:
     factors: dict[str, np.ndarray]
     exposure: np.ndarray
     events: np.ndarray
+    prior_weight: dict[str, np.ndarray]
 
     @property
     def n_replicates(self) -> int:
@@ -280,13 +297,37 @@ def _rates(
     return exposure, events, rates
 
 
+def deviation_prior(observed: np.ndarray, expected: np.ndarray) -> float:
+    """Empirical-Bayes prior weight k = 1 / τ² (expected exits) of per-cell deviations.
+
+    Cells (a stage and a level) see O ~ Poisson(E δ), δ ~ Gamma(mean 1, variance
+    τ²): then E[(O − E)²] = E + τ² E², so τ² = Σ [(O − E)² − E] / Σ E² (moments,
+    floored at 0), and the posterior mean of δ is (O + k) / (E + k). Returns inf
+    when the cells spread no more than Poisson noise (every deviation stays 1).
+    """
+    e = expected[expected > 0]
+    o = observed[expected > 0]
+    denominator = float((e**2).sum())
+    if denominator <= 0:
+        return float("inf")
+    tau2 = float(((o - e) ** 2 - e).sum()) / denominator
+    return 1.0 / tau2 if tau2 > 0 else float("inf")
+
+
 def _factors(
-    visits: Visits, design: Design, rates: np.ndarray, w: np.ndarray, iterations: int = 5
-) -> dict[str, np.ndarray]:
-    """Backfit multiplicative factors (B, levels, 2) of forward and other hazards per
-    covariate level."""
+    visits: Visits,
+    design: Design,
+    rates: np.ndarray,
+    w: np.ndarray,
+    by_stage: tuple[str, ...],
+    iterations: int = 5,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Backfit multiplicative factors (B, S, levels, 2) of forward and other hazards per
+    stage and covariate level (the covariates `by_stage` may differ by stage), and the
+    prior weights of the stage deviations (see `Hazards`)."""
     fwd = design.forward[visits.state]  # (rows, D)
     rows = np.arange(len(visits))
+    s_n, b_n = design.n_states, w.shape[1]
     # Expected forward and other exits of one visit of each row under the pooled rates:
     # the cumulative hazard is linear within a bin, so sum destinations on the grid first.
     lam = cumulative_at_edges(rates)  # (B, S, NB, D)
@@ -301,42 +342,94 @@ def _factors(
     is_fwd = fwd[rows, np.maximum(visits.dest, 0)] & ended
     observed = [is_fwd[:, None] * w, (ended & ~is_fwd)[:, None] * w]
     cov = visits.covariates
-    factors = {
-        name: np.ones((w.shape[1], len(cov.labels[i]), 2)) for i, name in enumerate(cov.names)
-    }
-    groups = [_grouping(cov.codes[i], len(cov.labels[i])) for i in range(len(cov.names))]
+    # Terms of the model: one shared factor per covariate level, then one deviation per
+    # stage and level of each stage covariate (code state × levels + level).
+    terms: list[tuple[str, np.ndarray, int, bool]] = [
+        (name, cov.codes[i], len(cov.labels[i]), False) for i, name in enumerate(cov.names)
+    ]
+    terms += [
+        (name, visits.state * len(cov.labels[i]) + cov.codes[i], s_n * len(cov.labels[i]), True)
+        for i, name in enumerate(cov.names)
+        if name in by_stage
+    ]
+    values = [np.ones((b_n, size, 2)) for _, _, size, _ in terms]
+    groups = [_grouping(code, size) for _, code, size, _ in terms]
     observed_by = [[np.asarray((g @ o).T) for o in observed] for g in groups]
-    for _ in range(iterations):
-        for kind in (0, 1):
-            # Every row's product of factors; each covariate divides its own out.
-            product = np.ones_like(w)
-            for j, name in enumerate(cov.names):
-                product *= factors[name][:, cov.codes[j], kind].T
-            for i, name in enumerate(cov.names):
-                own = factors[name][:, cov.codes[i], kind].T
-                e = np.asarray((groups[i] @ (expected[kind] * product / own)).T)
-                new = (observed_by[i][kind] + SHRINK) / (e + SHRINK)
-                product *= new[:, cov.codes[i]].T / own
-                factors[name][:, :, kind] = new
-    return factors
+    prior = {name: np.full(2, np.inf) for name, _, _, dev in terms if dev}
+
+    def backfit(active: list[int], fixed: list[int]) -> None:
+        """Update the terms `active` in turn, the terms `fixed` held as they are."""
+        for _ in range(iterations):
+            for kind in (0, 1):
+                # Every row's product of factors; each term divides its own out.
+                product = np.ones_like(w)
+                for j in active + fixed:
+                    product *= values[j][:, terms[j][1], kind].T
+                for j in active:
+                    name, code, _, dev = terms[j]
+                    own = values[j][:, code, kind].T
+                    e = np.asarray((groups[j] @ (expected[kind] * product / own)).T)
+                    k = prior[name][kind] if dev else SHRINK
+                    # An infinite prior weight: no deviation from the shared factor.
+                    new = np.ones_like(e) if np.isinf(k) else (observed_by[j][kind] + k) / (e + k)
+                    product *= new[:, code].T / own
+                    values[j][:, :, kind] = new
+
+    shared = [j for j, t in enumerate(terms) if not t[3]]
+    backfit(shared, [])
+    deviations = [j for j, t in enumerate(terms) if t[3]]
+    if deviations:
+        # The prior of each stage covariate's deviations from the plain fit's cells under
+        # the shared factors (replicate 0); then the deviations are fitted on top of the
+        # shared factors, which stay as fitted: where no stage deviates, the model is
+        # the shared one exactly.
+        for j in deviations:
+            name = terms[j][0]
+            for kind in (0, 1):
+                product = np.ones(len(visits))
+                for i in shared:
+                    product *= values[i][0, terms[i][1], kind]
+                e = groups[j] @ (expected[kind][:, 0] * product)
+                prior[name][kind] = deviation_prior(observed_by[j][kind][0], e)
+        if not any(np.isfinite(prior[terms[j][0]]).any() for j in deviations):
+            # No stage deviates beyond chance: the shared fit stands as it is.
+            deviations = []
+        else:
+            backfit(deviations, shared)
+    factors = {}
+    for j in shared:
+        name = terms[j][0]
+        factors[name] = np.repeat(values[j][:, None], s_n, axis=1)  # (B, S, L, 2)
+    for j in deviations:
+        name = terms[j][0]
+        factors[name] = factors[name] * values[j].reshape(b_n, s_n, -1, 2)
+    return factors, prior
 
 
 def fit_hazards(
-    visits: Visits, design: Design, *, replicates: int, rng: np.random.Generator | None
+    visits: Visits,
+    design: Design,
+    *,
+    replicates: int,
+    rng: np.random.Generator | None,
+    by_stage: tuple[str, ...] = STAGE_COVARIATES,
 ) -> Hazards:
     """Fit hazards on the plain histogram (replicate 0) and `replicates - 1` Poisson
-    bootstrap resamples of it (none without an rng)."""
+    bootstrap resamples of it (none without an rng); the factors of the covariates
+    `by_stage` may differ by stage (none: one factor per level for every stage)."""
     w = np.repeat(visits.count[:, None], max(1, replicates), axis=1)
     if rng is not None and replicates > 1:
         w[:, 1:] = rng.poisson(w[:, 1:])
     exposure, events, rates = _rates(visits, design, w)
+    factors, prior = _factors(visits, design, rates, w, by_stage)
     return Hazards(
         design=design,
         covariates=visits.covariates,
         rates=rates,
-        factors=_factors(visits, design, rates, w),
+        factors=factors,
         exposure=exposure[0],
         events=events[0],
+        prior_weight=prior,
     )
 
 
@@ -400,7 +493,7 @@ def period_wins(
     )
     cov = visits.covariates
     for i, name in enumerate(cov.names):
-        cum_won = cum_won * hazards.factors[name][0, cov.codes[i], 0]
+        cum_won = cum_won * hazards.factors[name][0, visits.state, cov.codes[i], 0]
     n = int(period.max()) + 1 if len(visits) else 0
     e = np.bincount(period, weights=cum_won * visits.count, minlength=n)
     o = np.bincount(period, weights=(visits.dest == d.won) * visits.count, minlength=n)
@@ -455,7 +548,8 @@ def fresh_points(n_days: int) -> np.ndarray:
 def fresh_win_cdf(rates: np.ndarray, design: Design, n_days: int, theta: np.ndarray) -> np.ndarray:
     """CG (G, S, n_days + 1): P(won within offsets 0..e | entered stage s at mid-day of
     offset 0), following every later stage, for G deal kinds with hazards rates[g]
-    (S, NB, D) scaled by theta[g] = (forward, other) on every visit."""
+    (S, NB, D) scaled on every visit to stage s by theta[g, s] = (forward, other)
+    (theta (G, S, 2), or (G, 2) for the same factors at every stage)."""
     g_n, s_n = rates.shape[0], design.n_states
     points = np.broadcast_to(fresh_points(n_days), (g_n * s_n, n_days + 2))
     f = exit_probs(
@@ -463,7 +557,7 @@ def fresh_win_cdf(rates: np.ndarray, design: Design, n_days: int, theta: np.ndar
         np.arange(g_n * s_n),
         points,
         np.tile(design.forward, (g_n, 1)),
-        np.repeat(theta, s_n, axis=0),
+        np.broadcast_to(theta.reshape(g_n, -1, 2), (g_n, s_n, 2)).reshape(-1, 2),
     )
     f = f.reshape(g_n, s_n, n_days + 1, -1).transpose(0, 2, 1, 3)  # (G, H+1, S, D)
     moves = f[..., :s_n]

@@ -40,6 +40,7 @@ from funnelwise.forecast.hazards import (
     COVARIATES,
     DEAL_COVARIATES,
     EDGES,
+    STAGE_COVARIATES,
     Design,
     Hazards,
     Visits,
@@ -89,6 +90,8 @@ class MonteCarlo(Forecaster):
     entry of their stage to the booking (per stage, learned);
     `covariates` the ones hazards adjust for (default: deal age and pushes at the
     stage's entry, deal size band, and the segment when `by` is given);
+    `stage_factors` to let the size band's factor differ by stage (shrunk towards
+    the shared one by empirical Bayes, see `hazards.py`; False: one factor for all);
     `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
     `exact_budget` deal × path × period draws sampled exactly; `spread` scales every
     path's deviation from the expected path (a calibration factor from a backtest,
@@ -116,6 +119,7 @@ class MonteCarlo(Forecaster):
         shocks: bool = True,
         drift: bool = False,
         covariates: tuple[str, ...] | None = None,
+        stage_factors: bool = True,
         arrival_window: str | float = "13w",
         min_closed: int = 20,
         min_wins: int = 10,
@@ -131,6 +135,7 @@ class MonteCarlo(Forecaster):
         self.shocks = shocks
         self.drift = drift
         self.covariates = covariates
+        self.stage_factors = stage_factors
         self.arrival_window = arrival_window
         self.min_closed = min_closed
         self.min_wins = min_wins
@@ -149,7 +154,11 @@ class MonteCarlo(Forecaster):
             covariates = tuple(c for c in COVARIATES if self.by is not None or c != "segment")
         visits = Visits.from_history(history, self.design_, covariates=covariates)
         self.hazards_: Hazards = fit_hazards(
-            visits, self.design_, replicates=self.replicates, rng=np.random.default_rng(fit_seed)
+            visits,
+            self.design_,
+            replicates=self.replicates,
+            rng=np.random.default_rng(fit_seed),
+            by_stage=STAGE_COVARIATES if self.stage_factors else (),
         )
         steady = history.steady_from
         from_month = 0 if steady is None else max(0, visits.month_of(steady))
@@ -176,16 +185,17 @@ class MonteCarlo(Forecaster):
         self.pool_: AmountPool = amount_pool(history, keys, min_wins=self.min_wins)
 
     # -- per-deal classes ----------------------------------------------------------------
-    def _theta(self, frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    def _theta(self, frame: pd.DataFrame, names: tuple[str, ...], state: np.ndarray) -> np.ndarray:
         """Hazard multipliers (B, n, 2) (forward, other) of the covariates `names` of each
-        row of frame; a level unseen in history has factor 1."""
+        row of frame at the stage `state` (n,) it visits; a level unseen in history has
+        factor 1."""
         cov = self.hazards_.covariates
         theta = np.ones((self.hazards_.n_replicates, len(frame), 2))
         for name in names:
             if name not in cov.names:
                 continue
             code = cov.encode(name, frame[name])
-            f = self.hazards_.factors[name][:, np.maximum(code, 0), :]
+            f = self.hazards_.factors[name][:, state, np.maximum(code, 0), :]
             theta *= np.where((code >= 0)[None, :, None], f, 1.0)
         return theta
 
@@ -254,9 +264,13 @@ class MonteCarlo(Forecaster):
         combo, combos = pd.MultiIndex.from_frame(both.astype(str)).factorize()
         combo = np.asarray(combo, dtype=np.int64)
         combo_frame = pd.DataFrame(list(combos), columns=deal_cols)
-        theta_combo = self._theta(combo_frame, DEAL_COVARIATES)
-        theta_c = self._theta(classes, COVARIATES)
-        theta_a = self._theta(starts, COVARIATES)
+        # A deal kind's factors at every stage: (B, G, S, 2).
+        s_n, g_n = design.n_states, len(combo_frame)
+        every = combo_frame.loc[np.repeat(np.arange(g_n), s_n)].reset_index(drop=True)
+        theta_combo = self._theta(every, DEAL_COVARIATES, np.tile(np.arange(s_n), g_n))
+        theta_combo = theta_combo.reshape(b_n, g_n, s_n, 2)
+        theta_c = self._theta(classes, COVARIATES, classes.state.to_numpy(np.int64))
+        theta_a = self._theta(starts, COVARIATES, starts.state.to_numpy(np.int64))
         c_combo, a_combo = combo[: len(classes)], combo[len(classes) :]
         pair, pairs = pd.MultiIndex.from_frame(classes[["state", "tau"]]).factorize()
         pair = np.asarray(pair, dtype=np.int64)
@@ -266,9 +280,8 @@ class MonteCarlo(Forecaster):
         a_state = starts.state.to_numpy(np.int64)
         fp = np.broadcast_to(fresh_points(n_days), (len(starts), n_days + 2))
         # Fresh-entry win CDFs of every (replicate, combination) at once: (B, G, S, H+1).
-        g_n = len(combo_frame)
         cg_all = fresh_win_cdf(
-            np.repeat(hz.rates, g_n, axis=0), design, n_days, theta_combo.reshape(-1, 2)
+            np.repeat(hz.rates, g_n, axis=0), design, n_days, theta_combo.reshape(-1, s_n, 2)
         ).reshape(b_n, g_n, design.n_states, n_days + 1)
         fwd_a = design.forward[a_state]
         w_open = np.zeros((b_n, len(classes), len(ends)))
