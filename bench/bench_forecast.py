@@ -162,20 +162,26 @@ def _backtest_figures(
     return figures
 
 
+def _error(expected: float, actual: float) -> float:
+    return expected / actual - 1 if actual > 0 else float("nan")
+
+
 def _print_cutoffs(rows: pd.DataFrame, chosen: str) -> None:
     """Per cut-off: what was booked, the chosen method's error and interval (relative
-    to its expected value), and the weighted pipeline's error."""
+    to its expected value), its error on deals open at the cut-off and on deals
+    created after it (when it splits them), and the weighted pipeline's error."""
     own = rows[rows.method == chosen].set_index("cutoff").sort_index()
     base = rows[rows.method == "weighted_pipeline"].set_index("cutoff").expected
-    print(f"     per cut-off ({chosen}; weighted pipeline):")
+    print(f"     per cut-off ({chosen}: total, open deals, new deals; weighted pipeline):")
     for t, r in own.iterrows():
-        wp = base.get(t, float("nan")) / r.actual - 1 if r.actual > 0 else float("nan")
-        err = r.expected / r.actual - 1 if r.actual > 0 else float("nan")
+        wp = _error(base.get(t, float("nan")), r.actual)
+        err = _error(r.expected, r.actual)
         lo, hi = (r.p10 / r.expected - 1, r.p90 / r.expected - 1) if r.expected > 0 else (0, 0)
         print(
             f"       {t:%Y-%m-%d}  booked {r.actual:>14,.0f}  error {err:+6.1%}  "
             f"P10/P90 {lo:+6.1%} {hi:+6.1%}  {'in ' if r.covered else 'OUT'}  "
-            f"weighted pipeline {wp:+6.1%}"
+            f"open {_error(r.expected_open, r.actual_open):+6.1%}  "
+            f"new {_error(r.expected_new, r.actual_new):+6.1%}  weighted pipeline {wp:+6.1%}"
         )
 
 

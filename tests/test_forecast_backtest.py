@@ -286,3 +286,32 @@ def test_cutoffs_with_weeks_of_history_are_flagged(project: Path) -> None:
     assert mc.weekly_shocks.iloc[0] and not mc.weekly_shocks.iloc[-1]
     n = int(mc.weekly_shocks.sum())
     assert any(note.startswith(f"montecarlo: at {n} of 10 cut-offs (from") for note in bt.notes)
+
+
+def test_rows_split_bookings_into_open_and_new_deals(project: Path) -> None:
+    log = fw.open(project)
+    try:
+        cut = START + pd.Timedelta(days=200)
+        bt = backtest(
+            log,
+            horizon="30d",
+            every="14d",
+            start=cut,
+            end=cut,
+            methods=["weighted_pipeline", "montecarlo"],
+            n_paths=500,
+        )
+        deals = log.deals.select("created_at", "closed_at", "outcome", "amount_base").to_pandas()
+    finally:
+        log.store.close()
+    end = cut + pd.Timedelta(days=30)
+    won = deals[(deals.outcome == "won") & (deals.closed_at > cut) & (deals.closed_at <= end)]
+    new = float(won.amount_base[won.created_at > cut].sum())
+    old = float(won.amount_base[won.created_at <= cut].sum())
+    assert new > 0 and old > 0
+    for _, r in bt.rows[bt.rows.method != "montecarlo_calibrated"].iterrows():
+        assert r.actual_new == pytest.approx(new)
+        assert r.actual_open == pytest.approx(old)
+        assert r.expected_open + r.expected_new == pytest.approx(r.expected, rel=1e-9)
+    pipeline = bt.rows[bt.rows.method == "weighted_pipeline"].iloc[0]
+    assert pipeline.expected_new == 0.0

@@ -236,8 +236,9 @@ def backtest(
         pd.Timestamp(first), log.now, horizon=days, every=step, start=start, end=end
     )
     won = log.deals.filter((log.deals.outcome == "won") & log.deals.closed_at.notnull())
-    won_f = won.select("closed_at", "amount_base").to_pandas()
+    won_f = won.select("closed_at", "created_at", "amount_base").to_pandas()
     closed = won_f.closed_at.to_numpy(dtype="datetime64[ns]")
+    created = won_f.created_at.to_numpy(dtype="datetime64[ns]")
     amounts = won_f.amount_base.fillna(0.0).to_numpy(float)
     pull = pull or pull_history
     rows = []
@@ -247,6 +248,8 @@ def backtest(
         t_end = t + pd.Timedelta(days=days)
         in_window = (closed > np.datetime64(t, "ns")) & (closed <= np.datetime64(t_end, "ns"))
         actual = float(amounts[in_window].sum())
+        # Booked from deals open at the cut-off, and from deals created after it.
+        actual_new = float(amounts[in_window & (created > np.datetime64(t, "ns"))].sum())
         for m in methods:
             r = predict_with_fallback(
                 m, history, horizon=days, period="horizon", n_paths=n_paths, seed=seed
@@ -261,6 +264,10 @@ def backtest(
                     "p50": r.p50,
                     "p90": r.p90,
                     "covered": bool(r.p10 <= actual <= r.p90),
+                    "actual_open": actual - actual_new,
+                    "actual_new": actual_new,
+                    "expected_open": r.components.get("open_pipeline", np.nan),
+                    "expected_new": r.components.get("new_pipeline", np.nan),
                     "answered_by": r.method,
                     "fallback": r.fallback,
                     # Shared shocks measured over weeks: the log was too short for months.

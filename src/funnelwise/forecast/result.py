@@ -327,9 +327,12 @@ class BacktestResult:
     """Forecasts made as of past cut-offs against what was actually booked.
 
     `rows` (`to_frame()`): one per cut-off and method: cutoff, method, actual,
-    expected, p10, p50, p90, covered (actual within [P10, P90]), fallback (why a
-    baseline answered, else None), weekly_shocks (the Monte Carlo measured shared
-    shocks over weeks: the log was too short for months). `scores` maps each method
+    expected, p10, p50, p90, covered (actual within [P10, P90]), actual_open and
+    actual_new (booked from deals open at the cut-off, and from deals created
+    after it), expected_open and expected_new (the method's expected value split
+    the same way, where it gives one), fallback (why a baseline answered, else
+    None), weekly_shocks (the Monte Carlo measured shared shocks over weeks: the
+    log was too short for months). `scores` maps each method
     to its MethodScore; `chosen` is the method with the lowest pinball loss and `reason` says why.
     `spread` is the Monte Carlo's calibration factor from every backtest forecast,
     for a forecast made at the end of observation (1 without any).
