@@ -106,6 +106,8 @@ def test_protocol_split_and_prefix_lengths() -> None:
     # The first case changes hands twice in its first four events: r1, r2, r2, r1.
     first = frame.index[frame["case_id"] == "c0000"]
     frame.loc[first[:4], "resource"] = ["r1", "r2", "r2", "r1"]
+    # Work items taken up: the second event by r2, the fourth by r1 (any case of START).
+    frame.loc[first[[1, 3]], "lifecycle"] = ["START", "start"]
     events = pa.Table.from_pandas(frame, preserve_index=False)
     prep = _prepare(
         events,
@@ -133,6 +135,8 @@ def test_protocol_split_and_prefix_lengths() -> None:
     assert list(c["event_nr"]) == list(range(1, len(c) + 1))
     assert c["elapsed_h"].iloc[2] == pytest.approx(48.0)
     assert list(c["handovers"].iloc[:5]) == [0, 1, 1, 2, 2]
+    assert c["work_resource"].iloc[0] is None
+    assert list(c["work_resource"].iloc[1:6]) == ["r2", "r2", "r1", "r1", "r1"]
     # The third event's type is visible from prefix 3 on, not before.
     assert c["ev_3"].isna().iloc[:2].all() and c["ev_3"].notna().iloc[2:].all()
     # 2020-01-01 was a Wednesday (Monday is 0); one event a day.
