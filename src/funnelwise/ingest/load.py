@@ -200,9 +200,10 @@ _LEAD_RECENCY = """
 def _dictionary_strings(con: Any) -> Iterator[None]:
     """Text written meanwhile is stored with dictionaries, not FSST.
 
-    Stage events hold identifiers (deal, stage, actor, import) that a dictionary
-    compresses as well as FSST does, while training FSST's symbol tables takes about
-    a third of the time of writing ten million events.
+    Event-like tables (stage events, deal changes, activities) hold identifiers (deal,
+    stage, actor, import, field) that a dictionary compresses as well as FSST does,
+    while training FSST's symbol tables takes about a third of the time of writing
+    ten million events.
     """
     methods = _fsst_methods()
     if methods is None:  # an engine without the setting writes as it always does
@@ -240,11 +241,6 @@ def _fsst_methods() -> str | None:
 
 
 def _insert_events(st: Staging, store: Store, source: str, origin: str) -> tuple[int, int]:
-    with _dictionary_strings(store.raw):
-        return _insert_new_events(st, store, source, origin)
-
-
-def _insert_new_events(st: Staging, store: Store, source: str, origin: str) -> tuple[int, int]:
     con = store.raw
     cols = ", ".join(["deal_id", "stage_id", "entered_at", "seq", "actor_id"])
     src = st.q(source)
@@ -326,19 +322,19 @@ def load(
             st, store, "deals", "deal_id", plan.deals, import_id, _DEAL_RECENCY
         )
         count("deals", total, new, upd)
-    if plan.stage_events:
-        total, new = _insert_events(st, store, plan.stage_events, import_id)
-        count("stage_events", total, new)
-    if plan.deal_changes:
-        key = ["deal_id", "field", "changed_at", "new_value"]
-        total, new = _insert_new(st, store, "deal_changes", plan.deal_changes, key, import_id)
-        count("deal_changes", total, new)
-    if plan.activities:
-        with _dictionary_strings(store.raw):
+    with _dictionary_strings(store.raw):
+        if plan.stage_events:
+            total, new = _insert_events(st, store, plan.stage_events, import_id)
+            count("stage_events", total, new)
+        if plan.deal_changes:
+            key = ["deal_id", "field", "changed_at", "new_value"]
+            total, new = _insert_new(st, store, "deal_changes", plan.deal_changes, key, import_id)
+            count("deal_changes", total, new)
+        if plan.activities:
             total, new = _insert_new(
                 st, store, "activities", plan.activities, ["activity_id"], import_id
             )
-        count("activities", total, new)
+            count("activities", total, new)
     if plan.leads:
         total, new, upd = _upsert(
             st, store, "leads", "lead_id", plan.leads, import_id, _LEAD_RECENCY
