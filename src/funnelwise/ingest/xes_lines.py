@@ -13,8 +13,8 @@ Anything else (an element spanning lines or sharing one, nested or list
 attributes, comments, CDATA, single-quoted attributes, an encoding other than
 UTF-8, a `<` inside a value) makes `read_lines` answer None and the caller
 reads the file with lxml. Files are read in blocks that end after a
-`</trace>` line, so memory stays bounded; two blocks are classified at a time
-in threads while the next one is decompressed.
+`</trace>` line, so memory stays bounded; two blocks are read at a time in
+threads while the next one is decompressed.
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ class _Part:
 
     header: bytes | None  # the file up to the first trace (first block only)
     tail: bytes  # the file after the last trace (last block only)
-    events: pa.RecordBatch | None
-    cases: pa.RecordBatch | None
+    batches: tuple[pa.RecordBatch, pa.RecordBatch] | None  # events, case attributes
     lines: int
     traces: int
 
@@ -232,19 +231,16 @@ def _read_block(block: bytes, first_block: bool, last: bool) -> _Part:
     # One `<` per element line: none hides in a key or value (that is not XML).
     if block.count(b"<", lines.starts[first], lines.starts[end]) != (region > _BLANK_LINE).sum():
         raise _NotSimple
-    events = cases = None
+    batches = None
     if len(region):
         _check_nesting(region)
         done = int((code[:first] == _ATTR).sum())
         n = int((region == _ATTR).sum())
-        events, cases = _collect(
-            region, lines.keys.slice(done, n), lines.values.slice(done, n), first
-        )
+        batches = _collect(region, lines.keys.slice(done, n), lines.values.slice(done, n), first)
     return _Part(
         header=header,
         tail=block[lines.starts[end] :] if last else b"",
-        events=events,
-        cases=cases,
+        batches=batches,
         lines=len(code),  # blocks end with a newline, but for the last
         traces=int((region == _TRACE).sum()),
     )
@@ -346,9 +342,9 @@ def read_lines(
     try:
         for part in _parts(fh, block_bytes):
             header = part.header if part.header is not None else header
-            if part.events is not None and part.cases is not None:
-                events.append(_shifted(part.events, line, case))
-                cases.append(_shifted(part.cases, line, case))
+            if part.batches is not None:
+                events.append(_shifted(part.batches[0], line, case))
+                cases.append(_shifted(part.batches[1], line, case))
             line, case = line + part.lines, case + part.traces
             progress("reading", min(raw.tell(), size), size)
         _check_frame(header + part.tail)
