@@ -16,6 +16,7 @@ from funnelwise.scoring.ppm import (
     ENSEMBLE,
     _inner_split,
     _prepare,
+    _Prepared,
     monitoring_benchmark,
     read_xes_events,
     weighted_auc,
@@ -101,6 +102,18 @@ def _planted_log(n: int = 400, seed: int = 0) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
+def _prepared(events: pa.Table) -> _Prepared:
+    """The protocol's prefix rows and split, with the benchmark's settings."""
+    return _prepare(
+        events,
+        outcomes=("O_ACCEPTED", "O_DECLINED", "O_CANCELLED"),
+        static=("AMOUNT_REQ",),
+        train_fraction=0.8,
+        max_prefix=40,
+        quantile=0.9,
+    )
+
+
 def test_protocol_split_and_prefix_lengths() -> None:
     frame = _planted_log().to_pandas()
     # The first case changes hands twice in its first four events: r1, r2, r2, r1.
@@ -109,14 +122,7 @@ def test_protocol_split_and_prefix_lengths() -> None:
     # Work items taken up: the second event by r2, the fourth by r1 (any case of START).
     frame.loc[first[[1, 3]], "lifecycle"] = ["START", "start"]
     events = pa.Table.from_pandas(frame, preserve_index=False)
-    prep = _prepare(
-        events,
-        outcomes=("O_ACCEPTED", "O_DECLINED", "O_CANCELLED"),
-        static=("AMOUNT_REQ",),
-        train_fraction=0.8,
-        max_prefix=40,
-        quantile=0.9,
-    )
+    prep = _prepared(events)
     rows = prep.rows
     assert "zz" not in set(rows["case_id"])
     assert prep.cases == {"train": 320, "test": 80}
@@ -156,20 +162,9 @@ def test_planted_signal_is_found_from_the_third_event() -> None:
     assert set(summary["configuration"]) <= {c.name for c in CONFIGS} | {ENSEMBLE}
 
 
-def _prepared(events: pa.Table) -> pd.DataFrame:
-    return _prepare(
-        events,
-        outcomes=("O_ACCEPTED", "O_DECLINED", "O_CANCELLED"),
-        static=("AMOUNT_REQ",),
-        train_fraction=0.8,
-        max_prefix=40,
-        quantile=0.9,
-    ).rows
-
-
 def test_a_prefix_does_not_see_later_events() -> None:
     frame = _planted_log().to_pandas()
-    base = _prepared(pa.Table.from_pandas(frame, preserve_index=False))
+    base = _prepared(pa.Table.from_pandas(frame, preserve_index=False)).rows
     # Case c0100 is changed from its fourth event on: other steps, another resource,
     # an hour later; and other cases' events after its third event too
     case = frame["case_id"] == "c0100"
@@ -184,7 +179,7 @@ def test_a_prefix_does_not_see_later_events() -> None:
     frame.loc[others, "AMOUNT_REQ"] = frame.loc[others, "AMOUNT_REQ"].where(
         frame.loc[others, "case_id"] != "c0101", "9999"
     )
-    changed = _prepared(pa.Table.from_pandas(frame, preserve_index=False))
+    changed = _prepared(pa.Table.from_pandas(frame, preserve_index=False)).rows
     features = [c for c in base.columns if c not in ("outcome", "train")]
 
     def prefixes(rows: pd.DataFrame) -> pd.DataFrame:
@@ -199,7 +194,7 @@ def test_a_prefix_does_not_see_later_events() -> None:
 
 
 def test_inner_slices_follow_the_protocol() -> None:
-    rows = _prepared(_planted_log())
+    rows = _prepared(_planted_log()).rows
     train = rows[rows["train"]]
     seen: set[str] = set()
     for lower, upper in ((0.4, 0.6), (0.6, 0.8), (0.8, 1.0)):
