@@ -14,7 +14,11 @@ import pytest
 from funnelwise.scoring.ppm import (
     CONFIGS,
     ENSEMBLE,
+    _Config,
+    _fit,
     _inner_split,
+    _members,
+    _predict,
     _prepare,
     _Prepared,
     monitoring_benchmark,
@@ -160,6 +164,26 @@ def test_planted_signal_is_found_from_the_third_event() -> None:
     assert summary.loc["O_ACCEPTED", "auc"] > 0.75
     assert (summary["brier"] < 0.25).all()
     assert set(summary["configuration"]) <= {c.name for c in CONFIGS} | {ENSEMBLE}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_every_candidate_finds_the_planted_signal(config: _Config) -> None:
+    rows = _prepared(_planted_log()).rows
+    rows = rows[rows["event_nr"] <= 3]
+    train, test = rows[rows["train"]], rows[~rows["train"]]
+    p = _predict(_fit(config, train, "O_ACCEPTED", seed=0, num_threads=1), test)
+    _, table = weighted_auc(
+        (test["outcome"] == "O_ACCEPTED").to_numpy(int), p, test["event_nr"].to_numpy()
+    )
+    by = table.set_index("prefix_length")["auc"]
+    # Probabilities, no better than chance before the hint and far better at it.
+    assert ((p > 0) & (p < 1)).all()
+    assert by.loc[1] < 0.7 and by.loc[3] > 0.8
+
+
+def test_the_ensemble_is_the_mean_of_the_tree_configurations() -> None:
+    assert [c.name for c in _members(ENSEMBLE)] == ["aggregate", "aggregate+index"]
+    assert [c.name for c in _members("logistic")] == ["logistic"]
 
 
 def test_a_prefix_does_not_see_later_events() -> None:

@@ -18,6 +18,7 @@ together: they have no calibration step of their own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -152,6 +153,32 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+def logistic_pipeline(
+    n_numeric: int, categorical: Sequence[int], *, c: float, seed: int
+) -> Pipeline:
+    """L2 logistic regression over an `Encoder` matrix: the first `n_numeric`
+    columns imputed by their median (with a missing flag each), signed-log
+    transformed and standardised; the `categorical` columns one-hot encoded."""
+    num = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        FunctionTransformer(_signed_log),
+        StandardScaler(),
+    )
+    cat = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
+        OneHotEncoder(handle_unknown="ignore"),
+    )
+    transformers: list[tuple[str, Any, list[int]]] = [("num", num, list(range(n_numeric)))]
+    if categorical:
+        transformers.append(("cat", cat, list(categorical)))
+    return Pipeline(
+        [
+            ("features", ColumnTransformer(transformers)),
+            ("lr", LogisticRegression(C=c, max_iter=5000, random_state=seed)),
+        ]
+    )
+
+
 class LogisticScorer(Scorer):
     """Logistic regression on the model's features (L2, C=1)."""
 
@@ -163,25 +190,8 @@ class LogisticScorer(Scorer):
     ) -> None:
         rows = _both(data)
         self.encoder_ = Encoder.fit(rows, numeric, categorical)
-        n_num = len(numeric)
-        cat_idx = self.encoder_.categorical_indices
-        num = make_pipeline(
-            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-            FunctionTransformer(_signed_log),
-            StandardScaler(),
-        )
-        cat = make_pipeline(
-            SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
-            OneHotEncoder(handle_unknown="ignore"),
-        )
-        transformers: list[tuple[str, Any, list[int]]] = [("num", num, list(range(n_num)))]
-        if cat_idx:
-            transformers.append(("cat", cat, cat_idx))
-        self.model_ = Pipeline(
-            [
-                ("features", ColumnTransformer(transformers)),
-                ("lr", LogisticRegression(C=1.0, max_iter=5000, random_state=self.seed)),
-            ]
+        self.model_ = logistic_pipeline(
+            len(numeric), self.encoder_.categorical_indices, c=1.0, seed=self.seed
         ).fit(self.encoder_.matrix(rows), rows["label"].to_numpy(int))
 
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
