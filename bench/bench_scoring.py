@@ -96,6 +96,11 @@ def _bpi_figures() -> list[Figure]:
     result = monitoring_benchmark(events)
     elapsed = time.perf_counter() - started
     print(result.summary.to_string(index=False))
+    by = result.by_prefix
+    # Where each task's AUC comes from: per prefix length, with the test cases that long.
+    table = by.pivot(index="prefix_length", columns="task", values="auc")
+    table.insert(0, "cases", by.groupby("prefix_length")["cases"].first())
+    print(table.round(3).to_string())
     figures = []
     for row in result.summary.itertuples():
         auc_target, brier_target, name = BPI_TARGETS[str(row.task)]
