@@ -305,13 +305,15 @@ def _prepare(
 @dataclass(frozen=True)
 class _Config:
     """One model setup: which features, and LightGBM's tree settings (`params`,
-    `rounds`) or, for `learner` "logistic", an L2 logistic regression (`params["C"]`)."""
+    `rounds`) or, for `learner` "logistic", an L2 logistic regression (inverse
+    strength `c`)."""
 
     name: str
     index: bool
     params: dict[str, object]
     rounds: int = 0
     learner: Literal["trees", "logistic"] = "trees"
+    c: float = 1.0
 
     def columns(self, rows: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
         numeric = [c for c in rows.columns if c.startswith(("n_", "h_", "static_"))]
@@ -346,7 +348,7 @@ CONFIGS = (
         {**_BASE, "learning_rate": 0.03, "feature_fraction": 0.5, "extra_trees": True},
         600,
     ),
-    _Config("logistic", False, {"C": 1.0}, learner="logistic"),
+    _Config("logistic", False, {}, learner="logistic", c=1.0),
 )
 
 
@@ -380,8 +382,9 @@ def _fit(
     encoder = Encoder.fit(rows, *config.columns(rows))
     matrix = _matrix(rates, encoder, rows)
     if config.learner == "logistic":
-        c = float(config.params["C"])  # type: ignore[arg-type]
-        model = logistic_pipeline(len(encoder.numeric), encoder.categorical_indices, c=c, seed=seed)
+        model = logistic_pipeline(
+            len(encoder.numeric), encoder.categorical_indices, c=config.c, seed=seed
+        )
         return _Model(rates, encoder, model.fit(matrix, y.astype(int)))
     data = lgb.Dataset(
         matrix,
