@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast import MonteCarlo, backtest
 from funnelwise.forecast.backtest import choose, score
 from funnelwise.forecast.history import History, pull_history
-from funnelwise.forecast.result import MethodScore
+from funnelwise.forecast.result import BacktestResult, MethodScore
 
 T0 = START + pd.Timedelta(days=300)
 
@@ -24,6 +25,15 @@ T0 = START + pd.Timedelta(days=300)
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_memoryless(tmp_path_factory.mktemp("bt"), Memoryless(rate=5.0, days=420), seed=7)
+
+
+def _backtest(root: Path, **kwargs: Any) -> BacktestResult:
+    """A backtest of the project at `root`, its store closed afterwards."""
+    log = fw.open(root)
+    try:
+        return backtest(log, **kwargs)
+    finally:
+        log.store.close()
 
 
 def _rows(actual: list[float], **cols: list[float]) -> pd.DataFrame:
@@ -192,19 +202,15 @@ def test_every_cutoff_sees_only_its_past(project: Path) -> None:
         seen.append(h)
         return h
 
-    log = fw.open(project)
-    try:
-        bt = backtest(
-            log,
-            horizon="30d",
-            every="150d",
-            start=START + pd.Timedelta(days=10),
-            methods=["montecarlo", "run_rate"],
-            n_paths=500,
-            pull=spy,
-        )
-    finally:
-        log.store.close()
+    bt = _backtest(
+        project,
+        horizon="30d",
+        every="150d",
+        start=START + pd.Timedelta(days=10),
+        methods=["montecarlo", "run_rate"],
+        n_paths=500,
+        pull=spy,
+    )
     assert [h.now for h in seen] == bt.cutoffs
     for h in seen:
         assert (h.wins.closed_at <= h.now).all()
@@ -239,18 +245,14 @@ def test_bad_windows_are_explained(project: Path) -> None:
 @pytest.mark.slow
 def test_intervals_cover_near_nominal_over_many_cutoffs(tmp_path: Path) -> None:
     root = build_memoryless(tmp_path / "long", Memoryless(rate=4.0, days=700), seed=12)
-    log = fw.open(root)
-    try:
-        bt = backtest(
-            log,
-            horizon="30d",
-            every="30d",
-            start=START + pd.Timedelta(days=100),
-            methods=["montecarlo", "weighted_pipeline"],
-            n_paths=2000,
-        )
-    finally:
-        log.store.close()
+    bt = _backtest(
+        root,
+        horizon="30d",
+        every="30d",
+        start=START + pd.Timedelta(days=100),
+        methods=["montecarlo", "weighted_pipeline"],
+        n_paths=2000,
+    )
     mc, wp = bt.scores["montecarlo"], bt.scores["weighted_pipeline"]
     assert mc.n_cutoffs == 20
     # 20 cut-offs: a binomial standard error of 9 points around the nominal 80%.
@@ -267,19 +269,15 @@ def test_intervals_cover_near_nominal_over_many_cutoffs(tmp_path: Path) -> None:
 
 
 def test_cutoffs_with_weeks_of_history_are_flagged(project: Path) -> None:
-    log = fw.open(project)
-    try:
-        bt = backtest(
-            log,
-            horizon="30d",
-            every="14d",
-            start=START + pd.Timedelta(days=40),
-            end=START + pd.Timedelta(days=166),
-            methods=["montecarlo"],
-            n_paths=500,
-        )
-    finally:
-        log.store.close()
+    bt = _backtest(
+        project,
+        horizon="30d",
+        every="14d",
+        start=START + pd.Timedelta(days=40),
+        end=START + pd.Timedelta(days=166),
+        methods=["montecarlo"],
+        n_paths=500,
+    )
     mc = bt.rows[bt.rows.method == "montecarlo"].sort_values("cutoff")
     # 40 days in, the log holds two months since its first win: weeks it is. By day 166
     # months can be compared and the trailing arrival rate replayed on its own past.
