@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import funnelwise as fw
+from funnelwise.analytics.bottlenecks import _sentence
 
 
 def test_bottleneck_ranking_by_hand(tiny_log: fw.EventLog) -> None:
@@ -35,9 +36,32 @@ def test_bottleneck_ranking_by_hand(tiny_log: fw.EventLog) -> None:
     assert q.why == (
         "Qualification: USD 500 left the pipeline here (1 deal lost or undecided, 38% of all "
         "value lost); 2 deals worth USD 2.3k waited 22 days beyond the 14-day target on "
-        "average (62% of all excess waiting in value-days)."
+        "average, weighted by value (62% of all excess waiting in value-days)."
     )
-    assert r.loc["closing", "why"].startswith("Closing: no value was lost here")
+    assert r.loc["closing", "why"].startswith("Closing: no deal was lost here")
+    assert r.deals_lost_without_value.sum() == 0
+
+
+def test_lost_deals_without_an_amount_are_not_worth_nothing() -> None:
+    # An export that books 0 on lost deals (CRM Sales Opportunities does): their
+    # value is unknown, and the sentence must not say "USD 0 left the pipeline".
+    row = {
+        "name": "Needs assessment",
+        "value_lost": 0.0,
+        "deals_lost": 2473,
+        "deals_lost_without_value": 2473,
+        "share_lost": 0.0,
+        "target_days": None,
+    }
+    why = _sentence(row, "USD")
+    assert why.startswith(
+        "Needs assessment: 2473 deals lost or undecided here, none with an amount recorded"
+    )
+    assert "USD 0" not in why
+    partly = _sentence(
+        row | {"value_lost": 5000.0, "deals_lost_without_value": 3, "share_lost": 0.25}, "USD"
+    )
+    assert "USD 5.0k left the pipeline here (2473 deals lost or undecided; 3 of them" in partly
 
 
 def test_bottlenecks_by_segment_rank_within_each(tiny_log: fw.EventLog) -> None:

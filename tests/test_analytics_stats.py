@@ -43,6 +43,24 @@ def test_kaplan_meier_summary_by_hand() -> None:
     assert (r.median, r.mean, r.over_target) == (s.median, s.mean, s.over_target)
 
 
+def test_share_over_target_is_unknown_past_the_follow_up() -> None:
+    # 500 deals that entered the stage today: nothing says whether they will
+    # overrun a 7-day target, and there is no mean time yet.
+    s = summarize_durations([0], [True], [500], target=7)
+    assert np.isnan(s.over_target) and np.isnan(s.over_target_lower) and np.isnan(s.mean)
+    # All ended by day 20, none still running: none over 30 days, with the Wilson
+    # bound for 0 of 5 as the upper end; all 5 over 5 days, bounded below alike.
+    z2 = 1.959964**2
+    done = summarize_durations([10, 20], [False, False], [3, 2], target=30)
+    assert (done.over_target, done.over_target_lower) == (0.0, 0.0)
+    assert done.over_target_upper == pytest.approx(z2 / (5 + z2))
+    early = summarize_durations([10, 20], [False, False], [3, 2], target=5)
+    assert (early.over_target, early.over_target_upper) == (1.0, 1.0)
+    assert early.over_target_lower == pytest.approx(1 - z2 / (5 + z2))
+    # Two still running at day 20: beyond it the share is not known.
+    assert np.isnan(summarize_durations([10, 20], [False, True], [3, 2], target=30).over_target)
+
+
 def test_aalen_johansen_handles_ties_exactly() -> None:
     # Day 5: one won and one lost of 4 at risk; day 7: one censored; day 10: the last won.
     curve = cumulative_incidence([5, 5, 7, 10], [1, 2, 0, 1], [1, 1, 1, 1])
@@ -55,12 +73,29 @@ def test_aalen_johansen_handles_ties_exactly() -> None:
     assert value_at(won, 4, ["cif"]) == [0.0]
     assert value_at(won, 10, ["at_risk"]) == [1.0]
     nd = curve[curve.outcome == "no_decision"]
-    assert nd.cif.tolist() == [0.0] and np.isnan(nd.upper.iloc[0])
+    assert nd.cif.tolist() == [0.0, 0.0, 0.0]
+    # Never happened: the Wilson upper bound for none of the deals closed so far,
+    # z^2 / (n + z^2) with 2 closed by day 5 and 3 by day 10.
+    z2 = 1.959964**2
+    assert nd.upper.tolist() == pytest.approx([z2 / (2 + z2), z2 / (2 + z2), z2 / (3 + z2)])
     lo, hi = value_at(won, 10, ["lower", "upper"])
     assert lo < 0.75 < hi
     # The day by which half of the eventual wins happened (0.375 of 0.75): day 10.
     assert incidence_quantile(won, 0.5) == 10
     assert incidence_quantile(won, 0.3) == 5
+
+
+def test_incidence_at_one_has_a_finite_interval() -> None:
+    # 4238 deals, every one won on day 0 (an export that books the stages at the
+    # close): the estimate is 1 and the interval the Wilson one for 4238 of 4238,
+    # not [0, 1].
+    curve = cumulative_incidence([0], [1], [4238])
+    won = curve[curve.outcome == "won"]
+    z2 = 1.959964**2
+    assert won[["cif", "upper"]].values.tolist() == [[1.0, 1.0]]
+    assert won.lower.iloc[0] == pytest.approx(1 - z2 / (4238 + z2))
+    lost = curve[curve.outcome == "lost"]
+    assert lost.upper.iloc[0] == pytest.approx(z2 / (4238 + z2))
 
 
 def test_aalen_johansen_weights_equal_repeated_rows() -> None:

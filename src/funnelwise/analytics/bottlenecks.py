@@ -56,7 +56,8 @@ def bottlenecks(
     """Rank stages by value lost there and by waiting beyond target × value.
 
     Returns per group and open stage: deals_lost (lost or no decision with
-    this as their last open stage), value_lost, lost_value, no_decision_value;
+    this as their last open stage), deals_lost_without_value (of those, with
+    no positive amount: their value is unknown, not 0), value_lost, lost_value, no_decision_value;
     deals_over_target, value_over_target, excess_days (summed over deals),
     excess_value_days (excess days × deal value); the shares of each within the group, score
     (sum of the two shares), rank (1 = worst) and `why`, a sentence.
@@ -70,6 +71,7 @@ def bottlenecks(
     lost = to_pandas(
         leak.group_by([*groups, "stage_id"]).aggregate(
             deals_lost=leak.count(),
+            deals_lost_without_value=(leak._value <= 0).cast("int64").sum(),
             value_lost=leak._value.sum(),
             lost_value=leak._value.sum(where=leak.outcome == "lost"),
             no_decision_value=leak._value.sum(where=leak.outcome == "no_decision"),
@@ -111,7 +113,7 @@ def _rank(
     f = keys.merge(info, on="pipeline_id")
     f = f.merge(lost, on=[*groups, "stage_id"], how="left")
     f = f.merge(waiting, on=[*groups, "stage_id"], how="left")
-    counts = ["deals_lost", "deals_over_target"]
+    counts = ["deals_lost", "deals_lost_without_value", "deals_over_target"]
     sums = [
         "value_lost",
         "lost_value",
@@ -140,6 +142,7 @@ def _rank(
         "stage_id",
         "name",
         "deals_lost",
+        "deals_lost_without_value",
         "value_lost",
         "lost_value",
         "no_decision_value",
@@ -168,11 +171,17 @@ def _sentence(r: Mapping[Hashable, Any], currency: str) -> str:
     name = r["name"]
     parts = []
     lost, n = float(r["value_lost"]), int(r["deals_lost"])
-    if n:
+    unvalued = int(r["deals_lost_without_value"])
+    deals = f"{n} deal{'s' if n != 1 else ''} lost or undecided"
+    if n and unvalued == n:
+        # An export that books 0 on lost deals says nothing about their value.
+        parts.append(f"{deals} here, none with an amount recorded, so their value is unknown")
+    elif n:
         share = float(r["share_lost"])
+        unknown = f"; {unvalued} of them without an amount" if unvalued else ""
         parts.append(
-            f"{currency} {_money(lost)} left the pipeline here ({n} deal{'s' if n != 1 else ''} "
-            f"lost or undecided, {share:.0%} of all value lost)"
+            f"{currency} {_money(lost)} left the pipeline here ({deals}{unknown}, "
+            f"{share:.0%} of all value lost)"
         )
     target = r["target_days"]
     if target is None or pd.isna(target):
@@ -184,11 +193,12 @@ def _sentence(r: Mapping[Hashable, Any], currency: str) -> str:
         late = float(r["excess_value_days"]) / worth if worth else float(r["excess_days"]) / over
         parts.append(
             f"{over} deal{'s' if over != 1 else ''} worth {currency} {_money(worth)} waited "
-            f"{late:,.0f} days beyond the {float(target):g}-day target on average "
+            f"{late:,.0f} days beyond the {float(target):g}-day target on average, "
+            "weighted by value "
             f"({float(r['share_waiting']):.0%} of all excess waiting in value-days)"
         )
     else:
         parts.append(f"no deal waited beyond the {float(target):g}-day target")
     if not n:
-        parts.insert(0, "no value was lost here")
+        parts.insert(0, "no deal was lost here")
     return f"{name}: " + "; ".join(parts) + "."

@@ -26,6 +26,8 @@ from rich.text import Text
 
 # Rows shown per frame in the terminal and in notebooks; to_frame/to_dict keep all.
 DISPLAY_ROWS = 40
+# Cells longer than this (characters) are sentences: their column wraps.
+WRAP_AFTER = 30
 
 
 def jsonable(value: Any) -> Any:
@@ -238,12 +240,16 @@ class Result:
             shown = self.display_frame(name)
             for col in shown.columns:
                 numeric = f[col].dtype.kind in "ifu"
-                # Labels stay whole on narrow terminals; numbers wrap instead.
+                longest = max((len(c) for c in shown[col]), default=0)
+                # Numbers, intervals and names stay whole (cut with an ellipsis on a
+                # terminal too narrow for them); only sentences wrap, at spaces.
+                short = longest <= WRAP_AFTER
                 table.add_column(
                     str(col),
                     justify="right" if numeric else "left",
-                    no_wrap=not numeric,
-                    overflow="fold",
+                    no_wrap=short,
+                    overflow="ellipsis" if short else "fold",
+                    min_width=None if short else min(longest, WRAP_AFTER),
                 )
             for row in shown.itertuples(index=False, name=None):
                 table.add_row(*row)

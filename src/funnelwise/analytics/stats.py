@@ -121,13 +121,25 @@ def summarize_durations(
     sf = km.survival_function_.iloc[:, 0]
     times = sf.index.to_numpy(dtype="float64")
     steps = np.diff(times, append=times[-1])
-    mean = float((sf.to_numpy() * steps).sum())
+    ended = float(w[~c].sum())
+    # With nothing ended yet the area is only the follow-up, not a mean.
+    mean = float((sf.to_numpy() * steps).sum()) if ended else nan
     over = over_lo = over_hi = nan
-    if target is not None:
+    # Past the longest observed duration, with durations still running, S is unknown.
+    if target is not None and (target <= times[-1] or sf.iloc[-1] <= 0):
         over = float(km.survival_function_at_times(target).iloc[0])
         bounds = km.confidence_interval_.iloc[: int(np.searchsorted(times, target, "right"))]
         if len(bounds):
-            over_lo, over_hi = (float(v) for v in bounds.iloc[-1].fillna(over))
+            over_lo, over_hi = (float(v) for v in bounds.iloc[-1])
+        # At S = 0 or 1 the log-log interval is undefined: all the durations seen
+        # so far fell on one side, so the missing bound is the Wilson one for none
+        # of them on the other side (the deals at risk at the target, or the
+        # durations that ended).
+        if over >= 1:
+            at_risk = float(w[t >= target].sum())
+            over_lo, over_hi = 1.0 - float(wilson_interval(0, at_risk, alpha=alpha)[1]), 1.0
+        elif over <= 0:
+            over_lo, over_hi = 0.0, float(wilson_interval(0, ended, alpha=alpha)[1])
     return DurationSummary(
         n=n,
         n_censored=int(w[c].sum()),
@@ -177,15 +189,25 @@ def cumulative_incidence(
         return pd.DataFrame(columns=cols)
     offset = np.vectorize(_DAY_OFFSET.__getitem__, otypes=["float64"])(e)
     times = d.astype("float64") + offset
-    at_start = float(w.sum())
+    # Per whole day: deals at risk at its start, and deals closed (any outcome) by its end.
+    day_index, slot = np.unique(d, return_inverse=True)
+    at_risk = np.bincount(slot, weights=w)[::-1].cumsum()[::-1]
+    closed = np.bincount(slot, weights=w * (e > 0)).cumsum()
     frames = []
     for kind, code in labels.items():
         if not (w[e == code] > 0).any():
-            # Never happened: incidence 0 throughout, with no upper bound to give.
+            # Never happened: incidence 0 throughout; its upper bound is the Wilson
+            # bound for no such outcome among the deals seen to close so far.
             frames.append(
                 pd.DataFrame(
-                    [(int(d.min()), 0.0, 0.0, np.nan, at_start, kind)],
-                    columns=[*cols[:1], *cols[2:], "outcome"],
+                    {
+                        "day": day_index,
+                        "cif": 0.0,
+                        "lower": 0.0,
+                        "upper": wilson_interval(np.zeros_like(closed), closed, alpha=alpha)[1],
+                        "at_risk": at_risk,
+                        "outcome": kind,
+                    }
                 )
             )
             continue
@@ -204,18 +226,38 @@ def cumulative_incidence(
             }
         )
         f["day"] = np.floor(f["time"]).astype("int64")
-        # The log-log bounds are undefined at 0 and 1: the estimate is a boundary
-        # value there, the other side of the interval is unknown.
-        f.loc[f["cif"] <= 0, ["lower", "upper"]] = [0.0, np.nan]
-        f.loc[f["cif"] >= 1, ["lower", "upper"]] = [np.nan, 1.0]
+        # One row per day: its first risk set and its last estimate. `tail`, not
+        # `last`: `last` skips missing values and would mix bounds of different rows.
         first = f.groupby("day", sort=True)["at_risk"].first()
-        f = f.groupby("day", sort=True)[["cif", "lower", "upper"]].last()
+        f = f.groupby("day", sort=True)[["cif", "lower", "upper"]].tail(1).assign(day=f["day"])
+        f = f.set_index("day")
         f["at_risk"] = first
         f = f.reset_index()
         f["outcome"] = kind
+        _boundary_bounds(f, day_index, closed, alpha)
         frames.append(f)
     out = pd.concat(frames, ignore_index=True)[cols]
     return out.sort_values(["outcome", "day"], kind="stable").reset_index(drop=True)
+
+
+def _boundary_bounds(
+    curve: pd.DataFrame, day_index: FloatArray, closed: FloatArray, alpha: float
+) -> None:
+    """Fill the bounds the log-log transform cannot give, in place.
+
+    At an incidence of 0 or 1 every deal seen to close so far closed the
+    same way, so the estimate is a plain proportion of those deals: the
+    missing side is the Wilson bound for none (or all) of them. Before any
+    deal has closed nothing bounds it and the side stays NaN.
+    """
+    n = closed[np.searchsorted(day_index, curve["day"].to_numpy(), side="right") - 1]
+    none_upper = wilson_interval(np.zeros_like(n), n, alpha=alpha)[1]
+    at_zero = curve["cif"].to_numpy() <= 0
+    at_one = curve["cif"].to_numpy() >= 1
+    curve.loc[at_zero, "lower"] = 0.0
+    curve.loc[at_zero, "upper"] = none_upper[at_zero]
+    curve.loc[at_one, "upper"] = 1.0
+    curve.loc[at_one, "lower"] = 1.0 - none_upper[at_one]
 
 
 def _aj_bounds(

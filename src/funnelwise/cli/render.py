@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from enum import StrEnum
 from typing import Any
@@ -12,7 +13,14 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+# Characters per line for tables written to a pipe or a file.
+PIPE_WIDTH = 200
+
 console = Console()
+# Piped into a file or another program there is no terminal width to respect:
+# folding a table at 80 columns would split its numbers across lines.
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = PIPE_WIDTH
 err_console = Console(stderr=True)
 
 
