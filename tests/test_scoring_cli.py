@@ -67,6 +67,35 @@ def test_train_then_apply_stores_scores_per_deal(project: Path, tmp_path: Path) 
     assert "would use what was not known then" in out
 
 
+def test_apply_picks_the_model_trained_as_of_the_latest_date_it_may_use(
+    project: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(project, tmp_path / "p"))
+    ids = {}
+    # Trained on everything, then as of an earlier date, then on everything again:
+    # the third training gives the first model back (same content, same id).
+    for label, extra in (("full", []), ("early", ["--as-of", "2023-12-01"]), ("again", [])):
+        code, out = _run(root, "train", *FAST, *extra, "--format", "json")
+        assert code == 0, out
+        ids[label] = json.loads(out)["model_id"]
+    assert ids["full"] == ids["again"] != ids["early"]
+    code, out = _run(root, "apply", "--format", "json")
+    assert code == 0, out
+    assert json.loads(out)["meta"]["model_id"] == ids["full"]
+    # Between the two training dates only the early model knew nothing too late.
+    code, out = _run(root, "apply", "--as-of", "2024-01-15", "--format", "json")
+    assert code == 0, out
+    assert json.loads(out)["meta"]["model_id"] == ids["early"]
+    # Before both: no model may be used, and the advice names the target.
+    code, out = _run(root, "apply", "--as-of", "2023-06-01")
+    assert code == 2
+    assert "score train --target won --as-of 2023-06-01" in out
+    # A model of the other target is named as such.
+    code, out = _run(root, "apply", "--target", "converted", "--model-id", ids["full"])
+    assert code == 2
+    assert f"model {ids['full']} scores 'won', not 'converted'" in " ".join(out.split())
+
+
 def test_apply_needs_a_model_but_the_rule_needs_none(project: Path, tmp_path: Path) -> None:
     root = Path(shutil.copytree(project, tmp_path / "p"))
     code, out = _run(root, "apply")

@@ -23,7 +23,7 @@ from funnelwise.scoring import (
 )
 from funnelwise.scoring.evaluate import lift_and_gains, reliability_table, score_metrics
 from funnelwise.scoring.labels import labelled_snapshots, outcome_labels
-from funnelwise.scoring.models import scorer_from_json, scorer_to_json
+from funnelwise.scoring.models import Calibrator, scorer_from_json, scorer_to_json
 from funnelwise.scoring.reasons import top_reasons
 from funnelwise.store import Store
 from funnelwise.synth import SynthParams, Truth, generate, write_project
@@ -67,6 +67,15 @@ def test_metrics_by_hand() -> None:
     assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
     # Top decile = 1 row (0.95, a win): precision 1 over base rate 0.3; gains 1 of 3.
     assert lift_and_gains(y, p) == pytest.approx((1 / 0.3, 1 / 3))
+    # A constant score has no top decile: lift 1 whatever the row order.
+    flat = np.full(10, 0.25)
+    assert lift_and_gains(y, flat) == pytest.approx((1.0, 0.1))
+    assert lift_and_gains(y[::-1], flat) == pytest.approx((1.0, 0.1))
+    # 20 rows, top 2: one clear leader (a win) and three tied at the cut of which
+    # one won: 1 + 1 x 1/3 expected hits of 2, over a base rate of 5/20.
+    y2 = np.array([1, 1, 0, 0] + [1, 1, 1] + [0] * 13)
+    p2 = np.array([0.9, 0.5, 0.5, 0.5] + [0.1] * 16)
+    assert lift_and_gains(y2, p2)[0] == pytest.approx(((1 + 1 / 3) / 2) / (5 / 20))
     table = reliability_table(y, p)
     assert table["rows"].sum() == 10
     assert table.loc[table["bin_lo"] == 0.9, "observed_rate"].item() == 1.0
@@ -75,6 +84,21 @@ def test_metrics_by_hand() -> None:
 
 
 # -- the scikit-learn contract --------------------------------------------------------
+def test_isotonic_calibration_never_claims_certainty() -> None:
+    # Raw scores 0.1..0.9; the 4 lowest all lost, the 3 highest all won, a mix between.
+    raw = np.linspace(0.1, 0.9, 10)
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
+    cal = Calibrator.fit("isotonic", raw, y, seed=0)
+    p = cal(raw)
+    # Plain isotonic gives 0 for the first block (4 rows) and 1 for the last (4 rows:
+    # 0.6 joins them); Jeffreys: 0.5 / 5 and 4.5 / 5.
+    assert p[0] == pytest.approx(0.5 / 5) and p[-1] == pytest.approx(4.5 / 5)
+    assert p[4] == pytest.approx(0.5)  # the middle block (1, 0) keeps its mean
+    assert np.all(np.diff(p) >= 0)
+    # Beyond the calibration range it stays at the ends, never 0 or 1.
+    assert cal(np.array([0.0, 1.0])).tolist() == pytest.approx([0.1, 0.9])
+
+
 def test_init_is_inert_and_use_before_fit_is_refused(tiny_log: EventLog) -> None:
     s = BoostedScorer(target="won", snapshots=7, seed=3, calibration="sigmoid")
     assert s.get_params()["snapshots"] == 7
@@ -84,6 +108,22 @@ def test_init_is_inert_and_use_before_fit_is_refused(tiny_log: EventLog) -> None
         s.predict_proba(tiny_log)
     with pytest.raises(InputError, match="target: 'lost' is not one of won, converted"):
         BoostedScorer(target="lost").fit(tiny_log)
+    # scikit-learn's own tools take it: clone copies the parameters, not the state.
+    from sklearn.base import clone
+
+    twin = clone(s.set_params(seed=5))
+    assert type(twin) is BoostedScorer and twin.get_params() == s.get_params()
+    assert twin.get_params()["seed"] == 5 and twin is not s
+    with pytest.raises(ValueError, match="has no parameter 'depth'"):
+        s.set_params(depth=3)
+
+
+def test_a_fitted_scorer_refuses_a_log_older_than_its_outcomes(tiny_log: EventLog) -> None:
+    rule = RuleScorer().fit(tiny_log)
+    assert rule.classes_.tolist() == [0, 1]
+    assert rule.predict(tiny_log).tolist() == [0, 0]  # both open deals score 0.35
+    with pytest.raises(InputError, match="would use what was not known then"):
+        rule.predict_proba(tiny_log.as_of("2024-02-01"))
 
 
 def test_too_few_outcomes_names_the_counts_and_the_rule_still_scores(
@@ -269,6 +309,31 @@ def test_reasons_in_words() -> None:
         "− source: none",
     ]
     assert r.loc[0, "effect_1"] == pytest.approx(-1.2)
+
+
+def test_one_reason_per_fact_with_the_sign_of_its_total() -> None:
+    frame = pd.DataFrame(
+        {
+            "stage_name": ["Needs assessment"],
+            "days_in_stage": [288.0],
+            "stage_time_ratio": [6.4],
+            "activities": [0.0],
+            "days_since_activity": [np.nan],
+            "lead_age_days": [1.0],
+        }
+    )
+    names = ("days_in_stage", "stage_time_ratio", "activities", "days_since_activity")
+    names += ("lead_age_days",)
+    # Time in stage: +0.5 and -0.2 are one fact pushing up by 0.3, worded by the
+    # member that pushed up. The two "no activity logged" features: one reason.
+    contrib = np.array([[0.5, -0.2, 0.15, 0.1, 0.05]])
+    r = top_reasons(frame, contrib, names, top=3)
+    assert list(r.iloc[0][["reason_1", "reason_2", "reason_3"]]) == [
+        "+ 288 days in Needs assessment",
+        "+ no activity logged",
+        "+ lead is 1 day old",
+    ]
+    assert list(r.iloc[0][["effect_1", "effect_2"]]) == pytest.approx([0.3, 0.25])
 
 
 def test_every_open_deal_gets_a_probability_and_reasons(synth_root: Path) -> None:

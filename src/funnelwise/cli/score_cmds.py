@@ -16,7 +16,6 @@ from funnelwise.analytics.result import Result
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import OutputFormat, console, print_frame, print_record, to_json
-from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 
 
@@ -107,7 +106,10 @@ def apply(
     as_of: AsOfOpt = None,
     model: Annotated[
         ModelKind,
-        typer.Option(help="boosted: the latest trained model; rule: the process rule score."),
+        typer.Option(
+            help="boosted: the stored model trained as of the latest date not after the "
+            "scoring date; rule: the process rule score."
+        ),
     ] = ModelKind.boosted,
     model_id: Annotated[
         str | None, typer.Option("--model-id", help="A stored model id (default: latest).")
@@ -126,13 +128,9 @@ def apply(
         scorer = RuleScorer(target=target.value).fit(log)
         chosen = save_model(log.store, scorer)
     else:
-        chosen, scorer = load_model(log.store, target=target.value, model_id=model_id)
-        if log.now < scorer.trained_as_of_:
-            raise InputError(
-                f"model {chosen} learned from outcomes up to {scorer.trained_as_of_}; scoring "
-                f"as of {log.now} would use what was not known then. Train one with "
-                f"`funnelwise score train --as-of {log.now.date()}` first"
-            )
+        chosen, scorer = load_model(
+            log.store, target=target.value, model_id=model_id, as_of=log.now
+        )
     scores = scorer.score(log, top=top, model_id=chosen)
     save_scores(log.store, scores)
     key = scores.id_column

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from funnelwise.errors import FunnelwiseError
+from funnelwise.errors import FunnelwiseError, InputError
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.features import (
@@ -169,8 +169,9 @@ class Scorer:
         self.seed = seed
 
     # -- parameters ------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's keyword parameters and their values."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's keyword parameters and their values (`deep` is accepted
+        for scikit-learn's `clone`; a scorer holds no nested estimators)."""
         names = [
             param.name
             for cls in type(self).__mro__
@@ -179,6 +180,17 @@ class Scorer:
             if param.kind is inspect.Parameter.KEYWORD_ONLY
         ]
         return {name: getattr(self, name) for name in dict.fromkeys(names)}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters by name; returns self (unknown names raise)."""
+        known = self.get_params()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}; it has: " + ", ".join(known)
+                )
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -246,6 +258,12 @@ class Scorer:
         """The feature frame of the open deals (or leads) at `log.now`, as this scorer
         reads it (rates from its training window only)."""
         self._check_fitted()
+        if log.now < self.trained_as_of_:
+            raise InputError(
+                f"this {type(self).__name__} learned from outcomes up to "
+                f"{self.trained_as_of_}; scoring the log as of {log.now} would use what was "
+                "not known then. Fit one on the log as of that date"
+            )
         return features(
             log,
             self.target,
@@ -261,6 +279,16 @@ class Scorer:
         frame = X if isinstance(X, pd.DataFrame) else self.features(X)
         p = np.clip(self._predict_rows(frame), 0.0, 1.0) if len(frame) else np.zeros(0)
         return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: EventLog | pd.DataFrame) -> np.ndarray:
+        """1 where the probability is at least one half, else 0 (as `predict_proba`)."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The classes of `predict_proba`'s columns: 0 (not), 1 (won or converted)."""
+        self._check_fitted()
+        return np.array([0, 1])
 
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError

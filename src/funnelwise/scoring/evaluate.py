@@ -84,14 +84,23 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int = BINS
 def lift_and_gains(
     y: np.ndarray, p: np.ndarray, *, fraction: float = TOP_FRACTION
 ) -> tuple[float, float]:
-    """(lift, gains) of the top `fraction` of rows by score (ties broken by order)."""
+    """(lift, gains) of the top `fraction` of rows by score.
+
+    Rows tied with the score at the cut count with their mean outcome: the
+    expected hits if the tie were broken at random. Breaking it by row order
+    would credit a constant score with whatever order the rows came in (time,
+    for a time-ordered split).
+    """
     y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
     n = len(y)
     if n == 0 or y.sum() == 0:
         return float("nan"), float("nan")
     k = max(1, math.ceil(fraction * n))
-    top = np.argsort(-np.asarray(p, dtype=float), kind="stable")[:k]
-    hit = y[top].sum()
+    cut = np.sort(p)[::-1][k - 1]
+    above = p > cut
+    tied = p == cut
+    hit = y[above].sum() + (k - above.sum()) * y[tied].mean()
     return float((hit / k) / y.mean()), float(hit / y.sum())
 
 

@@ -400,8 +400,16 @@ def _add_deal_rates(frame: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
     )
     frame["owner_closed"] = frame["owner_closed"].fillna(0.0)
     frame["owner_win_rate"] = frame["owner_win_rate"].fillna(overall)
-    frame["source_win_rate"] = frame["source_win_rate"].fillna(overall)
+    source_rate = frame["source_win_rate"].fillna(overall)
+    frame["source_win_rate"] = _known_only(source_rate, frame["source"])
     return frame
+
+
+def _known_only(rate: pd.Series, key: pd.Series) -> pd.Series:
+    """A group's rate where the group is recorded, NaN where it is not. Filled with
+    the overall rate, deals without a source would carry the overall win rate of
+    each snapshot: a clock, read as "source unknown wins 63%"."""
+    return rate.where(key.notna())
 
 
 # -- leads ------------------------------------------------------------------------
@@ -480,7 +488,7 @@ def _add_lead_rates(frame: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
     for by, name in names:
         rates = smoothed_rates(closed, by)[[by, "rate"]].rename(columns={"rate": name})
         frame = frame.merge(rates, on=by, how="left")
-        frame[name] = frame[name].fillna(overall)
+        frame[name] = _known_only(frame[name].fillna(overall), frame[by])
     return frame
 
 

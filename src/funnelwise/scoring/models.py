@@ -37,6 +37,18 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1.0 - q))
 
 
+def _bounded_levels(fitted: np.ndarray, y: np.ndarray) -> dict[float, float]:
+    """Isotonic levels kept off 0 and 1: a block of n rows that all won (or all
+    lost) says the chance is high (low), not certain; such a block gets the
+    Jeffreys estimate (k + 1/2) / (n + 1) instead of k / n. Other levels stay."""
+    values, slot = np.unique(fitted, return_inverse=True)
+    n = np.bincount(slot)
+    k = np.bincount(slot, weights=np.asarray(y, dtype=float))
+    edge = (values <= 0) | (values >= 1)
+    level = np.where(edge, (k + 0.5) / (n + 1), values)
+    return dict(zip(values.tolist(), level.tolist(), strict=True))
+
+
 @dataclass(frozen=True)
 class Calibrator:
     """A monotone map from raw to calibrated probability.
@@ -59,7 +71,9 @@ class Calibrator:
             return cls("none")
         if method == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
-            return cls("isotonic", tuple(iso.X_thresholds_), tuple(iso.y_thresholds_))
+            levels = _bounded_levels(iso.predict(raw), y)
+            ys = np.array([levels.get(v, v) for v in iso.y_thresholds_])
+            return cls("isotonic", tuple(iso.X_thresholds_), tuple(np.maximum.accumulate(ys)))
         lr = LogisticRegression(C=1e6, random_state=seed).fit(_logit(raw).reshape(-1, 1), y)
         return cls("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 

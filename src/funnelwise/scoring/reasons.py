@@ -9,6 +9,7 @@ than usual", "source: partner referral", "close date pushed 2×". A leading
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -161,33 +162,89 @@ PHRASES: dict[str, Phrase] = {
 }
 
 
+# Features that describe one fact about a deal: their effects add up to one reason,
+# worded by the member that pushed hardest in the direction of the sum. Apart, a
+# deal could read "+ 288 days in Needs assessment" and "− in Needs assessment 6.4×
+# longer than usual", or "no activity logged" twice.
+FACTS: dict[str, str] = {
+    "days_in_stage": "stage time",
+    "stage_time_ratio": "stage time",
+    "stage": "stage",
+    "stage_position": "stage",
+    "stage_probability": "stage",
+    "activities": "activity",
+    "activities_recent": "activity",
+    "early_activities": "activity",
+    "days_since_activity": "activity",
+    "inbound_share": "activity",
+    "owner_closed": "owner",
+    "owner_win_rate": "owner",
+    "source": "source",
+    "source_win_rate": "source",
+    "source_conversion_rate": "source",
+    "campaign": "campaign",
+    "campaign_conversion_rate": "campaign",
+    "amount_changes": "amount",
+    "amount_ratio": "amount",
+    "checklist_share": "readiness",
+    "fields_share": "readiness",
+}
+# "1 days" and the like, in phrases built from templates.
+_SINGULAR = re.compile(r"(?<![\d.,])1 (day|activitie|deal|stage change)s\b")
+
+
 def phrase(frame: pd.DataFrame, feature: str) -> pd.Series:
     """The phrase for one feature on every row of a feature frame."""
     if feature in PHRASES:
-        return PHRASES[feature](frame)
-    if feature.startswith(ATTRIBUTE_PREFIX):
+        words = PHRASES[feature](frame)
+    elif feature.startswith(ATTRIBUTE_PREFIX):
         key = feature.removeprefix(ATTRIBUTE_PREFIX)
-        return f"{key}: " + _text(frame, feature, "none")
-    return feature + ": " + _text(frame, feature, "none")
+        words = f"{key}: " + _text(frame, feature, "none")
+    else:
+        words = feature + ": " + _text(frame, feature, "none")
+    return words.str.replace(_SINGULAR, lambda m: "1 " + _singular(m.group(1)), regex=True)
+
+
+def _singular(word: str) -> str:
+    return word + "y" if word.endswith("ie") and word != "ie" else word
+
+
+def _facts(contributions: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and fact: the summed effect, and which feature (column of `names`)
+    words it."""
+    facts = list(dict.fromkeys(FACTS.get(name, name) for name in names))
+    member = np.array([facts.index(FACTS.get(name, name)) for name in names])
+    n = contributions.shape[0]
+    total = np.zeros((n, len(facts)))
+    np.add.at(total.T, member, contributions.T)
+    # The wording member: the largest effect pointing the way of its fact's sum.
+    along = contributions * np.sign(total[:, member])
+    pick = np.zeros((n, len(facts)), dtype=int)
+    for f in range(len(facts)):
+        cols = np.flatnonzero(member == f)
+        pick[:, f] = cols[np.argmax(along[:, cols], axis=1)]
+    return total, pick
 
 
 def top_reasons(
     frame: pd.DataFrame, contributions: np.ndarray, names: tuple[str, ...], *, top: int = 3
 ) -> pd.DataFrame:
     """The `top` largest factors per row: `reason_i` (signed phrase) and `effect_i`
-    (log-odds; positive raises the score). Factors below MIN_EFFECT are left blank."""
-    n, p = contributions.shape
-    k = min(top, p)
+    (log-odds; positive raises the score). Features about the same fact (`FACTS`)
+    count as one factor. Factors below MIN_EFFECT are left blank."""
+    n = contributions.shape[0]
     columns: dict[str, object] = {}
-    if n == 0 or k == 0:
+    total, pick = _facts(contributions, names) if n else (np.zeros((0, 0)), None)
+    k = min(top, total.shape[1])
+    if n == 0 or k == 0 or pick is None:
         for i in range(1, top + 1):
             columns[f"reason_{i}"] = pd.Series(dtype=object)
             columns[f"effect_{i}"] = pd.Series(dtype=float)
         return pd.DataFrame(columns)
     phrases = np.column_stack([phrase(frame, name).to_numpy(object) for name in names])
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
-    effects = np.take_along_axis(contributions, order, axis=1)
-    words = np.take_along_axis(phrases, order, axis=1)
+    order = np.argsort(-np.abs(total), axis=1, kind="stable")[:, :k]
+    effects = np.take_along_axis(total, order, axis=1)
+    words = np.take_along_axis(phrases, np.take_along_axis(pick, order, axis=1), axis=1)
     sign = np.where(effects >= 0, "+ ", "− ")
     for i in range(top):
         if i < k:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 
+import ibis
 import pandas as pd
 
 from funnelwise.errors import InputError
@@ -42,31 +43,71 @@ def save_model(store: Store, scorer: Scorer, *, metrics: dict[str, object] | Non
             "artifact": [artifact],
         }
     )
-    store.insert_new("models", row, key=["model_id"])
+    if not store.insert_new("models", row, key=["model_id"]):
+        # The same model trained again: it is now the latest one trained.
+        store.raw.execute(
+            "UPDATE models SET created_at = ? WHERE model_id = ?",
+            [row["created_at"].iloc[0], model_id],
+        )
     return model_id
 
 
 def load_model(
-    store: Store, *, target: str, model_id: str | None = None, kind: str = "boosted"
+    store: Store,
+    *,
+    target: str,
+    model_id: str | None = None,
+    kind: str = "boosted",
+    as_of: pd.Timestamp | None = None,
 ) -> tuple[str, Scorer]:
-    """The stored scorer with this id, or the latest of this kind trained for `target`.
+    """The stored scorer with this id, or the one of this kind for `target` trained
+    as of the latest instant not after `as_of` (any, without it; among equals the
+    one trained last).
 
-    Raises InputError naming the stored models (or how to train one).
+    Raises InputError naming the stored models (or how to train one). A model
+    learned from outcomes after `as_of` is never chosen: scoring with it would
+    use what was not known then.
     """
-    m = store.table("models")
-    m = m.filter(m.target == target)
-    m = m.filter(m.model_id == model_id) if model_id is not None else m.filter(m.kind == kind)
-    rows = m.order_by([m.created_at.desc(), m.trained_as_of.desc()]).limit(1).to_pandas()
-    if rows.empty:
-        if model_id is not None:
-            ids = store.table("models").select("model_id").to_pandas()["model_id"]
+    train = f"`funnelwise score train --target {target}" + (
+        f" --as-of {as_of.date()}`" if as_of is not None else "`"
+    )
+    models = store.table("models")
+    if model_id is not None:
+        rows = models.filter(models.model_id == model_id).to_pandas()
+        if rows.empty:
+            ids = models.select("model_id").to_pandas()["model_id"]
             known = ", ".join(ids) or "none"
-            raise InputError(f"no stored model {model_id!r} for target {target!r}; models: {known}")
+            raise InputError(f"no stored model {model_id!r}; models: {known}")
+        if rows["target"].iloc[0] != target:
+            raise InputError(
+                f"model {model_id} scores {rows['target'].iloc[0]!r}, not {target!r}; "
+                f"pass --target {rows['target'].iloc[0]}"
+            )
+    else:
+        m = models.filter((models.target == target) & (models.kind == kind))
+        fitting = m.filter(m.trained_as_of <= as_of) if as_of is not None else m
+        rows = fitting.order_by([ibis.desc("trained_as_of"), ibis.desc("created_at")]).limit(1)
+        rows = rows.to_pandas()
+        if rows.empty:
+            later = m.trained_as_of.min().to_pandas() if as_of is not None else None
+            if later is not None and not pd.isna(later):
+                raise InputError(
+                    f"every stored {kind} model for target {target!r} learned from outcomes "
+                    f"after {as_of} (the earliest up to {later}); scoring with one would use "
+                    f"what was not known then. Run {train} first"
+                )
+            raise InputError(
+                f"no trained model for target {target!r}; run {train} first "
+                "(or use `--model rule`, which needs no training)"
+            )
+    scorer = scorer_from_json(str(rows["artifact"].iloc[0]))
+    if as_of is not None and scorer.trained_as_of_ is not None and as_of < scorer.trained_as_of_:
         raise InputError(
-            f"no trained model for target {target!r}; run `funnelwise score train "
-            f"--target {target}` first (or use `--model rule`, which needs no training)"
+            f"model {rows['model_id'].iloc[0]} learned from outcomes up to "
+            f"{scorer.trained_as_of_}; scoring as of {as_of} would use what was not known "
+            f"then. Run {train} first"
         )
-    return str(rows["model_id"].iloc[0]), scorer_from_json(str(rows["artifact"].iloc[0]))
+    return str(rows["model_id"].iloc[0]), scorer
 
 
 def save_scores(store: Store, scores: Scores) -> int:
