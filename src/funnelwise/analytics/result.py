@@ -20,7 +20,8 @@ from typing import Any, ClassVar, overload
 
 import numpy as np
 import pandas as pd
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -28,6 +29,10 @@ from rich.text import Text
 DISPLAY_ROWS = 40
 # Cells longer than this (characters) are sentences: their column wraps.
 WRAP_AFTER = 30
+# On a narrow terminal sentence columns wrap down to this width ...
+SENTENCE_MIN = 12
+# ... before short cells are cut (with an ellipsis) down to this one.
+CUT_MIN = 6
 
 
 def jsonable(value: Any) -> Any:
@@ -65,8 +70,12 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _cell(value: Any, percent: bool = False) -> str:
+def cell_text(value: Any, percent: bool = False) -> str:
+    """A value as a table cell for people: whole numbers without decimals, small
+    ones with two, shares as percentages, lists comma-separated, missing as –."""
     value = jsonable(value)
+    if isinstance(value, list):
+        return ", ".join(cell_text(v, percent) for v in value) or "–"
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -82,6 +91,87 @@ def _cell(value: Any, percent: bool = False) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def fit_widths(
+    headers: Sequence[int], longest: Sequence[int], numeric: Sequence[bool], room: int
+) -> list[int]:
+    """Text widths of table columns (header and longest cell lengths given) that
+    add up to at most `room`, where that can be done.
+
+    Columns shrink widest first, in steps, each down to a floor: first headers
+    fold down to their cells and sentences (cells over WRAP_AFTER) narrow to
+    WRAP_AFTER, then sentences to SENTENCE_MIN; only then are short cells cut
+    with an ellipsis to CUT_MIN, text before numbers. No column is squeezed away.
+    """
+    widths = [max(h, n) for h, n in zip(headers, longest, strict=True)]
+    sentence = [n > WRAP_AFTER for n in longest]
+    whole = [max(n, min(h, CUT_MIN)) for h, n in zip(headers, longest, strict=True)]
+    narrow = [min(w, SENTENCE_MIN) for w in widths]
+    cut = [min(w, CUT_MIN) for w in widths]
+    floors = (
+        [min(w, WRAP_AFTER) if s else f for w, s, f in zip(widths, sentence, whole, strict=True)],
+        [a if s else f for a, s, f in zip(narrow, sentence, whole, strict=True)],
+        [
+            a if s else (f if n else c)
+            for a, s, f, n, c in zip(narrow, sentence, whole, numeric, cut, strict=True)
+        ],
+        [a if s else c for a, s, c in zip(narrow, sentence, cut, strict=True)],
+    )
+    for floor in floors:
+        while sum(widths) > room:
+            slack = [i for i, (w, f) in enumerate(zip(widths, floor, strict=True)) if w > f]
+            if not slack:
+                break
+            widths[max(slack, key=widths.__getitem__)] -= 1
+    return widths
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A frame of text cells as a Rich table that fits the console width.
+
+    Numbers, intervals, ids and names stay whole on one line: folded, a number
+    reads as two. Headers fold and sentence columns wrap to make room; a short
+    cell is cut (with an ellipsis) only when nothing else is left to give. A
+    frame without rows prints its title and "(no rows)": an empty box looks broken.
+    """
+
+    cells: pd.DataFrame
+    title: str | None = None
+    caption: str | None = None
+    numeric: frozenset[str] = frozenset()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.cells.empty:
+            if self.title:
+                yield Text(self.title, style="table.title")
+            yield Text("(no rows)", style="dim")
+            return
+        names = [str(c) for c in self.cells.columns]
+        longest = [max(cell_len(v) for v in self.cells[c]) for c in self.cells.columns]
+        # Each column adds a border and two spaces of padding; one border closes the row.
+        room = options.max_width - 3 * len(names) - 1
+        numeric = [c in self.numeric for c in self.cells.columns]
+        widths = fit_widths([cell_len(n) for n in names], longest, numeric, room)
+        table = Table(title=self.title, caption=self.caption)
+        for name, width, n, is_number in zip(names, widths, longest, numeric, strict=True):
+            short = n <= WRAP_AFTER
+            table.add_column(
+                Text(name, overflow="fold", no_wrap=False),
+                justify="right" if is_number else "left",
+                width=width,
+                no_wrap=short,
+                overflow="ellipsis" if short else "fold",
+            )
+        for row in self.cells.itertuples(index=False, name=None):
+            table.add_row(*row)
+        yield table
+
+
+def numeric_columns(frame: pd.DataFrame) -> frozenset[str]:
+    """Names of the number columns (right-aligned in tables)."""
+    return frozenset(str(c) for c in frame.columns if frame[c].dtype.kind in "ifu")
 
 
 class frame_view:
@@ -113,7 +203,7 @@ def _bound(value: Any, percent: bool) -> str:
         return "?"
     if percent:
         return f"{100 * value:.0f}"
-    return _cell(value)
+    return cell_text(value)
 
 
 # Metadata shown in the one-line terminal/notebook header (all of it goes to JSON).
@@ -219,7 +309,7 @@ class Result:
             base = col.removesuffix("_rate")
             lo, hi = f"{base}_lower", f"{base}_upper"
             pct = col.endswith("_rate") or col in self.percent
-            cells = [_cell(v, pct) for v in f[col]]
+            cells = [cell_text(v, pct) for v in f[col]]
             if lo in f.columns and hi in f.columns:
                 cells = [
                     c if c == "–" else f"{c} [{_bound(a, pct)}–{_bound(b, pct)}]"
@@ -228,38 +318,33 @@ class Result:
             out[col] = cells
         return pd.DataFrame(out, index=f.index)
 
-    def rich_tables(self) -> list[Table]:
-        """One Rich table per frame (first DISPLAY_ROWS rows, display columns)."""
-        tables = []
-        for name, f in self.frames.items():
-            if self.terminal and name not in self.terminal:
-                continue
+    def rich_tables(self, names: Sequence[str] | None = None) -> list[RenderableType]:
+        """One Rich table per frame (first DISPLAY_ROWS rows, display columns): the
+        named frames, else the terminal ones (default: all)."""
+        if names is None:
+            names = [n for n in self.frames if not self.terminal or n in self.terminal]
+        tables: list[RenderableType] = []
+        for name in names:
+            f = self.frames[name]
             more = len(f) - DISPLAY_ROWS
-            caption = f"… {more:,} more rows" if more > 0 else None
-            table = Table(title=f"{self.title}: {name}", caption=caption)
-            shown = self.display_frame(name)
-            for col in shown.columns:
-                numeric = f[col].dtype.kind in "ifu"
-                longest = max((len(c) for c in shown[col]), default=0)
-                # Numbers, intervals and names stay whole (cut with an ellipsis on a
-                # terminal too narrow for them); only sentences wrap, at spaces.
-                short = longest <= WRAP_AFTER
-                table.add_column(
-                    str(col),
-                    justify="right" if numeric else "left",
-                    no_wrap=short,
-                    overflow="ellipsis" if short else "fold",
-                    min_width=None if short else min(longest, WRAP_AFTER),
+            tables.append(
+                TextTable(
+                    self.display_frame(name),
+                    title=f"{self.title}: {name}",
+                    caption=f"… {more:,} more rows" if more > 0 else None,
+                    numeric=numeric_columns(f),
                 )
-            for row in shown.itertuples(index=False, name=None):
-                table.add_row(*row)
-            tables.append(table)
+            )
         return tables
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+    def renderable(self, names: Sequence[str] | None = None) -> RenderableType:
+        """The headline metadata and the tables of `rich_tables(names)`."""
         meta = self._meta_line()
-        parts: list[Any] = [Text(meta, style="dim")] if meta else []
-        yield Group(*parts, *self.rich_tables())
+        parts: list[RenderableType] = [Text(meta, style="dim")] if meta else []
+        return Group(*parts, *self.rich_tables(names))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.renderable()
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}: {len(f):,} rows" for n, f in self.frames.items())

@@ -1,4 +1,4 @@
-"""Rendering frames and records as a Rich table, CSV or JSON. No computation here."""
+"""Rendering frames, records and results as a Rich table, CSV or JSON. No computation here."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+import typer
 from rich.console import Console
-from rich.table import Table
+
+from funnelwise.analytics.result import Result, TextTable, cell_text, numeric_columns
+from funnelwise.errors import InputError
 
 # Characters per line for tables written to a pipe or a file.
 PIPE_WIDTH = 200
@@ -30,6 +34,16 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+FrameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--frame",
+        help="Print only this table of the result (CSV prints the first one without it; "
+        "a note names the others).",
+    ),
+]
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,12 +71,16 @@ def to_json(value: Any) -> str:
     return json.dumps(_jsonable(value), indent=2, ensure_ascii=False)
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
-    return str(value)
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lists in cells as comma-separated text: a Python repr is no CSV value."""
+    lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list | tuple)).any()]
+    if not lists:
+        return frame
+    joined = {
+        c: frame[c].map(lambda v: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v)
+        for c in lists
+    }
+    return frame.assign(**joined)
 
 
 def print_frame(frame: pd.DataFrame, fmt: OutputFormat, *, title: str | None = None) -> None:
@@ -70,16 +88,60 @@ def print_frame(frame: pd.DataFrame, fmt: OutputFormat, *, title: str | None = N
     if fmt is OutputFormat.json:
         sys.stdout.write(to_json(frame) + "\n")
     elif fmt is OutputFormat.csv:
-        frame.to_csv(sys.stdout, index=False)
+        _csv_ready(frame).to_csv(sys.stdout, index=False)
     else:
-        table = Table(title=title)
-        for col in frame.columns:
-            table.add_column(
-                str(col), justify="right" if frame[col].dtype.kind in "ifu" else "left"
+        cells = frame.map(cell_text) if len(frame.columns) else frame
+        console.print(TextTable(cells, title=title, numeric=numeric_columns(frame)))
+
+
+def choose_frame(names: Sequence[str], frame: str | None, fmt: OutputFormat) -> str | None:
+    """The one table of a result to print: the one asked for with --frame; for CSV,
+    which holds one table, the first (a note on stderr names the others, stdout
+    stays pure CSV); otherwise None, for all of them."""
+    if frame is not None:
+        if frame not in names:
+            raise InputError(
+                f"--frame {frame!r}: no such table here; choose one of {', '.join(names)}"
             )
-        for row in frame.itertuples(index=False):
-            table.add_row(*(_cell(v) for v in row))
-        console.print(table)
+        return frame
+    if fmt is not OutputFormat.csv:
+        return None
+    if len(names) > 1:
+        others = ", ".join(names[1:])
+        err_console.print(
+            f"note: CSV of the {names[0]} table; for the others ({others}) "
+            f"add --frame NAME, or use --format json for all",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    return names[0]
+
+
+def print_frames(
+    frames: Mapping[str, pd.DataFrame],
+    fmt: OutputFormat,
+    *,
+    frame: str | None,
+    whole: Callable[[], None],
+) -> None:
+    """Print the one table `choose_frame` picks, or call `whole` to print them all."""
+    name = choose_frame(list(frames), frame, fmt)
+    if name is None:
+        whole()
+    else:
+        print_frame(frames[name], fmt, title=name)
+
+
+def print_result(result: Result, fmt: OutputFormat, *, frame: str | None = None) -> None:
+    """Print an analysis result: all its tables, or the one chosen by `choose_frame`."""
+    name = choose_frame(list(result.frames), frame, fmt)
+    if fmt is OutputFormat.table:
+        console.print(result.renderable(None if name is None else [name]))
+    elif name is not None:
+        print_frame(result.frame(name), fmt)
+    else:
+        sys.stdout.write(to_json(result.to_dict()) + "\n")
 
 
 def print_record(record: dict[str, Any], fmt: OutputFormat, *, title: str | None = None) -> None:
@@ -87,5 +149,5 @@ def print_record(record: dict[str, Any], fmt: OutputFormat, *, title: str | None
     if fmt is OutputFormat.json:
         sys.stdout.write(to_json(record) + "\n")
         return
-    frame = pd.DataFrame({"field": list(record), "value": [_cell(v) for v in record.values()]})
+    frame = pd.DataFrame({"field": list(record), "value": [cell_text(v) for v in record.values()]})
     print_frame(frame, fmt, title=title)

@@ -1,0 +1,75 @@
+"""Tables, cells and CSV as the CLI prints them (`funnelwise.cli.render`)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from funnelwise.analytics.result import CUT_MIN, WRAP_AFTER, cell_text, fit_widths
+from funnelwise.cli import render
+from funnelwise.cli.render import OutputFormat, print_frame
+
+IMPORT_ID = "20261207T025951-table-6f427f"
+
+
+def _printed(frame: pd.DataFrame, width: int, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What print_frame shows on a terminal `width` columns wide."""
+    out = Console(width=width, file=io.StringIO())
+    monkeypatch.setattr(render, "console", out)
+    print_frame(frame, OutputFormat.table, title="imports")
+    text: str = out.file.getvalue()  # type: ignore[attr-defined]
+    return text
+
+
+def test_numbers_and_ids_stay_whole_on_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pd.DataFrame(
+        {
+            "import_id": [IMPORT_ID],
+            "source": ["table"],
+            "loaded": [1234567],
+            "note": ["the stage names were matched through the aliases of the process"],
+        }
+    )
+    text = _printed(frame, 80, monkeypatch)
+    assert IMPORT_ID in text and "1,234,567" in text
+    # The sentence wraps at spaces instead of being squeezed out.
+    assert "aliases" in text and "process" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_zero_prints_as_a_whole_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pd.DataFrame({"segment": ["web"], "expected": [2576.4], "p10": [0.0], "p50": [3.25]})
+    text = _printed(frame, 80, monkeypatch)
+    assert "0.000" not in text and " 0 " in text and "2,576" in text and "3.25" in text
+
+
+def test_lists_read_as_text_in_tables_and_csv(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cell_text(["197219", "197437"]) == "197219, 197437"
+    assert cell_text([]) == "–"
+    frame = pd.DataFrame({"check": ["a", "b"], "examples": [["197219", "197437"], []]})
+    assert "['" not in _printed(frame, 80, monkeypatch)
+    print_frame(frame, OutputFormat.csv)
+    assert capsys.readouterr().out.splitlines() == ["check,examples", 'a,"197219, 197437"', "b,"]
+
+
+def test_an_empty_table_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _printed(pd.DataFrame({"import_id": [], "loaded": []}), 80, monkeypatch)
+    assert text.splitlines() == ["imports", "(no rows)"]
+
+
+def test_fit_widths_shrinks_headers_and_sentences_before_cutting_numbers() -> None:
+    # Headers of 12 over cells of 3, a sentence of 60, a 20-character id and a number.
+    headers, longest = [12, 12, 4, 2, 6], [3, 3, 60, 20, 11]
+    numeric = [True, True, False, False, True]
+    assert fit_widths(headers, longest, numeric, 200) == [12, 12, 60, 20, 11]
+    tight = fit_widths(headers, longest, numeric, 80)
+    assert sum(tight) <= 80 and tight[2] >= WRAP_AFTER and tight[3:] == [20, 11]
+    # Headers fold to CUT_MIN, the sentence narrows to 12, then the id is cut, not the number.
+    assert fit_widths(headers, longest, numeric, 45) == [6, 6, 12, 10, 11]
+    # Past every floor the widths stay there (the terminal crops) instead of vanishing.
+    assert fit_widths(headers, longest, numeric, 10) == [CUT_MIN, CUT_MIN, 12, CUT_MIN, CUT_MIN]
