@@ -15,9 +15,10 @@ runner = CliRunner()
 
 
 def run(project: Path, *args: str) -> str:
+    """What the command writes to stdout (notes go to stderr)."""
     result = runner.invoke(app, ["--project", str(project), *args])
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_funnel_json_csv_and_table(tiny_project: Path) -> None:
@@ -106,3 +107,24 @@ def test_conformance_hygiene_and_whose_move_commands(tiny_project: Path) -> None
     assert [(d["deal_id"], d["stale"]) for d in calm["frames"]["deals"]] == [("D3", False)]
     out = run(tiny_project, "whose-move", "-f", "csv")
     assert pd.read_csv(io.StringIO(out)).stage_id.tolist()[0] == "lead"
+
+
+def test_csv_prints_one_table_and_names_the_others(tiny_project: Path) -> None:
+    base = ["--project", str(tiny_project), "hygiene", "--stale", "25"]
+    first = runner.invoke(app, [*base, "-f", "csv"])
+    assert first.exit_code == 0, first.output
+    assert pd.read_csv(io.StringIO(first.stdout)).open_deals.tolist() == [2]
+    assert "--frame" in first.stderr and "deals" in first.stderr
+    deals = pd.read_csv(io.StringIO(run(tiny_project, *base[2:], "-f", "csv", "--frame", "deals")))
+    assert deals.deal_id.tolist() == ["D3", "D4"]
+    records = json.loads(run(tiny_project, *base[2:], "-f", "json", "--frame", "deals"))
+    assert [r["deal_id"] for r in records] == ["D3", "D4"]
+    table = run(tiny_project, *base[2:], "--frame", "deals")
+    assert "D4" in table and "summary" not in table
+    bad = runner.invoke(app, [*base, "-f", "csv", "--frame", "nope"])
+    assert bad.exit_code == 2 and "summary, deals" in bad.output
+
+
+def test_csv_of_a_single_table_has_no_note(tiny_project: Path) -> None:
+    result = runner.invoke(app, ["--project", str(tiny_project), "whose-move", "-f", "csv"])
+    assert result.exit_code == 0 and result.stderr == ""

@@ -42,6 +42,10 @@ def test_forecast_csv_and_table(tiny_project: Path) -> None:
     frame = pd.read_csv(io.StringIO(csv.stdout))
     web = frame[(frame.segment == "web") & (frame.period == "2024-03")]
     assert web.expected.tolist() == [400.0]
+    assert "totals, fan, history" in csv.stderr
+    totals = runner.invoke(app, [*args, "--by", "source", "-f", "csv", "--frame", "totals"])
+    assert totals.exit_code == 0 and totals.stderr == ""
+    assert set(pd.read_csv(io.StringIO(totals.stdout)).segment) == {"all", "partner", "web"}
     table = runner.invoke(
         app, [*args, "--target", "500", "--as-of", "2024-02-05", "--horizon", "30d"]
     )

@@ -170,6 +170,10 @@ def test_quality_and_export(tiny_project: Path, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     checks = {r["check"]: r["deals"] for r in report["frames"]["issues"]}
     assert checks["no stage history"] == 0 and checks["missing amount"] == 0
+    fields = runner.invoke(
+        app, ["--project", str(tiny_project), "quality", "-f", "csv", "--frame", "fields"]
+    )
+    assert fields.exit_code == 0 and fields.stdout.startswith("pipeline_id,stage_id,field,")
     out = tmp_path / "tiny.csv"
     result = runner.invoke(app, ["--project", str(tiny_project), "export", "table", str(out)])
     assert result.exit_code == 0, result.output

@@ -3,14 +3,13 @@ common filters, calls one analysis and prints its result. No computation here.
 
 A command is written as `name(log, *, own options) -> Result`; the
 `analysis_command` decorator adds the options every command shares (--as-of,
---since, --until, --pipeline, --format), opens the log and prints the result.
+--since, --until, --pipeline, --format, --frame), opens the log and prints the result.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from funnelwise import analytics
 from funnelwise.analytics.outcomes import HORIZONS
 from funnelwise.analytics.result import Result
 from funnelwise.cli.context import cli_context
-from funnelwise.cli.render import OutputFormat, console, print_frame, to_json
+from funnelwise.cli.render import FrameOpt, OutputFormat, print_result
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 
@@ -60,15 +59,6 @@ def _log(
     return log.as_of(as_of) if as_of else log
 
 
-def _emit(result: Result, fmt: OutputFormat) -> None:
-    if fmt is OutputFormat.json:
-        sys.stdout.write(to_json(result.to_dict()) + "\n")
-    elif fmt is OutputFormat.csv:
-        print_frame(result.to_frame(), fmt)
-    else:
-        console.print(result)
-
-
 _SHARED = (
     inspect.Parameter("as_of", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=AsOfOpt),
     inspect.Parameter("since", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SinceOpt),
@@ -79,6 +69,7 @@ _SHARED = (
     inspect.Parameter(
         "fmt", inspect.Parameter.KEYWORD_ONLY, default=OutputFormat.table, annotation=FormatOpt
     ),
+    inspect.Parameter("frame", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=FrameOpt),
 )
 _COMMANDS: list[Callable[..., None]] = []
 
@@ -90,9 +81,9 @@ def analysis_command(analysis: Callable[..., Result]) -> Callable[..., None]:
     ]
 
     def command(ctx: typer.Context, **options: Any) -> None:
-        fmt = options.pop("fmt")
+        fmt, frame = options.pop("fmt"), options.pop("frame")
         shared = {name: options.pop(name) for name in ("as_of", "since", "until", "pipeline")}
-        _emit(analysis(_log(ctx, **shared), **options), fmt)
+        print_result(analysis(_log(ctx, **shared), **options), fmt, frame=frame)
 
     context = inspect.Parameter(
         "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context

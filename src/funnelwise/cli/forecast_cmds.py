@@ -11,7 +11,15 @@ import typer
 
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
-from funnelwise.cli.render import OutputFormat, console, err_console, print_frame, to_json
+from funnelwise.cli.render import (
+    FrameOpt,
+    OutputFormat,
+    console,
+    err_console,
+    print_frame,
+    print_frames,
+    to_json,
+)
 from funnelwise.forecast import METHODS, BacktestResult, ForecastResult, backtest, forecast
 from funnelwise.progressing import ProgressCallback
 
@@ -89,6 +97,7 @@ def forecast_cmd(
     seed: SeedOpt = 0,
     every: EveryOpt = "14d",
     fmt: FormatOpt = OutputFormat.table,
+    frame: FrameOpt = None,
 ) -> None:
     """Bookings expected over the horizon, as a distribution: P10 / P50 / P90 per period."""
     log = cli_context(ctx).log()
@@ -113,12 +122,14 @@ def forecast_cmd(
             result = run(progress)
     else:
         result = run()
-    if fmt is OutputFormat.json:
-        sys.stdout.write(to_json(result.to_dict()) + "\n")
-    elif fmt is OutputFormat.csv:
-        print_frame(result.to_frame(), fmt)
-    else:
-        _print_forecast(result)
+
+    def whole() -> None:
+        if fmt is OutputFormat.json:
+            sys.stdout.write(to_json(result.to_dict()) + "\n")
+        else:
+            _print_forecast(result)
+
+    print_frames(result.frames, fmt, frame=frame, whole=whole)
 
 
 def _print_backtest(bt: BacktestResult) -> None:
@@ -147,6 +158,7 @@ def backtest_cmd(
     paths: PathsOpt = 10_000,
     seed: SeedOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
+    frame: FrameOpt = None,
 ) -> None:
     """Forecast as of past dates with every method and score them against what was booked."""
     log = cli_context(ctx).log()
@@ -166,15 +178,18 @@ def backtest_cmd(
     if fmt is OutputFormat.table:
         with progress_bar() as progress:
             bt = run(progress)
-        _print_backtest(bt)
-        return
-    bt = run()
-    if fmt is OutputFormat.json:
-        payload = {"methods": {m: s.to_dict() for m, s in bt.scores.items()}, "chosen": bt.chosen}
-        sys.stdout.write(to_json(payload) + "\n")
-        err_console.print(f"chosen {bt.chosen}: {bt.reason}", highlight=False, markup=False)
     else:
-        print_frame(bt.to_frame(), fmt)
+        bt = run()
+
+    def whole() -> None:
+        if fmt is OutputFormat.json:
+            scores = {m: s.to_dict() for m, s in bt.scores.items()}
+            sys.stdout.write(to_json({"methods": scores, "chosen": bt.chosen}) + "\n")
+            err_console.print(f"chosen {bt.chosen}: {bt.reason}", highlight=False, markup=False)
+        else:
+            _print_backtest(bt)
+
+    print_frames(bt.frames, fmt, frame=frame, whole=whole)
 
 
 def register(app: typer.Typer) -> None:

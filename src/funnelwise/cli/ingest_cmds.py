@@ -13,7 +13,14 @@ import typer
 
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
-from funnelwise.cli.render import OutputFormat, console, print_frame, to_json
+from funnelwise.cli.render import (
+    FrameOpt,
+    OutputFormat,
+    console,
+    print_frame,
+    print_result,
+    to_json,
+)
 from funnelwise.errors import ProjectError
 from funnelwise.ingest import ImportOptions, ImportResult, list_imports
 from funnelwise.log import EventLog
@@ -335,20 +342,20 @@ def _log(ctx: typer.Context, pipeline: str | None) -> Iterator[EventLog]:
 
 
 def quality(
-    ctx: typer.Context, pipeline: PipelineOpt = None, fmt: FormatOpt = OutputFormat.table
+    ctx: typer.Context,
+    pipeline: PipelineOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+    frame: FrameOpt = None,
 ) -> None:
-    """Data-quality report: missing amounts and close dates, deals without history,
-    outcomes that disagree with the stages, completeness of exit criteria per stage."""
+    """Data-quality report: missing fields, deals without history, odd outcomes.
+
+    Missing amounts and close dates, deals without stage history, outcomes that
+    disagree with the stages, and how complete each stage's exit criteria are."""
     from funnelwise.ingest.quality import quality_report
 
     with _log(ctx, pipeline) as log:
         report = quality_report(log)
-    if fmt is OutputFormat.json:
-        console.print_json(to_json(report.to_dict()))
-    elif fmt is OutputFormat.csv:
-        print_frame(report.to_frame(), fmt)
-    else:
-        console.print(report)
+    print_result(report, fmt, frame=frame)
 
 
 @export_app.command("xes")

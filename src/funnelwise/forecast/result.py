@@ -255,6 +255,12 @@ class ForecastResult:
         """Bookings per segment and period (a copy)."""
         return self.periods.copy()
 
+    @property
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every frame by name (copies), the main one (`periods`) first."""
+        names = ("periods", "totals", "fan", "history")
+        return {name: getattr(self, name).copy() for name in names}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: metadata, the headline total and every frame as records."""
         return {
@@ -367,6 +373,11 @@ class BacktestResult:
     def scores_frame(self) -> pd.DataFrame:
         """One row per method with its accuracy figures."""
         return pd.DataFrame([s.to_dict() for s in self.scores.values()])
+
+    @property
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every frame by name (copies): `cutoffs` (the rows, main) and `scores`."""
+        return {"cutoffs": self.to_frame(), "scores": self.scores_frame()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: `{"methods": {name: scores}, "chosen": ..., "reason": ..., ...}`."""
