@@ -4,9 +4,11 @@ the results, and honest about logs it cannot say much about."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import lxml.html
+import numpy as np
 import pandas as pd
 import plotly.offline
 import pytest
@@ -21,8 +23,14 @@ from funnelwise.report import Report, build_report
 from funnelwise.report import fmt as f
 from funnelwise.report.build import FLOW_DAYS, N_PATHS, available_analyses
 from funnelwise.report.charts import METHOD_LABELS
-from funnelwise.report.outlook import backtest_section, scoring_section
-from funnelwise.scoring import BoostedScorer, evaluate_scorers
+from funnelwise.report.outlook import (
+    _scoring_takeaway,
+    backtest_section,
+    scores_section,
+    scoring_section,
+)
+from funnelwise.scoring import BoostedScorer, RuleScorer, evaluate_scorers
+from funnelwise.scoring.registry import latest_scores, save_scores
 from funnelwise.synth import generate, write_project
 from tiny import build_tiny
 
@@ -39,6 +47,7 @@ SECTION_OF = {
     "hygiene": "hygiene",
     "forecast": "forecast",
     "backtest": "backtest",
+    "scores": "scores",
     "scoring": "scoring",
     "snapshot": "snapshot",
     "flow": "flow",
@@ -114,7 +123,10 @@ def test_every_available_analysis_has_its_section(report: Report, page: str) -> 
     for key in keys:
         assert f'id="s-0-{key}"' in page
     for s in report.sections:
-        assert not s.empty
+        # Nothing was scored in this project: that section says how to score.
+        assert s.empty == (s.key == "scores")
+        if s.empty:
+            assert "`funnelwise score apply`" in s.takeaway
         assert s.takeaway in page.replace("&#39;", "'").replace("&amp;", "&")
         for c in s.charts:
             assert c.takeaway
@@ -310,18 +322,61 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
     assert len(section.charts[0].figure.data) == 2 + 4 + 1
 
 
+def test_stored_scores_are_listed_most_likely_first(synth_dir: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(synth_dir, tmp_path / "p"))
+    log = fw.open(root)
+    try:
+        early = log.as_of("2023-09-01")
+        save_scores(log.store, RuleScorer().fit(early).score(early, model_id="rule-early"))
+        assert latest_scores(log.as_of("2023-08-01")) is None  # nothing scored by then
+        # Later, only the deals still open then are listed, with the early scores.
+        later = latest_scores(log.as_of("2023-10-01"))
+        assert later is not None and later.meta["as_of"] == pd.Timestamp("2023-09-01")
+        still_open = log.as_of("2023-10-01").deals.filter(lambda d: d.outcome.isnull())
+        open_ids = set(still_open.deal_id.to_pandas())
+        scored = later.to_frame()
+        assert set(scored["deal_id"]) <= open_ids
+        assert len(scored) < early.counts()["deals_open"]  # some closed in September
+        assert scored["probability"].is_monotonic_decreasing
+        section = scores_section({"won": later, "converted": None})
+        rows = section.tables[0].rows
+        assert [r[0] for r in rows] == list(scored["deal_id"].head(len(rows)))
+        assert rows[0][2].startswith(("+ ", "− "))
+        expected = f"{scored['probability'].sum():,.0f} expected wins"
+        assert expected in section.takeaway
+        assert "scored as of 2023-09-01" in section.notes[0]
+    finally:
+        log.store.close()
+    assert scores_section({"won": None, "converted": None}).empty
+
+
 def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
     small = BoostedScorer(target="won", snapshots=8, n_estimators=50)
     ev = evaluate_scorers(log, model=small, test_snapshots=4)
     m = ev.metrics.set_index("kind")
-    model, crm = m.loc["boosted"], m.loc["naive_bayes"]
+    model = m.loc["boosted"]
+    best = m.drop(index="boosted").sort_values("roc_auc").iloc[-1]
     section = scoring_section(ev)
-    assert section.takeaway == (
+    assert section.takeaway.startswith(
         f"On {model['units']:,} later deals ({model['rows']:,} scored moments), the win model "
         f"({model['scorer']}) ranks the wins with ROC AUC {model['roc_auc']:.2f} "
-        f"({crm['scorer']}: {crm['roc_auc']:.2f}), and its probabilities are off by "
-        f"{100 * model['ece']:.1f}% on average (expected calibration error)."
+        f"(best baseline, {best['scorer']}: {best['roc_auc']:.2f})."
     )
+    assert section.takeaway.endswith(
+        f"The model's probabilities are off by {100 * model['ece']:.1f}% on average "
+        "(expected calibration error)."
+    )
+    # Said plainly when a baseline ranks better, and when the model is near chance.
+    beaten = ev.metrics.assign(
+        roc_auc=np.where(ev.metrics["kind"] == "boosted", 0.55, ev.metrics["roc_auc"])
+    )
+    text = _scoring_takeaway(
+        beaten[beaten["kind"] == "boosted"].iloc[0], beaten[beaten["kind"] != "boosted"]
+    )
+    if best["roc_auc"] > 0.55:
+        assert f"{best['scorer']} ranks these deals better than the model does." in text
+    assert "close to chance (0.5)" in text
+    assert "close to chance" not in section.takeaway or model["roc_auc"] < 0.6
     # One panel per scorer: the diagonal and the binned points.
     figure = section.charts[0].figure
     assert len(figure.data) == 2 * len(ev.metrics)

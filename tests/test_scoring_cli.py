@@ -128,3 +128,20 @@ def test_too_few_outcomes_is_a_clear_error(tiny_project: Path) -> None:
     assert code == 6
     assert "1 won and 2 lost or no decision deals" in out
     assert "at least 20 of each" in out
+    # The advice can be followed from the command line: the option exists.
+    assert "--min-outcomes" in out
+    code, out = _run(tiny_project, "train", *FAST, "--min-outcomes", "3")
+    assert code == 6 and "at least 3 of each" in out
+    # Nonsense options are named as such, not blamed on the data.
+    code, out = _run(tiny_project, "train", "--snapshots", "0")
+    assert code == 2 and "--snapshots" in out and "too few outcomes" not in out
+
+
+def test_apply_says_why_nothing_was_scored(tiny_project: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    result = CliRunner().invoke(
+        app,
+        ["--project", str(root), "score", "apply", "-t", "converted", "--model", "rule"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "No open lead as of 2024-03-01" in " ".join(result.output.split())

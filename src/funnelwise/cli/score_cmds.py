@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from funnelwise.analytics.result import Result
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
-from funnelwise.cli.render import OutputFormat, console, print_frame, print_record, to_json
+from funnelwise.cli.render import (
+    OutputFormat,
+    console,
+    err_console,
+    print_frame,
+    print_record,
+    to_json,
+)
 from funnelwise.log import EventLog
+
+if TYPE_CHECKING:
+    from funnelwise.scoring import BoostedScorer
 
 
 class Target(StrEnum):
@@ -46,7 +56,16 @@ AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Use the log as it was known at this date.")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed of the model.")]
-SnapshotsOpt = Annotated[int, typer.Option(help="Past instants to learn from.")]
+SnapshotsOpt = Annotated[int, typer.Option(min=2, help="Past instants to learn from.")]
+MinOutcomesOpt = Annotated[
+    int,
+    typer.Option(
+        "--min-outcomes",
+        min=1,
+        help="Fewest deals (or leads) of each outcome to learn from; below 20 the model "
+        "rests on very few cases.",
+    ),
+]
 ThreadsOpt = Annotated[int, typer.Option(help="LightGBM threads (0: all cores).")]
 
 score_app = typer.Typer(
@@ -57,6 +76,20 @@ score_app = typer.Typer(
 def _log(ctx: typer.Context, as_of: str | None) -> EventLog:
     log = cli_context(ctx).log()
     return log.as_of(as_of) if as_of else log
+
+
+def _boosted(
+    target: Target, snapshots: int, min_outcomes: int, seed: int, threads: int
+) -> BoostedScorer:
+    from funnelwise.scoring import BoostedScorer
+
+    return BoostedScorer(
+        target=target.value,
+        snapshots=snapshots,
+        min_outcomes=min_outcomes,
+        seed=seed,
+        num_threads=threads,
+    )
 
 
 def _emit(result: Result, fmt: OutputFormat, *, csv_columns: list[str] | None = None) -> None:
@@ -75,16 +108,16 @@ def train(
     target: TargetOpt = Target.won,
     as_of: AsOfOpt = None,
     snapshots: SnapshotsOpt = 32,
+    min_outcomes: MinOutcomesOpt = 20,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Fit the calibrated LightGBM scorer on the history and store it."""
-    from funnelwise.scoring import BoostedScorer
     from funnelwise.scoring.registry import save_model
 
     log = _log(ctx, as_of)
-    scorer = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed, num_threads=threads)
+    scorer = _boosted(target, snapshots, min_outcomes, seed, threads)
     with progress_bar() as progress:
         scorer.fit(log, progress=progress)
     model_id = save_model(log.store, scorer)
@@ -114,7 +147,7 @@ def apply(
     model_id: Annotated[
         str | None, typer.Option("--model-id", help="A stored model id (default: latest).")
     ] = None,
-    top: Annotated[int, typer.Option(help="Reasons per deal.")] = 3,
+    top: Annotated[int, typer.Option(min=0, help="Reasons per deal.")] = 3,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Score the open deals (or leads) and store the scores with the model id."""
@@ -133,9 +166,21 @@ def apply(
         )
     scores = scorer.score(log, top=top, model_id=chosen)
     save_scores(log.store, scores)
+    if not len(scores.to_frame()):
+        err_console.print(_nothing_open(target, log, scorer.horizon_days))
     key = scores.id_column
     reasons = [c for c in scores.to_frame().columns if c.startswith("reason_")]
     _emit(scores, fmt, csv_columns=[key, "probability", *reasons])
+
+
+def _nothing_open(target: Target, log: EventLog, horizon_days: float) -> str:
+    """Why `apply` scored nothing."""
+    if target is Target.won:
+        return f"No open deal as of {log.now}: nothing to score."
+    return (
+        f"No open lead as of {log.now}: every lead is converted, disqualified, or older "
+        f"than the {horizon_days:g}-day horizon (decided by then); nothing to score."
+    )
 
 
 @score_app.command("evaluate")
@@ -147,16 +192,19 @@ def evaluate(
         float, typer.Option(help="Share of the latest deals (or leads) held out for the test.")
     ] = 0.2,
     snapshots: SnapshotsOpt = 32,
+    min_outcomes: MinOutcomesOpt = 20,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Measure the model against the rule, naive Bayes and logistic baselines on a
-    time-ordered split: AUC, PR AUC, Brier, calibration error, lift."""
-    from funnelwise.scoring import BoostedScorer, evaluate_scorers
+    """Measure the model against the rule, naive Bayes and logistic baselines.
+
+    On a time-ordered split: ROC AUC, PR AUC, Brier, calibration error, lift.
+    """
+    from funnelwise.scoring import evaluate_scorers
 
     log = _log(ctx, as_of)
-    model = BoostedScorer(target=target.value, snapshots=snapshots, seed=seed, num_threads=threads)
+    model = _boosted(target, snapshots, min_outcomes, seed, threads)
     with progress_bar() as progress:
         result = evaluate_scorers(
             log, target=target.value, model=model, test_fraction=test_fraction, progress=progress

@@ -106,6 +106,12 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("forecast", FORECAST, lambda f, log, o: f(log, horizon=o.horizon, n_paths=o.n_paths)),
     Analysis("backtest", FORECAST, _backtest),
     Analysis(
+        "scores",
+        "funnelwise.scoring.registry",
+        lambda f, log, o: {t: f(log, target=t) for t in ("won", "converted")},
+        function_name="latest_scores",
+    ),
+    Analysis(
         "scoring",
         "funnelwise.scoring",
         _scoring,
@@ -127,6 +133,7 @@ SECTION_ORDER = (
     "flow",
     "forecast",
     "backtest",
+    "scores",
     "scoring",
 )
 
@@ -211,6 +218,7 @@ SECTIONS: Mapping[str, Callable[[Any, EventLog], Section]] = {
     "flow": lambda r, log: outlook.flow_section(r),
     "forecast": lambda r, log: outlook.forecast_section(r),
     "backtest": lambda r, log: outlook.backtest_section(r, log.process.currency),
+    "scores": lambda r, log: outlook.scores_section(r),
     "scoring": lambda r, log: outlook.scoring_section(r),
 }
 
@@ -249,7 +257,7 @@ def _part(log: EventLog, label: str | None, options: Options, step: Callable[[],
             try:
                 result = analysis.call(fn, log, options)
             except NotEnoughDataError as exc:
-                missing[analysis.name] = f"Not enough data yet: {exc}."
+                missing[analysis.name] = f"Not enough data yet: {str(exc).rstrip('.')}."
             else:
                 if result is not None:
                     results[analysis.name] = result

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from funnelwise.analytics.hygiene import HygieneResult
     from funnelwise.analytics.snapshot import SnapshotResult
     from funnelwise.forecast.result import BacktestResult, ForecastResult
-    from funnelwise.scoring.result import Evaluation
+    from funnelwise.scoring.result import Evaluation, Scores
 
 
 # -- snapshot ------------------------------------------------------------------------
@@ -314,6 +314,102 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
 
 
 # -- scoring -------------------------------------------------------------------------
+# Open deals (and leads) listed in the report, most likely first.
+TOP_SCORED = 15
+
+
+def scores_section(scores: Mapping[str, Scores | None]) -> Section:
+    """The stored scores of the open deals and leads, most likely first, with their
+    reasons, the model and the instant they were scored as of."""
+    title = TITLES["scores"]
+    shown = {t: s for t, s in scores.items() if s is not None and len(s.to_frame())}
+    if not shown:
+        return notice(
+            "scores",
+            title,
+            "No scores are stored for the open deals or leads. Run `funnelwise score train` "
+            "and `funnelwise score apply` (with `--target converted` for leads) to list "
+            "them here, most likely first, with the reasons.",
+        )
+    tables, notes, parts = [], [], []
+    for target, s in shown.items():
+        frame = s.to_frame()
+        unit = "deal" if target == "won" else "lead"
+        verb = "won" if target == "won" else "converted"
+        key = s.id_column
+        reasons = [c for c in frame.columns if c.startswith("reason_")]
+        top = frame.head(TOP_SCORED)
+        why = (
+            top[reasons].apply(lambda r: "; ".join(v for v in r if isinstance(v, str)), axis=1)
+            if reasons
+            else pd.Series("", index=top.index)
+        )
+        top = pd.DataFrame({"unit": top[key], "probability": top["probability"], "why": why})
+        tables.append(
+            table(
+                top,
+                [
+                    (unit.capitalize(), lambda r: str(r.unit), False),
+                    (f"P({verb})", lambda r: fmt.pct(r.probability), True),
+                    ("Why", lambda r: str(r.why), False),
+                ],
+                caption=f"The {len(top)} of {fmt.plural(len(frame), 'open ' + unit)} most "
+                f"likely to be {verb}; + raised the score, − lowered it.",
+                title=f"Open {unit}s by probability of being {verb}",
+            )
+        )
+        expected = float(frame["probability"].sum())
+        outcome = "wins" if target == "won" else "conversions"
+        parts.append(
+            f"the scores of the {fmt.plural(len(frame), 'open ' + unit)} add up to "
+            f"{expected:,.0f} expected {outcome}"
+        )
+        notes.append(
+            f"{unit.capitalize()} scores: model {s.meta.get('model_id')} (trained on outcomes up "
+            f"to {fmt.date(s.meta.get('trained_as_of'))}), scored as of "
+            f"{fmt.date(s.meta.get('as_of'))}."
+        )
+    takeaway = "; ".join(parts) + ". How well such scores rank is checked below."
+    return Section(
+        "scores",
+        title,
+        takeaway[0].upper() + takeaway[1:],
+        tables=tuple(tables),
+        notes=tuple(notes),
+    )
+
+
+# Below this ROC AUC a ranking is too close to chance (0.5) to act on alone.
+WEAK_AUC = 0.6
+
+
+def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame) -> str:
+    """The model's ranking quality against the best baseline (by ROC AUC), said
+    plainly when a baseline ranks better or the model is close to chance, and its
+    calibration."""
+    auc = float(m["roc_auc"])
+    text = (
+        f"On {fmt.plural(m['units'], 'later deal')} ({fmt.count(m['rows'])} scored moments), "
+        f"the win model ({m['scorer']}) ranks the wins with ROC AUC {auc:.2f}"
+    )
+    ranked = baselines.dropna(subset=["roc_auc"]).sort_values("roc_auc", ascending=False)
+    if len(ranked):
+        best = ranked.iloc[0]
+        text += f" (best baseline, {best['scorer']}: {float(best['roc_auc']):.2f})"
+    text += "."
+    if len(ranked) and float(ranked.iloc[0]["roc_auc"]) > auc:
+        text += f" {ranked.iloc[0]['scorer']} ranks these deals better than the model does."
+    if auc < WEAK_AUC:
+        text += (
+            f" An AUC under {WEAK_AUC:.1f} is close to chance (0.5): the order of the scores "
+            "says little about which deals will be won."
+        )
+    return text + (
+        f" The model's probabilities are off by {fmt.pct(m['ece'], 1)} on average "
+        "(expected calibration error)."
+    )
+
+
 def scoring_section(result: Evaluation) -> Section:
     """The win-probability model against its baselines on later deals: ranking quality
     and calibration (the reliability curve)."""
@@ -323,17 +419,7 @@ def scoring_section(result: Evaluation) -> Section:
         return notice("scoring", title, "No scorer could be evaluated.")
     model = metrics[metrics["kind"] == "boosted"]
     m = model.iloc[0] if len(model) else metrics.iloc[0]
-    crm = metrics[metrics["kind"] == "naive_bayes"]
-    takeaway = (
-        f"On {fmt.plural(m['units'], 'later deal')} ({fmt.count(m['rows'])} scored moments), "
-        f"the win model ({m['scorer']}) ranks the wins with ROC AUC {float(m['roc_auc']):.2f}"
-    )
-    if len(crm):
-        takeaway += f" ({crm.iloc[0]['scorer']}: {float(crm.iloc[0]['roc_auc']):.2f})"
-    takeaway += (
-        f", and its probabilities are off by {fmt.pct(m['ece'], 1)} on average "
-        "(expected calibration error)."
-    )
+    takeaway = _scoring_takeaway(m, metrics[metrics["kind"] != m["kind"]])
     order = list(metrics["scorer"])
     rows = table(
         metrics,

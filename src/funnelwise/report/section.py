@@ -28,6 +28,7 @@ TITLES: Mapping[str, str] = {
     "flow": "Pipeline flow",
     "forecast": "Forecast",
     "backtest": "Forecast backtest",
+    "scores": "Deals and leads to work on first",
     "scoring": "Win scores: checked on later deals",
 }
 

@@ -322,6 +322,7 @@ def require_outcomes(counts: dict[str, int], *, slice_name: str, minimum: int, t
     raise NotEnoughDataError(
         f"too few outcomes to learn {target!r} in the {slice_name} slice: {pos} {what[0]} and "
         f"{neg} {what[1]} {unit}; at least {minimum} of each are needed. Load a longer "
-        "history, or lower min_outcomes; the rule score needs no outcomes "
-        "(`funnelwise score apply --model rule`)."
+        "history, or accept a less certain model with a lower minimum (`--min-outcomes` "
+        "on the command line, `min_outcomes=` in Python); the rule score needs no "
+        "outcomes (`funnelwise score apply --model rule`)."
     )

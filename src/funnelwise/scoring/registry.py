@@ -17,7 +17,9 @@ import ibis
 import pandas as pd
 
 from funnelwise.errors import InputError
+from funnelwise.log import EventLog
 from funnelwise.scoring.base import Scorer
+from funnelwise.scoring.features import TARGETS, units_of
 from funnelwise.scoring.models import scorer_from_json, scorer_to_json
 from funnelwise.scoring.result import Scores
 from funnelwise.store import Store
@@ -138,3 +140,46 @@ def save_scores(store: Store, scores: Scores) -> int:
             "DELETE FROM scores WHERE model_id = ? AND target = ? AND as_of = ?", where
         )
         return store.insert("scores", rows) if len(frame) else 0
+
+
+def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
+    """The scores stored last for `target` at an instant not after `log.now`, for
+    the deals (or leads) of this log still undecided at `log.now`; None when
+    nothing was scored by then. Among scorings of that instant, the latest run.
+
+    Meta as `Scorer.score` gives it, with `as_of` the instant scored (which may
+    be before `log.now`: say so when showing them).
+    """
+    key = TARGETS[target].id_column
+    s = log.store.table("scores")
+    s = s.filter((s.target == target) & (s.as_of <= log.now))
+    last = s.order_by([ibis.desc("as_of"), ibis.desc("scored_at")]).limit(1).to_pandas()
+    if last.empty:
+        return None
+    model_id, as_of = str(last["model_id"].iloc[0]), pd.Timestamp(last["as_of"].iloc[0])
+    s = s.filter((s.model_id == model_id) & (s.as_of == as_of))
+    units = units_of(log, target)
+    if target == "won":
+        units = units.filter(units.outcome.isnull())
+    else:
+        units = units.filter(units.converted_at.isnull() & units.disqualified_at.isnull())
+    rows = s.semi_join(units.select(**{key: units[key]}), key)
+    frame = rows.select(key, "probability", "reasons").to_pandas()
+    frame = frame.sort_values(["probability", key], ascending=[False, True], kind="stable")
+    reasons = [json.loads(r) if isinstance(r, str) else [] for r in frame.pop("reasons")]
+    width = max((len(r) for r in reasons), default=0)
+    for i in range(width):
+        frame[f"reason_{i + 1}"] = [r[i] if i < len(r) else None for r in reasons]
+    models = log.store.table("models")
+    model = models.filter(models.model_id == model_id).to_pandas()
+    meta = {
+        "as_of": as_of,
+        "target": target,
+        "unit": "deals" if target == "won" else "leads",
+        "id_column": key,
+        "model": str(model["kind"].iloc[0]) if len(model) else None,
+        "model_id": model_id,
+        "trained_as_of": model["trained_as_of"].iloc[0] if len(model) else None,
+        "open": len(frame),
+    }
+    return Scores({"scores": frame.reset_index(drop=True)}, meta)
