@@ -50,6 +50,11 @@ def test_stage_intervals_by_hand(tiny_log: EventLog) -> None:
     assert d4.days.tolist() == [0.0, 29.0]
     won = iv[(iv.deal_id == "D1") & (iv.stage_id == "won")]
     assert bool(won.terminal.iloc[0]) and won.days.iloc[0] == 0.0
+    # The stage join leaves its keys once: no pipeline_id_right, stage_id_right.
+    assert list(iv.columns) == [
+        *("deal_id", "stage_id", "entered_at", "seq", "actor_id", "origin", "pipeline_id"),
+        *("position", "kind", "step", "next_stage_id", "left_at", "censored", "terminal", "days"),
+    ]
 
 
 def test_as_of_rebuilds_past_state(tiny_log: EventLog) -> None:

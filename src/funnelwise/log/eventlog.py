@@ -13,6 +13,7 @@ All tables are Ibis expressions; nothing is pulled into Python here.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -78,10 +79,12 @@ def base_rate(deals: ir.Table, currency: str) -> ir.FloatingValue:
     )
 
 
-def left_join_on(left: ir.Table, right: ir.Table, key: str) -> ir.Table:
-    """Left join keeping the left key once and every other right column."""
-    rest = [right[c] for c in right.columns if c != key]
-    return left.left_join(right, left[key] == right[key]).select(left, *rest)
+def left_join_on(left: ir.Table, right: ir.Table, key: str | Sequence[str]) -> ir.Table:
+    """Left join keeping the left key (or keys) once and every other right column."""
+    keys = [key] if isinstance(key, str) else list(key)
+    rest = [right[c] for c in right.columns if c not in keys]
+    on = [left[k] == right[k] for k in keys]
+    return left.left_join(right, on).select(left, *rest)
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,7 @@ class EventLog:
         else:
             deals = self._filtered_deals().select("deal_id", "pipeline_id")
             e = e.join(deals, "deal_id")
-        return e.join(s, ["pipeline_id", "stage_id"], how="left")
+        return left_join_on(e, s, ["pipeline_id", "stage_id"])
 
     @cached_property
     def events(self) -> ir.Table:
