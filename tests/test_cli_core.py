@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
+import funnelwise
 from funnelwise.cli import app
 from funnelwise.process import template_text
 
@@ -23,6 +29,18 @@ def test_init_writes_valid_template_and_refuses_to_overwrite(tmp_path: Path) -> 
     assert "--force" in again.output
     check = runner.invoke(app, ["--project", str(tmp_path / "p"), "process", "check"])
     assert check.exit_code == 0 and "6 stages" in check.output
+
+
+def test_init_prints_a_check_command_that_works_from_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init", "my-team"])
+    assert result.exit_code == 0, result.output
+    command = result.output.split("Edit it, then: ")[1].split()
+    assert command == ["funnelwise", "process", "check", str(Path("my-team", "process.yaml"))]
+    check = runner.invoke(app, command[1:])
+    assert check.exit_code == 0, check.output
 
 
 def test_process_check_reports_problems_with_lines(tmp_path: Path) -> None:
@@ -64,3 +82,28 @@ def test_info_on_missing_project_teaches(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--project", str(tmp_path), "info"])
     assert result.exit_code == 2
     assert "funnelwise demo" in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"funnelwise {funnelwise.__version__}\n"
+
+
+def _commands(group: TyperGroup, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, command in group.commands.items():
+        yield f"{prefix}{name}", command
+        if isinstance(command, TyperGroup):
+            yield from _commands(command, f"{prefix}{name} ")
+
+
+def test_command_summaries_are_one_line_and_options_say_what_they_do() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    for name, command in _commands(root):
+        summary = (command.help or "").strip().split("\n\n")[0]
+        # The command list shows the first paragraph as it is written.
+        assert "\n" not in summary, f"{name}: {summary!r}"
+    flow = runner.invoke(app, ["flow", "--help"], env={"COLUMNS": "200"})
+    assert "expected to close on or after this date" in flow.stdout
+    forecast = runner.invoke(app, ["forecast", "--help"], env={"COLUMNS": "200"})
+    assert "With --method auto: days between" in forecast.stdout

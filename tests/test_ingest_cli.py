@@ -164,6 +164,18 @@ def test_import_hubspot_and_pipedrive(tmp_path: Path) -> None:
     assert out["quarantined_rows"] == 1
 
 
+def test_import_summary_counts_in_words(tmp_path: Path) -> None:
+    pd_ = FIXTURES / "pipedrive"
+    root = tmp_path / "pd"
+    root.mkdir()
+    (root / "process.yaml").write_text((pd_ / "process.yaml").read_text(encoding="utf-8"))
+    args = ["import", "pipedrive", str(pd_ / "deals.csv"), "--changes"]
+    args += [str(pd_ / "stage-changes.csv"), "--fx", str(pd_ / "fx.csv")]
+    result = runner.invoke(app, ["--project", str(root), *args])
+    assert result.exit_code == 0, result.output
+    assert "Done: 1 problem, 1 row quarantined" in result.stdout
+
+
 def test_quality_and_export(tiny_project: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "quality", "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -145,10 +145,12 @@ def flow(
         str | None, typer.Option("--stage", help="Count only deals at or beyond this stage.")
     ] = None,
     close_from: Annotated[
-        str | None, typer.Option("--close-from", help="Only deals expected to close from.")
+        str | None,
+        typer.Option("--close-from", help="Only deals expected to close on or after this date."),
     ] = None,
     close_until: Annotated[
-        str | None, typer.Option("--close-until", help="... and before this date.")
+        str | None,
+        typer.Option("--close-until", help="Only deals expected to close before this date."),
     ] = None,
 ) -> Result:
     """Pipeline flow from --start to --end: created, moved, won, lost... adding up exactly."""

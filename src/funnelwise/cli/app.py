@@ -9,10 +9,11 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
+import funnelwise
 import funnelwise.cli.forecast_cmds as forecast_cmds
 from funnelwise.cli import analytics_cmds, core_cmds, ingest_cmds, report_cmds, score_cmds
 from funnelwise.cli.context import CliContext
-from funnelwise.cli.render import err_console
+from funnelwise.cli.render import console, err_console
 from funnelwise.errors import FunnelwiseError
 
 
@@ -39,6 +40,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"funnelwise {funnelwise.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -49,6 +56,12 @@ def _root(
         str | None,
         typer.Option("--store", help="Store URL, e.g. duckdb:///path/funnelwise.duckdb."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliContext(project, store)
 

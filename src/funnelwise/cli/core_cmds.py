@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -68,7 +69,14 @@ def init(
     directory.mkdir(parents=True, exist_ok=True)
     project.process_path.write_text(template_text(), encoding="utf-8")
     project.open_store(create=True).close()
-    console.print(f"Wrote {project.process_path}. Edit it, then: funnelwise process check")
+    # The check command names the file (quoted for the shell): it works from where
+    # the user stands.
+    console.print(
+        f"Wrote {project.process_path}. Edit it, then: "
+        f"funnelwise process check {shlex.quote(str(project.process_path))}",
+        highlight=False,
+        markup=False,
+    )
 
 
 process_app = typer.Typer(help="Check and compare process definitions.", no_args_is_help=True)

@@ -95,7 +95,10 @@ def forecast_cmd(
     ] = "month",
     paths: PathsOpt = 10_000,
     seed: SeedOpt = 0,
-    every: EveryOpt = "14d",
+    every: Annotated[
+        str,
+        typer.Option("--every", help="With --method auto: days between the backtest's cut-offs."),
+    ] = "14d",
     fmt: FormatOpt = OutputFormat.table,
     frame: FrameOpt = None,
 ) -> None:

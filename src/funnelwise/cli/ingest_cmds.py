@@ -139,13 +139,16 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
             + ", ".join(result.previous_imports)
             + "; nothing was loaded twice."
         )
-    summary = (
-        f"{result.n_problems:,} problems, {result.n_quarantined:,} rows quarantined"
-        if result.n_problems
-        else "no problems"
-    )
+    problems = _count(result.n_problems, "problem")
+    quarantined = _count(result.n_quarantined, "row")
+    summary = f"{problems}, {quarantined} quarantined" if result.n_problems else "no problems"
     where = f" (see {result.quarantine_path})" if result.quarantine_path else ""
     console.print(f"Done: {summary}{where}; observed until {result.observed_until}.")
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 problem`, `2 problems`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _run(
@@ -234,8 +237,9 @@ def import_xes_cmd(
         str | None, typer.Option(help="Currency of the amounts (default: the process's).")
     ] = None,
 ) -> ImportCall:
-    """Import an XES event log: traces are deals, events mapped to stages are stage
-    entries, the others activities."""
+    """Import an XES event log: traces are deals, events stage entries or activities.
+
+    Events whose names are mapped to stages become stage entries, the others activities."""
     from funnelwise.ingest.xes import XesOptions, import_xes
 
     xes = XesOptions(amount_attribute=amount_attribute, currency=currency)
@@ -267,8 +271,9 @@ def import_salesforce_cmd(
         Path | None, typer.Option(help="User.csv, if not in the folder: user ids become names.")
     ] = None,
 ) -> ImportCall:
-    """Import a Salesforce export: opportunities, their stage history, tasks and events,
-    with account fields and user names when Account.csv and User.csv are given."""
+    """Import a Salesforce export: opportunities, stage history, tasks and events.
+
+    Account fields and user names come along when Account.csv and User.csv are given."""
     from funnelwise.ingest.salesforce import SalesforceFiles, import_salesforce
 
     found = SalesforceFiles.find(path) if path.is_dir() else SalesforceFiles(path)
@@ -380,8 +385,9 @@ def export_table(
     activities: ActivitiesOpt = False,
     pipeline: PipelineOpt = None,
 ) -> None:
-    """Write a PM4Py-compatible event table (case:concept:name, concept:name,
-    time:timestamp, ...), sorted by case and time."""
+    """Write a PM4Py-compatible event table, sorted by case and time.
+
+    Columns case:concept:name, concept:name, time:timestamp, ..."""
     from funnelwise.ingest.export import write_event_table
 
     with _log(ctx, pipeline) as log:
