@@ -78,6 +78,12 @@ def test_info_json_on_tiny_project(tiny_project: Path) -> None:
     assert info["observed_until"].startswith("2024-03-01")
 
 
+def test_info_csv_keeps_plain_numbers(tiny_project: Path) -> None:
+    result = runner.invoke(app, ["--project", str(tiny_project), "info", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "stage_events,15\n" in result.stdout
+
+
 def test_info_on_missing_project_teaches(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--project", str(tmp_path), "info"])
     assert result.exit_code == 2

@@ -149,5 +149,9 @@ def print_record(record: dict[str, Any], fmt: OutputFormat, *, title: str | None
     if fmt is OutputFormat.json:
         sys.stdout.write(to_json(record) + "\n")
         return
-    frame = pd.DataFrame({"field": list(record), "value": [cell_text(v) for v in record.values()]})
+    values = list(record.values())
+    # The value column mixes types: formatted as text for people, left as it is for CSV.
+    if fmt is OutputFormat.table:
+        values = [cell_text(v) for v in values]
+    frame = pd.DataFrame({"field": list(record), "value": pd.Series(values, dtype=object)})
     print_frame(frame, fmt, title=title)
