@@ -120,13 +120,17 @@ def test_every_available_analysis_has_its_section(report: Report, page: str) -> 
     keys = [s.key for s in report.sections]
     assert expected <= set(keys)
     assert keys[0] == "kpis"
-    for key in keys:
-        assert f'id="s-0-{key}"' in page
+    for k, part in enumerate(report.parts):
+        for section in part.sections:
+            assert f'id="s-{k}-{section.key}"' in page
+    # Leads have a part of their own, after the pipeline's.
+    assert [p.label for p in report.parts] == [None, "Leads"]
+    assert [s.key for s in report.parts[1].sections] == ["lead_scores"]
     for s in report.sections:
-        # Nothing was scored in this project: that section says how to score.
-        assert s.empty == (s.key == "scores")
+        # Nothing was scored in this project: those sections say how to score.
+        assert s.empty == (s.key in ("scores", "lead_scores"))
         if s.empty:
-            assert "`funnelwise score apply`" in s.takeaway
+            assert "`funnelwise score apply" in s.takeaway
         assert s.takeaway in page.replace("&#39;", "'").replace("&amp;", "&")
         for c in s.charts:
             assert c.takeaway
@@ -322,6 +326,17 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
     assert len(section.charts[0].figure.data) == 2 + 4 + 1
 
 
+def test_lead_scoring_section_speaks_of_leads(log: EventLog) -> None:
+    small = BoostedScorer(target="converted", horizon_days=30, snapshots=8, n_estimators=50)
+    ev = evaluate_scorers(log, target="converted", model=small, test_snapshots=4)
+    section = scoring_section(ev, key="lead_scoring")
+    assert section.title == "Lead scores: checked on later leads"
+    units = int(ev.metrics.set_index("kind").loc["boosted", "units"])
+    assert section.takeaway.startswith(f"On {units:,} later leads (")
+    assert "the conversion model" in section.takeaway and "deal" not in section.takeaway
+    assert section.tables[0].caption.startswith("Fitted on leads created before ")
+
+
 def test_stored_scores_are_listed_most_likely_first(synth_dir: Path, tmp_path: Path) -> None:
     root = Path(shutil.copytree(synth_dir, tmp_path / "p"))
     log = fw.open(root)
@@ -442,7 +457,8 @@ def test_log_without_deals_says_so(log: EventLog) -> None:
     report = build_report(
         log, as_of=first - pd.Timedelta(days=1), backtest_every=None, scoring=False
     )
-    assert [s.key for s in report.sections] == ["no-deals"]
+    # The leads created by then are a part of their own (nothing scored yet).
+    assert [s.key for s in report.sections] == ["no-deals", "lead_scores"]
     assert "holds no deals" in report.section("no-deals").takeaway
     assert "holds no deals" in report.html()
 

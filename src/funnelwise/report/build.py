@@ -12,7 +12,7 @@ pipeline (their stages differ).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +27,7 @@ from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.report import fmt, outlook, sections
 from funnelwise.report.render import render
 from funnelwise.report.section import TITLES, Section, notice
+from funnelwise.scoring.features import has_leads
 from funnelwise.timeutil import Instant
 
 # The flow waterfall covers this many days up to the report's instant.
@@ -89,6 +90,10 @@ def _scoring(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
     return f(log, progress=o.progress) if o.scoring else None
 
 
+def _lead_scoring(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
+    return f(log, target="converted", progress=o.progress) if o.scoring else None
+
+
 ANALYTICS, FORECAST = "funnelwise.analytics", "funnelwise.forecast"
 # In the order they run; the sections follow SECTION_ORDER.
 ANALYSES: tuple[Analysis, ...] = (
@@ -108,7 +113,7 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis(
         "scores",
         "funnelwise.scoring.registry",
-        lambda f, log, o: {t: f(log, target=t) for t in ("won", "converted")},
+        lambda f, log, o: {"won": f(log, target="won")},
         function_name="latest_scores",
     ),
     Analysis(
@@ -118,6 +123,16 @@ ANALYSES: tuple[Analysis, ...] = (
         needs_closed=True,
         function_name="evaluate_scorers",
     ),
+)
+# The leads' own part of the report (leads belong to no pipeline).
+LEAD_ANALYSES: tuple[Analysis, ...] = (
+    Analysis(
+        "lead_scores",
+        "funnelwise.scoring.registry",
+        lambda f, log, o: {"converted": f(log, target="converted")},
+        function_name="latest_scores",
+    ),
+    Analysis("lead_scoring", "funnelwise.scoring", _lead_scoring, function_name="evaluate_scorers"),
 )
 SECTION_ORDER = (
     "kpis",
@@ -135,6 +150,8 @@ SECTION_ORDER = (
     "backtest",
     "scores",
     "scoring",
+    "lead_scores",
+    "lead_scoring",
 )
 
 
@@ -220,6 +237,8 @@ SECTIONS: Mapping[str, Callable[[Any, EventLog], Section]] = {
     "backtest": lambda r, log: outlook.backtest_section(r, log.process.currency),
     "scores": lambda r, log: outlook.scores_section(r),
     "scoring": lambda r, log: outlook.scoring_section(r),
+    "lead_scores": lambda r, log: outlook.scores_section(r, key="lead_scores"),
+    "lead_scoring": lambda r, log: outlook.scoring_section(r, key="lead_scoring"),
 }
 
 
@@ -240,11 +259,17 @@ def _no_closed_deals(results: Mapping[str, Any]) -> bool:
     return bool(s.empty) or int(s[["won", "lost", "no_decision"]].to_numpy().sum()) == 0
 
 
-def _part(log: EventLog, label: str | None, options: Options, step: Callable[[], None]) -> Part:
-    """Run the analyses of one pipeline and build its sections."""
+def _part(
+    log: EventLog,
+    label: str | None,
+    options: Options,
+    step: Callable[[], None],
+    analyses: Sequence[Analysis] = ANALYSES,
+) -> Part:
+    """Run the analyses of one pipeline (or the leads') and build its sections."""
     results: dict[str, Any] = {}
     missing: dict[str, str] = {}  # analysis -> why it has nothing to show
-    for analysis in ANALYSES:
+    for analysis in analyses:
         fn = analysis.function()
         if fn is None:
             continue
@@ -316,7 +341,9 @@ def build_report(
     )
     report = progress or no_progress
     options = Options(flow_days, horizon, backtest_every, n_paths, scoring, report)
-    total = len(available_analyses()) * len(pipelines)
+    leads = has_leads(cut)
+    lead_steps = len(LEAD_ANALYSES) if leads else 0
+    total = len(available_analyses()) * len(pipelines) + lead_steps
     done = 0
 
     def step() -> None:
@@ -328,6 +355,8 @@ def build_report(
         parts = [_part(cut, None, options, step)]
     else:
         parts = [_part(cut.filter(pipeline=p.id), p.label, options, step) for p in pipelines]
+    if leads:
+        parts.append(_part(cut, "Leads", options, step, LEAD_ANALYSES))
     report("report", total, total)
     name = cut.process.name
     return Report(

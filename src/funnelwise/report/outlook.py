@@ -318,18 +318,20 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
 TOP_SCORED = 15
 
 
-def scores_section(scores: Mapping[str, Scores | None]) -> Section:
-    """The stored scores of the open deals and leads, most likely first, with their
-    reasons, the model and the instant they were scored as of."""
-    title = TITLES["scores"]
+def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> Section:
+    """The stored scores of the open deals (target `won`) or leads (`converted`), most
+    likely first, with their reasons, the model and the instant they were scored as of."""
+    title = TITLES[key]
     shown = {t: s for t, s in scores.items() if s is not None and len(s.to_frame())}
     if not shown:
+        flag = "" if "won" in scores else " --target converted"
+        unit = "deals" if "won" in scores else "leads"
         return notice(
-            "scores",
+            key,
             title,
-            "No scores are stored for the open deals or leads. Run `funnelwise score train` "
-            "and `funnelwise score apply` (with `--target converted` for leads) to list "
-            "them here, most likely first, with the reasons.",
+            f"No scores are stored for the open {unit}. Run `funnelwise score train{flag}` "
+            f"and `funnelwise score apply{flag}` to list them here, most likely first, "
+            "with the reasons.",
         )
     tables, notes, parts = [], [], []
     for target, s in shown.items():
@@ -371,7 +373,7 @@ def scores_section(scores: Mapping[str, Scores | None]) -> Section:
         )
     takeaway = "; ".join(parts) + ". How well such scores rank is checked below."
     return Section(
-        "scores",
+        key,
         title,
         takeaway[0].upper() + takeaway[1:],
         tables=tuple(tables),
@@ -383,14 +385,18 @@ def scores_section(scores: Mapping[str, Scores | None]) -> Section:
 WEAK_AUC = 0.6
 
 
-def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame) -> str:
+def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame, target: str = "won") -> str:
     """The model's ranking quality against the best baseline (by ROC AUC), said
     plainly when a baseline ranks better or the model is close to chance, and its
     calibration."""
     auc = float(m["roc_auc"])
+    unit, model, outcomes = (
+        ("deal", "win", "wins") if target == "won" else ("lead", "conversion", "conversions")
+    )
     text = (
-        f"On {fmt.plural(m['units'], 'later deal')} ({fmt.count(m['rows'])} scored moments), "
-        f"the win model ({m['scorer']}) ranks the wins with ROC AUC {auc:.2f}"
+        f"On {fmt.plural(m['units'], 'later ' + unit)} ({fmt.count(m['rows'])} scored "
+        f"moments), the {model} model ({m['scorer']}) ranks the {outcomes} with ROC AUC "
+        f"{auc:.2f}"
     )
     ranked = baselines.dropna(subset=["roc_auc"]).sort_values("roc_auc", ascending=False)
     if len(ranked):
@@ -398,11 +404,11 @@ def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame) -> str:
         text += f" (best baseline, {best['scorer']}: {float(best['roc_auc']):.2f})"
     text += "."
     if len(ranked) and float(ranked.iloc[0]["roc_auc"]) > auc:
-        text += f" {ranked.iloc[0]['scorer']} ranks these deals better than the model does."
+        text += f" {ranked.iloc[0]['scorer']} ranks these {unit}s better than the model does."
     if auc < WEAK_AUC:
         text += (
             f" An AUC under {WEAK_AUC:.1f} is close to chance (0.5): the order of the scores "
-            "says little about which deals will be won."
+            f"says little about which {unit}s will be {'won' if target == 'won' else 'converted'}."
         )
     return text + (
         f" The model's probabilities are off by {fmt.pct(m['ece'], 1)} on average "
@@ -410,16 +416,18 @@ def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame) -> str:
     )
 
 
-def scoring_section(result: Evaluation) -> Section:
-    """The win-probability model against its baselines on later deals: ranking quality
-    and calibration (the reliability curve)."""
-    title = TITLES["scoring"]
+def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
+    """The win (or conversion) model against its baselines on later deals (or
+    leads): ranking quality and calibration (the reliability curve)."""
+    title = TITLES[key]
     metrics = result.metrics
     if metrics.empty:
-        return notice("scoring", title, "No scorer could be evaluated.")
+        return notice(key, title, "No scorer could be evaluated.")
+    target = str(result.meta.get("target", "won"))
+    unit, rate = ("deals", "win rate") if target == "won" else ("leads", "conversion rate")
     model = metrics[metrics["kind"] == "boosted"]
     m = model.iloc[0] if len(model) else metrics.iloc[0]
-    takeaway = _scoring_takeaway(m, metrics[metrics["kind"] != m["kind"]])
+    takeaway = _scoring_takeaway(m, metrics[metrics["kind"] != m["kind"]], target)
     order = list(metrics["scorer"])
     rows = table(
         metrics,
@@ -432,19 +440,19 @@ def scoring_section(result: Evaluation) -> Section:
             ("Lift, top 10%", lambda r: f"{float(r.lift_top_decile):.1f}×", True),
             ("Base rate", lambda r: fmt.pct(r.base_rate), True),
         ],
-        caption="Fitted on deals created before "
+        caption=f"Fitted on {unit} created before "
         f"{fmt.date(result.meta.get('test_start'))}, measured on later ones as they were "
         "known at several instants; higher AUC ranks better, lower Brier and calibration "
         "error are better.",
     )
     return Section(
-        "scoring",
+        key,
         title,
         takeaway,
         charts=(
             Chart(
                 charts.reliability_chart(result.reliability, order),
-                "Predicted against observed win rate per probability band, with 95% "
+                f"Predicted against observed {rate} per probability band, with 95% "
                 "intervals; points on the diagonal mean the probabilities can be taken at "
                 "their word.",
             ),

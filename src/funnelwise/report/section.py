@@ -28,8 +28,10 @@ TITLES: Mapping[str, str] = {
     "flow": "Pipeline flow",
     "forecast": "Forecast",
     "backtest": "Forecast backtest",
-    "scores": "Deals and leads to work on first",
+    "scores": "Deals to work on first",
     "scoring": "Win scores: checked on later deals",
+    "lead_scores": "Leads to work on first",
+    "lead_scoring": "Lead scores: checked on later leads",
 }
 
 

@@ -423,6 +423,11 @@ def leads_of(log: EventLog) -> ir.Table:
     return lead
 
 
+def has_leads(log: EventLog) -> bool:
+    """Whether the log holds any lead (in its created-at window)."""
+    return bool(leads_of(log).count().execute())
+
+
 def units_of(log: EventLog, target: str) -> ir.Table:
     """The deals (target `won`) or leads (`converted`) of the log."""
     return log.deals if target == "won" else leads_of(log)
