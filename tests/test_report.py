@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import funnelwise as fw
 from funnelwise import analytics
+from funnelwise.analytics.result import cell_text
 from funnelwise.cli import app
 from funnelwise.forecast import backtest, forecast
 from funnelwise.log import EventLog
@@ -297,7 +298,9 @@ def test_tiny_log_takeaways_by_hand(tiny_report: Report) -> None:
 
 
 def test_forecast_takeaway_quotes_the_distribution(log: EventLog, report: Report) -> None:
-    fc = forecast(log, horizon="90d", n_paths=N_PATHS)
+    # The forecast's own defaults (those of `funnelwise forecast`): the same figures.
+    fc = forecast(log, horizon="90d")
+    assert fc.n_paths == N_PATHS
     text = report.section("forecast").takeaway
     usd = lambda v: f.money(v, "USD")  # noqa: E731
     assert f"{usd(fc.expected)}, with 80% chance between {usd(fc.p10)} and {usd(fc.p90)}" in text
@@ -510,6 +513,11 @@ def test_money(value: float, currency: str, text: str) -> None:
 
 def test_shares_days_and_intervals() -> None:
     assert f.pct(0.2685) == "27%" and f.pct(0.2685, 1) == "26.9%"
+    # A tiny negative share rounds to 0, not to "−0%"; a real one keeps its sign.
+    assert f.pct(-0.0004) == "0%" and f.pct(-0.02) == "−2%"
+    assert f.days_ci(63, 61.0, 65.0) == "63 [61–65]"
+    assert f.days_ci(19.67, 18.5, 20.93) == "19.7 [18.5–20.9]"
+    assert cell_text(-0.0004) == "0" and cell_text(-0.02) == "-0.02"
     assert f.pct_ci(0.2685, 0.2469, 0.2904) == "27% [25–29]"
     assert f.pct_ci(0.5, None, 0.9) == "50%"
     assert f.ci(0.15, 0.85) == "95% CI 15–85%"

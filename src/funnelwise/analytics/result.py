@@ -76,6 +76,9 @@ def cell_text(value: Any, percent: bool = False) -> str:
     value = jsonable(value)
     if isinstance(value, list):
         return ", ".join(cell_text(v, percent) for v in value) or "–"
+    if isinstance(value, float) and abs(value) < 0.005 and value != 0:
+        # Too small to show: it prints as 0 (or 0.0%), never as "-0.00".
+        value = 0.0
     if value is None:
         return "–"
     if isinstance(value, bool):

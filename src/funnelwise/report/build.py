@@ -38,8 +38,11 @@ FORECAST_HORIZON = "90d"
 # report pulls the history half as often as at 45 days (the pull per cut-off is
 # most of the report's time).
 BACKTEST_EVERY = FORECAST_HORIZON
-# Simulated paths per forecast (and per backtest cut-off).
-N_PATHS = 2000
+# Simulated paths of the forecast: as many as `funnelwise forecast` draws, so the
+# report and the command give the same figures for the same date and seed.
+N_PATHS = 10_000
+# Per backtest cut-off: fewer, as the backtest scores ranges over many cut-offs.
+BACKTEST_PATHS = 2000
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Options:
     n_paths: int = N_PATHS
     scoring: bool = True
     progress: ProgressCallback = no_progress
+    backtest_paths: int = BACKTEST_PATHS
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,13 @@ def _flow(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
 def _backtest(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
     if o.backtest_every is None:
         return None
-    return f(log, horizon=o.horizon, every=o.backtest_every, n_paths=o.n_paths, progress=o.progress)
+    return f(
+        log,
+        horizon=o.horizon,
+        every=o.backtest_every,
+        n_paths=o.backtest_paths,
+        progress=o.progress,
+    )
 
 
 def _scoring(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
@@ -328,7 +338,8 @@ def build_report(
         horizon: the forecast horizon (a duration such as "90d").
         backtest_every: days between backtest cut-offs ("45d"); None leaves the
             backtest out (it is the slowest part of the report).
-        n_paths: simulated paths of the forecast and of each backtest cut-off.
+        n_paths: simulated paths of the forecast (each backtest cut-off draws
+            `BACKTEST_PATHS`, or n_paths if fewer).
         scoring: include the win-score evaluation (fits the model and its
             baselines on a time-ordered split: slow, like the backtest).
         title: the page title (default: the process name).
@@ -340,7 +351,15 @@ def build_report(
         [cut.process.pipeline(cut.pipeline_id)] if cut.pipeline_id else list(cut.process.pipelines)
     )
     report = progress or no_progress
-    options = Options(flow_days, horizon, backtest_every, n_paths, scoring, report)
+    options = Options(
+        flow_days,
+        horizon,
+        backtest_every,
+        n_paths,
+        scoring,
+        report,
+        backtest_paths=min(n_paths, BACKTEST_PATHS),
+    )
     leads = has_leads(cut)
     lead_steps = len(LEAD_ANALYSES) if leads else 0
     total = len(available_analyses()) * len(pipelines) + lead_steps

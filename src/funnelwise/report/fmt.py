@@ -30,7 +30,10 @@ def pct(value: Any, digits: int = 0) -> str:
     """A share as a percentage: 0.2685 -> '27%' (digits=0) or '26.8%'."""
     if missing(value):
         return DASH
-    return f"{100 * float(value):.{digits}f}%".replace("-", "−")
+    text = f"{100 * float(value):.{digits}f}"
+    if float(text) == 0:  # a small negative share rounds to 0, not to "−0"
+        text = f"{0:.{digits}f}"
+    return text.replace("-", "−") + "%"
 
 
 def ci(lower: Any, upper: Any, *, level: float = 0.95) -> str:
@@ -111,7 +114,7 @@ def days_ci(value: Any, lower: Any, upper: Any) -> str:
     core = days_value(value)
     if missing(lower) or missing(upper):
         return core
-    return f"{core} [{float(lower):.1f}–{float(upper):.1f}]"
+    return f"{core} [{days_value(lower)}–{days_value(upper)}]"
 
 
 def date(value: Any) -> str:
