@@ -56,7 +56,10 @@ without): separate models for prefixes 1–12 and 13–40 (0.674), splines
 (0.670–0.677), three outcomes at once (0.676), hours waiting for the
 signed offer (0.676), the cancelled share of the outcomes of the last
 7–28 days (0.676), elapsed times relative to recent prefixes of the same
-length (0.676), and the workload, amount and work-duration features
+length (0.676), the cases open at the event (started, not yet decided)
+and their ratio to the last 30 days' starts (0.676; the published
+protocol's open-case count takes case ends from the whole log, which
+knows the future), and the workload, amount and work-duration features
 below (0.670–0.675).
 
 Measured on three validation slices of the training cases (the cases in
