@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +116,41 @@ def test_command_summaries_are_one_line_and_options_say_what_they_do() -> None:
     assert "expected to close on or after this date" in flow.stdout
     forecast = runner.invoke(app, ["forecast", "--help"], env={"COLUMNS": "200"})
     assert "With --method auto: days between" in forecast.stdout
+
+
+def test_readers_share_the_store_and_a_writer_is_told_to_wait(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # Another process reads the store (a report running in a second terminal).
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    store_file = root / "funnelwise.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('ready', flush=True); time.sleep(120)",
+            str(store_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        runner = CliRunner()
+        # Analyses read alongside it.
+        for args in (["info"], ["funnel", "--format", "json"], ["outcomes"]):
+            result = runner.invoke(app, ["--project", str(root), *args])
+            assert result.exit_code == 0, result.output
+        # A command that writes cannot, and says why, naming the other process.
+        result = runner.invoke(app, ["--project", str(root), "score", "apply", "--model", "rule"])
+        assert result.exit_code == 3
+        text = " ".join(result.output.split())
+        assert f"process {holder.pid} has it open" in text
+        assert "retry when the other command has finished" in text
+    finally:
+        holder.kill()
+        holder.communicate()
+    # Alone again, the writer goes through.
+    result = CliRunner().invoke(app, ["--project", str(root), "score", "apply", "--model", "rule"])
+    assert result.exit_code == 0, result.output

@@ -130,3 +130,18 @@ def test_memory_limit_comes_from_the_environment_else_a_share_of_ram(
 def test_bad_memory_limit_names_the_setting(tmp_path: Path, bad: str) -> None:
     with pytest.raises(StoreError, match=r"memory_limit: .* is not a memory size"):
         Store.open(f"duckdb://{tmp_path / 'x.duckdb'}", memory_limit=bad)
+
+
+def test_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> None:
+    url = f"duckdb://{tmp_path / 'f.duckdb'}"
+    with Store.open(url) as store:
+        store.set_meta("owner", "sales-ops")
+    with Store.open(url, create=False, read_only=True) as reader:
+        assert reader.meta("owner") == "sales-ops"
+        with pytest.raises(Exception, match="read-only"):
+            reader.set_meta("owner", "someone else")
+    # This process already holds it for writing (a notebook's log): a reader
+    # shares that open database instead of failing.
+    with Store.open(url) as writer, Store.open(url, create=False, read_only=True) as reader:
+        writer.set_meta("owner", "revops")
+        assert reader.meta("owner") == "revops"

@@ -14,7 +14,7 @@ def log_info(project: Path | str, *, store: str | None = None) -> dict[str, Any]
     if store and not (Path(project) / "process.yaml").exists():
         target = store
         store = None
-    log = open_log(target, store=store)
+    log = open_log(target, store=store, read_only=True)
     try:
         record: dict[str, Any] = {"process": log.process.name, "store": log.store.url}
         record |= log.counts()

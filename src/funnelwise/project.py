@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from funnelwise.errors import ProjectError
 from funnelwise.process import Process, load_process, parse_process
-from funnelwise.store import Store
+from funnelwise.store import SCHEMA_VERSION, Store
 
 PROCESS_FILE = "process.yaml"
 STORE_FILE = "funnelwise.duckdb"
@@ -69,16 +70,33 @@ class Project:
         url: str | None = None,
         *,
         create: bool = False,
+        read_only: bool = False,
         memory_limit: str | None = None,
         threads: int | None = None,
     ) -> Store:
         """Open the project's store (or `url`), syncing the process into it; `memory_limit`
-        and `threads` set the engine (see `Store.open`)."""
+        and `threads` set the engine (see `Store.open`).
+
+        `read_only` opens it for reading only, so that several readers (a report
+        and a backtest, say) can run at once; when the process file changed or
+        the store needs a migration, the store is first opened for writing to
+        bring it up to date, then reopened for reading.
+        """
         process = self.load_process()
-        store = Store.open(
-            url or self.store_url, create=create, memory_limit=memory_limit, threads=threads
-        )
         text = self.process_path.read_text(encoding="utf-8")
+        opener = partial(
+            Store.open, url or self.store_url, memory_limit=memory_limit, threads=threads
+        )
+        if read_only and not create:
+            store = opener(create=False, read_only=True)
+            if store.schema_version() == SCHEMA_VERSION and store.meta("process_yaml") == text:
+                return store
+            store.close()
+            with opener(create=False) as writable:  # opening for writing migrates
+                if writable.meta("process_yaml") != text:
+                    write_process(writable, process, text)
+            return opener(create=False, read_only=True)
+        store = opener(create=create)
         if store.meta("process_yaml") != text:
             write_process(store, process, text)
         return store

@@ -55,7 +55,7 @@ def _log(
     until: str | None,
     pipeline: str | None,
 ) -> EventLog:
-    log = cli_context(ctx).log().filter(pipeline=pipeline, since=since, until=until)
+    log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline, since=since, until=until)
     return log.as_of(as_of) if as_of else log
 
 

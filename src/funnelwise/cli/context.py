@@ -17,11 +17,12 @@ class CliContext:
     project: Path
     store: str | None
 
-    def log(self) -> EventLog:
-        """Open the EventLog of the project (or of the store URL)."""
+    def log(self, *, read_only: bool = False) -> EventLog:
+        """Open the EventLog of the project (or of the store URL); `read_only` for
+        commands that only read, so that several can run at once."""
         if self.store and not (self.project / "process.yaml").exists():
-            return open_log(self.store)
-        return open_log(self.project, store=self.store)
+            return open_log(self.store, read_only=read_only)
+        return open_log(self.project, store=self.store, read_only=read_only)
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

@@ -103,7 +103,7 @@ def forecast_cmd(
     frame: FrameOpt = None,
 ) -> None:
     """Bookings expected over the horizon, as a distribution: P10 / P50 / P90 per period."""
-    log = cli_context(ctx).log()
+    log = cli_context(ctx).log(read_only=True)
 
     def run(progress: ProgressCallback | None = None) -> ForecastResult:
         return forecast(
@@ -164,7 +164,7 @@ def backtest_cmd(
     frame: FrameOpt = None,
 ) -> None:
     """Forecast as of past dates with every method and score them against what was booked."""
-    log = cli_context(ctx).log()
+    log = cli_context(ctx).log(read_only=True)
 
     def run(progress: ProgressCallback | None = None) -> BacktestResult:
         return backtest(

@@ -339,7 +339,7 @@ export_app = typer.Typer(
 @contextmanager
 def _log(ctx: typer.Context, pipeline: str | None) -> Iterator[EventLog]:
     """The project's log (one pipeline if given), closed afterwards."""
-    log = cli_context(ctx).log().filter(pipeline=pipeline)
+    log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline)
     try:
         yield log
     finally:

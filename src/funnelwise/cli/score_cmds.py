@@ -73,8 +73,8 @@ score_app = typer.Typer(
 )
 
 
-def _log(ctx: typer.Context, as_of: str | None) -> EventLog:
-    log = cli_context(ctx).log()
+def _log(ctx: typer.Context, as_of: str | None, *, read_only: bool = False) -> EventLog:
+    log = cli_context(ctx).log(read_only=read_only)
     return log.as_of(as_of) if as_of else log
 
 
@@ -203,7 +203,7 @@ def evaluate(
     """
     from funnelwise.scoring import evaluate_scorers
 
-    log = _log(ctx, as_of)
+    log = _log(ctx, as_of, read_only=True)
     model = _boosted(target, snapshots, min_outcomes, seed, threads)
     with progress_bar() as progress:
         result = evaluate_scorers(

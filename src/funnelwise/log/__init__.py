@@ -16,17 +16,21 @@ def open_log(
     store: str | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    read_only: bool = False,
 ) -> EventLog:
     """Open an EventLog from a project folder or a store URL.
 
     `fw.open("demo")` reads demo/process.yaml and demo/funnelwise.duckdb;
     `fw.open("duckdb:///path/x.duckdb")` uses the process recorded in that store.
     `store` overrides a project's default store URL. `memory_limit` and `threads`
-    set the engine (see `Store.open`).
+    set the engine (see `Store.open`). `read_only` lets other readers open the
+    store at the same time (nothing can be written through this log then).
     """
     target = str(project_or_url)
     if "://" in target:
-        s = Store.open(target, create=False, memory_limit=memory_limit, threads=threads)
+        s = Store.open(
+            target, create=False, read_only=read_only, memory_limit=memory_limit, threads=threads
+        )
         return EventLog(s, stored_process(s))
     root = Path(target)
     if not (root / PROCESS_FILE).exists():
@@ -35,7 +39,7 @@ def open_log(
             f"create one with `funnelwise demo {root}` or `funnelwise init {root}`"
         )
     project = Project(root)
-    s = project.open_store(store, memory_limit=memory_limit, threads=threads)
+    s = project.open_store(store, read_only=read_only, memory_limit=memory_limit, threads=threads)
     return EventLog(s, project.load_process())
 
 

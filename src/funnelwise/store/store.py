@@ -97,6 +97,37 @@ def conform(table: str, data: pa.Table | pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema.remove_metadata())
 
 
+def _connect(target: str, read_only: bool) -> Any:
+    """An Ibis DuckDB backend on `target`. This process may hold the file open for
+    writing already (a notebook's log, a test): DuckDB then refuses a read-only
+    connection to it, and a reader shares the open database instead."""
+    try:
+        return ibis.duckdb.connect(target, read_only=read_only)
+    except Exception as exc:
+        if read_only and "different configuration" in str(exc):
+            return ibis.duckdb.connect(target)
+        raise
+
+
+def _open_error(target: str, read_only: bool, exc: Exception) -> str:
+    """Why a DuckDB store would not open, in funnelwise's terms."""
+    text = str(exc)
+    if "Conflicting lock" not in text:
+        return f"cannot open DuckDB store {target}: {text}"
+    pid = re.search(r"\(PID (\d+)\)", text)
+    holder = f"process {pid.group(1)}" if pid else "another process"
+    if read_only:
+        return (
+            f"cannot read the store {target}: {holder} is writing to it (an import or "
+            "scoring). Retry when it has finished."
+        )
+    return (
+        f"cannot write to the store {target}: {holder} has it open. Analyses and reports "
+        "can read it together, but an import or scoring needs it alone: retry when the "
+        "other command has finished."
+    )
+
+
 class Store:
     """A funnelwise store: the canonical tables behind an Ibis backend.
 
@@ -148,9 +179,9 @@ class Store:
                 target = str(path)
                 spill = f"{path}.tmp"
             try:
-                backend = ibis.duckdb.connect(target, read_only=read_only)
+                backend = _connect(target, read_only)
             except Exception as exc:  # duckdb raises its own IOException family
-                raise StoreError(f"cannot open DuckDB store {target}: {exc}") from exc
+                raise StoreError(_open_error(target, read_only, exc)) from exc
             con = backend.con
             con.execute(f"SET memory_limit = '{memory}'")
             if threads is not None:
