@@ -154,3 +154,18 @@ def test_readers_share_the_store_and_a_writer_is_told_to_wait(
     # Alone again, the writer goes through.
     result = CliRunner().invoke(app, ["--project", str(root), "score", "apply", "--model", "rule"])
     assert result.exit_code == 0, result.output
+
+
+def test_an_as_of_date_past_the_data_is_said(tiny_project: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["--project", str(tiny_project), "funnel", "--as-of", "2030-01-01", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    # The tiny log is observed until 2024-03-01: the figures are as of then.
+    assert "--as-of 2030-01-01 is after the end of the data" in result.stderr
+    assert "as of 2024-03-01 00:00:00" in " ".join(result.stderr.split())
+    assert json.loads(result.stdout)["meta"]["as_of"] == "2024-03-01T00:00:00"
+    quiet = CliRunner().invoke(
+        app, ["--project", str(tiny_project), "funnel", "--as-of", "2024-02-01", "-f", "json"]
+    )
+    assert quiet.exit_code == 0 and "after the end" not in quiet.stderr

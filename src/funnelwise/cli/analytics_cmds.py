@@ -18,7 +18,7 @@ import typer
 from funnelwise import analytics
 from funnelwise.analytics.outcomes import HORIZONS
 from funnelwise.analytics.result import Result
-from funnelwise.cli.context import cli_context
+from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.render import FrameOpt, OutputFormat, print_result
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
@@ -56,7 +56,7 @@ def _log(
     pipeline: str | None,
 ) -> EventLog:
     log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline, since=since, until=until)
-    return log.as_of(as_of) if as_of else log
+    return cut(log, as_of)
 
 
 _SHARED = (

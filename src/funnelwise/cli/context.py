@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from funnelwise.cli.render import err_console
 from funnelwise.log import EventLog, open_log
 
 
@@ -31,3 +32,17 @@ def cli_context(ctx: typer.Context) -> CliContext:
     if isinstance(obj, CliContext):
         return obj
     return CliContext(Path("."), None)
+
+
+def cut(log: EventLog, as_of: str | None) -> EventLog:
+    """The log as known at `--as-of` (the log itself without it). A date after the
+    end of the data gives the data's end, and stderr says so."""
+    if not as_of:
+        return log
+    known = log.as_of(as_of)
+    if known.cutoff is not None and known.cutoff > known.observed_until:
+        err_console.print(
+            f"note: --as-of {as_of} is after the end of the data; the figures are as of "
+            f"{known.observed_until}."
+        )
+    return known

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from funnelwise.analytics.result import Result
-from funnelwise.cli.context import cli_context
+from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import (
     OutputFormat,
@@ -75,7 +75,7 @@ score_app = typer.Typer(
 
 def _log(ctx: typer.Context, as_of: str | None, *, read_only: bool = False) -> EventLog:
     log = cli_context(ctx).log(read_only=read_only)
-    return log.as_of(as_of) if as_of else log
+    return cut(log, as_of)
 
 
 def _boosted(
