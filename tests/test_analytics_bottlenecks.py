@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 import funnelwise as fw
@@ -70,3 +73,22 @@ def test_bottlenecks_by_segment_rank_within_each(tiny_log: fw.EventLog) -> None:
         ["partner", "qualification"],  # D2 lost there, D4 waiting there
         ["web", "lead"],  # D5's 800 left from lead
     ]
+
+
+def test_a_process_without_target_times_still_ranks_by_leakage(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # BPI Challenge 2012's example process sets no target time at all.
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    text = (root / "process.yaml").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if "target_days:" not in ln]
+    (root / "process.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = fw.open(root)
+    try:
+        r = fw.bottlenecks(log).ranking.set_index("stage_id")
+    finally:
+        log.store.close()
+    assert r.excess_value_days.sum() == 0 and r.target_days.isna().all()
+    # Leakage alone ranks: lead (800 of 1300) first, then qualification (500).
+    assert r.sort_values("rank").index[:2].tolist() == ["lead", "qualification"]
+    assert r.loc["lead", "why"].endswith("no target time is set.")

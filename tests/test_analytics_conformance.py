@@ -103,6 +103,10 @@ def test_hygiene_by_hand(plus: fw.EventLog) -> None:
     assert d.loc["D3", "issues"] == 3 and d.loc["D4", "issues"] == 1
     s = r.summary.iloc[0]
     assert (s.open_deals, s.stale, s.pushed, s.days_pushed, s.past_close) == (2, 2, 1, 29, 0)
+    # The summary counts every deal with an issue, however few are listed.
+    assert s.with_issues == 2
+    assert len(fw.hygiene(plus, list_limit=1).deals) == 1
+    assert fw.hygiene(plus, list_limit=1).summary.iloc[0].with_issues == 2
     # A fixed threshold of 25 days leaves only D3 stale, and D4 with nothing to flag.
     fixed = fw.hygiene(plus, stale=25).deals.set_index("deal_id")
     assert fixed.stale.to_dict() == {"D3": True}

@@ -313,3 +313,23 @@ def test_rows_split_bookings_into_open_and_new_deals(project: Path) -> None:
         assert r.expected_open + r.expected_new == pytest.approx(r.expected, rel=1e-9)
     pipeline = bt.rows[bt.rows.method == "weighted_pipeline"].iloc[0]
     assert pipeline.expected_new == 0.0
+
+
+def test_a_process_without_probabilities_leaves_the_weighted_pipeline_out(
+    project: Path, tmp_path: Path
+) -> None:
+    # BPI Challenge 2012's example sets no stage probability: the CRM baseline
+    # cannot run, and the other methods are still compared on every cut-off.
+    root = Path(shutil.copytree(project, tmp_path / "p"))
+    text = (root / "process.yaml").read_text(encoding="utf-8")
+    (root / "process.yaml").write_text(
+        "\n".join(ln for ln in text.splitlines() if "probability:" not in ln) + "\n",
+        encoding="utf-8",
+    )
+    r = _backtest(root, horizon="30d", every="60d", start=T0, n_paths=300)
+    assert "weighted_pipeline" not in set(r.rows.method)
+    assert "weighted_historical" in r.scores and "montecarlo" in r.scores
+    counts = r.rows.groupby("method").size()
+    assert counts.nunique() == 1  # the same cut-offs for every method
+    assert any(n.startswith("weighted_pipeline: left out, stages ") for n in r.notes)
+    assert r.chosen in r.scores

@@ -164,3 +164,14 @@ def test_sum_by_period_bounds_belong_to_the_period_they_end() -> None:
     )
     out = sum_by_period(times, np.array([1.0, 2.0, 4.0, 8.0, 16.0]), edges)
     assert out.tolist() == [6.0, 8.0]
+
+
+def test_a_quarter_horizon_leaves_no_empty_sliver_of_a_month() -> None:
+    # 1q = 91.3125 days from 31 December ends on 1 April 07:30: no "2018-04" period
+    # with no whole day in it; March runs to the end of the horizon.
+    grid = period_grid(T("2017-12-31"), 91.3125, "month")
+    assert grid.labels == ["2017-12", "2018-01", "2018-02", "2018-03"]
+    assert grid.ends[-1] == T("2017-12-31") + pd.Timedelta(days=91.3125)
+    assert grid.end_days[-1] == grid.n_days == 91
+    # A bound a full day or more before the end still cuts.
+    assert period_grid(T("2017-12-31"), 92.0, "month").labels[-1] == "2018-04"

@@ -140,15 +140,16 @@ def test_every_available_analysis_has_its_section(report: Report, page: str) -> 
 # -- takeaways quote the results ------------------------------------------------------------
 def test_funnel_takeaway_names_the_weakest_step(log: EventLog, report: Report) -> None:
     st = analytics.funnel(log).stages
-    i = int(st["step_rate"].iloc[1:].idxmin())
+    i = int(st["decided_rate"].iloc[1:].idxmin())
     w, prev, last = st.loc[i], st.loc[i - 1], st.iloc[-1]
     text = report.section("funnel").takeaway
     assert f"{prev['name']} → {w['name']}" in text
-    assert f"{_pct(w['step_rate'])} of the {int(w['step_n']):,} deals" in text
-    assert _ci(w["step_lower"], w["step_upper"]) in text
+    assert f"of the {int(w['decided_n']):,} deals that reached {prev['name']} and are no" in text
+    assert f"open there, {_pct(w['decided_rate'])} went on" in text
+    assert _ci(w["decided_lower"], w["decided_upper"]) in text
     assert f"{_pct(last['cumulative_rate'])} of all deals reached Won" in text
-    # No other step converts worse than the one named.
-    assert (st["step_rate"].iloc[1:] >= w["step_rate"]).all()
+    # No other step converts worse, among its decided deals, than the one named.
+    assert (st["decided_rate"].iloc[1:] >= w["decided_rate"]).all()
 
 
 def test_outcomes_takeaway_quotes_censoring_aware_and_naive_rates(
@@ -277,11 +278,13 @@ def test_snapshot_and_flow_takeaways_quote_totals(log: EventLog, report: Report)
 
 
 def test_tiny_log_takeaways_by_hand(tiny_report: Report) -> None:
-    # Reached: lead 5, qualification 4 (D1 won, D2, D3, D4), needs assessment 2 (D1, D3):
-    # the weakest step is 2/4; Wilson 95%: 0.5 ± 0.350 -> 15–85%. Won: 1 of 5 deals.
+    # Reached: lead 5, qualification 4 (D1 won, D2, D3, D4), needs assessment 2 (D1, D3).
+    # D4 is still open in qualification: of the 3 decided there, 2 went on; Wilson 95%:
+    # 0.573 ± 0.365 -> 21–94%. Every later step is 1 of 1. Won: 1 of 5 deals.
     assert tiny_report.section("funnel").takeaway == (
-        "The weakest step is Qualification → Needs assessment: 50% of the 4 deals that "
-        "reached Qualification went on (95% CI 15–85%); 20% of all deals reached Won."
+        "The weakest step is Qualification → Needs assessment: of the 3 deals that reached "
+        "Qualification and are no longer open there, 67% went on (95% CI 21–94%); 20% of "
+        "all deals reached Won."
     )
     # Open at 2024-03-01: D3 (2000) and D4 (300), both in qualification since 02-01:
     # 29 days > the 14-day target; probability 0.2 -> weighted 460; close dates ahead.

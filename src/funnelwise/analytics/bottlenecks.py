@@ -78,10 +78,11 @@ def bottlenecks(
         )
     )
     stages = stage_frame(log, kinds=["open"])
+    # Float even when no stage sets a target: an all-empty column would be typed null.
     targets = ibis.memtable(
-        stages[["pipeline_id", "stage_id", "target_days"]].rename(
-            columns={"pipeline_id": "_p", "stage_id": "_s"}
-        )
+        stages[["pipeline_id", "stage_id", "target_days"]]
+        .astype({"target_days": "float64"})
+        .rename(columns={"pipeline_id": "_p", "stage_id": "_s"})
     )
     t = time_in_stage(log, days=days)
     t = t.join(targets, (t.pipeline_id == targets._p) & (t.stage_id == targets._s))

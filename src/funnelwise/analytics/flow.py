@@ -8,8 +8,9 @@ it closed, or at end if still open) to v1 (at end), and each step is booked
 to exactly one part:
 
 - v0 -> vB: created (the deal did not exist at start), advanced / moved back
-  (it crossed the `stage=` threshold), pulled in / pushed out (its close date
-  entered / left the period), amount changed (in the pipeline throughout);
+  (it crossed the `stage=` threshold; steps only with `stage=`), pulled in /
+  pushed out (its close date entered / left the period; steps only with a
+  close period), amount changed (in the pipeline throughout);
 - vB -> v1: won, lost or no decision (it closed in between).
 
 So start + parts = end, to the cent (values are summed in whole cents).
@@ -192,7 +193,12 @@ def flow(
         levels, moves, closes = _parts(per_deal, groups)
         movements = _movements(per_deal, groups)
     pipelines = list(n_open_stages(log))
-    waterfall = _waterfall(levels, pd.concat([moves, closes]), groups, pipelines)
+    # Crossing the stage threshold or the close period is a step only when one is
+    # set; without it those rows would always read 0 beside `movements`' counts.
+    skip = set(() if min_pos is not None else ("advanced", "moved_back"))
+    skip |= set(() if lo is not None or hi is not None else ("pulled_in", "pushed_out"))
+    steps = tuple(s for s in STEPS if s not in skip)
+    waterfall = _waterfall(levels, pd.concat([moves, closes]), groups, pipelines, steps)
     movements = _movements(j, groups)
     meta = base_meta(
         log,
@@ -232,7 +238,11 @@ def _parts(j: ir.Table, groups: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 
 def _waterfall(
-    levels: pd.DataFrame, parts: pd.DataFrame, groups: list[str], pipelines: list[str]
+    levels: pd.DataFrame,
+    parts: pd.DataFrame,
+    groups: list[str],
+    pipelines: list[str],
+    steps: Sequence[str] = STEPS,
 ) -> pd.DataFrame:
     if levels.empty and groups == ["pipeline_id"]:
         # No deal at all in the window: every pipeline flows from 0 to 0.
@@ -254,7 +264,7 @@ def _waterfall(
         )
         by_step["start"] = (int(level["start_n"]), int(level["start_c"]))
         by_step["end"] = (int(level["end_n"]), int(level["end_c"]))
-        for step in STEPS:
+        for step in steps:
             n, c = by_step.get(step, (0, 0))
             rows.append(label | {"step": step, "deals": n, "cents": c})
     frame = pd.DataFrame(rows, columns=[*groups, "step", "deals", "cents"])

@@ -51,7 +51,7 @@ class HygieneResult(Result):
     analysis = "hygiene"
     title = "Pipeline hygiene"
     display: ClassVar[Mapping[str, Sequence[str]]] = {
-        "summary": ["open_deals", *FLAGS, "days_pushed"],
+        "summary": ["open_deals", "with_issues", *FLAGS, "days_pushed"],
         "deals": [
             "deal_id",
             "owner_id",
@@ -97,7 +97,8 @@ def _thresholds(log: EventLog, stale: str | float) -> pd.DataFrame:
     out = stages.assign(threshold_days=values, basis="p90")
     # Too few finished visits to see a p90: fall back on the stage's target.
     fallback = out["threshold_days"].isna()
-    out.loc[fallback, "threshold_days"] = out.loc[fallback, "target_days"]
+    targets = pd.to_numeric(out["target_days"], errors="coerce").astype("float64")
+    out.loc[fallback, "threshold_days"] = targets[fallback]
     out.loc[fallback, "basis"] = "target (no p90 yet)"
     return out
 
@@ -203,6 +204,7 @@ def hygiene(
                 days_pushed=per_deal.days_pushed.sum(),
                 amount_changed=(per_deal.amount_changes > 0).cast("int64").sum(),
                 missing_fields=(per_deal.n_missing > 0).cast("int64").sum(),
+                with_issues=(per_deal.issues > 0).cast("int64").sum(),
             )
         ).sort_values(groups)
         listed = per_deal.filter(per_deal.issues > 0).order_by(

@@ -84,7 +84,8 @@ def cell_text(value: Any, percent: bool = False) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if percent and isinstance(value, int | float):
-        return f"{100 * value:.1f}%"
+        # A share that is there but under 0.05% would read "0.0%", as if none.
+        return "<0.1%" if 0 < abs(value) < 0.0005 else f"{100 * value:.1f}%"
     if isinstance(value, float):
         if value.is_integer():
             return f"{value:,.0f}"

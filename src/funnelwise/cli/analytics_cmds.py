@@ -44,7 +44,10 @@ DaysOpt = Annotated[str, typer.Option("--days", help="Count calendar or business
 CohortOpt = Annotated[
     str | None, typer.Option("--cohort", help="Split by created week, month, quarter, year.")
 ]
-LimitOpt = Annotated[int, typer.Option("--limit", help="Most deals listed.")]
+LimitOpt = Annotated[
+    int,
+    typer.Option("--limit", min=0, help="Most deals listed (the summary counts them all)."),
+]
 
 
 def _log(

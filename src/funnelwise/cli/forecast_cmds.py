@@ -40,8 +40,8 @@ def _money(value: float | None, currency: str) -> str:
 
 def _print_forecast(r: ForecastResult) -> None:
     head = (
-        f"[bold]{r.method}[/] forecast of bookings, {r.as_of:%Y-%m-%d} + {r.horizon_days:g} days"
-        + (f" by {r.by}" if r.by else "")
+        f"[bold]{r.method}[/] forecast of bookings, {r.as_of:%Y-%m-%d} + "
+        f"{round(r.horizon_days, 1):g} days" + (f" by {r.by}" if r.by else "")
     )
     console.print(head)
     console.print(

@@ -131,9 +131,10 @@ def cutoff_dates(
         )
     if lo > hi:
         raise NotEnoughDataError(
-            f"no cut-off fits between {lo:%Y-%m-%d} and {hi:%Y-%m-%d}: a backtest with a "
-            f"{horizon:g}-day horizon needs history before its first cut-off and a full horizon "
-            "after its last; use a shorter horizon or an earlier --start"
+            f"no cut-off fits: a backtest with a {horizon:g}-day horizon needs history "
+            f"before its first cut-off (from {lo:%Y-%m-%d} on) and a full horizon after its "
+            f"last (by {hi:%Y-%m-%d}, the horizon before the end of observation on "
+            f"{observed_until:%Y-%m-%d}); use a shorter horizon or an earlier --start"
         )
     n = int(np.floor((hi - lo) / pd.Timedelta(days=every))) + 1
     return [lo + pd.Timedelta(days=every * i) for i in range(n)]
@@ -242,6 +243,9 @@ def backtest(
     amounts = won_f.amount_base.fillna(0.0).to_numpy(float)
     pull = pull or pull_history
     rows = []
+    # Methods this process cannot support (the weighted pipeline without stage
+    # probabilities): left out with the reason, the others still compared.
+    unusable: dict[str, str] = {}
     for i, t in enumerate(cutoffs):
         report("backtest", i, len(cutoffs))
         history = pull(log.as_of(t))
@@ -251,9 +255,15 @@ def backtest(
         # Booked from deals open at the cut-off, and from deals created after it.
         actual_new = float(amounts[in_window & (created > np.datetime64(t, "ns"))].sum())
         for m in methods:
-            r = predict_with_fallback(
-                m, history, horizon=days, period="horizon", n_paths=n_paths, seed=seed
-            )
+            if m in unusable:
+                continue
+            try:
+                r = predict_with_fallback(
+                    m, history, horizon=days, period="horizon", n_paths=n_paths, seed=seed
+                )
+            except InputError as exc:
+                unusable[m] = str(exc)
+                continue
             rows.append(
                 {
                     "cutoff": t,
@@ -277,10 +287,16 @@ def backtest(
                 }
             )
     report("backtest", len(cutoffs), len(cutoffs))
+    names = [m for m in methods if m not in unusable]
+    if not names:
+        raise InputError("no method can forecast this log: " + "; ".join(unusable.values()))
     frame = pd.DataFrame(rows)
-    names = list(methods)
+    # A method that failed part-way keeps no rows: every method is scored on the
+    # same cut-offs.
+    frame = frame[frame.method.isin(names)].reset_index(drop=True)
     spread, notes = Spread(1.0, 1.0, 0, 0.0), []
-    if "montecarlo" in methods:
+    notes += [f"{m}: left out, {why}" for m, why in unusable.items()]
+    if "montecarlo" in names:
         mc = frame[frame.method == "montecarlo"]
         calibrated, used = sequential(mc, horizon_days=days, every_days=step)
         frame = pd.concat(

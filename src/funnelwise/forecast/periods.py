@@ -97,7 +97,10 @@ def period_grid(as_of: pd.Timestamp, horizon_days: float, period: str) -> Period
     inner: list[pd.Timestamp] = []
     if kind != "horizon":
         bounds = pd.date_range(as_of.normalize(), end, freq=_FREQ[kind])
-        inner = [b for b in bounds if as_of < b < end]
+        # A calendar bound less than a day before the end would leave a last period
+        # with no whole day in it (a quarter of 91.3 days from 31 December ends 1
+        # April 07:30): that sliver joins the period before.
+        inner = [b for b in bounds if as_of < b and b + DAY <= end]
     edges = [as_of, *inner, end]
     n_days = max(1, math.floor(horizon_days + 1e-9))
     end_days = np.array(

@@ -123,7 +123,7 @@ def hygiene_section(result: HygieneResult, stage_names: Mapping[str, str]) -> Se
                 deals,
                 columns,
                 caption=f"The {TOP_HYGIENE_DEALS} open deals with the most issues (then the "
-                f"most value), of {fmt.count(len(result.deals))} with any.",
+                f"most value), of {fmt.count(s['with_issues'])} with any.",
             )
         )
     th = result.thresholds

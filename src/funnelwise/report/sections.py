@@ -162,17 +162,24 @@ def funnel_section(result: FunnelResult) -> Section:
     if f.empty or int(f["reached"].iloc[0]) == 0:
         return notice("funnel", TITLES["funnel"], "No deals in this log.")
     level = confidence(result.meta)
-    steps = f.iloc[1:].dropna(subset=["step_rate"])
+    # Judged among decided deals: a deal still open at the earlier stage has not
+    # failed the step, and counting it as such makes a young funnel look weak.
+    steps = f.iloc[1:].dropna(subset=["decided_rate"])
+    steps = steps[steps["decided_n"] > 0]
     first, last = f.iloc[0], f.iloc[-1]
     if steps.empty:
-        takeaway = f"{fmt.plural(first['reached'], 'deal')} reached {first['name']}."
-    else:
-        at = int(steps["step_rate"].idxmin())  # f has a RangeIndex: labels are positions
-        w, prev = f.loc[at], f.loc[at - 1]
         takeaway = (
-            f"The weakest step is {prev['name']} → {w['name']}: "
-            f"{fmt.pct(w['step_rate'])} of the {fmt.count(w['step_n'])} deals that reached "
-            f"{prev['name']} went on ({fmt.ci(w['step_lower'], w['step_upper'], level=level)}); "
+            f"{fmt.plural(first['reached'], 'deal')} reached {first['name']}; no step has "
+            "decided deals yet to judge it by."
+        )
+    else:
+        at = int(steps["decided_rate"].idxmin())  # f has a RangeIndex: labels are positions
+        w, prev = f.loc[at], f.loc[at - 1]
+        decided = fmt.plural(w["decided_n"], "deal")
+        takeaway = (
+            f"The weakest step is {prev['name']} → {w['name']}: of the {decided} that "
+            f"reached {prev['name']} and are no longer open there, {fmt.pct(w['decided_rate'])} "
+            f"went on ({fmt.ci(w['decided_lower'], w['decided_upper'], level=level)}); "
             f"{fmt.pct(last['cumulative_rate'])} of all deals reached {last['name']}."
         )
     value_line = (
