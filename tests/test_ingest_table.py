@@ -348,3 +348,28 @@ def test_observed_until_never_moves_back(tmp_path: Path) -> None:
     assert r.observed_until == pd.Timestamp("2024-02-01 16:30")
     assert store.meta("observed_until") == "2024-02-01T16:30:00"
     store.close()
+
+
+def test_a_quarantined_future_date_does_not_date_the_snapshot(tmp_path: Path) -> None:
+    # N1 has no date at all: it is dated at the snapshot, the export's newest date.
+    # F1's creation date is a typo in 2030, after the import: F1 is quarantined, and
+    # must not move the snapshot (and every undated deal, and the log's end) there.
+    (tmp_path / "s.csv").write_text(
+        "id,name,stage,created,engaged,closed,value,currency,region,segment\n"
+        "N1,New,Prospecting,,,,,USD,north,smb\n"
+        "W1,Won,Won,2024-03-03,2024-03-05,2024-04-01,1500,USD,north,smb\n"
+        "F1,Typo,Engaging,2030-10-20,,,100,USD,south,smb\n"
+        "C1,Far,Lost,2024-03-04,,2099-03-09,0,USD,south,smb\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "s.csv", T / "snapshot.yaml", options=OPTS)
+    assert r.observed_until == pd.Timestamp("2024-04-01")
+    assert rows(store, "SELECT deal_id, created_at FROM deals ORDER BY 1") == [
+        ("N1", pd.Timestamp("2024-04-01").to_pydatetime()),
+        ("W1", pd.Timestamp("2024-03-03").to_pydatetime()),
+    ]
+    # File lines 4 and 5 (the header is line 1), named by their source columns.
+    quarantined = {(p.row, p.column) for p in r.problems if p.quarantined}
+    assert {(4, "created"), (5, "closed")} <= quarantined
+    store.close()

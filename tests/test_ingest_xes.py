@@ -99,6 +99,48 @@ def test_gzip_reads_like_plain(tmp_path: Path) -> None:
     assert dumps[0] == dumps[1]
 
 
+def test_a_truncated_gzip_is_named_as_such(tmp_path: Path) -> None:
+    packed = tmp_path / "small.xes.gz"
+    with SMALL.open("rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    data = packed.read_bytes()
+    for name, cut in (("tail", data[:-20]), ("half", data[: len(data) // 2])):
+        bad = tmp_path / f"{name}.xes.gz"
+        bad.write_bytes(cut)
+        store, process = new_project(tmp_path / name)
+        with pytest.raises(SourceImportError, match=rf"{name}.xes.gz: the gzip file is trunc"):
+            import_xes(store, process, bad, xes=AMOUNT, options=OPTS)
+        assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
+        store.close()
+    # On the command line: the message and the import error's exit code, not "Aborted.".
+    from typer.testing import CliRunner
+
+    from funnelwise.cli import app
+
+    root = tmp_path / "cli"
+    assert CliRunner().invoke(app, ["init", str(root)]).exit_code == 0
+    result = CliRunner().invoke(
+        app, ["--project", str(root), "import", "xes", str(tmp_path / "half.xes.gz")]
+    )
+    assert result.exit_code == 5, result.output
+    assert "the gzip file is truncated or corrupt" in " ".join(result.output.split())
+
+
+def test_an_unreadable_amount_is_noted_and_the_deal_kept(tmp_path: Path) -> None:
+    # C2's amount "200" becomes text no parser would read as a number.
+    odd = tmp_path / "odd.xes"
+    text = SMALL.read_text()
+    assert text.count('value="200"') == 1
+    odd.write_text(text.replace('value="200"', 'value="€1.000,50 approx"'))
+    store, process = new_project(tmp_path / "p")
+    r = import_xes(store, process, odd, xes=AMOUNT, options=OPTS)
+    assert rows(store, "SELECT amount FROM deals WHERE deal_id = 'C2'") == [(None,)]
+    (note,) = [p for p in r.problems if p.column == "Amount"]
+    assert (note.value, note.quarantined) == ("€1.000,50 approx", False)
+    assert "is not a number" in note.reason
+    store.close()
+
+
 def test_broken_xml_names_the_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken.xes"
     broken.write_text(SMALL.read_text().replace("</trace>\n  <trace>", "</trace>\n  <trace", 1))

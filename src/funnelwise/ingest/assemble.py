@@ -145,13 +145,16 @@ def normalized(st: Staging, table: str, columns: dict[str, str]) -> str:
     return f"SELECT {', '.join(select)} FROM {quote(table)}"
 
 
-def max_timestamp(st: Staging, table: str, columns: list[str]) -> pd.Timestamp | None:
-    """The newest value over timestamp columns of a scratch table."""
+def max_timestamp(
+    st: Staging, table: str, columns: list[str], *, until: pd.Timestamp | None = None
+) -> pd.Timestamp | None:
+    """The newest value over timestamp columns of a scratch table (values after
+    `until` left out)."""
     if not columns:
         return None
-    value = st.scalar(
-        f"SELECT greatest({', '.join(f'max({quote(c)})' for c in columns)}) FROM {quote(table)}"
-    )
+    cut = f" FILTER (WHERE {{c}} <= {literal(until.isoformat())}::TIMESTAMP)" if until else ""
+    parts = ", ".join(f"max({quote(c)}){cut.format(c=quote(c))}" for c in columns)
+    value = st.scalar(f"SELECT greatest({parts}) FROM {quote(table)}")
     return None if value is None else pd.Timestamp(value)
 
 
@@ -201,9 +204,11 @@ class Assembler:
         return deals
 
     def _newest(self, deals: str) -> pd.Timestamp | None:
-        found = [max_timestamp(self.st, deals, ["created_at", "closed_at"])]
+        # Dates after the import are quarantined below: they must not date the
+        # snapshot (a typo of 2030 would move every undated deal there).
+        found = [max_timestamp(self.st, deals, ["created_at", "closed_at"], until=self.now)]
         if self.staged.events:
-            found.append(max_timestamp(self.st, self.staged.events, ["entered_at"]))
+            found.append(max_timestamp(self.st, self.staged.events, ["entered_at"], until=self.now))
         known = [t for t in found if t is not None]
         return max(known) if known else None
 
@@ -588,7 +593,8 @@ class Assembler:
             quarantine=True,
             code="no close date",
         )
-        closed = literal(s.label("deals", "closed_at"))
+        # A plain name: the checks quote it themselves (it read "'closed'" quoted twice).
+        closed = s.label("deals", "closed_at")
         check_order(p, final, "created_at", "closed_at", closed, "is before the deal was created")
         check_future(p, final, {"closed_at": closed}, self.now)
         self.problems.add(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,7 +71,14 @@ def _open(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
             yield raw, raw
             return
         with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
-            yield raw, cast(IO[bytes], unpacked)
+            try:
+                yield raw, cast(IO[bytes], unpacked)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                # Left alone, EOFError reads as a user abort to the command line.
+                raise SourceImportError(
+                    f"{path.name}: the gzip file is truncated or corrupt ({exc}); copy or "
+                    "export it again"
+                ) from exc
 
 
 def _namespace(path: Path) -> str | None:
@@ -316,6 +324,17 @@ def xes_reader(
             quarantine=False,
             code="duplicate case",
         )
+        if opts.amount_attribute:
+            # Kept, as the table reader keeps an unreadable value: the deal without an
+            # amount, and a note naming the trace and what it said.
+            problems.add(
+                f"SELECT 0, _row, {literal(opts.amount_attribute)}, amount, "
+                "'is not a number; the deal is loaded without an amount' FROM xes_cases "
+                "WHERE nullif(trim(amount), '') IS NOT NULL "
+                "AND TRY_CAST(amount AS DOUBLE) IS NULL",
+                quarantine=False,
+                code="unreadable",
+            )
         cases = st.view(st.name("xes_deals"), f"SELECT * FROM {quote(traces)} QUALIFY {first} = 1")
         labels = {
             "deal_id": "case concept:name",
