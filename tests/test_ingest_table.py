@@ -373,3 +373,27 @@ def test_a_quarantined_future_date_does_not_date_the_snapshot(tmp_path: Path) ->
     quarantined = {(p.row, p.column) for p in r.problems if p.quarantined}
     assert {(4, "created"), (5, "closed")} <= quarantined
     store.close()
+
+
+def test_a_snapshot_close_date_is_taken_at_its_word(tmp_path: Path) -> None:
+    # W2 is won with no close date: set aside, not closed at its last stage entry.
+    # W3 closed (03-01) before it was engaged (03-05): loaded, closed at the entry,
+    # with a note saying so.
+    (tmp_path / "s.csv").write_text(
+        "id,name,stage,created,engaged,closed,value,currency,region,segment\n"
+        "W1,Ok,Won,2024-03-03,2024-03-05,2024-04-01,1500,USD,north,smb\n"
+        "W2,Blank,Won,2024-03-03,2024-03-05,,900,USD,north,smb\n"
+        "W3,Early,Won,2024-02-20,2024-03-05,2024-03-01,700,USD,north,smb\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "s.csv", T / "snapshot.yaml", options=OPTS)
+    assert rows(store, "SELECT deal_id, closed_at FROM deals ORDER BY 1") == [
+        ("W1", pd.Timestamp("2024-04-01").to_pydatetime()),
+        ("W3", pd.Timestamp("2024-03-05").to_pydatetime()),
+    ]
+    set_aside = [(p.row, p.quarantined) for p in r.problems if "no close date" in p.reason]
+    assert set_aside == [(3, True)]
+    (note,) = [p for p in r.problems if "last stage entry" in p.reason]
+    assert (note.row, note.column, note.quarantined) == (4, "closed", False)
+    store.close()

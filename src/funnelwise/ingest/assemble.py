@@ -573,6 +573,23 @@ class Assembler:
                     quarantine=False,
                     code="dated at snapshot",
                 )
+        # A source with a close-date column is taken at its word: a closed deal without
+        # one is set aside below, not dated at its last stage entry.
+        dated = "closed_at" in s.labels.get("deals", {})
+        close = "CASE WHEN s.closed_at IS NOT NULL THEN " if dated else ""
+        close += "greatest(s.closed_at, s.last_at)" + (" END" if dated else "")
+        if dated:
+            p.add(
+                f"SELECT s._src, s._row, {literal(s.label('deals', 'closed_at'))}, "
+                "CAST(s.closed_at AS VARCHAR), 'is before the deal''s last stage entry (' || "
+                "CAST(s.last_at AS VARCHAR) || '); the close is dated at that entry' "
+                f"FROM {quote(state)} s LEFT JOIN _outcome_stage o "
+                "ON o.pipeline_id = s.pipeline_id AND o.kind = s._outcome "
+                "WHERE s._outcome IS NOT NULL AND s.last_stage IS DISTINCT FROM o.stage_id "
+                "AND s.closed_at < s.last_at",
+                quarantine=False,
+                code="out of order",
+            )
         final = st.create(
             st.name("deals_final"),
             f"""
@@ -581,7 +598,7 @@ class Assembler:
                    s._outcome AS outcome, o.stage_id AS _outcome_stage,
                    CASE WHEN s._outcome IS NULL THEN NULL
                         WHEN s.last_stage = o.stage_id THEN s.last_at
-                        ELSE greatest(s.closed_at, s.last_at) END AS closed_at
+                        ELSE {close} END AS closed_at
             FROM {quote(state)} s
             LEFT JOIN _outcome_stage o ON o.pipeline_id = s.pipeline_id AND o.kind = s._outcome
             """,
