@@ -29,11 +29,13 @@ from funnelwise.analytics.common import (
     group_deals,
     stage_frame,
     to_pandas,
+    value_before_close,
 )
 from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.timing import time_in_stage
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import left_join_on
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +67,12 @@ def bottlenecks(
     deals, groups = group_deals(log, log.deals, by=by)
     value = deals[VALUE].fill_null(0.0)
     d = deals.select(*groups, "deal_id", "outcome", _value=value)
+    # What left the pipeline: the value a lost deal carried before its close (an
+    # export may book 0 at the loss), not the value booked at it.
+    before = value_before_close(log, log.deals)
     closed = d.filter(d.outcome.isin(["lost", "no_decision"]))
+    closed = left_join_on(closed, before, "deal_id")
+    closed = closed.mutate(_value=ibis.coalesce(closed.value, closed._value)).drop("value")
     last = current_positions(log).select("deal_id", "stage_id")
     leak = closed.join(last, "deal_id")
     lost = to_pandas(

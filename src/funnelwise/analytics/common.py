@@ -15,7 +15,7 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog
-from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY
+from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY, base_rate
 from funnelwise.process.model import normalize_name
 
 Cohort = Literal["week", "month", "quarter", "year"]
@@ -228,3 +228,27 @@ def require_rows(frame: pd.DataFrame, log: EventLog, analysis: str, what: str) -
 def to_pandas(expr: ir.Table) -> pd.DataFrame:
     """Execute an expression into a pandas frame with a fresh RangeIndex."""
     return expr.to_pandas().reset_index(drop=True)
+
+
+def value_before_close(log: EventLog, deals: ir.Table) -> ir.Table:
+    """Per closed deal, its base value just before the close: `deal_id`, `value`.
+
+    Exports that book the closing value (0 for a lost deal) change the amount at
+    the close; what left the pipeline is the amount the deal carried before that
+    change. Deals with no amount change at or after their close (known at
+    `log.now`) keep their own base value.
+    """
+    ch = log.store.table("deal_changes")
+    ch = ch.filter((ch.field == "amount") & (ch.changed_at <= timestamp(log.now)))
+    closed = deals.filter(deals.closed_at.notnull())
+    rate = base_rate(closed, log.process.currency)
+    closed = closed.select("deal_id", "closed_at", "amount_base", _rate=rate)
+    j = closed.join(ch.select("deal_id", "changed_at", "old_value"), "deal_id")
+    j = j.filter(j.changed_at >= j.closed_at)
+    w = ibis.window(group_by="deal_id", order_by=["changed_at"])
+    first = j.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0)
+    before = first.select("deal_id", _before=first.old_value.try_cast("float64") * first._rate)
+    out = closed.left_join(before, closed.deal_id == before.deal_id).select(
+        closed.deal_id, value=ibis.coalesce(before._before, closed.amount_base)
+    )
+    return out
