@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import pandas as pd
 import pytest
 from hypothesis import strategies as st
 
+import funnelwise as fw
 from funnelwise.log import EventLog
 from funnelwise.process import parse_process, template_text
 from funnelwise.project import Project, write_process
@@ -209,3 +212,20 @@ def open_tiny_plus(factory: pytest.TempPathFactory) -> EventLog:
     from funnelwise.log import open_log
 
     return open_log(build_tiny_plus(factory.mktemp("tiny_plus")))
+
+
+@contextmanager
+def lost_booked_at_zero(tiny_project: Path, tmp_path: Path) -> Iterator[fw.EventLog]:
+    """The tiny log with D2's amount set 500 -> 0 at its loss (2024-01-20), as CRM
+    exports book a lost deal; its store closed afterwards."""
+    root = Path(shutil.copytree(tiny_project, tmp_path / "lost-at-zero"))
+    log = fw.open(root)
+    try:
+        log.store.raw.execute(
+            "UPDATE deals SET amount = 0, amount_base = 0 WHERE deal_id = 'D2'; "
+            "INSERT INTO deal_changes VALUES "
+            "('D2', 'amount', '500', '0', TIMESTAMP '2024-01-20', NULL, 'test')"
+        )
+        yield log
+    finally:
+        log.store.close()

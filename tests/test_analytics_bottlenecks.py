@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import funnelwise as fw
+from analytics_data import lost_booked_at_zero
 from funnelwise.analytics.bottlenecks import _sentence
 
 
@@ -99,19 +100,10 @@ def test_a_deal_booked_at_zero_when_lost_counts_its_value_before(
 ) -> None:
     # As CRM Sales Opportunities books it: D2's amount goes 500 -> 0 at its loss
     # (2024-01-20). What left the pipeline is the 500 it carried until then.
-    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
-    log = fw.open(root)
-    try:
-        log.store.raw.execute(
-            "UPDATE deals SET amount = 0, amount_base = 0 WHERE deal_id = 'D2'; "
-            "INSERT INTO deal_changes VALUES "
-            "('D2', 'amount', '500', '0', TIMESTAMP '2024-01-20', NULL, 'test')"
-        )
+    with lost_booked_at_zero(tiny_project, tmp_path) as log:
         r = fw.bottlenecks(log).ranking.set_index("stage_id")
-        assert r.loc["qualification", "value_lost"] == 500
-        assert r.loc["qualification", "deals_lost_without_value"] == 0
         # Before the loss the deal was open: nothing had left the pipeline yet.
         early = fw.bottlenecks(log.as_of("2024-01-15")).ranking.set_index("stage_id")
-        assert early.loc["qualification", "value_lost"] == 0
-    finally:
-        log.store.close()
+    assert r.loc["qualification", "value_lost"] == 500
+    assert r.loc["qualification", "deals_lost_without_value"] == 0
+    assert early.loc["qualification", "value_lost"] == 0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 import funnelwise as fw
-from analytics_data import load, random_logs
+from analytics_data import load, lost_booked_at_zero, random_logs
 from funnelwise.analytics.stats import wilson_interval
 
 STAGES = ["lead", "qualification", "needs-assessment", "proposal", "negotiation", "closing", "won"]
@@ -101,3 +103,14 @@ def test_funnel_never_widens(tables: dict[str, pd.DataFrame]) -> None:
                 assert row.entered == by_hand.get(row.stage_id, 0)
     finally:
         log.store.close()
+
+
+def test_a_deal_booked_at_zero_when_lost_enters_with_its_value(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # D2 lost on 2024-01-20, its amount set 500 -> 0 at the loss (as CRM exports do):
+    # the funnel still took in 1000 + 500 + 2000 + 300 + 800 at Lead.
+    with lost_booked_at_zero(tiny_project, tmp_path) as log:
+        st = fw.funnel(log).stages.set_index("stage_id")
+    assert st.loc["lead", "value"] == 4600
+    assert st.loc["qualification", "value"] == 1000 + 500 + 2000 + 300

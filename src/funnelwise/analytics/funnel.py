@@ -26,11 +26,13 @@ from funnelwise.analytics.common import (
     n_open_stages,
     stage_frame,
     to_pandas,
+    value_before_close,
 )
 from funnelwise.analytics.events import with_groups
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import ALPHA, rate_columns
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import left_join_on
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,11 +93,16 @@ def funnel(
     opened = e.filter(e.kind == "open")
     furthest = opened.group_by("deal_id").aggregate(_furthest=opened.position.max())
     d = deals.left_join(furthest, deals.deal_id == furthest.deal_id).select(deals, "_furthest")
+    # A lost deal brought into the funnel the value it carried before its close, not
+    # the 0 an export may book at the loss (see `value_before_close`).
+    before = value_before_close(log, log.deals).rename(_before="value")
+    d = left_join_on(d, before, "deal_id")
+    lost = d.outcome.isin(["lost", "no_decision"])
     won_position = d.pipeline_id.substitute(n_open_stages(log), else_=ibis.null("int64"))
     won = d.outcome == "won"
     d = d.mutate(
         depth=ibis.ifelse(won, won_position, d._furthest.fill_null(0)).cast("int64"),
-        _value=d[VALUE].fill_null(0.0),
+        _value=ibis.ifelse(lost, ibis.coalesce(d._before, d[VALUE]), d[VALUE]).fill_null(0.0),
         _open=d.outcome.isnull().cast("int64"),
     )
     hist = to_pandas(
