@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelwise as fw
-from analytics_data import START, load, random_logs
+from analytics_data import START, load, lost_booked_at_zero, random_logs
 
 
 def test_snapshot_by_hand(tiny_log: fw.EventLog) -> None:
@@ -123,3 +124,13 @@ def test_flow_reconciles_and_snapshots_never_see_the_future(
                 assert level.value == pytest.approx(0 if total is None else total.value)
     finally:
         log.store.close()
+
+
+def test_flow_books_a_loss_at_zero_as_lost_value(tiny_project: Path, tmp_path: Path) -> None:
+    # D2's amount goes 500 -> 0 at its loss (2024-01-20): the waterfall shows 500 lost,
+    # not 0 lost and a 500 amount change, and still adds up.
+    with lost_booked_at_zero(tiny_project, tmp_path) as log:
+        w = fw.flow(log, start="2024-01-11", end="2024-02-20").waterfall.set_index("step")
+    assert (w.loc["lost", "deals"], w.loc["lost", "value"]) == (-1, -500)
+    assert w.loc["amount_changed", "value"] == 500  # D3's rise only
+    assert w.value.drop("end").sum() == w.loc["end", "value"] == 2300

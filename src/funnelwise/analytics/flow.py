@@ -36,11 +36,13 @@ from funnelwise.analytics.common import (
     resolve_stage,
     stage_frame,
     to_pandas,
+    value_before_close,
 )
 from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import left_join_on
 from funnelwise.timeutil import Instant, to_timestamp
 
 STEPS = (
@@ -88,12 +90,17 @@ def _state(log: EventLog, t: pd.Timestamp, prefix: str) -> ir.Table:
     d = cut.deals
     pos = current_positions(cut).select("deal_id", _position="position")
     j = d.left_join(pos, d.deal_id == pos.deal_id).select(d, "_position")
+    # A closed deal's value is the one it carried just before the close: an export
+    # booking 0 at a loss would otherwise show the loss as an amount change.
+    before = value_before_close(cut, d).rename(_before="value")
+    j = left_join_on(j, before, "deal_id")
+    value = ibis.ifelse(j.outcome.isnull(), j[VALUE], ibis.coalesce(j._before, j[VALUE]))
     return j.select(
         "deal_id",
         **{
             f"{prefix}open": j.outcome.isnull(),
             f"{prefix}pos": j._position.fill_null(0),
-            f"{prefix}cents": _cents(j[VALUE]),
+            f"{prefix}cents": _cents(value),
             f"{prefix}close": j.expected_close_date,
         },
     )
