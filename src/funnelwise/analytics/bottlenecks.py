@@ -69,7 +69,7 @@ def bottlenecks(
     d = deals.select(*groups, "deal_id", "outcome", _value=value)
     # What left the pipeline: the value a lost deal carried before its close (an
     # export may book 0 at the loss), not the value booked at it.
-    before = value_before_close(log, log.deals)
+    before = value_before_close(log, log.deals, ["lost", "no_decision"])
     closed = d.filter(d.outcome.isin(["lost", "no_decision"]))
     closed = left_join_on(closed, before, "deal_id")
     closed = closed.mutate(_value=ibis.coalesce(closed.value, closed._value)).drop("value")

@@ -230,8 +230,11 @@ def to_pandas(expr: ir.Table) -> pd.DataFrame:
     return expr.to_pandas().reset_index(drop=True)
 
 
-def value_before_close(log: EventLog, deals: ir.Table) -> ir.Table:
-    """Per closed deal, its base value just before the close: `deal_id`, `value`.
+def value_before_close(
+    log: EventLog, deals: ir.Table, outcomes: Sequence[str] | None = None
+) -> ir.Table:
+    """Per closed deal (of the given `outcomes`, default all), its base value just
+    before the close: `deal_id`, `value`.
 
     Exports that book the closing value (0 for a lost deal) change the amount at
     the close; what left the pipeline is the amount the deal carried before that
@@ -241,14 +244,16 @@ def value_before_close(log: EventLog, deals: ir.Table) -> ir.Table:
     ch = log.store.table("deal_changes")
     ch = ch.filter((ch.field == "amount") & (ch.changed_at <= timestamp(log.now)))
     closed = deals.filter(deals.closed_at.notnull())
+    if outcomes is not None:
+        closed = closed.filter(closed.outcome.isin(list(outcomes)))
     rate = base_rate(closed, log.process.currency)
     closed = closed.select("deal_id", "closed_at", "amount_base", _rate=rate)
     j = closed.join(ch.select("deal_id", "changed_at", "old_value"), "deal_id")
     j = j.filter(j.changed_at >= j.closed_at)
-    w = ibis.window(group_by="deal_id", order_by=["changed_at"])
-    first = j.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0)
-    before = first.select("deal_id", _before=first.old_value.try_cast("float64") * first._rate)
-    out = closed.left_join(before, closed.deal_id == before.deal_id).select(
+    first = j.group_by("deal_id").aggregate(
+        _old=j.old_value.argmin(j.changed_at), _rate=j._rate.max()
+    )
+    before = first.select("deal_id", _before=first._old.try_cast("float64") * first._rate)
+    return closed.left_join(before, closed.deal_id == before.deal_id).select(
         closed.deal_id, value=ibis.coalesce(before._before, closed.amount_base)
     )
-    return out

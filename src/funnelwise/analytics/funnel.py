@@ -95,7 +95,7 @@ def funnel(
     d = deals.left_join(furthest, deals.deal_id == furthest.deal_id).select(deals, "_furthest")
     # A lost deal brought into the funnel the value it carried before its close, not
     # the 0 an export may book at the loss (see `value_before_close`).
-    before = value_before_close(log, log.deals).rename(_before="value")
+    before = value_before_close(log, log.deals, ["lost", "no_decision"]).rename(_before="value")
     d = left_join_on(d, before, "deal_id")
     lost = d.outcome.isin(["lost", "no_decision"])
     won_position = d.pipeline_id.substitute(n_open_stages(log), else_=ibis.null("int64"))
