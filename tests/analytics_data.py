@@ -229,3 +229,13 @@ def lost_booked_at_zero(tiny_project: Path, tmp_path: Path) -> Iterator[fw.Event
         yield log
     finally:
         log.store.close()
+
+
+def without_settings(tiny_project: Path, tmp_path: Path, *keys: str) -> Path:
+    """A copy of the tiny project whose process.yaml drops the `keys` settings of
+    every stage (as the BPI 2012 example sets no target time or probability)."""
+    root = Path(shutil.copytree(tiny_project, tmp_path / "without"))
+    text = (root / "process.yaml").read_text(encoding="utf-8")
+    kept = [ln for ln in text.splitlines() if not any(f"{k}:" in ln for k in keys)]
+    (root / "process.yaml").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return root

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 import funnelwise as fw
-from analytics_data import lost_booked_at_zero
+from analytics_data import lost_booked_at_zero, without_settings
 from funnelwise.analytics.bottlenecks import _sentence
 
 
@@ -80,11 +79,7 @@ def test_a_process_without_target_times_still_ranks_by_leakage(
     tiny_project: Path, tmp_path: Path
 ) -> None:
     # BPI Challenge 2012's example process sets no target time at all.
-    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
-    text = (root / "process.yaml").read_text(encoding="utf-8")
-    lines = [ln for ln in text.splitlines() if "target_days:" not in ln]
-    (root / "process.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    log = fw.open(root)
+    log = fw.open(without_settings(tiny_project, tmp_path, "target_days"))
     try:
         r = fw.bottlenecks(log).ranking.set_index("stage_id")
     finally:

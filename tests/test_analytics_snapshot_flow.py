@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelwise as fw
-from analytics_data import START, load, lost_booked_at_zero, random_logs
+from analytics_data import START, load, lost_booked_at_zero, random_logs, without_settings
 
 
 def test_snapshot_by_hand(tiny_log: fw.EventLog) -> None:
@@ -28,6 +28,29 @@ def test_snapshot_by_hand(tiny_log: fw.EventLog) -> None:
     q = s.loc["qualification"]
     assert (q.value, q.weighted_value) == (2300, pytest.approx(2300 * 0.2))
     assert (q.mean_days_in_stage, q.mean_age_days, q.over_target) == (29, 40, 2)
+
+
+def test_snapshot_without_probabilities_or_targets_says_unknown(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    from funnelwise.report.outlook import snapshot_section
+
+    log = fw.open(without_settings(tiny_project, tmp_path, "probability", "target_days"))
+    try:
+        r = fw.snapshot(log)
+    finally:
+        log.store.close()
+    st = r.stages.set_index("stage_id")
+    # D3 and D4 sit in qualification: 2300 of value, no weight, no target to overrun.
+    assert st.loc["qualification", "value"] == 2300
+    assert st.weighted_value.isna().all() and st.over_target.isna().all()
+    t = r.totals.iloc[0]
+    assert (t.deals, t.value) == (2, 2300)
+    assert pd.isna(t.weighted_value) and pd.isna(t.over_target)
+    # The report leaves out what it cannot say instead of saying 0.
+    assert snapshot_section(r).takeaway == (
+        "2 open deals worth $2,300 as of 2024-03-01; 0 past their expected close date."
+    )
 
 
 def test_snapshot_as_of_uses_past_values(tiny_log: fw.EventLog) -> None:

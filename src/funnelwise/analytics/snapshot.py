@@ -105,13 +105,27 @@ def snapshot(
         )
     )
     frame = _with_every_stage(agg, stages, groups)
+    # Without a probability (or target time) in process.yaml a stage has no weighted
+    # value (or overrun): unknown, not 0. A total is unknown only when every stage is.
+    info = stages.set_index(["pipeline_id", "stage_id"])
+    key = pd.MultiIndex.from_frame(frame[["pipeline_id", "stage_id"]])
+    frame["weighted_value"] = frame["weighted_value"].where(
+        info["probability"].reindex(key).notna().to_numpy()
+    )
+    frame["over_target"] = (
+        frame["over_target"]
+        .astype("float64")
+        .where(info["target_days"].reindex(key).notna().to_numpy())
+    )
     totals = (
         frame.groupby(groups, sort=True, dropna=False)[
             ["deals", "value", "weighted_value", "over_target", "past_close_date"]
         ]
-        .sum()
+        .sum(min_count=1)
         .reset_index()
     )
+    counts = ["deals", "past_close_date"]
+    totals[counts] = totals[counts].fillna(0).astype("int64")
     meta = base_meta(cut, by=by, groups=groups, unit=f"deals; value in {cut.process.currency}")
     meta["weighting"] = "value × the stage probability in process.yaml (the CRM baseline)"
     return SnapshotResult({"stages": frame, "totals": totals}, meta)

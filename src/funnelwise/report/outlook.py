@@ -33,11 +33,20 @@ def snapshot_section(result: SnapshotResult) -> Section:
     if totals.empty or int(totals["deals"].sum()) == 0:
         return notice("snapshot", title, f"No open deals as of {as_of}.")
     t = totals.iloc[0]
+    weighted = (
+        f" ({fmt.money(t['weighted_value'], currency)} weighted by the stage probabilities)"
+        if fmt.finite(t["weighted_value"])
+        else ""
+    )
+    over = (
+        f"{fmt.count(t['over_target'])} are over their stage's target time and "
+        if fmt.finite(t["over_target"])
+        else ""
+    )
     takeaway = (
         f"{fmt.plural(t['deals'], 'open deal')} worth {fmt.money(t['value'], currency)} as of "
-        f"{as_of} ({fmt.money(t['weighted_value'], currency)} weighted by the stage "
-        f"probabilities); {fmt.count(t['over_target'])} are over their stage's target time and "
-        f"{fmt.count(t['past_close_date'])} past their expected close date."
+        f"{as_of}{weighted}; {over}{fmt.count(t['past_close_date'])} past their expected "
+        "close date."
     )
     rows = table(
         st,
