@@ -13,6 +13,8 @@ import pytest
 
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest import ImportOptions, import_table, list_imports
+from funnelwise.ingest.load import ImportResult
+from funnelwise.store import Store
 from ingest_util import FIXTURES, NOW, dump, history, new_project, rows
 
 T = FIXTURES / "table"
@@ -350,20 +352,28 @@ def test_observed_until_never_moves_back(tmp_path: Path) -> None:
     store.close()
 
 
+def _snapshot_rows(tmp_path: Path, *lines: str) -> tuple[Store, ImportResult]:
+    """Rows in the columns of the snapshot fixture, imported with its mapping into a
+    new project; the open store and the import's result."""
+    header = "id,name,stage,created,engaged,closed,value,currency,region,segment"
+    (tmp_path / "s.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    store, process = new_project(tmp_path / "p")
+    return store, import_table(
+        store, process, tmp_path / "s.csv", T / "snapshot.yaml", options=OPTS
+    )
+
+
 def test_a_quarantined_future_date_does_not_date_the_snapshot(tmp_path: Path) -> None:
     # N1 has no date at all: it is dated at the snapshot, the export's newest date.
     # F1's creation date is a typo in 2030, after the import: F1 is quarantined, and
     # must not move the snapshot (and every undated deal, and the log's end) there.
-    (tmp_path / "s.csv").write_text(
-        "id,name,stage,created,engaged,closed,value,currency,region,segment\n"
-        "N1,New,Prospecting,,,,,USD,north,smb\n"
-        "W1,Won,Won,2024-03-03,2024-03-05,2024-04-01,1500,USD,north,smb\n"
-        "F1,Typo,Engaging,2030-10-20,,,100,USD,south,smb\n"
-        "C1,Far,Lost,2024-03-04,,2099-03-09,0,USD,south,smb\n",
-        encoding="utf-8",
+    store, r = _snapshot_rows(
+        tmp_path,
+        "N1,New,Prospecting,,,,,USD,north,smb",
+        "W1,Won,Won,2024-03-03,2024-03-05,2024-04-01,1500,USD,north,smb",
+        "F1,Typo,Engaging,2030-10-20,,,100,USD,south,smb",
+        "C1,Far,Lost,2024-03-04,,2099-03-09,0,USD,south,smb",
     )
-    store, process = new_project(tmp_path / "p")
-    r = import_table(store, process, tmp_path / "s.csv", T / "snapshot.yaml", options=OPTS)
     assert r.observed_until == pd.Timestamp("2024-04-01")
     assert rows(store, "SELECT deal_id, created_at FROM deals ORDER BY 1") == [
         ("N1", pd.Timestamp("2024-04-01").to_pydatetime()),
@@ -379,15 +389,12 @@ def test_a_snapshot_close_date_is_taken_at_its_word(tmp_path: Path) -> None:
     # W2 is won with no close date: set aside, not closed at its last stage entry.
     # W3 closed (03-01) before it was engaged (03-05): loaded, closed at the entry,
     # with a note saying so.
-    (tmp_path / "s.csv").write_text(
-        "id,name,stage,created,engaged,closed,value,currency,region,segment\n"
-        "W1,Ok,Won,2024-03-03,2024-03-05,2024-04-01,1500,USD,north,smb\n"
-        "W2,Blank,Won,2024-03-03,2024-03-05,,900,USD,north,smb\n"
-        "W3,Early,Won,2024-02-20,2024-03-05,2024-03-01,700,USD,north,smb\n",
-        encoding="utf-8",
+    store, r = _snapshot_rows(
+        tmp_path,
+        "W1,Ok,Won,2024-03-03,2024-03-05,2024-04-01,1500,USD,north,smb",
+        "W2,Blank,Won,2024-03-03,2024-03-05,,900,USD,north,smb",
+        "W3,Early,Won,2024-02-20,2024-03-05,2024-03-01,700,USD,north,smb",
     )
-    store, process = new_project(tmp_path / "p")
-    r = import_table(store, process, tmp_path / "s.csv", T / "snapshot.yaml", options=OPTS)
     assert rows(store, "SELECT deal_id, closed_at FROM deals ORDER BY 1") == [
         ("W1", pd.Timestamp("2024-04-01").to_pydatetime()),
         ("W3", pd.Timestamp("2024-03-05").to_pydatetime()),

@@ -387,17 +387,19 @@ def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
         f"The model's probabilities are off by {100 * model['ece']:.1f}% on average "
         "(expected calibration error)."
     )
-    # Said plainly when a baseline ranks better, and when the model is near chance.
+    # Said plainly when a baseline ranks better, and when the model is near chance:
+    # the model's AUC set below every baseline's (and under 0.6).
+    low = min(0.55, float(ev.metrics["roc_auc"].min()) - 0.01)
     beaten = ev.metrics.assign(
-        roc_auc=np.where(ev.metrics["kind"] == "boosted", 0.55, ev.metrics["roc_auc"])
+        roc_auc=np.where(ev.metrics["kind"] == "boosted", low, ev.metrics["roc_auc"])
     )
     text = _scoring_takeaway(
         beaten[beaten["kind"] == "boosted"].iloc[0], beaten[beaten["kind"] != "boosted"]
     )
-    if best["roc_auc"] > 0.55:
-        assert f"{best['scorer']} ranks these deals better than the model does." in text
+    assert f"{best['scorer']} ranks these deals better than the model does." in text
     assert "close to chance (0.5)" in text
-    assert "close to chance" not in section.takeaway or model["roc_auc"] < 0.6
+    # The real model ranks above 0.6 here: no such warning in its own takeaway.
+    assert model["roc_auc"] > 0.6 and "close to chance" not in section.takeaway
     # One panel per scorer: the diagonal and the binned points.
     figure = section.charts[0].figure
     assert len(figure.data) == 2 * len(ev.metrics)

@@ -84,17 +84,19 @@ def _cents(value: ir.FloatingValue) -> ir.IntegerValue:
     return (value.fill_null(0.0) * 100).round().cast("int64")
 
 
-def _state(log: EventLog, t: pd.Timestamp, prefix: str) -> ir.Table:
-    """Per deal known at t: open?, stage position, value in cents, expected close date."""
+def _state(log: EventLog, t: pd.Timestamp, prefix: str, *, before_close: bool = False) -> ir.Table:
+    """Per deal known at t: open?, stage position, value in cents (with `before_close`,
+    a closed deal's value just before its close), expected close date."""
     cut = log.as_of(t)
     d = cut.deals
     pos = current_positions(cut).select("deal_id", _position="position")
     j = d.left_join(pos, d.deal_id == pos.deal_id).select(d, "_position")
-    # A closed deal's value is the one it carried just before the close: an export
-    # booking 0 at a loss would otherwise show the loss as an amount change.
-    before = value_before_close(cut, d).rename(_before="value")
-    j = left_join_on(j, before, "deal_id")
-    value = ibis.ifelse(j.outcome.isnull(), j[VALUE], ibis.coalesce(j._before, j[VALUE]))
+    value = j[VALUE]
+    if before_close:
+        # An export booking 0 at a loss would otherwise show the loss as an amount change.
+        before = value_before_close(cut, d).rename(_before="value")
+        j = left_join_on(j, before, "deal_id")
+        value = ibis.ifelse(j.outcome.isnull(), j[VALUE], ibis.coalesce(j._before, j[VALUE]))
     return j.select(
         "deal_id",
         **{
@@ -147,8 +149,9 @@ def flow(
         later, later.deals, by=by, reserved=("step", "move", "value", "deals")
     )
     d = deals.select(*groups, "deal_id", "created_at", "closed_at", "outcome")
+    # Deals closed by start drop out below: only the end needs values before a close.
     s0 = _state(log, t0, "a_")
-    s1 = _state(log, t1, "b_")
+    s1 = _state(log, t1, "b_", before_close=True)
     j = d.left_join(s0, d.deal_id == s0.deal_id).select(d, *s0.columns[1:])
     j = j.join(s1, "deal_id")
     # Deals closed by start are in neither pipeline.
