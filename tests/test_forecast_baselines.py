@@ -25,6 +25,7 @@ from funnelwise.forecast import (
     WeightedHistorical,
     WeightedPipeline,
 )
+from funnelwise.forecast.history import pull_history
 from funnelwise.forecast.periods import period_grid, sum_by_period
 
 T = pd.Timestamp
@@ -131,9 +132,10 @@ def test_process_without_probabilities_is_named(tiny_project: Path, tmp_path: Pa
 def test_past_bookings_for_the_fan_chart(tiny_log: fw.EventLog) -> None:
     r = WeightedPipeline().fit(tiny_log).predict(horizon="30d", period="month")
     h = r.history.set_index("period").booked
-    # Periods are (start, end]: D1, won at 2024-02-01 00:00 sharp, ends January, just as
-    # a deal closed at a cut-off is known at it (as_of) and not booked after it.
-    assert h.to_dict() == {"2024-01": 1000.0, "2024-02": 0.0}
+    # The tiny log's closes are dates: D1, won "2024-02-01", is February's, and the log,
+    # observed to the end of 1 March, has seen one day of March.
+    assert pull_history(tiny_log).dated
+    assert h.to_dict() == {"2024-01": 0.0, "2024-02": 1000.0, "2024-03": 0.0}
 
 
 # -- the calendar ----------------------------------------------------------------------
@@ -154,6 +156,25 @@ def test_month_and_quarter_grids() -> None:
     assert q.labels == ["2024-Q1", "2024-Q2"] and q.ends[0] == T("2024-04-01")
     h = period_grid(T("2024-02-10"), 90, "horizon")
     assert len(h) == 1 and h.labels == ["2024-02-10+90d"]
+
+
+def test_dated_grid_reads_each_stamp_as_its_day() -> None:
+    # As of 30 June (its stamps seen), July is the stamps 1-31 July: (30 June, 31 July].
+    g = period_grid(T("2017-06-30"), 92, "month", dated=True)
+    assert g.labels == ["2017-07", "2017-08", "2017-09"]
+    assert list(g.ends) == [T("2017-07-31"), T("2017-08-31"), T("2017-09-30")]
+    assert g.end_days.tolist() == [31, 62, 92]
+    stamps = np.array(["2017-07-01", "2017-07-31", "2017-08-01", "2017-09-30"], "datetime64[ns]")
+    out = sum_by_period(stamps, np.array([1.0, 2.0, 4.0, 8.0]), [g.starts[0], *g.ends])
+    assert out.tolist() == [3.0, 4.0, 8.0]
+    # The instant grid puts 1 July 00:00 in June's (1 June, 1 July]; weeks and quarters
+    # shift the same way.
+    assert period_grid(T("2017-06-01"), 30, "month").labels == ["2017-06"]
+    assert period_grid(T("2017-06-01"), 30, "month", dated=True).labels == ["2017-06", "2017-07"]
+    w = period_grid(T("2024-02-05"), 14, "week", dated=True)
+    assert w.labels == ["2024-W06", "2024-W07", "2024-W08"] and w.end_days.tolist() == [6, 13, 14]
+    q = period_grid(T("2024-03-31"), 30, "quarter", dated=True)
+    assert q.labels == ["2024-Q2"] and q.end_days.tolist() == [30]
 
 
 def test_sum_by_period_bounds_belong_to_the_period_they_end() -> None:

@@ -42,7 +42,7 @@ def past_bookings(history: History, *, period: str, lookback_days: float) -> pd.
     days = min(lookback_days, history.history_days)
     if days < 1:
         return pd.DataFrame(columns=["period", "start", "end", "booked"])
-    grid = period_grid(history.now - pd.Timedelta(days=days), days, period)
+    grid = period_grid(history.now - pd.Timedelta(days=days), days, period, dated=history.dated)
     booked = sum_by_period(
         history.wins.closed_at.to_numpy(),
         history.wins.amount_base.fillna(0.0).to_numpy(),
@@ -93,7 +93,7 @@ class Forecaster:
         """Bookings (won amount_base) expected in `(now, now + horizon]`, per period."""
         history = self._check_fitted()
         days = horizon_days(horizon)
-        grid = period_grid(history.now, days, period)
+        grid = period_grid(history.now, days, period, dated=history.dated)
         summary, extra = self._predict(history, grid, target)
         return ForecastResult(
             method=self.name,

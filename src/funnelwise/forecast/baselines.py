@@ -59,7 +59,11 @@ def weighted_pipeline(
     dated = ecd.notna().to_numpy()
     day = np.zeros(len(od), dtype=np.int64)
     if dated.any():
-        day[dated] = ((ecd[dated] - history.now.normalize()) / DAY).to_numpy().astype(np.int64) + 1
+        # An expected close date names a whole day: on an instant grid it is the day
+        # ending the midnight after it; on a dated grid (see `period_grid`) a stamp is
+        # the day ending at it.
+        after = ((ecd[dated] - history.now.normalize()) / DAY).to_numpy().astype(np.int64)
+        day[dated] = after + (0 if grid.dated else 1)
     inside = dated & (day >= 1) & (day <= grid.n_days)
     overdue = dated & (day < 1)
     k = len(grid)
@@ -85,8 +89,9 @@ def weighted_pipeline(
         )
     if overdue.any():
         notes.append(
-            f"{int(overdue.sum()):,} open deals have an expected close date before "
-            f"{history.now:%Y-%m-%d} and are left out, as a CRM does"
+            f"{int(overdue.sum()):,} open deals have an expected close date "
+            f"{'on or before' if grid.dated else 'before'} {history.now:%Y-%m-%d} "
+            "and are left out, as a CRM does"
         )
     extra = {
         "notes": tuple(notes),

@@ -265,6 +265,13 @@ class History:
         return pd.Timestamp(self.wins.closed_at.min())
 
     @property
+    def dated(self) -> bool:
+        """Whether the wins are stamped with dates (every close at midnight): the
+        forecast's calendar periods then read each stamp as the day it names."""
+        t = pd.to_datetime(self.wins.closed_at)
+        return bool(len(t)) and bool((t == t.dt.normalize()).all())
+
+    @property
     def history_days(self) -> float:
         """Days from the first deal's creation to `now` (0 for an empty log)."""
         if self.first_created is None:

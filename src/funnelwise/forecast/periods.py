@@ -5,6 +5,12 @@ the horizon `(as_of, as_of + horizon]`, so the first and last periods may be
 partial. The models work on a grid of whole days after the as-of instant:
 day `k` (1-based) is `(as_of + k - 1 days, as_of + k days]`; a period ends on
 the last whole day inside it.
+
+Dated logs (closes stamped with a date, at midnight, as most CRM exports give
+them) read a stamp as the whole day it names: a deal closed "1 July" belongs
+to July, not to the `(1 June, 1 July]` of an instant grid. Their calendar
+bounds sit one day earlier (July is `(30 June, 31 July]`), which keeps every
+period `(start, end]` and the day grid unchanged.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class PeriodGrid:
 
     `starts[i]`/`ends[i]` are instants (the period is `(start, end]`);
     `end_days[i]` is the 1-based day of the day grid on which period i ends;
-    `n_days` is the number of whole days in the horizon.
+    `n_days` is the number of whole days in the horizon; `dated` marks a grid
+    for date stamps (bounds a day before the calendar's, see the module docstring).
     """
 
     as_of: pd.Timestamp
@@ -55,14 +62,17 @@ class PeriodGrid:
     ends: tuple[pd.Timestamp, ...]
     end_days: np.ndarray
     n_days: int
+    dated: bool = False
 
     @property
     def labels(self) -> list[str]:
         """A readable label per period: 2024-W07, 2024-03, 2024-Q2, 2024-02-01+90d."""
         out = []
+        # A period (s, e] belongs to the calendar period of the first instant (or,
+        # dated, the first date) after s.
+        step = DAY if self.dated else pd.Timedelta(microseconds=1)
         for s in self.starts:
-            # A period (s, e] belongs to the calendar period of the instant just after s.
-            p = s + pd.Timedelta(microseconds=1)
+            p = s + step
             if self.period == "horizon":
                 out.append(f"{p:%Y-%m-%d}+{self.horizon_days:g}d")
             elif self.period == "week":
@@ -89,14 +99,19 @@ class PeriodGrid:
         return len(self.starts)
 
 
-def period_grid(as_of: pd.Timestamp, horizon_days: float, period: str) -> PeriodGrid:
-    """Cut `(as_of, as_of + horizon]` into calendar periods of the given kind."""
+def period_grid(
+    as_of: pd.Timestamp, horizon_days: float, period: str, *, dated: bool = False
+) -> PeriodGrid:
+    """Cut `(as_of, as_of + horizon]` into calendar periods of the given kind;
+    `dated`: the times are dates stamped at midnight (see the module docstring)."""
     kind = check_period(period)
     horizon_days = check_horizon(horizon_days)
     end = as_of + pd.Timedelta(days=horizon_days)
     inner: list[pd.Timestamp] = []
     if kind != "horizon":
-        bounds = pd.date_range(as_of.normalize(), end, freq=_FREQ[kind])
+        bounds = pd.date_range(as_of.normalize(), end + DAY, freq=_FREQ[kind])
+        if dated:
+            bounds = bounds - DAY
         # A calendar bound less than a day before the end would leave a last period
         # with no whole day in it (a quarter of 91.3 days from 31 December ends 1
         # April 07:30): that sliver joins the period before.
@@ -116,6 +131,7 @@ def period_grid(as_of: pd.Timestamp, horizon_days: float, period: str) -> Period
         ends=tuple(edges[1:]),
         end_days=end_days,
         n_days=n_days,
+        dated=dated,
     )
 
 
