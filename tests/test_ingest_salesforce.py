@@ -149,6 +149,24 @@ def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:
         SalesforceFiles.find(tmp_path)
 
 
+def test_a_status_against_the_stage_is_noted(tmp_path: Path) -> None:
+    # O3 is in Closed Lost but flagged won: the stage is taken, and the row is named.
+    folder = tmp_path / "export"
+    folder.mkdir()
+    text = (SF / "Opportunity.csv").read_bytes()
+    lost = b"Closed Lost,3000,GBP,2024-02-20,2024-01-20T10:00:00.000+0000,true,"
+    assert text.count(lost + b"false") == 1
+    (folder / "Opportunity.csv").write_bytes(text.replace(lost + b"false", lost + b"true"))
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    assert rows(store, f"SELECT outcome FROM deals WHERE deal_id = '{O3}'") == [("lost",)]
+    (note,) = [p for p in r.problems if "the stage is taken" in p.reason]
+    # Row 4 as a spreadsheet shows it: O1's description spans two lines of the file.
+    assert (note.row, note.column, note.value, note.quarantined) == (4, "IsWon", "won", False)
+    assert "says won but the stage Closed Lost is lost" in note.reason
+    store.close()
+
+
 def _with_directory(tmp_path: Path) -> Path:
     """The export folder plus Account.csv and User.csv (fixtures/salesforce-directory)."""
     folder = tmp_path / "export"

@@ -556,6 +556,19 @@ class Assembler:
             LEFT JOIN {a} a ON a.deal_id = d.deal_id
             """,
         )
+        # The stage is taken over a status that names another outcome (or "open"):
+        # the stage is what the CRM's pipeline reports show, but the mismatch is said.
+        p.add(
+            f"SELECT d._src, d._row, {literal(s.label('deals', 'outcome'))}, d.outcome, "
+            "'says ' || coalesce(om.kind, 'open') || ' but the stage ' || "
+            "CAST(d.stage AS VARCHAR) || ' is ' || sm.kind || '; the stage is taken' "
+            f"FROM {quote(deals)} d "
+            "JOIN _stage_map sm ON sm.pipeline_id = d.pipeline_id AND sm.stage = d.stage "
+            "JOIN _outcome_map om ON om.pipeline_id = d.pipeline_id AND om.outcome = d.outcome "
+            f"WHERE sm.kind IN {_OUTCOMES} AND om.kind IS DISTINCT FROM sm.kind",
+            quarantine=False,
+            code="conflicting outcome",
+        )
         if s.undated_at_snapshot:
             label = literal(s.label("deals", "created_at"))
             p.add(

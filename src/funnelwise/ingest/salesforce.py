@@ -434,6 +434,7 @@ class _SalesforceReader:
                 "closed_at": "CloseDate",
                 "amount": "Amount",
                 "stage": "StageName",
+                "outcome": "IsWon",
             },
             "events": {
                 "deal_id": "OpportunityId",
