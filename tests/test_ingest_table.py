@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import funnelwise as fw
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest import ImportOptions, import_table, list_imports
 from funnelwise.ingest.load import ImportResult
@@ -361,6 +362,54 @@ def _snapshot_rows(tmp_path: Path, *lines: str) -> tuple[Store, ImportResult]:
     return store, import_table(
         store, process, tmp_path / "s.csv", T / "snapshot.yaml", options=OPTS
     )
+
+
+def test_snapshots_imported_in_turn_keep_the_values_they_replace(tmp_path: Path) -> None:
+    # Export A (newest date 03-10): O1 worth 1,000, W1 open worth 700. Export B (newest
+    # 04-10): O1 worth 1,500, W1 won on 04-02 worth 900. B's new values become changes
+    # dated at B (O1) or at the close (W1, closed after A), so the log as of any date
+    # between the exports still sees A's values.
+    header = "id,name,stage,created,engaged,closed,value,currency,region,segment"
+    a = [
+        "O1,Open,Prospecting,2024-03-01,,,1000,USD,north,smb",
+        "W1,Won,Engaging,2024-03-03,2024-03-05,,700,USD,north,smb",
+        "X1,Later,Prospecting,2024-03-10,,,50,USD,north,smb",
+    ]
+    b = [
+        "O1,Open,Prospecting,2024-03-01,,,1500,USD,north,smb",
+        "W1,Won,Won,2024-03-03,2024-03-05,2024-04-02,900,USD,north,smb",
+        "Y1,Latest,Prospecting,2024-04-10,,,80,USD,north,smb",
+    ]
+    for name, lines in (("a.csv", a), ("b.csv", b)):
+        (tmp_path / name).write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    store, process = new_project(tmp_path / "p")
+    imp = lambda name: import_table(  # noqa: E731
+        store, process, tmp_path / name, T / "snapshot.yaml", options=OPTS
+    )
+    imp("a.csv")
+    assert imp("b.csv").counts["deals"].updated == 2
+    changes = "SELECT deal_id, field, old_value, new_value, changed_at FROM deal_changes"
+    stamp = lambda day: pd.Timestamp(day).to_pydatetime()  # noqa: E731
+    assert rows(store, changes + " ORDER BY 1") == [
+        ("O1", "amount", "1000.0", "1500.0", stamp("2024-04-10")),
+        ("W1", "amount", "700.0", "900.0", stamp("2024-04-02")),
+    ]
+    log = fw.open(tmp_path / "p")
+    amounts = lambda t: dict(  # noqa: E731
+        log.as_of(t).deals.select("deal_id", "amount").to_pandas().itertuples(index=False)
+    )
+    assert amounts("2024-04-01") == {"O1": 1000.0, "W1": 700.0, "X1": 50.0}
+    assert amounts("2024-04-10") == {"O1": 1500.0, "W1": 900.0, "X1": 50.0, "Y1": 80.0}
+    log.store.close()
+    # Export A again, imported late: its rows are no newer than the stored ones and it
+    # was taken before what the store has seen, so nothing moves back.
+    again = imp("a.csv")
+    assert again.counts["deals"].updated == 0
+    assert rows(
+        store, "SELECT deal_id, amount FROM deals WHERE deal_id IN ('O1', 'W1') ORDER BY 1"
+    ) == [("O1", 1500.0), ("W1", 900.0)]
+    assert len(rows(store, changes)) == 2
+    store.close()
 
 
 def test_a_quarantined_future_date_does_not_date_the_snapshot(tmp_path: Path) -> None:

@@ -206,6 +206,7 @@ def run_import(
                     import_id=import_id,
                     quarantined=quarantined,
                     dropped=out.dropped,
+                    newest=newest,
                 )
                 counts |= load_directory(
                     st, store, {t: v for t in ("accounts", "users") if (v := getattr(staged, t))}

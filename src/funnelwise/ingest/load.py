@@ -5,7 +5,12 @@ table is loaded by its natural key, so importing the same or an overlapping
 export again loads nothing twice:
 
 - deals, leads (deal_id, lead_id): updated if the row differs and is not older
-  than the stored one (deals get `version` + 1);
+  than the stored one (deals get `version` + 1). A row as recent as the stored
+  one updates it only from an export not older than what the store has seen,
+  so an old snapshot imported late moves nothing back. An updated amount,
+  expected close date or owner that the export gives no history for becomes a
+  `deal_changes` row dated at the export (at the close for a deal closed since
+  the store's last observation), so `as_of` still sees the earlier value;
 - stage_events (deal_id, stage_id, entered_at): skipped; so is a deal's first
   new entry into the stage it is already in;
 - deal_changes (deal_id, field, changed_at, new_value), activities
@@ -31,6 +36,7 @@ import pandas as pd
 
 from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import ProblemGroup, RowProblem
+from funnelwise.log.eventlog import TRACKED_FIELDS
 from funnelwise.store import Store
 from funnelwise.store.schema import PRIMARY_KEYS, TABLES
 
@@ -132,6 +138,63 @@ def _rowcount(result: Any) -> int:
     return int(row[0]) if row else 0
 
 
+def _may_update(key: str, src: str, origin: str, recency: str, fresh: bool) -> tuple[str, str]:
+    """(JOIN, condition) for the import's rows `n` that may update the stored rows `d`:
+    not from this import, and newer (or as recent, from a fresh export)."""
+    k = quote(key)
+    newer = "n._recency >= r.recency" if fresh else "n._recency > r.recency"
+    return (
+        f"JOIN ({recency.format(src=src)}) r ON r.{k} = n.{k}",
+        f"d.{k} = n.{k} AND d.origin IS DISTINCT FROM {literal(origin)} AND {newer}",
+    )
+
+
+def _record_field_changes(
+    st: Staging,
+    store: Store,
+    source: str,
+    origin: str,
+    *,
+    fresh: bool,
+    at: pd.Timestamp,
+    changes: str | None,
+) -> None:
+    """Tracked fields an update changes, as deal_changes dated at the export (`at`),
+    unless the import's own changes give that field's history for the deal."""
+    src = st.q(source)
+    when = f"TIMESTAMP {literal(at.isoformat(sep=' '))}"
+    since = store.meta("observed_until")
+    if since is not None:
+        # A deal closed since the store's last look changed by its close, at the latest.
+        prev = f"TIMESTAMP {literal(pd.Timestamp(since).isoformat(sep=' '))}"
+        when = f"CASE WHEN n.closed_at > {prev} THEN least(n.closed_at, {when}) ELSE {when} END"
+    join, cond = _may_update("deal_id", src, origin, _DEAL_RECENCY, fresh)
+    fields = list(TRACKED_FIELDS)
+    pairs = ", ".join(
+        f"d.{quote(f)} AS old_{i}, n.{quote(f)} AS new_{i}" for i, f in enumerate(fields)
+    )
+    own = (
+        f" AND NOT EXISTS (SELECT 1 FROM {st.q(changes)} c WHERE c.deal_id = u.deal_id "
+        "AND c.field = {field})"
+        if changes
+        else ""
+    )
+    # The deals an update will change, found once (the recency join reads every stage
+    # event of the import's deals), then one row per tracked field that differs.
+    selects = " UNION ALL ".join(
+        f"SELECT deal_id, {literal(f)}, CAST(old_{i} AS VARCHAR), CAST(new_{i} AS VARCHAR), "
+        f"changed_at, {literal(origin)} FROM u WHERE old_{i} IS DISTINCT FROM new_{i}"
+        + own.format(field=literal(f))
+        for i, f in enumerate(fields)
+    )
+    store.raw.execute(
+        f"WITH u AS MATERIALIZED (SELECT n.deal_id, {when} AS changed_at, {pairs} "
+        f"FROM deals d JOIN {src} n ON d.deal_id = n.deal_id {join} WHERE {cond}) "
+        "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, origin) "
+        + selects
+    )
+
+
 def _upsert(
     st: Staging,
     store: Store,
@@ -140,6 +203,7 @@ def _upsert(
     source: str,
     origin: str,
     recency: str,
+    fresh: bool = True,
 ) -> tuple[int, int, int]:
     """Insert new rows, update changed ones that are not older; (rows, new, updated)."""
     con = store.raw
@@ -173,13 +237,12 @@ def _upsert(
     differs = " OR ".join(f"d.{quote(c)} IS DISTINCT FROM n.{quote(c)}" for c in changed_cols)
     sets = ", ".join(f"{quote(c)} = n.{quote(c)}" for c in changed_cols)
     bump = ", version = d.version + 1" if table == "deals" else ""
+    join, cond = _may_update(key, src, origin, recency, fresh)
     updated = _rowcount(
         con.execute(
             f"""UPDATE {table} AS d SET {sets}, created_at = least(d.created_at, n.created_at),
                     origin = {literal(origin)}{bump}
-                FROM {src} n JOIN ({recency.format(src=src)}) r ON r.{k} = n.{k}
-                WHERE d.{k} = n.{k} AND d.origin IS DISTINCT FROM {literal(origin)}
-                  AND n._recency >= r.recency AND ({differs})"""
+                FROM {src} n {join} WHERE {cond} AND ({differs})"""
         )
     )
     return total, new, updated
@@ -305,9 +368,16 @@ def load(
     import_id: str,
     quarantined: Mapping[str, int],
     dropped: Mapping[str, int],
+    newest: pd.Timestamp | None = None,
 ) -> dict[str, TableCount]:
-    """Load the plan's tables (inside the caller's transaction); counts per table."""
+    """Load the plan's tables (inside the caller's transaction); counts per table.
+
+    `newest` is the export's newest time (its vantage point): it dates the field
+    changes an update makes, and an export older than the store's
+    `observed_until` updates only rows it has newer times for."""
     counts: dict[str, TableCount] = {}
+    since = store.meta("observed_until")
+    fresh = since is None or newest is None or newest >= pd.Timestamp(since)
 
     def count(table: str, total: int, new: int, updated: int = 0) -> None:
         counts[table] = TableCount(
@@ -318,8 +388,13 @@ def load(
         )
 
     if plan.deals:
+        stored = _rowcount(store.raw.execute("SELECT count(*) FROM deals"))
+        if stored and newest is not None:
+            _record_field_changes(
+                st, store, plan.deals, import_id, fresh=fresh, at=newest, changes=plan.deal_changes
+            )
         total, new, upd = _upsert(
-            st, store, "deals", "deal_id", plan.deals, import_id, _DEAL_RECENCY
+            st, store, "deals", "deal_id", plan.deals, import_id, _DEAL_RECENCY, fresh
         )
         count("deals", total, new, upd)
     with _dictionary_strings(store.raw):
@@ -337,7 +412,7 @@ def load(
             count("activities", total, new)
     if plan.leads:
         total, new, upd = _upsert(
-            st, store, "leads", "lead_id", plan.leads, import_id, _LEAD_RECENCY
+            st, store, "leads", "lead_id", plan.leads, import_id, _LEAD_RECENCY, fresh
         )
         count("leads", total, new, upd)
     if plan.fx_rates:
