@@ -387,7 +387,8 @@ def test_snapshots_imported_in_turn_keep_the_values_they_replace(tmp_path: Path)
         store, process, tmp_path / name, T / "snapshot.yaml", options=OPTS
     )
     imp("a.csv")
-    assert imp("b.csv").counts["deals"].updated == 2
+    counts = imp("b.csv").counts
+    assert (counts["deals"].updated, counts["deal_changes"].loaded) == (2, 2)
     changes = "SELECT deal_id, field, old_value, new_value, changed_at FROM deal_changes"
     stamp = lambda day: pd.Timestamp(day).to_pydatetime()  # noqa: E731
     assert rows(store, changes + " ORDER BY 1") == [

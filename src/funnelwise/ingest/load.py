@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -158,9 +158,9 @@ def _record_field_changes(
     fresh: bool,
     at: pd.Timestamp,
     changes: str | None,
-) -> None:
+) -> int:
     """Tracked fields an update changes, as deal_changes dated at the export (`at`),
-    unless the import's own changes give that field's history for the deal."""
+    unless the import's own changes give that field's history for the deal; how many."""
     src = st.q(source)
     when = f"TIMESTAMP {literal(at.isoformat(sep=' '))}"
     since = store.meta("observed_until")
@@ -187,11 +187,13 @@ def _record_field_changes(
         + own.format(field=literal(f))
         for i, f in enumerate(fields)
     )
-    store.raw.execute(
-        f"WITH u AS MATERIALIZED (SELECT n.deal_id, {when} AS changed_at, {pairs} "
-        f"FROM deals d JOIN {src} n ON d.deal_id = n.deal_id {join} WHERE {cond}) "
-        "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, origin) "
-        + selects
+    return _rowcount(
+        store.raw.execute(
+            f"WITH u AS MATERIALIZED (SELECT n.deal_id, {when} AS changed_at, {pairs} "
+            f"FROM deals d JOIN {src} n ON d.deal_id = n.deal_id {join} WHERE {cond}) "
+            "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, origin) "
+            + selects
+        )
     )
 
 
@@ -387,10 +389,11 @@ def load(
             quarantined=quarantined.get(table, 0),
         )
 
+    recorded = 0
     if plan.deals:
         stored = _rowcount(store.raw.execute("SELECT count(*) FROM deals"))
         if stored and newest is not None:
-            _record_field_changes(
+            recorded = _record_field_changes(
                 st, store, plan.deals, import_id, fresh=fresh, at=newest, changes=plan.deal_changes
             )
         total, new, upd = _upsert(
@@ -405,6 +408,10 @@ def load(
             key = ["deal_id", "field", "changed_at", "new_value"]
             total, new = _insert_new(st, store, "deal_changes", plan.deal_changes, key, import_id)
             count("deal_changes", total, new)
+        if recorded:
+            # The changes an update kept are new rows of deal_changes too.
+            c = counts.get("deal_changes", TableCount())
+            counts["deal_changes"] = replace(c, loaded=c.loaded + recorded)
         if plan.activities:
             total, new = _insert_new(
                 st, store, "activities", plan.activities, ["activity_id"], import_id
