@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,22 @@ def test_month_and_quarter_grids() -> None:
     assert len(h) == 1 and h.labels == ["2024-02-10+90d"]
 
 
+def test_a_log_is_dated_when_nearly_all_its_wins_close_at_midnight(
+    tiny_log: fw.EventLog,
+) -> None:
+    h = pull_history(tiny_log)
+    days = pd.date_range("2024-01-01", periods=20, freq="D")
+
+    def closes(timed: int) -> bool:
+        at = days.to_series(index=range(20))
+        at.iloc[:timed] += pd.Timedelta(hours=10)
+        return replace(h, wins=pd.DataFrame({"closed_at": at})).dated
+
+    # One timed close in twenty (95% at midnight) keeps the dates; two do not.
+    assert (closes(0), closes(1), closes(2)) == (True, True, False)
+    assert not replace(h, wins=h.wins.iloc[:0]).dated
+
+
 def test_dated_grid_reads_each_stamp_as_its_day() -> None:
     # As of 30 June (its stamps seen), July is the stamps 1-31 July: (30 June, 31 July].
     g = period_grid(T("2017-06-30"), 92, "month", dated=True)
@@ -173,6 +190,10 @@ def test_dated_grid_reads_each_stamp_as_its_day() -> None:
     assert period_grid(T("2017-06-01"), 30, "month", dated=True).labels == ["2017-06", "2017-07"]
     w = period_grid(T("2024-02-05"), 14, "week", dated=True)
     assert w.labels == ["2024-W06", "2024-W07", "2024-W08"] and w.end_days.tolist() == [6, 13, 14]
+    # From noon, 30 June's stamp lies in the first model day: June ends on day 10, and a
+    # close stamped 30 June is June's in the models as in past bookings.
+    noon = period_grid(T("2024-06-20 12:00"), 20, "month", dated=True)
+    assert noon.labels == ["2024-06", "2024-07"] and noon.end_days.tolist() == [10, 20]
     q = period_grid(T("2024-03-31"), 30, "quarter", dated=True)
     assert q.labels == ["2024-Q2"] and q.end_days.tolist() == [30]
 

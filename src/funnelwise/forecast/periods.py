@@ -118,8 +118,11 @@ def period_grid(
         inner = [b for b in bounds if as_of < b and b + DAY <= end]
     edges = [as_of, *inner, end]
     n_days = max(1, math.floor(horizon_days + 1e-9))
+    # A period ends on the last day inside it; dated, on the day that holds its last
+    # date's stamp (the same at a midnight as-of; from noon, the day after).
+    last_day = (lambda x: math.ceil(x - 1e-9)) if dated else (lambda x: math.floor(x + 1e-9))
     end_days = np.array(
-        [min(n_days, max(1, math.floor((e - as_of) / DAY + 1e-9))) for e in edges[1:]],
+        [min(n_days, max(1, last_day((e - as_of) / DAY))) for e in edges[1:]],
         dtype=np.int64,
     )
     end_days[-1] = n_days
