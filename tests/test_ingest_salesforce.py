@@ -162,8 +162,21 @@ def test_a_status_against_the_stage_is_noted(tmp_path: Path) -> None:
     assert rows(store, f"SELECT outcome FROM deals WHERE deal_id = '{O3}'") == [("lost",)]
     (note,) = [p for p in r.problems if "the stage is taken" in p.reason]
     # Row 4 as a spreadsheet shows it: O1's description spans two lines of the file.
-    assert (note.row, note.column, note.value, note.quarantined) == (4, "IsWon", "won", False)
+    assert (note.row, note.column, note.value) == (4, "IsClosed, IsWon", "won")
     assert "says won but the stage Closed Lost is lost" in note.reason
+    assert not any(p.quarantined and p.row == 4 for p in r.problems)
+    store.close()
+    # Flagged open instead: still closed by its stage, at its CloseDate, nothing set aside.
+    (folder / "Opportunity.csv").write_bytes(
+        text.replace(lost + b"false", lost.replace(b",true,", b",false,") + b"false")
+    )
+    store, process = new_project(tmp_path / "q")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    closed = f"SELECT outcome, closed_at FROM deals WHERE deal_id = '{O3}'"
+    assert rows(store, closed) == [("lost", dt.datetime(2024, 2, 20))]
+    (note,) = [p for p in r.problems if "the stage is taken" in p.reason]
+    assert "says open but the stage Closed Lost is lost" in note.reason
+    assert not any(p.quarantined and p.row == 4 for p in r.problems)
     store.close()
 
 

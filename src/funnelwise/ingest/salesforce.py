@@ -287,7 +287,9 @@ class _SalesforceReader:
             st.name("sf_deals"),
             f"""SELECT * EXCLUDE (_close, _is_closed, _is_won),
                    _close AS expected_close_date,
-                   CASE WHEN _is_closed THEN CAST(_close AS TIMESTAMP) END AS closed_at,
+                   -- CloseDate stays beside an open flag: a Closed Lost stage with
+                   -- IsClosed false is closed by its stage, at that date.
+                   CAST(_close AS TIMESTAMP) AS closed_at,
                    CASE WHEN _is_closed AND _is_won THEN 'won' WHEN _is_closed THEN 'lost'
                         WHEN NOT _is_closed THEN 'open' END AS outcome
                 FROM {quote(typed)}""",
@@ -434,7 +436,7 @@ class _SalesforceReader:
                 "closed_at": "CloseDate",
                 "amount": "Amount",
                 "stage": "StageName",
-                "outcome": "IsWon",
+                "outcome": "IsClosed, IsWon",
             },
             "events": {
                 "deal_id": "OpportunityId",
