@@ -413,6 +413,76 @@ def test_snapshots_imported_in_turn_keep_the_values_they_replace(tmp_path: Path)
     store.close()
 
 
+def test_exports_of_the_same_day_a_new_currency_and_empty_values(tmp_path: Path) -> None:
+    # Three exports whose newest date is 03-10. A: O1 1,000; C1 1,000 USD; N1 700;
+    # W1 open at 700. B: O1 1,500. C: O1 2,000; C1 900 EUR (rate 1.1); N1's value left
+    # empty; W1 won on 03-10 at 900.
+    header = "id,name,stage,created,engaged,closed,value,currency,region,segment"
+    a = [
+        "O1,Open,Prospecting,2024-03-01,,,1000,USD,north,smb",
+        "C1,Cur,Prospecting,2024-03-01,,,1000,USD,north,smb",
+        "N1,Null,Prospecting,2024-03-01,,,700,USD,north,smb",
+        "W1,Won,Engaging,2024-03-03,2024-03-05,,700,USD,north,smb",
+        "X1,Later,Prospecting,2024-03-10,,,50,USD,north,smb",
+    ]
+    b = [a[0].replace("1000", "1500"), *a[1:]]
+    c = [
+        a[0].replace("1000", "2000"),
+        "C1,Cur,Prospecting,2024-03-01,,,900,EUR,north,smb",
+        "N1,Null,Prospecting,2024-03-01,,,,USD,north,smb",
+        "W1,Won,Won,2024-03-03,2024-03-05,2024-03-10,900,USD,north,smb",
+        a[4],
+    ]
+    (tmp_path / "fx.csv").write_text("currency,date,rate\nEUR,2024-01-01,1.1\n")
+    opts = replace(OPTS, fx=tmp_path / "fx.csv")
+    store, process = new_project(tmp_path / "p")
+    for name, lines in (("a.csv", a), ("b.csv", b), ("c.csv", c)):
+        (tmp_path / name).write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        import_table(store, process, tmp_path / name, T / "snapshot.yaml", options=opts)
+    got = rows(store, "SELECT deal_id, old_value, new_value, changed_at FROM deal_changes")
+    on_10 = pd.Timestamp("2024-03-10").to_pydatetime()
+    # Same day, one change carried on (A to C, not two changes at one time); C1's 1,000
+    # USD read in EUR at the new rate (base 1,000 kept); N1's empty value changes nothing;
+    # W1 changed by its close.
+    assert [(d, t) for d, _, _, t in sorted(got)] == [("C1", on_10), ("O1", on_10), ("W1", on_10)]
+    values = [float(v) for _, o, n, _ in sorted(got) for v in (o, n)]
+    assert values == pytest.approx([1000 * 900 / 990, 900.0, 1000.0, 2000.0, 700.0, 900.0])
+    assert rows(store, "SELECT amount FROM deals WHERE deal_id = 'N1'") == [(700.0,)]
+    store.close()
+    log = fw.open(tmp_path / "p")
+    cols = ("deal_id", "amount_base", "outcome")
+    before, on = (
+        log.as_of(t).deals.select(*cols).order_by("deal_id").to_pandas()
+        for t in ("2024-03-09", "2024-03-10")
+    )
+    assert before.amount_base.tolist() == pytest.approx([1000.0, 700.0, 1000.0, 700.0])
+    assert on.amount_base.tolist() == pytest.approx([990.0, 700.0, 2000.0, 900.0, 50.0])
+    assert on.outcome.tolist()[3] == "won"
+    log.store.close()
+
+
+def test_a_leads_export_is_judged_by_the_leads_it_follows(tmp_path: Path) -> None:
+    # A deals export with a later date in between does not make the second leads export
+    # "older than the store": L1's new owner and source are taken.
+    (tmp_path / "leads.yaml").write_text(
+        "shape: leads\ncolumns:\n  lead_id: id\n  created_at: created\n"
+        "  owner_id: owner\n  source: source\n"
+    )
+    (tmp_path / "l1.csv").write_text("id,created,owner,source\nL1,2024-03-01,ana,web\n")
+    (tmp_path / "l2.csv").write_text("id,created,owner,source\nL1,2024-03-01,bob,partner\n")
+    (tmp_path / "d.csv").write_text(
+        "id,name,stage,created,engaged,closed,value,currency,region,segment\n"
+        "Y1,Latest,Prospecting,2024-04-10,,,80,USD,north,smb\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, tmp_path / "l1.csv", tmp_path / "leads.yaml", options=OPTS)
+    import_table(store, process, tmp_path / "d.csv", T / "snapshot.yaml", options=OPTS)
+    r = import_table(store, process, tmp_path / "l2.csv", tmp_path / "leads.yaml", options=OPTS)
+    assert r.counts["leads"].updated == 1
+    assert rows(store, "SELECT owner_id, source FROM leads") == [("bob", "partner")]
+    store.close()
+
+
 def test_a_quarantined_future_date_does_not_date_the_snapshot(tmp_path: Path) -> None:
     # N1 has no date at all: it is dated at the snapshot, the export's newest date.
     # F1's creation date is a typo in 2030, after the import: F1 is quarantined, and

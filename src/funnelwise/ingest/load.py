@@ -6,11 +6,13 @@ export again loads nothing twice:
 
 - deals, leads (deal_id, lead_id): updated if the row differs and is not older
   than the stored one (deals get `version` + 1). A row as recent as the stored
-  one updates it only from an export not older than what the store has seen,
-  so an old snapshot imported late moves nothing back. An updated amount,
-  expected close date or owner that the export gives no history for becomes a
-  `deal_changes` row dated at the export (at the close for a deal closed since
-  the store's last observation), so `as_of` still sees the earlier value;
+  one updates it only from an export not older than what its table has seen,
+  so an old snapshot imported late moves nothing back. An empty description
+  field (owner, amount, source, ...) leaves the stored value. An amount,
+  expected close date or owner changed from one value to another, which the
+  export gives no history for, becomes a `deal_changes` row dated at the export
+  (at the close for a deal closed since), so `as_of` still sees the earlier
+  value;
 - stage_events (deal_id, stage_id, entered_at): skipped; so is a deal's first
   new entry into the stage it is already in;
 - deal_changes (deal_id, field, changed_at, new_value), activities
@@ -159,42 +161,84 @@ def _record_field_changes(
     at: pd.Timestamp,
     changes: str | None,
 ) -> int:
-    """Tracked fields an update changes, as deal_changes dated at the export (`at`),
-    unless the import's own changes give that field's history for the deal; how many."""
-    src = st.q(source)
-    when = f"TIMESTAMP {literal(at.isoformat(sep=' '))}"
-    since = store.meta("observed_until")
-    if since is not None:
-        # A deal closed since the store's last look changed by its close, at the latest.
-        prev = f"TIMESTAMP {literal(pd.Timestamp(since).isoformat(sep=' '))}"
-        when = f"CASE WHEN n.closed_at > {prev} THEN least(n.closed_at, {when}) ELSE {when} END"
+    """Tracked fields an update changes from one known value to another, as
+    deal_changes dated at the export (`at`; a deal closed since its stored row, at
+    the close), never before the field's latest stored change: at that very time the
+    stored change is carried on to the new value instead. Skipped where the import's
+    own history of the field ends at the new value. Returns rows added or carried on."""
+    con, src = store.raw, st.q(source)
+    stamp = f"TIMESTAMP {literal(at.isoformat(sep=' '))}"
+    when = (
+        f"CASE WHEN d.closed_at IS NULL AND n.closed_at IS NOT NULL "
+        f"THEN least(n.closed_at, {stamp}) ELSE {stamp} END"
+    )
     join, cond = _may_update("deal_id", src, origin, _DEAL_RECENCY, fresh)
     fields = list(TRACKED_FIELDS)
+    olds = {f: f"d.{quote(f)}" for f in fields}
+    # A new currency: the earlier amount in the new one at the new rate, so that its
+    # base value (what every analysis sums) stays what it was.
+    olds["amount"] = (
+        "CASE WHEN d.currency IS DISTINCT FROM n.currency AND n.amount_base <> 0 "
+        "AND d.amount_base IS NOT NULL THEN d.amount_base * n.amount / n.amount_base "
+        "ELSE d.amount END"
+    )
     pairs = ", ".join(
-        f"d.{quote(f)} AS old_{i}, n.{quote(f)} AS new_{i}" for i, f in enumerate(fields)
+        f"{olds[f]} AS old_{i}, n.{quote(f)} AS new_{i}" for i, f in enumerate(fields)
     )
-    own = (
-        f" AND NOT EXISTS (SELECT 1 FROM {st.q(changes)} c WHERE c.deal_id = u.deal_id "
-        "AND c.field = {field})"
-        if changes
-        else ""
-    )
-    # The deals an update will change, found once (the recency join reads every stage
-    # event of the import's deals), then one row per tracked field that differs.
-    selects = " UNION ALL ".join(
-        f"SELECT deal_id, {literal(f)}, CAST(old_{i} AS VARCHAR), CAST(new_{i} AS VARCHAR), "
-        f"changed_at, {literal(origin)} FROM u WHERE old_{i} IS DISTINCT FROM new_{i}"
-        + own.format(field=literal(f))
+    picked = " UNION ALL ".join(
+        f"SELECT deal_id, {literal(f)} AS field, CAST(old_{i} AS VARCHAR) AS old_value, "
+        f"CAST(new_{i} AS VARCHAR) AS new_value, at0 FROM u "
+        f"WHERE old_{i} IS NOT NULL AND new_{i} IS NOT NULL AND old_{i} <> new_{i}"
         for i, f in enumerate(fields)
     )
-    return _rowcount(
-        store.raw.execute(
-            f"WITH u AS MATERIALIZED (SELECT n.deal_id, {when} AS changed_at, {pairs} "
-            f"FROM deals d JOIN {src} n ON d.deal_id = n.deal_id {join} WHERE {cond}) "
-            "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, origin) "
-            + selects
-        )
+    own = (
+        f"""LEFT JOIN (SELECT deal_id, field, arg_max(new_value, changed_at) AS value
+                       FROM {st.q(changes)} GROUP BY ALL) h USING (deal_id, field)"""
+        if changes
+        else "LEFT JOIN (SELECT NULL::VARCHAR AS deal_id, NULL::VARCHAR AS field, "
+        "NULL::VARCHAR AS value WHERE false) h USING (deal_id, field)"
     )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _field_changes AS
+            WITH u AS MATERIALIZED (
+                SELECT n.deal_id, {when} AS at0, {pairs}
+                FROM deals d JOIN {src} n ON d.deal_id = n.deal_id {join} WHERE {cond}),
+            c AS ({picked}),
+            last AS (SELECT deal_id, field, max(changed_at) AS last_at FROM deal_changes
+                     WHERE deal_id IN (SELECT deal_id FROM u) GROUP BY ALL)
+            SELECT c.deal_id, c.field, c.old_value, c.new_value, l.last_at,
+                   greatest(c.at0, coalesce(l.last_at, c.at0)) AS changed_at
+            FROM c LEFT JOIN last l USING (deal_id, field) {own}
+            WHERE h.value IS DISTINCT FROM c.new_value"""
+    )
+    try:
+        carried = _rowcount(
+            con.execute(
+                f"""UPDATE deal_changes AS t SET new_value = f.new_value,
+                        origin = {literal(origin)}
+                    FROM _field_changes f
+                    WHERE f.changed_at = f.last_at AND t.deal_id = f.deal_id
+                      AND t.field = f.field AND t.changed_at = f.last_at"""
+            )
+        )
+        # Carried back to where it started: no change at all.
+        con.execute(
+            """DELETE FROM deal_changes t USING _field_changes f
+               WHERE f.changed_at = f.last_at AND t.deal_id = f.deal_id
+                 AND t.field = f.field AND t.changed_at = f.last_at
+                 AND t.old_value IS NOT DISTINCT FROM t.new_value"""
+        )
+        added = _rowcount(
+            con.execute(
+                "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, "
+                f"origin) SELECT deal_id, field, old_value, new_value, changed_at, "
+                f"{literal(origin)} FROM _field_changes "
+                "WHERE last_at IS NULL OR changed_at > last_at"
+            )
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _field_changes")
+    return carried + added
 
 
 def _upsert(
@@ -236,8 +280,16 @@ def _upsert(
         )
     )
     changed_cols = [c for c in cols if c not in (key, "created_at")]
-    differs = " OR ".join(f"d.{quote(c)} IS DISTINCT FROM n.{quote(c)}" for c in changed_cols)
-    sets = ", ".join(f"{quote(c)} = n.{quote(c)}" for c in changed_cols)
+    value = {c: f"n.{quote(c)}" for c in changed_cols}
+    if table == "deals":
+        # An export that leaves a deal's description empty (or lacks the column) does
+        # not erase what an earlier one gave; the amount keeps its currency with it.
+        for c in _KEPT_DEAL_COLUMNS:
+            value[c] = f"coalesce(n.{quote(c)}, d.{quote(c)})"
+        for c in ("currency", "amount_base"):
+            value[c] = f"CASE WHEN n.amount IS NULL THEN d.{quote(c)} ELSE n.{quote(c)} END"
+    differs = " OR ".join(f"d.{quote(c)} IS DISTINCT FROM {value[c]}" for c in changed_cols)
+    sets = ", ".join(f"{quote(c)} = {value[c]}" for c in changed_cols)
     bump = ", version = d.version + 1" if table == "deals" else ""
     join, cond = _may_update(key, src, origin, recency, fresh)
     updated = _rowcount(
@@ -248,6 +300,24 @@ def _upsert(
         )
     )
     return total, new, updated
+
+
+# Deal columns an empty value in a later export leaves as they were.
+_KEPT_DEAL_COLUMNS = (*TRACKED_FIELDS, "name", "account_id", "source", "campaign_id", "product")
+_KEPT_DEAL_COLUMNS += ("region", "attributes")
+
+# The newest time each table has seen: an export older than it is not fresh.
+_DEALS_SEEN = """SELECT greatest((SELECT max(greatest(created_at, closed_at)) FROM deals),
+                                (SELECT max(entered_at) FROM stage_events))"""
+_LEADS_SEEN = "SELECT max(greatest(created_at, converted_at, disqualified_at)) FROM leads"
+
+
+def _fresh(store: Store, seen: str, newest: pd.Timestamp | None) -> bool:
+    """Whether an export whose newest time is `newest` is at least as recent as what
+    the table has seen (an import of other tables with later dates does not count)."""
+    row = store.raw.execute(seen).fetchone()
+    last = row[0] if row else None
+    return last is None or newest is None or newest >= pd.Timestamp(last)
 
 
 # Stored rows' recency, for the rows of an import ({src}) that are stored already.
@@ -378,8 +448,6 @@ def load(
     changes an update makes, and an export older than the store's
     `observed_until` updates only rows it has newer times for."""
     counts: dict[str, TableCount] = {}
-    since = store.meta("observed_until")
-    fresh = since is None or newest is None or newest >= pd.Timestamp(since)
 
     def count(table: str, total: int, new: int, updated: int = 0) -> None:
         counts[table] = TableCount(
@@ -392,6 +460,7 @@ def load(
     recorded = 0
     if plan.deals:
         stored = _rowcount(store.raw.execute("SELECT count(*) FROM deals"))
+        fresh = _fresh(store, _DEALS_SEEN, newest)
         if stored and newest is not None:
             recorded = _record_field_changes(
                 st, store, plan.deals, import_id, fresh=fresh, at=newest, changes=plan.deal_changes
@@ -418,6 +487,7 @@ def load(
             )
             count("activities", total, new)
     if plan.leads:
+        fresh = _fresh(store, _LEADS_SEEN, newest)
         total, new, upd = _upsert(
             st, store, "leads", "lead_id", plan.leads, import_id, _LEAD_RECENCY, fresh
         )
