@@ -26,8 +26,9 @@ from funnelwise.forecast import (
     WeightedHistorical,
     WeightedPipeline,
 )
+from funnelwise.forecast.base import horizon_days
 from funnelwise.forecast.history import pull_history
-from funnelwise.forecast.periods import period_grid, sum_by_period
+from funnelwise.forecast.periods import period_grid, starts_a_period, sum_by_period
 
 T = pd.Timestamp
 Z90 = 1.2815515655446004  # standard normal 90th percentile
@@ -134,9 +135,15 @@ def test_past_bookings_for_the_fan_chart(tiny_log: fw.EventLog) -> None:
     r = WeightedPipeline().fit(tiny_log).predict(horizon="30d", period="month")
     h = r.history.set_index("period").booked
     # The tiny log's closes are dates: D1, won "2024-02-01", is February's, and the log,
-    # observed to the end of 1 March, has seen one day of March.
+    # observed to the end of 1 March, has seen one day of March. The look-back starts
+    # with the first deal, after 1 January: a January without its first day is left out.
     assert pull_history(tiny_log).dated
-    assert h.to_dict() == {"2024-01": 0.0, "2024-02": 1000.0, "2024-03": 0.0}
+    assert h.to_dict() == {"2024-02": 1000.0, "2024-03": 0.0}
+    assert starts_a_period(T("2024-01-31"), "month", dated=True)
+    assert not starts_a_period(T("2024-01-31"), "month")
+    assert starts_a_period(T("2024-04-01"), "quarter") and starts_a_period(T("2024-02-05"), "week")
+    assert not starts_a_period(T("2024-05-01"), "quarter")
+    assert not starts_a_period(T("2024-02-01 10:00"), "month")
 
 
 # -- the calendar ----------------------------------------------------------------------
@@ -172,7 +179,9 @@ def test_a_log_is_dated_when_nearly_all_its_wins_close_at_midnight(
 
     # One timed close in twenty (95% at midnight) keeps the dates; two do not.
     assert (closes(0), closes(1), closes(2)) == (True, True, False)
-    assert not replace(h, wins=h.wins.iloc[:0]).dated
+    # With fewer wins the stage entries decide: the tiny log's are all at midnight.
+    assert h.events_dated and h.dated
+    assert not replace(h, events_dated=False).dated
 
 
 def test_dated_grid_reads_each_stamp_as_its_day() -> None:
@@ -217,3 +226,16 @@ def test_a_quarter_horizon_leaves_no_empty_sliver_of_a_month() -> None:
     assert grid.end_days[-1] == grid.n_days == 91
     # A bound a full day or more before the end still cuts.
     assert period_grid(T("2017-12-31"), 92.0, "month").labels[-1] == "2018-04"
+
+
+def test_calendar_horizons_end_on_the_calendar() -> None:
+    # A forecast's 1q is the next quarter: from a month end to the end of the third
+    # month after it (Q1 2018 has 90 days, Q3 and Q4 92), else the same day 3 months on.
+    days = [horizon_days("1q", T(d)) for d in ("2017-12-31", "2017-06-30", "2017-09-30")]
+    assert days == [90.0, 92.0, 92.0]
+    assert horizon_days("3m", T("2017-06-15")) == 92.0  # to 15 September
+    assert horizon_days("1y", T("2016-02-29")) == 365.0  # to 28 February 2017
+    assert horizon_days("1.5q", T("2017-01-01")) == horizon_days("1.5q") == 1.5 * 91.3125
+    assert horizon_days("90d", T("2017-01-01")) == 90.0
+    grid = period_grid(T("2017-12-31"), horizon_days("1q", T("2017-12-31")), "quarter", dated=True)
+    assert (grid.labels, grid.ends[-1]) == (["2018-Q1"], T("2018-03-31"))

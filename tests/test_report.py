@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import lxml.html
@@ -328,6 +329,13 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
     )
     methods = [row[0] for row in section.tables[0].rows]
     assert len(methods) == len(bt.scores) == 5 and methods[0] == METHOD_LABELS[bt.chosen]
+    # Another method first: the note says where its forecast is.
+    other = backtest_section(replace(bt, chosen="run_rate"), "USD").notes
+    assert other[-1] == (
+        "The forecast above is Monte Carlo's; `funnelwise forecast --method auto` forecasts "
+        f"with {METHOD_LABELS['run_rate']}, which this backtest ranks first."
+    )
+    assert len(backtest_section(replace(bt, chosen="montecarlo"), "USD").notes) == 1
     # One band, one line per method and the actual bookings.
     assert len(section.charts[0].figure.data) == 2 + 4 + 1
 

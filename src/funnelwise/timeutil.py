@@ -46,3 +46,22 @@ def to_days(value: str | float | int, *, name: str = "duration") -> float:
             "a number with d, w, m, q or y (for example 90d, 12w, 1q)"
         )
     return float(m.group(1)) * _DAYS[m.group(2)]
+
+
+_MONTHS = {"m": 1, "q": 3, "y": 12}
+
+
+def calendar_days(
+    value: str | float | int, start: pd.Timestamp, *, name: str = "duration"
+) -> float:
+    """Days in a duration counted on the calendar from `start`: a whole number of
+    months, quarters or years ends on the same day of the month (on the month's last
+    day from a month end: 1q from 30 September ends 31 December); anything else is
+    `to_days`."""
+    days = to_days(value, name=name)
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if m is None or m.group(2) not in _MONTHS or not float(m.group(1)).is_integer():
+        return days
+    months = int(float(m.group(1))) * _MONTHS[m.group(2)]
+    offset = pd.offsets.MonthEnd(months) if start.is_month_end else pd.DateOffset(months=months)
+    return float((start + offset - start) / pd.Timedelta(days=1))

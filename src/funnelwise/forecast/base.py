@@ -16,10 +16,10 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast.history import History, pull_history
-from funnelwise.forecast.periods import PeriodGrid, period_grid, sum_by_period
+from funnelwise.forecast.periods import PeriodGrid, period_grid, starts_a_period, sum_by_period
 from funnelwise.forecast.result import ForecastResult, ForecastSummary
 from funnelwise.log import EventLog
-from funnelwise.timeutil import to_days
+from funnelwise.timeutil import calendar_days, to_days
 
 DAY = pd.Timedelta(days=1)
 
@@ -28,9 +28,13 @@ class NotFittedError(InputError):
     """A forecaster was asked to predict before `fit(log)`."""
 
 
-def horizon_days(horizon: str | float) -> float:
-    """Days in a horizon such as `90d`, `13w`, `1q` (InputError if under a day)."""
-    days = to_days(horizon, name="horizon")
+def horizon_days(horizon: str | float, start: pd.Timestamp | None = None) -> float:
+    """Days in a horizon such as `90d`, `13w`, `1q` (InputError if under a day); from
+    `start`, months, quarters and years are counted on the calendar (`calendar_days`)."""
+    if start is None:
+        days = to_days(horizon, name="horizon")
+    else:
+        days = calendar_days(horizon, start, name="horizon")
     if days < 1:
         raise InputError(f"horizon must be at least 1 day (got {horizon!r})")
     return days
@@ -48,7 +52,12 @@ def past_bookings(history: History, *, period: str, lookback_days: float) -> pd.
         history.wins.amount_base.fillna(0.0).to_numpy(),
         [grid.starts[0], *grid.ends],
     )
-    return grid.frame().drop(columns="end_day").assign(booked=booked)
+    out = grid.frame().drop(columns="end_day").assign(booked=booked)
+    if len(out) > 1 and not starts_a_period(grid.starts[0], grid.period, dated=history.dated):
+        # The look-back's first period is cut short: under a whole period's label it
+        # would read as a poor month (or quarter).
+        out = out.iloc[1:].reset_index(drop=True)
+    return out
 
 
 class Forecaster:
@@ -92,7 +101,7 @@ class Forecaster:
     ) -> ForecastResult:
         """Bookings (won amount_base) expected in `(now, now + horizon]`, per period."""
         history = self._check_fitted()
-        days = horizon_days(horizon)
+        days = horizon_days(horizon, history.now)
         grid = period_grid(history.now, days, period, dated=history.dated)
         summary, extra = self._predict(history, grid, target)
         return ForecastResult(

@@ -225,6 +225,7 @@ def _amount_base_at(
 # Timed closes fall at midnight about once in 86,400 (to the second): a log whose
 # wins are nearly all at midnight has dates for closes.
 DATED_SHARE = 0.95
+DATED_MIN_WINS = 20
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,8 @@ class History:
     # log is too short to compare months (see `MonteCarlo._shocks`); None once it holds
     # WEEKLY_MONTHS months since its first win.
     weekly_visits: pd.DataFrame | None = None
+    # At least DATED_SHARE of the stage entries at midnight (see `dated`).
+    events_dated: bool = False
 
     @property
     def open_stages(self) -> pd.DataFrame:
@@ -271,11 +274,14 @@ class History:
 
     @property
     def dated(self) -> bool:
-        """Whether the wins are stamped with dates (at least DATED_SHARE of the closes
-        at midnight, so that a few timed closes do not flip a date-only export): the
+        """Whether closes are stamped with dates: at least DATED_SHARE of the wins
+        close at midnight (so that a few timed closes do not flip a date-only export),
+        or, with fewer than DATED_MIN_WINS wins, of the stage entries. The
         forecast's calendar periods then read each stamp as the day it names."""
         t = pd.to_datetime(self.wins.closed_at)
-        return bool(len(t)) and float((t == t.dt.normalize()).mean()) >= DATED_SHARE
+        if len(t) < DATED_MIN_WINS:
+            return self.events_dated
+        return float((t == t.dt.normalize()).mean()) >= DATED_SHARE
 
     @property
     def history_days(self) -> float:
@@ -462,6 +468,14 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)
 
 
+def _midnight_share(log: EventLog) -> float:
+    """Share of the stage entries stamped at midnight (0 without entries)."""
+    e = log.events
+    at = e.entered_at
+    share = (at == at.truncate("D")).cast("float64").mean().to_pandas()
+    return 0.0 if share is None or pd.isna(share) else float(share)
+
+
 def pull_history(log: EventLog, *, by: str | None = None) -> History:
     """Pull the compact aggregates every forecaster needs from `log` (as of `log.now`).
 
@@ -491,6 +505,7 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
         outcomes=outcomes,
         amount_edges=edges,
         weekly_visits=_sorted(raw, WEEKLY_KEYS) if weekly else None,
+        events_dated=_midnight_share(log) >= DATED_SHARE,
     )
     if by is not None:
         seen = pd.concat([history.open_deals.segment, history.creations.segment])

@@ -138,6 +138,20 @@ def period_grid(
     )
 
 
+def starts_a_period(at: pd.Timestamp, period: str, *, dated: bool = False) -> bool:
+    """Whether a period `(at, ...]` of this kind is whole from its start: `at` is a
+    calendar bound (a day before it, dated). Always true for "horizon"."""
+    kind = check_period(period)
+    if kind == "horizon":
+        return True
+    first = at + DAY if dated else at
+    if first != first.normalize():
+        return False
+    if kind == "week":
+        return first.dayofweek == 0
+    return first.day == 1 and (kind == "month" or first.month % 3 == 1)
+
+
 def sum_by_period(
     times: np.ndarray, amounts: np.ndarray, edges: list[pd.Timestamp] | tuple[pd.Timestamp, ...]
 ) -> np.ndarray:

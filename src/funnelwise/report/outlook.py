@@ -318,7 +318,19 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
             ),
         ),
         tables=(rows,),
-        notes=(f"Chosen by the backtest: {result.reason}.",),
+        notes=(f"Chosen by the backtest: {result.reason}.", *_chosen_elsewhere(result.chosen)),
+    )
+
+
+def _chosen_elsewhere(chosen: str) -> tuple[str, ...]:
+    """When the backtest ranks another method first, where its forecast is: the
+    report's own forecast is always Monte Carlo's, with its shocks."""
+    if chosen == "montecarlo":
+        return ()
+    label = charts.METHOD_LABELS.get(chosen, chosen)
+    return (
+        f"The forecast above is Monte Carlo's; `funnelwise forecast --method auto` "
+        f"forecasts with {label}, which this backtest ranks first.",
     )
 
 
