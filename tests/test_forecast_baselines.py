@@ -141,6 +141,7 @@ def test_past_bookings_for_the_fan_chart(tiny_log: fw.EventLog) -> None:
     assert h.to_dict() == {"2024-02": 1000.0, "2024-03": 0.0}
     assert starts_a_period(T("2024-01-31"), "month", dated=True)
     assert not starts_a_period(T("2024-01-31"), "month")
+    assert starts_a_period(T("2024-06-30 12:00"), "month", dated=True)
     assert starts_a_period(T("2024-04-01"), "quarter") and starts_a_period(T("2024-02-05"), "week")
     assert not starts_a_period(T("2024-05-01"), "quarter")
     assert not starts_a_period(T("2024-02-01 10:00"), "month")

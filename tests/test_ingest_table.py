@@ -461,6 +461,51 @@ def test_exports_of_the_same_day_a_new_currency_and_empty_values(tmp_path: Path)
     log.store.close()
 
 
+def test_a_later_export_fills_in_and_keeps_what_it_leaves_empty(tmp_path: Path) -> None:
+    # A: E1 without an amount, tier gold; L1 lost for "price". B (later): E1 worth 500,
+    # its segment left empty and tier silver; L1 still lost, its reason left empty.
+    (tmp_path / "m.yaml").write_text(
+        "shape: snapshot\ncolumns:\n  deal_id: id\n  stage: stage\n  created_at: created\n"
+        "  closed_at: closed\n  amount: value\n  loss_reason: reason\n"
+        "attributes: [segment, tier]\ncurrency: USD\n"
+    )
+    header = "id,stage,created,closed,value,reason,segment,tier"
+    a = ["E1,Prospecting,2024-03-01,,,,smb,gold", "L1,Lost,2024-03-01,2024-03-05,0,price,,"]
+    b = ["E1,Prospecting,2024-03-01,,500,,,silver", "L1,Lost,2024-03-01,2024-03-05,0,,,"]
+    b.append("Y1,Prospecting,2024-04-10,,80,,,")
+    store, process = new_project(tmp_path / "p")
+    for name, lines in (("a.csv", a), ("b.csv", b)):
+        (tmp_path / name).write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        import_table(store, process, tmp_path / name, tmp_path / "m.yaml", options=OPTS)
+    deals = "SELECT deal_id, attributes, loss_reason FROM deals WHERE deal_id IN ('E1', 'L1')"
+    assert rows(store, deals + " ORDER BY 1") == [
+        ("E1", '{"segment":"smb","tier":"silver"}', None),
+        ("L1", None, "price"),
+    ]
+    # The amount was not known before B: the log as of an earlier date has none.
+    changes = "SELECT deal_id, old_value, new_value, changed_at FROM deal_changes"
+    assert rows(store, changes) == [("E1", None, "500.0", pd.Timestamp("2024-04-10"))]
+    # Two changes stored at one time (as a field history can give them), then an export
+    # at that time with the first value again: the later one is carried back, and the
+    # log reads the value the newest import gave, at that time as before it.
+    store.raw.execute(
+        "INSERT INTO deal_changes VALUES ('E1', 'amount', '500.0', '600.0', "
+        "'2024-04-20', NULL, '20000101T000000-table-a'), ('E1', 'amount', '600.0', "
+        "'700.0', '2024-04-20', NULL, '20000101T000000-table-a')"
+    )
+    store.raw.execute("UPDATE deals SET amount = 700, amount_base = 700 WHERE deal_id = 'E1'")
+    c = [b[0], "Y2,Prospecting,2024-04-20,,90,,,"]
+    (tmp_path / "c.csv").write_text("\n".join([header, *c]) + "\n", encoding="utf-8")
+    r = import_table(store, process, tmp_path / "c.csv", tmp_path / "m.yaml", options=OPTS)
+    assert (r.counts["deal_changes"].loaded, r.counts["deal_changes"].updated) == (0, 1)
+    store.close()
+    log = fw.open(tmp_path / "p")
+    amount = lambda t: log.as_of(t).deals.filter(lambda d: d.deal_id == "E1").amount.execute()  # noqa: E731
+    assert [amount(t).iloc[0] for t in ("2024-04-19", "2024-04-20")] == [500.0, 500.0]
+    assert pd.isna(amount("2024-04-09").iloc[0])
+    log.store.close()
+
+
 def test_a_leads_export_is_judged_by_the_leads_it_follows(tmp_path: Path) -> None:
     # A deals export with a later date in between does not make the second leads export
     # "older than the store": L1's new owner and source are taken.

@@ -332,8 +332,9 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
     # Another method first: the note says where its forecast is.
     other = backtest_section(replace(bt, chosen="run_rate"), "USD").notes
     assert other[-1] == (
-        "The forecast above is Monte Carlo's; `funnelwise forecast --method auto` forecasts "
-        f"with {METHOD_LABELS['run_rate']}, which this backtest ranks first."
+        "The forecast above is Monte Carlo's; `funnelwise forecast --method auto --horizon "
+        f"90d --every 30d` forecasts with {METHOD_LABELS['run_rate']}, which this backtest "
+        "ranks first."
     )
     assert len(backtest_section(replace(bt, chosen="montecarlo"), "USD").notes) == 1
     # One band, one line per method and the actual bookings.

@@ -144,7 +144,8 @@ def starts_a_period(at: pd.Timestamp, period: str, *, dated: bool = False) -> bo
     kind = check_period(period)
     if kind == "horizon":
         return True
-    first = at + DAY if dated else at
+    # Dated, the first stamp after `at` is the next midnight, whatever the time of `at`.
+    first = at.normalize() + DAY if dated else at
     if first != first.normalize():
         return False
     if kind == "week":

@@ -151,6 +151,16 @@ def _may_update(key: str, src: str, origin: str, recency: str, fresh: bool) -> t
     )
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """Field changes an update kept: rows added, stored rows carried on to the new
+    value, and carried rows removed because they came back to where they started."""
+
+    added: int = 0
+    carried: int = 0
+    removed: int = 0
+
+
 def _record_field_changes(
     st: Staging,
     store: Store,
@@ -160,12 +170,13 @@ def _record_field_changes(
     fresh: bool,
     at: pd.Timestamp,
     changes: str | None,
-) -> int:
-    """Tracked fields an update changes from one known value to another, as
-    deal_changes dated at the export (`at`; a deal closed since its stored row, at
-    the close), never before the field's latest stored change: at that very time the
-    stored change is carried on to the new value instead. Skipped where the import's
-    own history of the field ends at the new value. Returns rows added or carried on."""
+) -> _Recorded:
+    """Tracked fields an update gives a new value (an empty new value changes
+    nothing), as deal_changes dated at the export (`at`; a deal closed since its
+    stored row, at the close), never before the field's latest stored change: at
+    that very time the stored change that ends at the current value is carried on
+    to the new value instead. Skipped where the import's own history of the field
+    ends at the new value."""
     con, src = store.raw, st.q(source)
     stamp = f"TIMESTAMP {literal(at.isoformat(sep=' '))}"
     when = (
@@ -183,12 +194,14 @@ def _record_field_changes(
         "ELSE d.amount END"
     )
     pairs = ", ".join(
-        f"{olds[f]} AS old_{i}, n.{quote(f)} AS new_{i}" for i, f in enumerate(fields)
+        f"{olds[f]} AS old_{i}, n.{quote(f)} AS new_{i}, d.{quote(f)} AS stored_{i}"
+        for i, f in enumerate(fields)
     )
+    # An empty old value is a change too: the value was not known before the export.
     picked = " UNION ALL ".join(
         f"SELECT deal_id, {literal(f)} AS field, CAST(old_{i} AS VARCHAR) AS old_value, "
-        f"CAST(new_{i} AS VARCHAR) AS new_value, at0 FROM u "
-        f"WHERE old_{i} IS NOT NULL AND new_{i} IS NOT NULL AND old_{i} <> new_{i}"
+        f"CAST(new_{i} AS VARCHAR) AS new_value, CAST(stored_{i} AS VARCHAR) AS stored, "
+        f"at0 FROM u WHERE new_{i} IS NOT NULL AND old_{i} IS DISTINCT FROM new_{i}"
         for i, f in enumerate(fields)
     )
     own = (
@@ -198,6 +211,7 @@ def _record_field_changes(
         else "LEFT JOIN (SELECT NULL::VARCHAR AS deal_id, NULL::VARCHAR AS field, "
         "NULL::VARCHAR AS value WHERE false) h USING (deal_id, field)"
     )
+    # Created inside the load's transaction: a failure rolls it back with the rest.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _field_changes AS
             WITH u AS MATERIALIZED (
@@ -205,40 +219,41 @@ def _record_field_changes(
                 FROM deals d JOIN {src} n ON d.deal_id = n.deal_id {join} WHERE {cond}),
             c AS ({picked}),
             last AS (SELECT deal_id, field, max(changed_at) AS last_at FROM deal_changes
-                     WHERE deal_id IN (SELECT deal_id FROM u) GROUP BY ALL)
-            SELECT c.deal_id, c.field, c.old_value, c.new_value, l.last_at,
-                   greatest(c.at0, coalesce(l.last_at, c.at0)) AS changed_at
-            FROM c LEFT JOIN last l USING (deal_id, field) {own}
-            WHERE h.value IS DISTINCT FROM c.new_value"""
+                     WHERE deal_id IN (SELECT deal_id FROM u) GROUP BY ALL),
+            k AS (SELECT c.*, l.last_at,
+                         greatest(c.at0, coalesce(l.last_at, c.at0)) AS changed_at
+                  FROM c LEFT JOIN last l USING (deal_id, field) {own}
+                  WHERE h.value IS DISTINCT FROM c.new_value)
+            SELECT k.*, k.changed_at = k.last_at AND EXISTS (
+                       SELECT 1 FROM deal_changes t WHERE t.deal_id = k.deal_id
+                       AND t.field = k.field AND t.changed_at = k.last_at
+                       AND t.new_value = k.stored) AS carry
+            FROM k"""
     )
-    try:
-        carried = _rowcount(
-            con.execute(
-                f"""UPDATE deal_changes AS t SET new_value = f.new_value,
-                        origin = {literal(origin)}
-                    FROM _field_changes f
-                    WHERE f.changed_at = f.last_at AND t.deal_id = f.deal_id
-                      AND t.field = f.field AND t.changed_at = f.last_at"""
-            )
-        )
-        # Carried back to where it started: no change at all.
+    at_last = "f.carry AND t.deal_id = f.deal_id AND t.field = f.field AND t.changed_at = f.last_at"
+    carried = _rowcount(
         con.execute(
-            """DELETE FROM deal_changes t USING _field_changes f
-               WHERE f.changed_at = f.last_at AND t.deal_id = f.deal_id
-                 AND t.field = f.field AND t.changed_at = f.last_at
-                 AND t.old_value IS NOT DISTINCT FROM t.new_value"""
+            f"""UPDATE deal_changes AS t SET new_value = f.new_value, origin = {literal(origin)}
+                FROM _field_changes f WHERE {at_last} AND t.new_value = f.stored"""
         )
-        added = _rowcount(
-            con.execute(
-                "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, "
-                f"origin) SELECT deal_id, field, old_value, new_value, changed_at, "
-                f"{literal(origin)} FROM _field_changes "
-                "WHERE last_at IS NULL OR changed_at > last_at"
-            )
+    )
+    # Carried back to where it started: no change at all.
+    removed = _rowcount(
+        con.execute(
+            f"""DELETE FROM deal_changes t USING _field_changes f
+                WHERE {at_last} AND t.origin = {literal(origin)}
+                  AND t.new_value = f.new_value AND t.old_value IS NOT DISTINCT FROM t.new_value"""
         )
-    finally:
-        con.execute("DROP TABLE IF EXISTS _field_changes")
-    return carried + added
+    )
+    added = _rowcount(
+        con.execute(
+            "INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at, "
+            f"origin) SELECT deal_id, field, old_value, new_value, changed_at, "
+            f"{literal(origin)} FROM _field_changes WHERE NOT carry"
+        )
+    )
+    con.execute("DROP TABLE _field_changes")
+    return _Recorded(added=added, carried=carried, removed=removed)
 
 
 def _upsert(
@@ -288,6 +303,16 @@ def _upsert(
             value[c] = f"coalesce(n.{quote(c)}, d.{quote(c)})"
         for c in ("currency", "amount_base"):
             value[c] = f"CASE WHEN n.amount IS NULL THEN d.{quote(c)} ELSE n.{quote(c)} END"
+        # Attributes merge key by key; a deal still lost keeps the reason it was given.
+        value["attributes"] = (
+            "CASE WHEN n.attributes IS NULL THEN d.attributes WHEN d.attributes IS NULL "
+            "THEN n.attributes ELSE CAST(json_merge_patch(d.attributes, n.attributes) "
+            "AS VARCHAR) END"
+        )
+        value["loss_reason"] = (
+            "CASE WHEN n.loss_reason IS NULL AND n.outcome = 'lost' AND d.outcome = 'lost' "
+            "THEN d.loss_reason ELSE n.loss_reason END"
+        )
     differs = " OR ".join(f"d.{quote(c)} IS DISTINCT FROM {value[c]}" for c in changed_cols)
     sets = ", ".join(f"{quote(c)} = {value[c]}" for c in changed_cols)
     bump = ", version = d.version + 1" if table == "deals" else ""
@@ -304,19 +329,19 @@ def _upsert(
 
 # Deal columns an empty value in a later export leaves as they were.
 _KEPT_DEAL_COLUMNS = (*TRACKED_FIELDS, "name", "account_id", "source", "campaign_id", "product")
-_KEPT_DEAL_COLUMNS += ("region", "attributes")
-
-# The newest time each table has seen: an export older than it is not fresh.
-_DEALS_SEEN = """SELECT greatest((SELECT max(greatest(created_at, closed_at)) FROM deals),
-                                (SELECT max(entered_at) FROM stage_events))"""
-_LEADS_SEEN = "SELECT max(greatest(created_at, converted_at, disqualified_at)) FROM leads"
+_KEPT_DEAL_COLUMNS += ("region",)
 
 
-def _fresh(store: Store, seen: str, newest: pd.Timestamp | None) -> bool:
-    """Whether an export whose newest time is `newest` is at least as recent as what
-    the table has seen (an import of other tables with later dates does not count)."""
-    row = store.raw.execute(seen).fetchone()
-    last = row[0] if row else None
+def _fresh(store: Store, table: str, newest: pd.Timestamp | None) -> bool:
+    """Whether an export whose newest time is `newest` is at least as recent as the
+    exports of `table` loaded before (not the store's: an import of other tables
+    with later dates does not count); records `newest` as the table's latest."""
+    key = f"observed_until:{table}"
+    last = store.meta(key)
+    if last is None and _rowcount(store.raw.execute(f"SELECT count(*) FROM {table}")):
+        last = store.meta("observed_until")  # a store loaded before tables kept their own
+    if newest is not None:
+        store.set_meta(key, max(newest, pd.Timestamp(last or newest)).isoformat())
     return last is None or newest is None or newest >= pd.Timestamp(last)
 
 
@@ -457,10 +482,10 @@ def load(
             quarantined=quarantined.get(table, 0),
         )
 
-    recorded = 0
+    recorded = _Recorded()
     if plan.deals:
         stored = _rowcount(store.raw.execute("SELECT count(*) FROM deals"))
-        fresh = _fresh(store, _DEALS_SEEN, newest)
+        fresh = _fresh(store, "deals", newest)
         if stored and newest is not None:
             recorded = _record_field_changes(
                 st, store, plan.deals, import_id, fresh=fresh, at=newest, changes=plan.deal_changes
@@ -477,17 +502,20 @@ def load(
             key = ["deal_id", "field", "changed_at", "new_value"]
             total, new = _insert_new(st, store, "deal_changes", plan.deal_changes, key, import_id)
             count("deal_changes", total, new)
-        if recorded:
-            # The changes an update kept are new rows of deal_changes too.
+        if recorded != _Recorded():
+            # The changes an update kept are rows of deal_changes too: new ones loaded,
+            # stored ones carried on (or, back where they started, removed) updated.
             c = counts.get("deal_changes", TableCount())
-            counts["deal_changes"] = replace(c, loaded=c.loaded + recorded)
+            counts["deal_changes"] = replace(
+                c, loaded=c.loaded + recorded.added, updated=c.updated + recorded.carried
+            )
         if plan.activities:
             total, new = _insert_new(
                 st, store, "activities", plan.activities, ["activity_id"], import_id
             )
             count("activities", total, new)
     if plan.leads:
-        fresh = _fresh(store, _LEADS_SEEN, newest)
+        fresh = _fresh(store, "leads", newest)
         total, new, upd = _upsert(
             st, store, "leads", "lead_id", plan.leads, import_id, _LEAD_RECENCY, fresh
         )

@@ -191,14 +191,16 @@ class EventLog:
         ch = ch.filter(ch.field.isin(list(TRACKED_FIELDS)))
         key = ["deal_id", "field"]
         before = ch.filter(ch.changed_at <= cutoff)
-        wb = ibis.window(group_by=key, order_by=[ibis.desc("changed_at")])
+        # Changes at one time: the later import's (origin is the import id, which
+        # begins with its start time) carries on the earlier's.
+        wb = ibis.window(group_by=key, order_by=[ibis.desc("changed_at"), ibis.desc("origin")])
         before = (
             before.mutate(_rn=ibis.row_number().over(wb))
             .filter(lambda t: t._rn == 0)
             .select("deal_id", "field", value="new_value")
         )
         after = ch.filter(ch.changed_at > cutoff)
-        wa = ibis.window(group_by=key, order_by=["changed_at"])
+        wa = ibis.window(group_by=key, order_by=["changed_at", "origin"])
         after = (
             after.mutate(_rn=ibis.row_number().over(wa))
             .filter(lambda t: t._rn == 0)

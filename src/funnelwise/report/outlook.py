@@ -318,19 +318,24 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
             ),
         ),
         tables=(rows,),
-        notes=(f"Chosen by the backtest: {result.reason}.", *_chosen_elsewhere(result.chosen)),
+        notes=(f"Chosen by the backtest: {result.reason}.", *_chosen_elsewhere(result)),
     )
 
 
-def _chosen_elsewhere(chosen: str) -> tuple[str, ...]:
+def _chosen_elsewhere(result: BacktestResult) -> tuple[str, ...]:
     """When the backtest ranks another method first, where its forecast is: the
-    report's own forecast is always Monte Carlo's, with its shocks."""
-    if chosen == "montecarlo":
+    report's own forecast is always Monte Carlo's, with its shocks. The command
+    names this backtest's horizon and spacing (other cut-offs may rank otherwise)."""
+    if result.chosen == "montecarlo":
         return ()
-    label = charts.METHOD_LABELS.get(chosen, chosen)
+    label = charts.METHOD_LABELS.get(result.chosen, result.chosen)
+    command = (
+        f"funnelwise forecast --method auto --horizon {result.horizon_days:g}d "
+        f"--every {result.every_days:g}d"
+    )
     return (
-        f"The forecast above is Monte Carlo's; `funnelwise forecast --method auto` "
-        f"forecasts with {label}, which this backtest ranks first.",
+        f"The forecast above is Monte Carlo's; `{command}` forecasts with {label}, "
+        "which this backtest ranks first.",
     )
 
 
