@@ -190,6 +190,8 @@ def test_dated_grid_reads_each_stamp_as_its_day() -> None:
     g = period_grid(T("2017-06-30"), 92, "month", dated=True)
     assert g.labels == ["2017-07", "2017-08", "2017-09"]
     assert list(g.ends) == [T("2017-07-31"), T("2017-08-31"), T("2017-09-30")]
+    # Shown as the first and last dates each period holds.
+    assert g.frame().start.tolist() == [T("2017-07-01"), T("2017-08-01"), T("2017-09-01")]
     assert g.end_days.tolist() == [31, 62, 92]
     stamps = np.array(["2017-07-01", "2017-07-31", "2017-08-01", "2017-09-30"], "datetime64[ns]")
     out = sum_by_period(stamps, np.array([1.0, 2.0, 4.0, 8.0]), [g.starts[0], *g.ends])

@@ -84,12 +84,18 @@ class PeriodGrid:
                 out.append(f"{p.year}-Q{p.quarter}")
         return out
 
+    @property
+    def shown_starts(self) -> list[pd.Timestamp]:
+        """The start a reader expects: the instant after which a period begins, or,
+        dated, the first date it holds (July shows 1 July, not 30 June)."""
+        return [s.normalize() + DAY for s in self.starts] if self.dated else list(self.starts)
+
     def frame(self) -> pd.DataFrame:
-        """One row per period: period label, start, end, end_day."""
+        """One row per period: period label, start (`shown_starts`), end, end_day."""
         return pd.DataFrame(
             {
                 "period": self.labels,
-                "start": list(self.starts),
+                "start": self.shown_starts,
                 "end": list(self.ends),
                 "end_day": self.end_days,
             }
