@@ -8,11 +8,11 @@ export again loads nothing twice:
   than the stored one (deals get `version` + 1). A row as recent as the stored
   one updates it only from an export not older than what its table has seen,
   so an old snapshot imported late moves nothing back. An empty description
-  field (owner, amount, source, ...) leaves the stored value. An amount,
-  expected close date or owner changed from one value to another, which the
-  export gives no history for, becomes a `deal_changes` row dated at the export
-  (at the close for a deal closed since), so `as_of` still sees the earlier
-  value;
+  field (owner, amount, source, ...) leaves the stored value. A new amount,
+  expected close date or owner, which the export gives no history for, becomes
+  a `deal_changes` row dated at the export (at the close for a deal closed
+  since), so `as_of` still sees the earlier value (or none, where none was
+  known);
 - stage_events (deal_id, stage_id, entered_at): skipped; so is a deal's first
   new entry into the stage it is already in;
 - deal_changes (deal_id, field, changed_at, new_value), activities
@@ -470,8 +470,8 @@ def load(
     """Load the plan's tables (inside the caller's transaction); counts per table.
 
     `newest` is the export's newest time (its vantage point): it dates the field
-    changes an update makes, and an export older than the store's
-    `observed_until` updates only rows it has newer times for."""
+    changes an update makes, and an export older than the earlier exports of a
+    table updates only the rows it has newer times for."""
     counts: dict[str, TableCount] = {}
 
     def count(table: str, total: int, new: int, updated: int = 0) -> None:
