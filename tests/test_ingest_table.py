@@ -494,16 +494,83 @@ def test_a_later_export_fills_in_and_keeps_what_it_leaves_empty(tmp_path: Path) 
         "'700.0', '2024-04-20', NULL, '20000101T000000-table-a')"
     )
     store.raw.execute("UPDATE deals SET amount = 700, amount_base = 700 WHERE deal_id = 'E1'")
-    c = [b[0], "Y2,Prospecting,2024-04-20,,90,,,"]
+    # C also has L1 lost again, on a later date and without a reason: no old reason.
+    c = [b[0], "L1,Lost,2024-03-01,2024-04-15,0,,,", "Y2,Prospecting,2024-04-20,,90,,,"]
     (tmp_path / "c.csv").write_text("\n".join([header, *c]) + "\n", encoding="utf-8")
     r = import_table(store, process, tmp_path / "c.csv", tmp_path / "m.yaml", options=OPTS)
     assert (r.counts["deal_changes"].loaded, r.counts["deal_changes"].updated) == (0, 1)
+    assert rows(store, "SELECT loss_reason FROM deals WHERE deal_id = 'L1'") == [(None,)]
     store.close()
     log = fw.open(tmp_path / "p")
     amount = lambda t: log.as_of(t).deals.filter(lambda d: d.deal_id == "E1").amount.execute()  # noqa: E731
     assert [amount(t).iloc[0] for t in ("2024-04-19", "2024-04-20")] == [500.0, 500.0]
     assert pd.isna(amount("2024-04-09").iloc[0])
     log.store.close()
+
+
+def test_re_imports_compare_attributes_by_content_and_order_ties_by_import(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "shape: snapshot\ncolumns:\n  deal_id: id\n  stage: stage\n  created_at: created\n"
+        "  amount: value\nattributes: [segment, tier]\ncurrency: USD\n"
+    )
+    header = "id,stage,created,value,segment,tier"
+    a = ["E1,Prospecting,2024-03-01,100,smb,gold"]
+    b = ["E1,Prospecting,2024-03-01,100,smb,"]
+    store, process = new_project(tmp_path / "p")
+    updated = []
+    for name, lines in (("a.csv", a), ("b.csv", b), ("a.csv", a), ("b.csv", b)):
+        (tmp_path / name).write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        r = import_table(store, process, tmp_path / name, tmp_path / "m.yaml", options=OPTS)
+        updated.append(r.counts["deals"].updated)
+    # B leaves tier empty: nothing changes, however the merge writes the text.
+    assert updated == [0, 0, 0, 0]
+    assert rows(store, "SELECT version FROM deals") == [(1,)]
+    # Two changes at one time from two imports: the one that ran later is read, whatever
+    # its id; a change from no import counts as the earliest.
+    store.raw.execute(
+        "INSERT INTO imports (import_id, source, started_at) VALUES "
+        "('i-z', 'table', '2024-06-01 10:00:00.000001'), "
+        "('i-a', 'table', '2024-06-01 10:00:00.000002')"
+    )
+    store.raw.execute(
+        "INSERT INTO deal_changes VALUES "
+        "('E1', 'amount', '100.0', '150.0', '2024-03-05', NULL, 'i-z'), "
+        "('E1', 'amount', '150.0', '200.0', '2024-03-05', NULL, 'i-a'), "
+        "('E1', 'amount', '90.0', '100.0', '2024-03-05', NULL, 'synth')"
+    )
+    store.close()
+    log = fw.open(tmp_path / "p")
+    at = lambda t: log.as_of(t).deals.amount.execute().iloc[0]  # noqa: E731
+    assert (at("2024-03-04"), at("2024-03-05")) == (90.0, 200.0)
+    log.store.close()
+
+
+def test_a_store_without_per_table_times_judges_by_the_table_itself(tmp_path: Path) -> None:
+    # A store loaded before each table kept its latest export time: a leads export
+    # dated June had moved the store's observed_until past a deals export of April.
+    store, process = new_project(tmp_path / "p")
+    header = "id,name,stage,created,engaged,closed,value,currency,region,segment"
+    for name, lines in (
+        ("a.csv", ["O1,Open,Prospecting,2024-03-01,,,1000,USD,north,smb"]),
+        (
+            "b.csv",
+            [
+                "O1,Open,Prospecting,2024-03-01,,,2000,USD,north,smb",
+                "Y1,Later,Prospecting,2024-04-01,,,80,USD,north,smb",
+            ],
+        ),
+    ):
+        (tmp_path / name).write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    import_table(store, process, tmp_path / "a.csv", T / "snapshot.yaml", options=OPTS)
+    store.raw.execute("DELETE FROM meta WHERE key LIKE 'observed_until:%'")
+    store.set_meta("observed_until", "2024-06-01T00:00:00")
+    r = import_table(store, process, tmp_path / "b.csv", T / "snapshot.yaml", options=OPTS)
+    assert r.counts["deals"].updated == 1
+    assert rows(store, "SELECT amount FROM deals WHERE deal_id = 'O1'") == [(2000.0,)]
+    assert store.meta("observed_until:deals") == "2024-04-01T00:00:00"
+    store.close()
 
 
 def test_a_leads_export_is_judged_by_the_leads_it_follows(tmp_path: Path) -> None:

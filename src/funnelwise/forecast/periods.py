@@ -90,13 +90,19 @@ class PeriodGrid:
         dated, the first date it holds (July shows 1 July, not 30 June)."""
         return [s.normalize() + DAY for s in self.starts] if self.dated else list(self.starts)
 
+    @property
+    def shown_ends(self) -> list[pd.Timestamp]:
+        """The end a reader expects: the last instant, or, dated, the last date held."""
+        return [e.normalize() for e in self.ends] if self.dated else list(self.ends)
+
     def frame(self) -> pd.DataFrame:
-        """One row per period: period label, start (`shown_starts`), end, end_day."""
+        """One row per period: period label, start and end as shown (`shown_starts`,
+        `shown_ends`), end_day."""
         return pd.DataFrame(
             {
                 "period": self.labels,
                 "start": self.shown_starts,
-                "end": list(self.ends),
+                "end": self.shown_ends,
                 "end_day": self.end_days,
             }
         )

@@ -90,7 +90,7 @@ def _period_rows(
             "segment": np.repeat(segments, k),
             "period": grid.labels * n_seg,
             "start": grid.shown_starts * n_seg,
-            "end": list(grid.ends) * n_seg,
+            "end": grid.shown_ends * n_seg,
             "expected": mean.ravel(),
             "p10": q[0].ravel(),
             "p50": q[1].ravel(),
@@ -183,8 +183,9 @@ class ForecastResult:
 
     Frames (copies come out of the accessors):
     - `periods` (`to_frame()`): segment, period, start, end, expected, p10, p50, p90
-      (bookings inside each period `(start, end]`; segment `all` is the total; on a
-      log whose closes are dates, start and end are the first and last dates held);
+      (bookings inside each period; segment `all` is the total). A period holds the
+      instants after `start` up to `end`; on a log whose closes are dates, `start`
+      and `end` are the first and last dates it holds;
     - `totals`: per segment the horizon total with p10/p50/p90, and
       `prob_target` (probability that the total reaches `target`, `all` row);
     - `fan`: cumulative bookings at each period end: expected and quantiles

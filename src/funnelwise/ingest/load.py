@@ -303,17 +303,27 @@ def _upsert(
             value[c] = f"coalesce(n.{quote(c)}, d.{quote(c)})"
         for c in ("currency", "amount_base"):
             value[c] = f"CASE WHEN n.amount IS NULL THEN d.{quote(c)} ELSE n.{quote(c)} END"
-        # Attributes merge key by key; a deal still lost keeps the reason it was given.
+        # Attributes merge key by key (stored text that is no JSON object is replaced);
+        # a deal still lost, at the same close, keeps the reason it was given.
+        mergeable = "json_valid(d.attributes) AND json_type(d.attributes) = 'OBJECT'"
         value["attributes"] = (
-            "CASE WHEN n.attributes IS NULL THEN d.attributes WHEN d.attributes IS NULL "
-            "THEN n.attributes ELSE CAST(json_merge_patch(d.attributes, n.attributes) "
-            "AS VARCHAR) END"
+            f"CASE WHEN n.attributes IS NULL THEN d.attributes WHEN {mergeable} "
+            "THEN CAST(json_merge_patch(d.attributes, n.attributes) AS VARCHAR) "
+            "ELSE n.attributes END"
         )
         value["loss_reason"] = (
             "CASE WHEN n.loss_reason IS NULL AND n.outcome = 'lost' AND d.outcome = 'lost' "
+            "AND n.closed_at IS NOT DISTINCT FROM d.closed_at "
             "THEN d.loss_reason ELSE n.loss_reason END"
         )
-    differs = " OR ".join(f"d.{quote(c)} IS DISTINCT FROM {value[c]}" for c in changed_cols)
+    differs_of = {c: f"d.{quote(c)} IS DISTINCT FROM {value[c]}" for c in changed_cols}
+    if table == "deals":
+        # By content: the merge rewrites the text (key order, spacing) of equal objects.
+        differs_of["attributes"] = (
+            f"(n.attributes IS NOT NULL AND NOT coalesce({mergeable} "
+            "AND json_contains(d.attributes, n.attributes), false))"
+        )
+    differs = " OR ".join(differs_of.values())
     sets = ", ".join(f"{quote(c)} = {value[c]}" for c in changed_cols)
     bump = ", version = d.version + 1" if table == "deals" else ""
     join, cond = _may_update(key, src, origin, recency, fresh)
@@ -332,17 +342,29 @@ _KEPT_DEAL_COLUMNS = (*TRACKED_FIELDS, "name", "account_id", "source", "campaign
 _KEPT_DEAL_COLUMNS += ("region",)
 
 
+# The latest time a table's rows hold: for stores loaded before each table kept the
+# time of its latest export in meta.
+_SEEN = {
+    "deals": """SELECT greatest((SELECT max(greatest(created_at, closed_at)) FROM deals),
+                                (SELECT max(entered_at) FROM stage_events))""",
+    "leads": "SELECT max(greatest(created_at, converted_at, disqualified_at)) FROM leads",
+}
+
+
 def _fresh(store: Store, table: str, newest: pd.Timestamp | None) -> bool:
     """Whether an export whose newest time is `newest` is at least as recent as the
     exports of `table` loaded before (not the store's: an import of other tables
-    with later dates does not count); records `newest` as the table's latest."""
+    with later dates does not count); records the table's latest export time."""
     key = f"observed_until:{table}"
-    last = store.meta(key)
-    if last is None and _rowcount(store.raw.execute(f"SELECT count(*) FROM {table}")):
-        last = store.meta("observed_until")  # a store loaded before tables kept their own
+    stored = store.meta(key)
+    if stored is not None:
+        last: pd.Timestamp | None = pd.Timestamp(stored)
+    else:
+        row = store.raw.execute(_SEEN[table]).fetchone()
+        last = pd.Timestamp(row[0]) if row and row[0] is not None else None
     if newest is not None:
-        store.set_meta(key, max(newest, pd.Timestamp(last or newest)).isoformat())
-    return last is None or newest is None or newest >= pd.Timestamp(last)
+        store.set_meta(key, max(newest, last if last is not None else newest).isoformat())
+    return last is None or newest is None or newest >= last
 
 
 # Stored rows' recency, for the rows of an import ({src}) that are stored already.

@@ -55,6 +55,8 @@ DEAL_COLUMNS = (
     "origin",
 )
 SECONDS_PER_DAY = 86400.0
+# Before any import: where a change came from no import, for ordering ties.
+_EARLIEST = ibis.literal(pd.Timestamp("1900-01-01"))
 # Every analysis orders a deal's events by (entered_at, seq): never by row order.
 _EVENT_ORDER = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
 
@@ -189,18 +191,24 @@ class EventLog:
         """Per deal, the tracked fields as they stood at the cutoff (NULL = unchanged)."""
         ch = self.store.table("deal_changes")
         ch = ch.filter(ch.field.isin(list(TRACKED_FIELDS)))
+        # Changes at one time: the later import's carries on the earlier's (rows not
+        # from an import, such as generated ones, count as the earliest).
+        imports = self.store.table("imports").select(_iid="import_id", _run="started_at")
+        ch = ch.left_join(imports, ch.origin == imports._iid).select(
+            *ch.columns, _run=imports._run.fill_null(_EARLIEST)
+        )
         key = ["deal_id", "field"]
         before = ch.filter(ch.changed_at <= cutoff)
-        # Changes at one time: the later import's (origin is the import id, which
-        # begins with its start time) carries on the earlier's.
-        wb = ibis.window(group_by=key, order_by=[ibis.desc("changed_at"), ibis.desc("origin")])
+        wb = ibis.window(
+            group_by=key, order_by=[ibis.desc("changed_at"), ibis.desc("_run"), ibis.desc("origin")]
+        )
         before = (
             before.mutate(_rn=ibis.row_number().over(wb))
             .filter(lambda t: t._rn == 0)
             .select("deal_id", "field", value="new_value")
         )
         after = ch.filter(ch.changed_at > cutoff)
-        wa = ibis.window(group_by=key, order_by=["changed_at", "origin"])
+        wa = ibis.window(group_by=key, order_by=["changed_at", "_run", "origin"])
         after = (
             after.mutate(_rn=ibis.row_number().over(wa))
             .filter(lambda t: t._rn == 0)
