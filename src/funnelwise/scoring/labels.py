@@ -47,14 +47,15 @@ def check_target(target: str) -> str:
 
 
 def outcome_labels(log: EventLog, target: str, *, horizon_days: float) -> pd.DataFrame:
-    """Units whose outcome is known at `log.now`: id column and 0/1 `label`."""
+    """Units whose outcome is known at `log.now`: id column and 0/1 `label`, by id."""
     if target == "won":
         d = log.deals
         d = d.filter(d.outcome.notnull())
-        frame = d.select("deal_id", label=(d.outcome == "won").cast("int64")).to_pandas()
+        units = d.select("deal_id", label=(d.outcome == "won").cast("int64"))
     else:
-        frame = decided_leads(log, horizon_days).select("lead_id", label="positive").to_pandas()
-    return frame
+        units = decided_leads(log, horizon_days).select("lead_id", label="positive")
+    # In id order: the engine's order is not stable from run to run.
+    return units.order_by(units.columns[0]).to_pandas()
 
 
 def unit_starts(log: EventLog, target: str) -> pd.Series:
