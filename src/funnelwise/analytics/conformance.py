@@ -109,7 +109,16 @@ def _moves(log: EventLog) -> ir.Table:
     )
     moves = e.filter((e.kind == "open") & e._next_kind.isin(["open", "won"]))
     forward = moves._next_pos > moves.position
-    return moves.mutate(
+    # Only the columns the figures read: the moves are cached, one row per stage exit.
+    return moves.select(
+        "deal_id",
+        "pipeline_id",
+        "stage_id",
+        "entered_at",
+        "seq",
+        "position",
+        "_next_pos",
+        "_next_at",
         _skipped=ibis.ifelse(forward, moves._next_pos - moves.position - 1, 0),
         _back=(moves._next_pos < moves.position).cast("int64"),
         _forward=forward,
