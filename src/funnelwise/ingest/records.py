@@ -66,7 +66,8 @@ def known_deals(st: Staging, tables: list[str], deals: str | None) -> str:
 def changes_table(
     st: Staging, staged: Staged, problems: Problems, known: str, now: pd.Timestamp
 ) -> tuple[str, int]:
-    """Checked field changes without no-op rows or repeats; returns (view, repeats)."""
+    """Checked field changes without no-op rows or repeats, each chain at one instant
+    merged into one change; returns (table, repeats)."""
     assert staged.changes is not None
     table = st.create(st.name("changes"), normalized(st, staged.changes, CHANGE_COLUMNS))
     lab = lambda c: staged.label("changes", c)  # noqa: E731
@@ -76,12 +77,46 @@ def changes_table(
         st.name("changes_useful"),
         f"SELECT * FROM ({problems.clean(table)}) WHERE old_value IS DISTINCT FROM new_value",
     )
-    out = st.create(
-        st.name("changes_out"),
+    distinct = st.create(
+        st.name("changes_distinct"),
         f"SELECT DISTINCT ON (deal_id, field, changed_at, new_value) * FROM {quote(useful)} "
         "ORDER BY deal_id, field, changed_at, new_value, _src, _row",
     )
-    return out, st.count(useful) - st.count(out)
+    repeats = st.count(useful) - st.count(distinct)
+    return st.create(st.name("changes_out"), _chains_merged(distinct)), repeats
+
+
+def _chains_merged(table: str) -> str:
+    """SQL for `table` with each chain of changes of one field at one instant (A to B,
+    B to C, as a field history gives a workflow's updates) merged into one (A to C).
+
+    The store keeps no order among rows at one instant, so a chain left as it is
+    would be read in any order; the value in between held for no time at all. Rows
+    at one instant that make no single chain are kept as they are."""
+    t = quote(table)
+    link = (
+        "b.deal_id = a.deal_id AND b.field = a.field AND b.changed_at = a.changed_at "
+        "AND (b._src, b._row) IS DISTINCT FROM (a._src, a._row)"
+    )
+    key = "USING (deal_id, field, changed_at)"
+    return f"""
+        WITH tied AS (SELECT * FROM {t} SEMI JOIN (
+                 SELECT deal_id, field, changed_at FROM {t} GROUP BY ALL HAVING count(*) > 1
+             ) k {key}),
+             f AS (SELECT a.*,
+                 EXISTS (SELECT 1 FROM tied b WHERE {link}
+                         AND b.new_value IS NOT DISTINCT FROM a.old_value) AS _pred,
+                 EXISTS (SELECT 1 FROM tied b WHERE {link}
+                         AND b.old_value IS NOT DISTINCT FROM a.new_value) AS _succ
+                 FROM tied a),
+             chains AS (SELECT deal_id, field, changed_at FROM f GROUP BY ALL
+                 HAVING count(*) FILTER (NOT _pred) = 1 AND count(*) FILTER (NOT _succ) = 1),
+             merged AS (SELECT tail.* EXCLUDE (_pred, _succ) REPLACE (head.old_value AS old_value)
+                 FROM f tail JOIN f head {key} SEMI JOIN chains {key}
+                 WHERE NOT tail._succ AND NOT head._pred)
+        SELECT * FROM {t} ANTI JOIN chains {key}
+        UNION ALL BY NAME
+        SELECT * FROM merged WHERE old_value IS DISTINCT FROM new_value"""
 
 
 def activities_table(
