@@ -11,8 +11,10 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+import funnelwise as fw
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest import ImportOptions
 from funnelwise.ingest.encoding import detect_encoding
@@ -306,4 +308,47 @@ def test_unknown_users_keep_their_ids_and_repeated_ids_stop(tmp_path: Path) -> N
     )
     with pytest.raises(SourceImportError, match=r"User\.csv: the Id repeats .*rows \[2, 3\]"):
         import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    store.close()
+
+
+def test_changes_at_one_instant_are_read_as_one(tmp_path: Path) -> None:
+    # A workflow moves O2's close date twice in one second (04-15 to 05-01 to 05-31),
+    # and the history lists the later row first. The store keeps no order among rows
+    # at one instant: the chain is one change, 04-15 to 05-31. The rows are appended
+    # with LF line ends to a file of CR LF ones, as another editor would.
+    folder = tmp_path / "export"
+    shutil.copytree(SF, folder)
+    at = "2024-03-05T09:00:00.000+0000"
+    rest = "0055g00000Usr02AAA,Negotiation/Review,5000,,"
+    with (folder / "OpportunityHistory.csv").open("a", encoding="utf-8", newline="") as f:
+        f.write(f"{O2},{at},{rest}2024-05-31,,,5000,2024-05-01\n")
+        f.write(f"{O2},{at},{rest}2024-05-01,,,5000,2024-04-15\n")
+        f.write(f"{O2},2024-03-32T09:00:00.000+0000,{rest}2024-05-01,,,,\n")
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    # Line numbers are the file's own (row 14 repeats row 13's stage entry).
+    assert [(p.row, p.column) for p in r.problems if p.file == "OpportunityHistory.csv"] == [
+        (12, "OpportunityId"),
+        (14, "StageName"),
+        (15, "CreatedDate"),
+    ]
+    when = dt.datetime(2024, 3, 5, 9)
+    assert rows(
+        store,
+        f"SELECT old_value, new_value, changed_at FROM deal_changes WHERE deal_id = '{O2}'",
+    ) == [("2024-04-15", "2024-05-31", when)]
+    store.close()
+    log = fw.open(tmp_path / "p")
+
+    def close(t: dt.datetime) -> object:
+        d = log.as_of(t).deals
+        return d.filter(d.deal_id == O2).expected_close_date.to_pandas().iloc[0]
+
+    assert close(when - dt.timedelta(seconds=1)) == pd.Timestamp("2024-04-15")
+    assert close(when) == pd.Timestamp("2024-05-31")
+    log.store.close()
+    # Imported again: nothing added.
+    store, process = new_project(tmp_path / "p")
+    again = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    assert again.counts["deal_changes"].loaded == 0
     store.close()

@@ -91,3 +91,36 @@ def utf8_copy(path: Path, encoding: str | None, scratch: Path) -> tuple[Path, st
                 break
             offset += len(chunk)
     return target, codec
+
+
+def lf_copy(path: Path, scratch: Path) -> Path | None:
+    """A copy of a UTF-8 text file in `scratch` with every CR LF line end made LF, when
+    the file mixes CR LF and bare LF line ends; None when it does not (nothing written).
+    Line numbers stay as they were."""
+    crlf = bare = False
+    with path.open("rb") as src:
+        tail = b""
+        while not (crlf and bare):
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            block = tail + chunk
+            crlf = crlf or b"\r\n" in block
+            bare = bare or block.count(b"\n") > block.count(b"\r\n")
+            tail = block[-1:] if block.endswith(b"\r") else b""
+    if not (crlf and bare):
+        return None
+    target = scratch / f"{path.stem}.lf{path.suffix}"
+    n = 0
+    while target.exists():
+        n += 1
+        target = scratch / f"{path.stem}.lf.{n}{path.suffix}"
+    with path.open("rb") as src, target.open("wb") as dst:
+        carry = b""
+        while chunk := src.read(_CHUNK):
+            block = carry + chunk
+            # A CR at the end of a block may start a CR LF split across blocks.
+            carry = block[-1:] if block.endswith(b"\r") else b""
+            dst.write(block[: len(block) - len(carry)].replace(b"\r\n", b"\n"))
+        dst.write(carry)
+    return target

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from funnelwise.errors import SourceImportError
-from funnelwise.ingest.encoding import utf8_copy
+from funnelwise.ingest.encoding import lf_copy, utf8_copy
 from funnelwise.store import Store
 
 MEMORY_LIMIT = "1GB"
@@ -280,9 +280,9 @@ class Staging:
         opts.append("escape = '\"'")
         if delimiter:
             opts.append(f"delim = {literal(delimiter)}")
-        reader = f"read_csv({literal(str(readable))}, {', '.join(opts)})"
-        rows, rejects = "rowid + 2", None
-        try:
+
+        def read_strictly(readable: Path) -> None:
+            reader = f"read_csv({literal(str(readable))}, {', '.join(opts)})"
             self.create(f"{table}_data", f"SELECT * FROM {reader}")
             if not delimiter and _one_glued_column(self.columns(f"{table}_data")):
                 # Records of varying length can make the dialect detection settle on
@@ -292,6 +292,19 @@ class Staging:
                     f"SELECT * FROM read_csv({literal(str(readable))}, {', '.join(opts)}, "
                     f"delim = {literal(_header_delimiter(readable))})",
                 )
+
+        rows, rejects = "rowid + 2", None
+        try:
+            try:
+                read_strictly(readable)
+            except duckdb.Error:
+                # Lines ending in CR LF and in LF alone (rows appended in another
+                # editor) defeat the dialect detection: read them with LF throughout.
+                unified = lf_copy(readable, self.scratch)
+                if unified is None:
+                    raise
+                readable = unified
+                read_strictly(readable)
         except duckdb.Error as exc:
             # Malformed records (an unclosed quote, a wrong field count) are set aside
             # and the rest is read; the import decides whether that may load.
