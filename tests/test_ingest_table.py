@@ -636,3 +636,78 @@ def test_a_snapshot_close_date_is_taken_at_its_word(tmp_path: Path) -> None:
     (note,) = [p for p in r.problems if "last stage entry" in p.reason]
     assert (note.row, note.column, note.quarantined) == (4, "closed", False)
     store.close()
+
+
+def test_decimal_marks_are_decided_by_the_column_and_the_file(tmp_path: Path) -> None:
+    # Whole euros as a German sheet writes them: 6.100 is 6.1 or 6100 by the mark.
+    whole = [
+        "A,a,Prospecting,2024-03-01,,,6.100,USD,n,s",
+        "B,b,Prospecting,2024-03-01,,,850,USD,n,s",
+    ]
+    amounts = "SELECT deal_id, amount FROM deals ORDER BY 1"
+    for case in ("none", "option", "column", "listed", "mixed"):
+        (tmp_path / case).mkdir()
+    # Nothing decides: a decimal point, and a note that names the column and the option.
+    store, r = _snapshot_rows(tmp_path / "none", *whole)
+    assert rows(store, amounts) == [("A", 6.1), ("B", 850.0)]
+    (note,) = [n for n in r.notes if "6.100" in n]
+    assert "column 'value' has numbers such as 6.100 or 6,100 (1 of them)" in note and "--decimal-comma" in note
+    store.close()
+    # The option decides.
+    store, process = new_project(tmp_path / "option" / "p")
+    (tmp_path / "option" / "s.csv").write_text(
+        (tmp_path / "none" / "s.csv").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    r = import_table(
+        store,
+        process,
+        tmp_path / "option" / "s.csv",
+        T / "snapshot.yaml",
+        options=replace(OPTS, decimal_comma=True),
+    )
+    assert rows(store, amounts) == [("A", 6100.0), ("B", 850.0)]
+    assert not [n for n in r.notes if "6.100" in n]
+    store.close()
+    # A value of the column decides (1.250,50 reads only with a decimal comma); grouping
+    # with the narrow no-break space a French sheet uses is read too.
+    store, r = _snapshot_rows(
+        tmp_path / "column",
+        *whole,
+        'C,c,Prospecting,2024-03-01,,,"1.250,50",USD,n,s',
+        'D,d,Prospecting,2024-03-01,,,"6\u202f100,00",USD,n,s',
+    )
+    assert rows(store, amounts) == [("A", 6100.0), ("B", 850.0), ("C", 1250.5), ("D", 6100.0)]
+    assert not r.problems and not [n for n in r.notes if "6.100" in n]
+    store.close()
+    # Another number column of the file decides (one export, one locale).
+    mapping = tmp_path / "listed.yaml"
+    mapping.write_text(
+        (T / "snapshot.yaml")
+        .read_text()
+        .replace("  amount: value\n", "  amount: value\n  listed_amount: segment\n")
+        .replace("attributes: [segment]\n", "amount_known_at: close\n"),
+        encoding="utf-8",
+    )
+    lines = [
+        "id,name,stage,created,engaged,closed,value,currency,region,segment",
+        'A,a,Won,2024-03-01,,2024-03-02,6.100,USD,n,"6.200,5"',
+        "B,b,Prospecting,2024-03-01,,,850,USD,n,",
+    ]
+    (tmp_path / "l.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store, process = new_project(tmp_path / "listed" / "p")
+    import_table(store, process, tmp_path / "l.csv", mapping, options=OPTS)
+    assert rows(store, amounts) == [("A", 6100.0), ("B", 850.0)]
+    assert rows(store, "SELECT deal_id, old_value, new_value FROM deal_changes") == [
+        ("A", "6200.5", "6100.0")
+    ]
+    store.close()
+    # Both marks in one column: each value read by what decides it, and a note.
+    store, r = _snapshot_rows(
+        tmp_path / "mixed",
+        'E,e,Prospecting,2024-03-01,,,"1,250.5",USD,n,s',
+        'F,f,Prospecting,2024-03-01,,,"12,5",USD,n,s',
+        'G,g,Prospecting,2024-03-01,,,"0,75",USD,n,s',
+    )
+    assert rows(store, amounts) == [("E", 1250.5), ("F", 12.5), ("G", 0.75)]
+    assert [n for n in r.notes if "mixes decimal commas and points" in n]
+    store.close()

@@ -47,6 +47,14 @@ EncodingOpt = Annotated[
 DayfirstOpt = Annotated[
     bool, typer.Option("--dayfirst", help="Read ambiguous dates such as 03/04/2024 day first.")
 ]
+DecimalCommaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--decimal-comma",
+        help="Read numbers such as 6.100 as 6100 (and 6,100 as 6.1) where no value of the "
+        "file shows its decimal mark.",
+    ),
+]
 FxOpt = Annotated[
     Path | None,
     typer.Option(
@@ -96,6 +104,7 @@ def _options(
     on_error: str,
     encoding: str | None,
     dayfirst: bool,
+    decimal_comma: bool,
     fx: Path | None,
     suggest_mapping: Path | None,
     timezone: str,
@@ -108,6 +117,7 @@ def _options(
         on_error=on_error,  # type: ignore[arg-type]
         encoding=encoding,
         dayfirst=dayfirst,
+        decimal_comma=decimal_comma,
         fx=fx,
         suggest_mapping=suggest_mapping,
         timezone=timezone,
@@ -171,6 +181,7 @@ _COMMON: tuple[tuple[str, Any, Any], ...] = (
     ("fmt", FormatOpt, OutputFormat.table),
     ("encoding", EncodingOpt, None),
     ("dayfirst", DayfirstOpt, False),
+    ("decimal_comma", DecimalCommaOpt, False),
     ("fx", FxOpt, None),
     ("suggest_mapping", SuggestOpt, None),
     ("timezone", TimezoneOpt, "UTC"),
@@ -180,8 +191,8 @@ _COMMON: tuple[tuple[str, Any, Any], ...] = (
 def import_command(name: str) -> Callable[[Callable[..., ImportCall]], Callable[..., None]]:
     """Register `funnelwise import NAME`: the decorated function takes the context and
     the reader's own options and returns the import to run; the options every reader
-    shares (--on-error, --format, --encoding, --dayfirst, --fx, --suggest-mapping,
-    --timezone) are added here."""
+    shares (--on-error, --format, --encoding, --dayfirst, --decimal-comma, --fx,
+    --suggest-mapping, --timezone) are added here."""
 
     def register_one(build: Callable[..., ImportCall]) -> Callable[..., None]:
         signature = inspect.signature(build, eval_str=True)

@@ -22,7 +22,7 @@ import datetime as dt
 from pathlib import Path
 
 from funnelwise.errors import SourceImportError
-from funnelwise.ingest.parsing import DateOptions, Field, typed_table
+from funnelwise.ingest.parsing import Field, ReadOptions, typed_table
 from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import Problems
 
@@ -35,7 +35,7 @@ def read_fx(
     problems: Problems,
     *,
     currency: str,
-    options: DateOptions,
+    options: ReadOptions,
     encoding: str | None = None,
 ) -> str:
     """Read an --fx file into a scratch table (currency, date, rate) in process-currency

@@ -109,7 +109,7 @@ class _HubSpotReader:
         fields += [Field(f"_entered_{i}", e.column, "timestamp") for i, e in enumerate(entered)]
         fields += [Field(f"_exited_{i}", e.column, "timestamp") for i, e in enumerate(exited)]
         fields += attr_fields
-        typed = typed_table(st, table, fields, problems, src=0, options=self.options.dates())
+        typed = typed_table(st, table, fields, problems, src=0, options=self.options.reading())
         deals = st.view(
             st.name("hs_deals"),
             f"""SELECT * EXCLUDE (_close), _close AS expected_close_date,

@@ -30,7 +30,7 @@ from funnelwise.ingest.load import (
     set_observed_until,
 )
 from funnelwise.ingest.mapping import suggestion_yaml
-from funnelwise.ingest.parsing import DateOptions
+from funnelwise.ingest.parsing import ReadOptions
 from funnelwise.ingest.quarantine import discard, publish, quarantine_dir, write_pending
 from funnelwise.ingest.records import activities_table, changes_table, known_deals, leads_table
 from funnelwise.ingest.staging import Staging, literal, quote
@@ -49,7 +49,8 @@ class ImportOptions:
 
     `on_error`: 'quarantine' loads the good rows and sets the others aside;
     'fail' loads nothing when any row is quarantined. `dayfirst` reads
-    ambiguous dates such as 03/04/2024 as day first. `timezone` is the zone of
+    ambiguous dates such as 03/04/2024 as day first, and `decimal_comma`
+    numbers such as 6.100 as 6100 (where nothing in the file decides). `timezone` is the zone of
     source times without a UTC offset. `fx` is a rate file. `suggest_mapping`
     writes a process.yaml fragment for unmapped stage names instead of loading.
     `now` (naive UTC) is the instant after which timestamps are "in the future".
@@ -58,6 +59,7 @@ class ImportOptions:
     on_error: OnError = "quarantine"
     encoding: str | None = None
     dayfirst: bool = False
+    decimal_comma: bool = False
     timezone: str = "UTC"
     date_format: str | None = None
     fx: Path | None = None
@@ -65,12 +67,13 @@ class ImportOptions:
     now: pd.Timestamp | None = None
     quarantine_dir: Path | None = None
 
-    def dates(self) -> DateOptions:
-        """The date-reading options."""
-        return DateOptions(
+    def reading(self) -> ReadOptions:
+        """How the readers read dates and numbers."""
+        return ReadOptions(
             dayfirst=self.dayfirst,
             date_format=self.date_format,
             local_time=self.timezone.upper() != "UTC",
+            decimal_comma=self.decimal_comma,
         )
 
 
@@ -298,7 +301,7 @@ def _plan(
             options.fx,
             problems,
             currency=process.currency,
-            options=options.dates(),
+            options=options.reading(),
             encoding=options.encoding,
         )
         if options.fx

@@ -65,12 +65,14 @@ def source_field(
 
 
 @dataclass(frozen=True)
-class DateOptions:
-    """How to read dates: day first where ambiguous, and an explicit strptime format."""
+class ReadOptions:
+    """How to read dates (day first where ambiguous, an explicit strptime format) and
+    numbers (a decimal comma where nothing in the file decides)."""
 
     dayfirst: bool = False
     date_format: str | None = None
     local_time: bool = False  # the scratch session's time zone is not UTC
+    decimal_comma: bool = False
 
 
 def _formats(dayfirst: bool) -> list[str]:
@@ -154,7 +156,7 @@ def _fitting_formats(st: Staging, table: str, column: str, candidates: list[str]
 
 
 def _choose_dayfirst(
-    st: Staging, scan: _DateScan, column: str, file: str, options: DateOptions
+    st: Staging, scan: _DateScan, column: str, file: str, options: ReadOptions
 ) -> bool:
     if scan.day_first and scan.month_first:
         chosen = options.dayfirst if options.dayfirst else scan.day_first > scan.month_first
@@ -184,7 +186,7 @@ def date_expr(
     kind: Kind,
     sql_type: str,
     file: str,
-    options: DateOptions,
+    options: ReadOptions,
 ) -> str:
     """SQL reading `column` as a naive-UTC TIMESTAMP (or DATE for kind 'date')."""
     col = quote(column)
@@ -225,20 +227,114 @@ def date_expr(
     return f"CAST(coalesce({first}, {second}) AS {target})"
 
 
-def number_expr(column: str, sql_type: str) -> str:
+# Spaces (also the no-break and narrow ones French and Swiss exports group digits with),
+# apostrophes (Swiss grouping), currency symbols and ISO codes, stripped before reading.
+_NUMBER_NOISE = "[\\s\\x{00A0}\\x{202F}\\x{2009}\\x{0027}\\x{2019}$€£¥]|[A-Z]{3}"
+# Values only one decimal mark can read: a second group, both marks, a first group of
+# four digits or of 0, or other than three digits after the mark.
+_ONLY_COMMA = (
+    r"^-?(\d{1,3}(\.\d{3})+,\d+|\d{1,3}(\.\d{3}){2,}|\d*,(\d{1,2}|\d{4,})|\d{4,},\d+|0,\d+)$"
+)
+_ONLY_POINT = (
+    r"^-?(\d{1,3}(,\d{3})+\.\d+|\d{1,3}(,\d{3}){2,}|\d*\.(\d{1,2}|\d{4,})|\d{4,}\.\d+|0\.\d+)$"
+)
+# 6.100 and 6,100: 6.1 or 6100, by the decimal mark.
+_EITHER = r"^-?[1-9]\d{0,2}[.,]\d{3}$"
+Decimal = Literal[".", ","]
+
+
+def _number_text(col: str) -> str:
+    return f"regexp_replace(trim({col}), {literal(_NUMBER_NOISE)}, '', 'g')"
+
+
+@dataclass(frozen=True)
+class _NumberScan:
+    comma: int  # values only a decimal comma reads
+    point: int  # values only a decimal point reads
+    either: int  # values such as 6.100 that read both ways
+
+
+def _scan_numbers(st: Staging, table: str, column: str) -> _NumberScan:
+    """One pass over the values of a text column that hold a mark: decimal evidence."""
+    x = _number_text(quote(column))
+    row = st.con.execute(
+        f"""SELECT count(*) FILTER (WHERE regexp_matches(x, {literal(_ONLY_COMMA)})),
+                   count(*) FILTER (WHERE regexp_matches(x, {literal(_ONLY_POINT)})),
+                   count(*) FILTER (WHERE regexp_matches(x, {literal(_EITHER)}))
+            FROM (SELECT {x} AS x FROM {quote(table)}
+                  WHERE contains({quote(column)}, '.') OR contains({quote(column)}, ','))"""
+    ).fetchone()
+    assert row is not None
+    return _NumberScan(*(int(v) for v in row))
+
+
+def _choose_decimals(
+    st: Staging, scans: dict[str, _NumberScan], file: str, options: ReadOptions
+) -> dict[str, Decimal]:
+    """The decimal mark of each number column: its own values decide, else those of
+    the file's other number columns (one export, one locale), else the option."""
+    comma = sum(s.comma for s in scans.values() if not (s.comma and s.point))
+    point = sum(s.point for s in scans.values() if not (s.comma and s.point))
+    default: Decimal = "," if options.decimal_comma else "."
+    if comma and not point:
+        default = ","
+    elif point and not comma:
+        default = "."
+    chosen: dict[str, Decimal] = {}
+    for column, scan in scans.items():
+        if scan.comma and scan.point:
+            mark: Decimal = "," if scan.comma > scan.point else "."
+            st.notes.append(
+                f"{file}: column {column!r} mixes decimal commas and points ({scan.comma} "
+                f"values only a comma reads, {scan.point} only a point); values such as "
+                f"6.100 read with a decimal {'comma' if mark == ',' else 'point'}"
+            )
+        elif scan.comma or scan.point:
+            mark = "," if scan.comma else "."
+        else:
+            mark = default
+            if scan.either and not (comma or point or options.decimal_comma):
+                st.notes.append(
+                    f"{file}: column {column!r} has numbers such as 6.100 or 6,100 "
+                    f"({scan.either:,} of them) that nothing in the file decides; read with "
+                    "a decimal point "
+                    "(6.100 as 6.1, 6,100 as 6100; pass --decimal-comma for the other way)"
+                )
+        chosen[column] = mark
+    return chosen
+
+
+def number_expr(column: str, sql_type: str, decimal: Decimal = ".") -> str:
     """SQL reading a column as DOUBLE: plain numbers, 1,234.56, 1.234,56, 12,5, with
-    currency symbols or codes and spaces stripped."""
+    spaces, apostrophes, currency symbols and codes stripped. Each value is read by
+    the mark it can only have; `decimal` reads those that can have either (6.100:
+    6.1 with a point, 6100 with a comma)."""
     col = quote(column)
     if sql_type != "VARCHAR":
         return f"TRY_CAST({col} AS DOUBLE)"
-    c = f"regexp_replace(trim({col}), '[\\s$€£¥]|[A-Z]{{3}}', '', 'g')"
-    cleaned = f"""CASE
-        WHEN regexp_matches({c}, '^-?\\d{{1,3}}(,\\d{{3}})+(\\.\\d+)?$') THEN replace({c}, ',', '')
-        WHEN regexp_matches({c}, '^-?\\d{{1,3}}(\\.\\d{{3}})+(,\\d+)?$')
-            THEN replace(replace({c}, '.', ''), ',', '.')
-        WHEN regexp_matches({c}, '^-?\\d+,\\d+$') THEN replace({c}, ',', '.')
-        ELSE {c} END"""
-    return f"coalesce(TRY_CAST({_text(col)} AS DOUBLE), TRY_CAST({cleaned} AS DOUBLE))"
+    c = _number_text(col)
+    commas_out = f"replace({c}, ',', '')"
+    dots_out = f"replace(replace({c}, '.', ''), ',', '.')"
+    rules = [
+        # Grouping that only one mark can make (decimals after it, or several groups),
+        # then one group that either could, then a lone decimal comma.
+        (r"^-?[1-9]\d{0,2}(,\d{3})+\.\d+$", commas_out),
+        (r"^-?[1-9]\d{0,2}(,\d{3}){2,}$", commas_out),
+        (r"^-?[1-9]\d{0,2}(\.\d{3})+,\d+$", dots_out),
+        (r"^-?[1-9]\d{0,2}(\.\d{3}){2,}$", dots_out),
+        (r"^-?[1-9]\d{0,2},\d{3}$", commas_out if decimal == "." else dots_out),
+        (r"^-?[1-9]\d{0,2}\.\d{3}$", c if decimal == "." else dots_out),
+        (r"^-?\d*,\d+$", f"replace({c}, ',', '.')"),
+    ]
+    cases = " ".join(f"WHEN regexp_matches({c}, {literal(r)}) THEN {out}" for r, out in rules)
+    text = _text(col)
+    # The common plain number is read as it is, without the patterns.
+    plain = (
+        text
+        if decimal == "."
+        else f"CASE WHEN NOT (contains({text}, '.') OR contains({text}, ',')) THEN {text} END"
+    )
+    return f"coalesce(TRY_CAST({plain} AS DOUBLE), TRY_CAST(CASE {cases} ELSE {c} END AS DOUBLE))"
 
 
 def bool_expr(column: str, sql_type: str) -> str:
@@ -259,7 +355,7 @@ def typed_table(
     problems: Problems,
     *,
     src: int,
-    options: DateOptions,
+    options: ReadOptions,
     where: str | None = None,
     keep: Sequence[str] = (),
 ) -> str:
@@ -274,6 +370,12 @@ def typed_table(
     inner = ["_row"]
     outer = [f"{src} AS _src", "_row"]
     checks: list[tuple[Field, str | None]] = []
+    numbers = {
+        f.column: _scan_numbers(st, source, f.column)
+        for f in fields
+        if f.kind in ("number", "integer") and f.column and types.get(f.column) == "VARCHAR"
+    }
+    decimals = _choose_decimals(st, numbers, file, options) if numbers else {}
     for i, f in enumerate(fields):
         if f.const is not None:
             outer.append(f"{literal(f.const)} AS {quote(f.name)}")
@@ -294,9 +396,10 @@ def typed_table(
                 st, source, f.column, kind=f.kind, sql_type=sql_type, file=file, options=options
             )
         elif f.kind == "number":
-            expr = number_expr(f.column, sql_type)
+            expr = number_expr(f.column, sql_type, decimals.get(f.column, "."))
         elif f.kind == "integer":
-            expr = f"TRY_CAST(round({number_expr(f.column, sql_type)}) AS BIGINT)"
+            number = number_expr(f.column, sql_type, decimals.get(f.column, "."))
+            expr = f"TRY_CAST(round({number}) AS BIGINT)"
         else:
             expr = bool_expr(f.column, sql_type)
         inner.append(f"{expr} AS _v{i}")

@@ -106,7 +106,7 @@ class _PipedriveReader:
             if deleted:
                 st.notes.append(f"{src.name}: {deleted} deleted deals skipped")
         typed = typed_table(
-            st, src.table, fields, problems, src=0, options=self.options.dates(), where=where
+            st, src.table, fields, problems, src=0, options=self.options.reading(), where=where
         )
         deals = st.view(
             st.name("pd_deals"),
@@ -136,7 +136,9 @@ class _PipedriveReader:
         fields = _fields(
             src, LOG_COLUMNS, ("_ref", "stage", "entered_at"), {"entered_at": "timestamp"}
         )
-        typed = typed_table(st, src.table, fields, problems, src=idx, options=self.options.dates())
+        typed = typed_table(
+            st, src.table, fields, problems, src=idx, options=self.options.reading()
+        )
         # The first move's old stage is the stage the deal started in, at its creation.
         labels = {f.name: f.column or f.name for f in fields}
         return st.view(

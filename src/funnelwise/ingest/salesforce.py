@@ -281,7 +281,7 @@ class _SalesforceReader:
             _field(src, "campaign_id", "CampaignId"),
         ]
         fields += attr_fields
-        typed = typed_table(st, table, fields, problems, src=idx, options=self.options.dates())
+        typed = typed_table(st, table, fields, problems, src=idx, options=self.options.reading())
         typed = self._named(st, typed, "owner_id", src.name)
         deals = st.view(
             st.name("sf_deals"),
@@ -324,7 +324,9 @@ class _SalesforceReader:
             _field(src, "_prev_amount", "PrevAmount", "number"),
             _field(src, "_prev_close", "PrevCloseDate", "date"),
         ]
-        typed = typed_table(st, src.table, fields, problems, src=idx, options=self.options.dates())
+        typed = typed_table(
+            st, src.table, fields, problems, src=idx, options=self.options.reading()
+        )
         typed = self._named(st, typed, "actor_id", src.name)
         hist = self._resolve(st, deals, typed, "_ref")
         events = st.view(
@@ -403,7 +405,7 @@ class _SalesforceReader:
                 fields,
                 problems,
                 src=idx,
-                options=self.options.dates(),
+                options=self.options.reading(),
                 where=about,
             )
             at = "coalesce(" + ", ".join(f"_at{i}" for i in range(len(when))) + ")"

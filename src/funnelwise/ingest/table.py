@@ -182,7 +182,7 @@ class _TableReader:
         fields += attr_fields
         for i, col in enumerate(m.stage_dates.values()):
             fields.append(Field(f"_stage_date_{i}", col, "timestamp"))
-        typed = typed_table(st, table, fields, problems, src=0, options=self.options.dates())
+        typed = typed_table(st, table, fields, problems, src=0, options=self.options.reading())
         labels = {k: v for k, v in columns.items()} | {"_ord": columns.get("order", "order")}
         staged = Staged(source="table", pipeline=m.pipeline, currency=m.currency)
         if m.shape == "leads":

@@ -282,7 +282,7 @@ def xes_reader(
             Field("_kind", "kind"),
         ]
         typed = typed_table(
-            st, src.table, fields, problems, src=0, options=options.dates(), keep=["nth"]
+            st, src.table, fields, problems, src=0, options=options.reading(), keep=["nth"]
         )
         events = st.create(
             st.name("xes_events"),
