@@ -69,6 +69,14 @@ def test_event_log_hand_computed(tmp_path: Path) -> None:
     assert (9, "stage", False) in reasons  # D2's duplicate on row 9
     assert r.observed_until == pd.Timestamp("2024-02-01 16:30")
     assert store.meta("observed_until") == "2024-02-01T16:30:00"
+    # D1's amount moves on its 01-15 row: a change then, so earlier it was 1,000.
+    assert rows(
+        store, "SELECT deal_id, field, old_value, new_value, changed_at FROM deal_changes"
+    ) == [("D1", "amount", "1000.0", "1200.0", pd.Timestamp("2024-01-15").to_pydatetime())]
+    log = fw.open(tmp_path / "p")
+    past = log.as_of("2024-01-14").deals
+    assert past.filter(past.deal_id == "D1").amount.to_pandas().tolist() == [1000.0]
+    log.store.close()
     # The quarantine folder has the original rows with their reason.
     assert r.quarantine_path is not None
     with (r.quarantine_path / "events.csv").open(encoding="utf-8") as fh:
@@ -90,7 +98,7 @@ def test_reimport_loads_nothing_twice(tmp_path: Path) -> None:
     assert again.previous_imports == (first.import_id,)
     imports = list_imports(store)
     assert list(imports["import_id"]) == [again.import_id, first.import_id]
-    assert list(imports["loaded"]) == [0, 4 + 13]
+    assert list(imports["loaded"]) == [0, 4 + 13 + 1]  # deals, stage entries, a change
     store.close()
 
 
@@ -651,7 +659,10 @@ def test_decimal_marks_are_decided_by_the_column_and_the_file(tmp_path: Path) ->
     store, r = _snapshot_rows(tmp_path / "none", *whole)
     assert rows(store, amounts) == [("A", 6.1), ("B", 850.0)]
     (note,) = [n for n in r.notes if "6.100" in n]
-    assert "column 'value' has numbers such as 6.100 or 6,100 (1 of them)" in note and "--decimal-comma" in note
+    assert (
+        "column 'value' has numbers such as 6.100 or 6,100 (1 of them)" in note
+        and "--decimal-comma" in note
+    )
     store.close()
     # The option decides.
     store, process = new_project(tmp_path / "option" / "p")

@@ -28,6 +28,7 @@ from funnelwise.ingest.tablemap import (
     where,
 )
 from funnelwise.ingest.validate import Problems
+from funnelwise.log.eventlog import TRACKED_FIELDS
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
 from funnelwise.store import Store
@@ -217,6 +218,13 @@ class _TableReader:
             staged.deals = _deals_of_events(
                 st, typed, problems, [*deal_fields, *(["attributes"] if attrs else [])]
             )
+        tracked = [f for f in TRACKED_FIELDS if f in columns]
+        if tracked:
+            staged.changes = _changes_of_events(st, typed, problems, tracked)
+            staged.labels["changes"] = {
+                "deal_id": columns["deal_id"],
+                "changed_at": columns["entered_at"],
+            }
         return staged
 
 
@@ -239,6 +247,25 @@ def _deals_of_events(st: Staging, typed: str, problems: Problems, fields: list[s
         f"{', '.join(aggs)} FROM ({problems.clean(typed)}) WHERE deal_id IS NOT NULL "
         "GROUP BY deal_id",
     )
+
+
+def _changes_of_events(st: Staging, typed: str, problems: Problems, fields: list[str]) -> str:
+    """The tracked fields' changes an event log's rows show: a row whose value differs
+    from the deal's value on the rows before it is a change at that row's time (from
+    unknown when no earlier row had one); the deal's first row sets its values."""
+    order = "entered_at, " + ("_ord, " if "_ord" in st.columns(typed) else "") + "_row"
+    window = f"PARTITION BY deal_id ORDER BY {order}"
+    before = f"OVER ({window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    parts = [
+        f"""SELECT _src, _row, deal_id, {literal(f)} AS field,
+                   CAST(last_value({quote(f)} IGNORE NULLS) {before} AS VARCHAR) AS old_value,
+                   CAST({quote(f)} AS VARCHAR) AS new_value, entered_at AS changed_at,
+                   CAST(NULL AS VARCHAR) AS actor_id
+            FROM r QUALIFY {quote(f)} IS NOT NULL AND row_number() OVER ({window}) > 1"""
+        for f in fields
+    ]
+    kept = f"SELECT * FROM ({problems.clean(typed)}) WHERE deal_id IS NOT NULL"
+    return st.create(st.name("event_changes"), f"WITH r AS ({kept}) " + " UNION ALL ".join(parts))
 
 
 def table_reader(

@@ -5,7 +5,8 @@ with file and line). Three shapes:
 
 - `event_log`: one row per stage entry (`deal_id`, `stage`, `entered_at`;
   deal fields such as `amount` or `owner_id` may repeat on every row, the
-  deal's last non-empty value counts);
+  deal's last non-empty value counts, and an amount, expected close date or
+  owner that moves from one row to the next is a change at its row's time);
 - `snapshot`: one row per deal with its current `stage` and dates; stage
   events are created only for what is known: `stage_dates` columns (the date a
   deal entered a stage), the current stage, and the outcome at `closed_at`;
