@@ -5,10 +5,13 @@ enters the next one, so an exit date stored on its own would say nothing new
 when it agrees with the entries. Exit dates are therefore evidence, used in two
 ways:
 
-- checks: an exit before the entry into the same stage, or after the deal's
-  next entry (into another stage, after the one the exit closes), contradicts
-  the entries; it is recorded as a problem (row, exit column, value, reason)
-  and ignored, the entries stand;
+- checks: an exit before the deal's first entry, or after the deal's next
+  entry (into another stage, after the one the exit closes), contradicts the
+  entries; it is recorded as a problem (row, exit column, value, reason) and
+  ignored, the entries stand. An exit before its stage's entry but after the
+  deal's first one closes an earlier visit (HubSpot keeps each stage's latest
+  entry and exit): it is no problem, but the visit is not in the history, and
+  a note counts such visits;
 - a missing entry: a stage the deal was in without an entry date (a stage with
   an exit date only, or the deal's current stage when its history does not end
   there: no entry, or one before the deal's latest) was entered when the deal
@@ -56,7 +59,9 @@ def exit_evidence(st: Staging, problems: Problems, entries: str, exits: str, dea
                       AND n.entered_at > e.entered_at) AS next_stage,
                    (SELECT min(n.entered_at) FROM {quote(first)} n
                     WHERE n.deal_id = x.deal_id AND n.k <> {_fold("x.stage")}
-                      AND n.entered_at > e.entered_at) AS next_entry
+                      AND n.entered_at > e.entered_at) AS next_entry,
+                   (SELECT min(n.entered_at) FROM {quote(first)} n
+                    WHERE n.deal_id = x.deal_id) AS deal_first
             FROM {quote(exits)} x
             LEFT JOIN {quote(first)} e ON e.deal_id = x.deal_id AND e.k = {_fold("x.stage")}
             WHERE x.exited_at IS NOT NULL""",
@@ -64,10 +69,19 @@ def exit_evidence(st: Staging, problems: Problems, entries: str, exits: str, dea
     problems.add(
         f"SELECT _src, _row, _column, exited_at, 'is before the deal entered ' || stage || "
         f"' (' || {_when('own_entry')} || '); ignored' FROM {quote(checked)} "
-        "WHERE exited_at < own_entry",
+        "WHERE exited_at < own_entry AND exited_at < deal_first",
         quarantine=False,
         code="exit before entry",
     )
+    earlier = st.scalar(
+        f"SELECT count(*) FROM {quote(checked)} "
+        "WHERE exited_at < own_entry AND exited_at >= deal_first"
+    )
+    if earlier:
+        st.notes.append(
+            f"{earlier:,} exit dates close an earlier visit to their stage (the export keeps "
+            "each stage's latest entry): those visits are not in the stage history"
+        )
     problems.add(
         f"SELECT _src, _row, _column, exited_at, 'is after the deal entered ' || next_stage || "
         f"' (' || {_when('next_entry')} || '), the stage after ' || stage || '; ignored' "
