@@ -180,6 +180,17 @@ def test_a_status_against_the_stage_is_noted(tmp_path: Path) -> None:
     assert "says open but the stage Closed Lost is lost" in note.reason
     assert not any(p.quarantined and p.row == 4 for p in r.problems)
     store.close()
+    # Closed, not won, in a no-decision stage: the flags have no word for it, no note.
+    (folder / "Opportunity.csv").write_bytes(
+        text.replace(
+            lost + b"false", lost.replace(b"Closed Lost", b"Closed No Decision") + b"false"
+        )
+    )
+    store, process = new_project(tmp_path / "n")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    assert rows(store, f"SELECT outcome FROM deals WHERE deal_id = '{O3}'") == [("no_decision",)]
+    assert not [p for p in r.problems if "the stage is taken" in p.reason]
+    store.close()
 
 
 def _with_directory(tmp_path: Path) -> Path:

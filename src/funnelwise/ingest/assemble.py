@@ -558,6 +558,8 @@ class Assembler:
         )
         # The stage is taken over a status that names another outcome (or "open"):
         # the stage is what the CRM's pipeline reports show, but the mismatch is said.
+        # Lost beside a no-decision stage is no mismatch: statuses such as IsClosed and
+        # IsWon, or Pipedrive's won and lost, have no word for no decision.
         p.add(
             f"SELECT d._src, d._row, {literal(s.label('deals', 'outcome'))}, d.outcome, "
             "'says ' || coalesce(om.kind, 'open') || ' but the stage ' || "
@@ -565,7 +567,8 @@ class Assembler:
             f"FROM {quote(deals)} d "
             "JOIN _stage_map sm ON sm.pipeline_id = d.pipeline_id AND sm.stage = d.stage "
             "JOIN _outcome_map om ON om.pipeline_id = d.pipeline_id AND om.outcome = d.outcome "
-            f"WHERE sm.kind IN {_OUTCOMES} AND om.kind IS DISTINCT FROM sm.kind",
+            f"WHERE sm.kind IN {_OUTCOMES} AND om.kind IS DISTINCT FROM sm.kind "
+            "AND NOT (om.kind = 'lost' AND sm.kind = 'no_decision')",
             quarantine=False,
             code="conflicting outcome",
         )
