@@ -71,3 +71,29 @@ def test_segments_named_like_result_columns(plus: fw.EventLog) -> None:
     v = fw.discovery(plus, by="source").edges
     assert {"by_source", "source", "target"} <= set(v.columns)
     assert set(v.by_source) == {"web", "partner"}
+
+
+def test_a_time_window_takes_its_leads_and_its_share_of_campaign_costs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    log = open_tiny_plus(tmp_path_factory)
+    # C1 ran 2023-12-01 to 2024-01-31 (61 days), 30 of them in a window from 01-01;
+    # C2 has no dates, so its share of a window is unknown.
+    log.store.raw.execute(
+        "UPDATE campaigns SET started_at = TIMESTAMP '2023-12-01', "
+        "ended_at = TIMESTAMP '2024-01-31' WHERE campaign_id = 'C1'"
+    )
+    whole = fw.kpis(log).campaigns.set_index("key")
+    assert whole.loc["C1", "cost"] == 400 and whole.loc["C2", "cost"] == 100
+    window = log.filter(since="2024-01-01")
+    c = fw.kpis(window).campaigns.set_index("key")
+    assert c.loc["C1", "cost"] == pytest.approx(400 * 30 / 61)
+    assert np.isnan(c.loc["C2", "cost"]) and np.isnan(c.loc["C2", "roi"])
+    # Leads created in the window, as deals are: L2, L3 and L4, not L1 (2023-12-30).
+    assert fw.kpis(window).leads.iloc[0].leads == 3
+    s = fw.kpis(window, costs={"web": 400.0}).campaigns.set_index("key")
+    assert s.loc["web", "leads"] == 2  # L3, L4
+    # A window after the campaign: none of its cost.
+    late = fw.kpis(log.filter(since="2024-03-01")).campaigns.set_index("key")
+    assert late.loc["C1", "cost"] == 0
+    log.store.close()

@@ -79,7 +79,8 @@ def kpis(
         by: a deal column or attribute key to split by.
         target: a revenue target (process currency) for pipeline coverage.
         costs: spend per deal source (process currency) for cost per acquisition
-            and ROI per source; without it the campaigns table's costs are used.
+            and ROI per source; without it the campaigns table's costs are used,
+            in a since/until window the share of each campaign's days inside it.
         alpha: 1 - confidence level.
 
     Figures: win_rate_closed (won / closed), win_rate (censoring-aware),
@@ -222,6 +223,27 @@ def _lead_figures(log: EventLog, by: str | None, alpha: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _window_costs(log: EventLog, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """Each campaign's cost (key, cost) spent in the log's since/until window, the
+    leads and deals of which are those created in it: the cost times the share of
+    the campaign's days inside the window (a running campaign runs to the log's
+    instant). Unknown (NaN) for a campaign without a start when a window is set."""
+    out = pd.DataFrame({"key": campaigns["campaign_id"], "cost": campaigns["cost"]})
+    if log.since is None and log.until is None:
+        return out
+    start = pd.to_datetime(campaigns["started_at"])
+    end = pd.to_datetime(campaigns["ended_at"]).fillna(log.now)
+    end = end.where(end >= start, start)
+    lo = start.where(start >= log.since, log.since) if log.since is not None else start
+    hi = end.where(end <= log.until, log.until) if log.until is not None else end
+    inside = (hi - lo).where(hi > lo, pd.Timedelta(0))
+    length = end - start
+    # A campaign of one instant is all in the window or all out of it.
+    share = (inside / length).where(length > pd.Timedelta(0), (lo <= hi).astype(float))
+    out["cost"] = (out["cost"] * share.where(start.notna())).astype(float)
+    return out
+
+
 def _campaigns(log: EventLog, costs: Mapping[str, float] | None) -> pd.DataFrame:
     """Cost, leads, deals, wins, cost per acquisition (cost / won) and ROI per campaign,
     or per source when `costs` gives the spend per source."""
@@ -239,7 +261,7 @@ def _campaigns(log: EventLog, costs: Mapping[str, float] | None) -> pd.DataFrame
         spend = ibis.memtable(pd.DataFrame({"key": list(costs), "cost": list(costs.values())}))
     else:
         c = log.store.table("campaigns")
-        spend = c.filter(c.cost.notnull()).select(key="campaign_id", cost="cost")
+        spend = ibis.memtable(_window_costs(log, to_pandas(c.filter(c.cost.notnull()))))
     j: ir.Table = spend.left_join(deals, "key").select(spend, "deals", "won", "won_value")
     j = j.left_join(leads, "key").select(j, "leads")
     frame = to_pandas(

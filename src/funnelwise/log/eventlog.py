@@ -307,8 +307,13 @@ class EventLog:
 
     @cached_property
     def leads(self) -> ir.Table:
-        """Leads created by the cutoff; conversions and disqualifications after it unknown."""
+        """Leads created by the cutoff (and in the since/until window, as deals are);
+        conversions and disqualifications after the cutoff unknown."""
         lead = self.store.table("leads")
+        if self.since is not None:
+            lead = lead.filter(lead.created_at >= self.since)
+        if self.until is not None:
+            lead = lead.filter(lead.created_at < self.until)
         if self.cutoff is None:
             return lead
         t = self.cutoff
