@@ -169,3 +169,57 @@ def test_an_as_of_date_past_the_data_is_said(tiny_project: Path) -> None:
         app, ["--project", str(tiny_project), "funnel", "--as-of", "2024-02-01", "-f", "json"]
     )
     assert quiet.exit_code == 0 and "after the end" not in quiet.stderr
+
+
+# -- output files ----------------------------------------------------------------------------
+@pytest.fixture
+def own_project(tiny_project: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny project that a test may write into."""
+    return Path(shutil.copytree(tiny_project, tmp_path / "p"))
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "what"),
+    [
+        (["report", "--quick", "-o"], "funnelwise.duckdb", "the project's store"),
+        (["report", "--quick", "-o"], "process.yaml", "the project's process definition"),
+        (["report", "--quick", "-o"], "funnelwise.duckdb.wal", "the project's store"),
+        (["export", "xes"], "funnelwise.duckdb", "the project's store"),
+        (["export", "table"], "process.yaml", "the project's process definition"),
+    ],
+)
+def test_an_output_never_overwrites_the_projects_own_files(
+    own_project: Path, command: list[str], name: str, what: str
+) -> None:
+    before = {p.name: p.read_bytes() for p in own_project.iterdir() if p.is_file()}
+    # Through a detour, so that only the resolved path gives it away.
+    target = own_project / ".." / own_project.name / name
+    result = runner.invoke(app, ["--project", str(own_project), *command, str(target)])
+    assert result.exit_code == 2, result.output
+    assert what in result.output and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in own_project.iterdir() if p.is_file()} == before
+    info = runner.invoke(app, ["--project", str(own_project), "info", "-f", "json"])
+    assert info.exit_code == 0 and json.loads(info.stdout)["stage_events"] == 15
+
+
+def test_a_failed_export_leaves_the_previous_file_whole(
+    own_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from funnelwise.ingest import export
+
+    out = tmp_path / "events.csv"
+    out.write_text("the previous export\n", encoding="utf-8")
+
+    def half(table: Any, where: Any) -> None:
+        Path(where).write_text("case:concept:name,concept", encoding="utf-8")
+        raise RuntimeError("the engine stopped")
+
+    monkeypatch.setattr(export.pa_csv, "write_csv", half)
+    log = funnelwise.open(own_project)
+    try:
+        with pytest.raises(RuntimeError):
+            export.write_event_table(log, out)
+    finally:
+        log.store.close()
+    assert out.read_text(encoding="utf-8") == "the previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "p"]

@@ -9,6 +9,8 @@ import typer
 
 from funnelwise.cli.render import err_console
 from funnelwise.log import EventLog, open_log
+from funnelwise.outfile import refuse_protected, store_files
+from funnelwise.project import PROCESS_FILE, Project
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,26 @@ class CliContext:
         if self.store and not (self.project / "process.yaml").exists():
             return open_log(self.store, read_only=read_only)
         return open_log(self.project, store=self.store, read_only=read_only)
+
+    def protected_files(self) -> dict[Path, str]:
+        """The files the project lives on, with what each holds: its process.yaml and its
+        store file (the default one, or the --store file) with the store's `.wal`
+        write-ahead log and `.tmp` spill folder."""
+        stores = [Path(Project(self.project).store_url.removeprefix("duckdb://"))]
+        if self.store and self.store.startswith("duckdb://"):
+            target = self.store.removeprefix("duckdb://")
+            if target and target != ":memory:":
+                stores.append(Path(target))
+        files = {self.project / PROCESS_FILE: "the project's process definition"}
+        for store in stores:
+            files.update(dict.fromkeys(store_files(store), "the project's store"))
+        return files
+
+    def output(self, path: Path, *, option: str) -> Path:
+        """`path`, checked to be no file of the project (InputError otherwise), so an
+        output never overwrites the store or the process definition."""
+        refuse_protected(path, self.protected_files(), option=option)
+        return path
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

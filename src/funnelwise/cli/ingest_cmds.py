@@ -205,6 +205,10 @@ def import_command(name: str) -> Callable[[Callable[..., ImportCall]], Callable[
         def command(**kwargs: Any) -> None:
             common = {n: kwargs.pop(n) for n, _, _ in _COMMON}
             fmt = common.pop("fmt")
+            if common["suggest_mapping"] is not None:
+                cli_context(kwargs["ctx"]).output(
+                    common["suggest_mapping"], option="--suggest-mapping"
+                )
             opts = _options(**common)
             call = build(**kwargs)
             _run(kwargs["ctx"], fmt, lambda s, p, progress: call(s, p, opts, progress))
@@ -384,6 +388,7 @@ def export_xes(
     """Write the log as XES: one trace per deal, one event per stage entry (and activity)."""
     from funnelwise.ingest.export import write_xes
 
+    cli_context(ctx).output(file, option="FILE")
     with _log(ctx, pipeline) as log:
         lines = write_xes(log, file, activities=activities)
     console.print(f"Wrote {file} ({lines:,} lines).")
@@ -401,6 +406,7 @@ def export_table(
     Columns case:concept:name, concept:name, time:timestamp, ..."""
     from funnelwise.ingest.export import write_event_table
 
+    cli_context(ctx).output(file, option="FILE")
     with _log(ctx, pipeline) as log:
         n = write_event_table(log, file, activities=activities)
     console.print(f"Wrote {file} ({n:,} events).")

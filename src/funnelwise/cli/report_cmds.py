@@ -32,7 +32,9 @@ def report(
     """Write one self-contained HTML report (no network needed to open it)."""
     from funnelwise.report import write_report
 
-    log = cli_context(ctx).log(read_only=True)
+    c = cli_context(ctx)
+    output = c.output(output, option="--output")
+    log = c.log(read_only=True)
     with progress_bar() as progress:
         path = write_report(log, output, as_of=as_of, quick=quick, progress=progress)
     size = path.stat().st_size / 1e6

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from funnelwise.analytics.common import union_all
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
+from funnelwise.outfile import atomic_output
 
 XES_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1.0" xes.features="nested-attributes" xmlns="http://www.xes-standard.org/">
@@ -108,14 +109,15 @@ def event_table(log: EventLog, *, activities: bool = False) -> pa.Table:
 
 def write_event_table(log: EventLog, path: Path, *, activities: bool = False) -> int:
     """Write the event table as CSV or Parquet (by suffix); returns the rows written."""
-    table = event_table(log, activities=activities)
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        pq.write_table(table, path)
-    elif suffix == ".csv":
-        pa_csv.write_csv(table, path)
-    else:
+    if suffix not in (".parquet", ".pq", ".csv"):
         raise InputError(f"{path.name}: export a table as .csv or .parquet")
+    table = event_table(log, activities=activities)
+    with atomic_output(path) as temp:
+        if suffix == ".csv":
+            pa_csv.write_csv(table, temp)
+        else:
+            pq.write_table(table, temp)
     return table.num_rows
 
 
@@ -178,9 +180,9 @@ def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
     return lines.order_by(["case", "part", "at", "order"]).select("line")
 
 
-def _text_out(path: Path) -> IO[str]:
-    """A text file to write, gzip-compressed when its name ends in .gz."""
-    if path.name.lower().endswith(".gz"):
+def _text_out(path: Path, *, gz: bool) -> IO[str]:
+    """A text file to write, gzip-compressed if `gz`."""
+    if gz:
         return gzip.open(path, "wt", encoding="utf-8")
     return path.open("w", encoding="utf-8")
 
@@ -189,7 +191,8 @@ def write_xes(log: EventLog, path: Path, *, activities: bool = False) -> int:
     """Write the log as XES (gzip when the name ends in .gz); returns the lines written."""
     lines = xes_lines(log, activities=activities)
     written = 0
-    with _text_out(path) as fh:
+    gz = path.name.lower().endswith(".gz")
+    with atomic_output(path) as temp, _text_out(temp, gz=gz) as fh:
         fh.write(XES_HEAD)
         # Streamed from the engine in batches (compiled here: the store is DuckDB).
         sql = log.store.backend.compile(lines)

@@ -35,6 +35,7 @@ from funnelwise.ingest.quarantine import discard, publish, quarantine_dir, write
 from funnelwise.ingest.records import activities_table, changes_table, known_deals, leads_table
 from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import Problems
+from funnelwise.outfile import atomic_output
 from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.store import Store
@@ -171,10 +172,9 @@ def run_import(
         files = [(f.name, f.sha256) for f in st.hashed()]
         import_id = f"{started:%Y%m%dT%H%M%S}-{source}-{uuid.uuid4().hex[:6]}"
         if options.suggest_mapping is not None:
-            options.suggest_mapping.write_text(
-                suggestion_yaml(process, asm.unmapped, source=", ".join(n for n, _ in files)),
-                encoding="utf-8",
-            )
+            fragment = suggestion_yaml(process, asm.unmapped, source=", ".join(n for n, _ in files))
+            with atomic_output(options.suggest_mapping) as temp:
+                temp.write_text(fragment, encoding="utf-8")
             return ImportResult(
                 import_id=import_id,
                 source=source,

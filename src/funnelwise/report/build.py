@@ -23,6 +23,7 @@ import pandas as pd
 from funnelwise.analytics.common import stage_frame
 from funnelwise.errors import NotEnoughDataError
 from funnelwise.log import EventLog
+from funnelwise.outfile import atomic_output
 from funnelwise.progressing import ProgressCallback, no_progress
 from funnelwise.report import fmt, outlook, sections
 from funnelwise.report.render import render
@@ -218,10 +219,13 @@ class Report:
         return render(self)
 
     def write(self, path: str | Path) -> Path:
-        """Write the page to `path` (UTF-8) and return the path."""
+        """Write the page to `path` (UTF-8) and return the path. Missing folders are
+        created; the file appears whole or not at all (see `atomic_output`)."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(self.html(), encoding="utf-8")
+        page = self.html()
+        with atomic_output(out) as temp:
+            temp.write_text(page, encoding="utf-8")
         return out
 
 
