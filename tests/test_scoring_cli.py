@@ -86,6 +86,17 @@ def test_apply_picks_the_model_trained_as_of_the_latest_date_it_may_use(
     code, out = _run(root, "apply", "--as-of", "2024-01-15", "--format", "json")
     assert code == 0, out
     assert json.loads(out)["meta"]["model_id"] == ids["early"]
+    assert "note" not in json.loads(out)["meta"]  # 45 days old
+    # Scoring the log's end (2024-02-26) with a model of 2023-09-01 says how old what
+    # it learned is; with the early one (87 days) it does not.
+    code, out = _run(root, "train", *FAST, "--as-of", "2023-09-01", "--format", "json")
+    assert code == 0, out
+    old = json.loads(out)["model_id"]
+    code, out = _run(root, "apply", "--model-id", old, "--format", "csv")
+    assert code == 0, out
+    assert "outcomes up to 2023-09-01, 178 days before 2024-02-26" in " ".join(out.split())
+    code, out = _run(root, "apply", "--model-id", ids["early"], "--format", "csv")
+    assert code == 0 and "the model learned from outcomes" not in out
     # Before both: no model may be used, and the advice names the target.
     code, out = _run(root, "apply", "--as-of", "2023-06-01")
     assert code == 2

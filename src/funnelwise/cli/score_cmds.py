@@ -166,6 +166,8 @@ def apply(
         )
     scores = scorer.score(log, top=top, model_id=chosen)
     save_scores(log.store, scores)
+    if "note" in scores.meta:
+        err_console.print(f"note: {scores.meta['note']}", highlight=False, markup=False)
     if not len(scores.to_frame()):
         err_console.print(_nothing_open(target, log, scorer.horizon_days))
     key = scores.id_column

@@ -43,6 +43,9 @@ MAX_CATEGORIES = 60
 # (and in at least LEAK_MIN_SHARE of that outcome's rows) was most likely written
 # at the outcome, as CRM exports often do.
 LEAK_RATIO = 10.0
+# A model that learned from outcomes more than this many days before the scoring
+# date misses a quarter of what happened since: the scores say so.
+STALE_DAYS = 90
 LEAK_MIN_SHARE = 0.05
 
 
@@ -319,6 +322,13 @@ class Scorer:
             "trained_as_of": self.trained_as_of_,
             "open": len(out),
         }
+        age = (log.now - pd.Timestamp(self.trained_as_of_)) / pd.Timedelta(days=1)
+        if age > STALE_DAYS:
+            meta["note"] = (
+                f"the model learned from outcomes up to {self.trained_as_of_:%Y-%m-%d}, "
+                f"{age:.0f} days before {log.now:%Y-%m-%d}: what happened since is not in "
+                "it; run `funnelwise score train` to refresh it"
+            )
         return Scores({"scores": out.reset_index(drop=True)}, meta)
 
     # -- saving (see models.scorer_to_json) ------------------------------------------
