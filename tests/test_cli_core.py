@@ -223,3 +223,30 @@ def test_a_failed_export_leaves_the_previous_file_whole(
         log.store.close()
     assert out.read_text(encoding="utf-8") == "the previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "p"]
+
+
+def test_an_output_path_that_cannot_be_written_is_said_without_a_traceback(
+    own_project: Path, tmp_path: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    cases = [
+        (["report", "--quick", "-o", f"{tmp_path}/"], "it is a folder"),
+        (["report", "--quick", "-o", str(afile / "r.html")], "is a file, not a folder"),
+        (["export", "xes", str(afile / "sub" / "x.xes")], "is a file, not a folder"),
+    ]
+    if Path("/dev/full").exists():
+        cases.append((["report", "--quick", "-o", "/dev/full"], "cannot write /dev/full"))
+        cases.append((["export", "xes", "/dev/full"], "No space left on device"))
+    for args, reason in cases:
+        result = runner.invoke(app, ["--project", str(own_project), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert reason in " ".join(result.output.split()), result.output
+
+
+def test_an_export_creates_its_folder_like_the_report(own_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "events.csv"
+    result = runner.invoke(app, ["--project", str(own_project), "export", "table", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").startswith('"case:concept:name"')

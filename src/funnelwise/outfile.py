@@ -7,11 +7,14 @@ Two guarantees for every file a command writes:
   (`refuse_protected`);
 * a failed write never leaves a half file: the content goes to a temporary
   file in the same folder, which then replaces the target in one step
-  (`atomic_output`).
+  (`atomic_output`). A failure of the file system (no such folder, disk full,
+  a folder where a file should be) is an `InputError` naming the path and the
+  reason, not a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -51,21 +54,63 @@ def refuse_protected(path: Path, protected: Mapping[Path, str], *, option: str) 
             )
 
 
+def precheck(path: Path) -> None:
+    """InputError now, before any work, when `path` cannot be a file: it is a folder,
+    or a part of its folder path is a file."""
+    if path.is_dir():
+        raise output_error(path, _os_error(errno.EISDIR))
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise output_error(path, _os_error(errno.ENOTDIR))
+            return
+
+
+def _os_error(code: int) -> OSError:
+    """The OSError (subclass) the system raises for `code`."""
+    return OSError(code, os.strerror(code))
+
+
+def output_error(path: Path, exc: OSError) -> InputError:
+    """The InputError for an OSError met while writing `path`: the path and the reason."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EISDIR or path.is_dir():
+        hint = f"it is a folder; give a file name in it, e.g. {path / 'out.html'}"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = "a part of the path is a file, not a folder; choose another folder"
+    elif exc.errno == errno.ENOSPC:
+        hint = "the disk is full; free some space or write elsewhere"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "no permission to write there; choose a folder you can write to"
+    else:
+        hint = "check the path, or write elsewhere"
+    return InputError(f"cannot write {path}: {reason}; {hint}")
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path to write `path`'s content to; it replaces `path` when the
-    block ends without error, and is removed otherwise.
+    block ends without error, and is removed otherwise. Missing folders are created.
 
     A target that exists and is no regular file (`/dev/null`, a pipe) is written
     directly: it cannot be replaced, and replacing a device would be wrong.
     """
-    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
-        yield path
-        return
+    if path.is_dir():
+        raise output_error(path, _os_error(errno.EISDIR))
+    try:
+        special = path.exists() and not stat.S_ISREG(path.stat().st_mode)
+        if special:
+            yield path
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     # A fresh name the writer creates itself, so the file gets the usual permissions.
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
         yield temp
         os.replace(temp, path)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     finally:
         temp.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import typer
 
 from funnelwise.cli.render import err_console
 from funnelwise.log import EventLog, open_log
-from funnelwise.outfile import refuse_protected, store_files
+from funnelwise.outfile import precheck, refuse_protected, store_files
 from funnelwise.project import PROCESS_FILE, Project
 
 
@@ -42,9 +42,11 @@ class CliContext:
         return files
 
     def output(self, path: Path, *, option: str) -> Path:
-        """`path`, checked to be no file of the project (InputError otherwise), so an
-        output never overwrites the store or the process definition."""
+        """`path`, checked before any work (InputError otherwise): it is no file of the
+        project, so an output never overwrites the store or the process definition,
+        and it is no folder nor under a file."""
         refuse_protected(path, self.protected_files(), option=option)
+        precheck(path)
         return path
 
 

@@ -222,7 +222,6 @@ class Report:
         """Write the page to `path` (UTF-8) and return the path. Missing folders are
         created; the file appears whole or not at all (see `atomic_output`)."""
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
         page = self.html()
         with atomic_output(out) as temp:
             temp.write_text(page, encoding="utf-8")
