@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,6 +75,19 @@ def test_choose_ignores_methods_that_always_fell_back() -> None:
     assert chosen == "run_rate"
     assert reason.startswith("run_rate has the lowest pinball loss (0.200")
     assert "0% lower" in reason
+    # Four cut-offs prove little, and the choice says so.
+    assert "but 4 cut-offs cannot tell the methods apart" in reason
+    one = {"run_rate": replace(ms("run_rate", 0.2), n_cutoffs=1)}
+    assert "over 1 cut-off;" in choose(one)[1]
+    many = {"run_rate": replace(ms("run_rate", 0.2), n_cutoffs=8)}
+    assert "cannot tell" not in choose(many)[1]
+
+
+def test_nothing_booked_puts_no_interval_to_the_test() -> None:
+    s = score(
+        "m", _rows([0.0, 0.0], expected=[0.0, 0.0], p10=[0.0, 0.0], p50=[0.0] * 2, p90=[0.0] * 2)
+    )
+    assert np.isnan(s.coverage80) and np.isnan(s.wape) and s.n_cutoffs == 2
 
 
 def _mutate_future(root: Path, cut: pd.Timestamp) -> None:

@@ -37,6 +37,9 @@ METHODS: tuple[str, ...] = ("weighted_pipeline", "weighted_historical", "run_rat
 BASELINE = "weighted_pipeline"
 CALIBRATED = "montecarlo_calibrated"  # the Monte Carlo with its spread from its past errors
 QUANTILES = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
+# Fewer cut-offs than this cannot tell methods apart nor judge an 80% interval (one
+# miss in eight is already 12 points of coverage): the choice says so.
+MIN_CUTOFFS = 8
 
 
 def make_forecaster(
@@ -165,7 +168,10 @@ def score(method: str, rows: pd.DataFrame) -> MethodScore:
         pinball_p10=pin["p10"],
         pinball_p50=pin["p50"],
         pinball_p90=pin["p90"],
-        coverage80=float(np.mean((r.p10 <= r.actual) & (r.actual <= r.p90))) if len(r) else nan,
+        # Nothing booked in any window puts no interval to the test.
+        coverage80=float(np.mean((r.p10 <= r.actual) & (r.actual <= r.p90)))
+        if len(r) and scale > 0
+        else nan,
         n_cutoffs=len(r),
         n_fallback=int(r.fallback.notna().sum()),
         mean_actual=scale,
@@ -183,9 +189,10 @@ def choose(scores: dict[str, MethodScore]) -> tuple[str, str]:
         return BASELINE, "no method could be scored; the weighted pipeline is the default"
     ranked = sorted(usable.values(), key=lambda s: s.pinball)
     best = ranked[0]
+    cutoffs = f"{best.n_cutoffs} cut-off{'s' if best.n_cutoffs != 1 else ''}"
     parts = [
         f"{best.method} has the lowest pinball loss ({best.pinball:.3f} of mean bookings) over "
-        f"{best.n_cutoffs} cut-offs"
+        f"{cutoffs}"
     ]
     if len(ranked) > 1:
         parts.append(f"next {ranked[1].method} {ranked[1].pinball:.3f}")
@@ -198,6 +205,11 @@ def choose(scores: dict[str, MethodScore]) -> tuple[str, str]:
     else:
         parts.append(f"WAPE {best.wape:.1%}")
     parts.append(f"its 80% interval held the actual {best.coverage80:.0%} of the time")
+    if best.n_cutoffs < MIN_CUTOFFS:
+        parts.append(
+            f"but {cutoffs} cannot tell the methods apart nor judge an interval (at least "
+            f"{MIN_CUTOFFS} are needed): take an earlier start or a shorter spacing"
+        )
     return best.method, "; ".join(parts)
 
 
