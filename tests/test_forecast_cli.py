@@ -33,6 +33,11 @@ def test_forecast_json_flags_the_fallback(tiny_project: Path) -> None:
     assert "closed deals: the log has 3" in out["fallback"]
     assert out["expected"] == pytest.approx(400.0)
     assert [p["period"] for p in out["periods"]] == ["2024-03"]
+    # The CSV holds figures only: stderr says which method answered, and why.
+    csv = runner.invoke(app, ["--project", str(tiny_project), "forecast", "-f", "csv"])
+    assert csv.exit_code == 0, csv.output
+    assert "note: weighted_pipeline forecast" in csv.stderr
+    assert "fell back: " in csv.stderr and "closed deals: the log has 3" in csv.stderr
 
 
 def test_forecast_csv_and_table(tiny_project: Path) -> None:
@@ -44,7 +49,7 @@ def test_forecast_csv_and_table(tiny_project: Path) -> None:
     assert web.expected.tolist() == [400.0]
     assert "totals, fan, history" in csv.stderr
     totals = runner.invoke(app, [*args, "--by", "source", "-f", "csv", "--frame", "totals"])
-    assert totals.exit_code == 0 and totals.stderr == ""
+    assert totals.exit_code == 0 and totals.stderr == "note: weighted_pipeline forecast\n"
     assert set(pd.read_csv(io.StringIO(totals.stdout)).segment) == {"all", "partner", "web"}
     table = runner.invoke(
         app, [*args, "--target", "500", "--as-of", "2024-02-05", "--horizon", "30d"]

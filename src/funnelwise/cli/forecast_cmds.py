@@ -132,6 +132,14 @@ def forecast_cmd(
         else:
             _print_forecast(result)
 
+    if fmt is OutputFormat.csv or (fmt is OutputFormat.table and frame is not None):
+        # A table alone does not say which method answered, nor why: stderr does.
+        say = lambda text: err_console.print(text, highlight=False, markup=False)  # noqa: E731
+        say(f"note: {result.method} forecast")
+        if result.fallback:
+            say(f"fell back: {result.fallback}")
+        for note in result.notes:
+            say(f"note: {note}")
     print_frames(result.frames, fmt, frame=frame, whole=whole)
 
 
