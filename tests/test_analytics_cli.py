@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from funnelwise.cli import app
@@ -40,6 +41,27 @@ def test_filters_reach_the_analysis(tiny_project: Path) -> None:
     assert data["meta"]["since"].startswith("2024-01-02")
     bad = runner.invoke(app, ["--project", str(tiny_project), "funnel", "--pipeline", "nope"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["funnel"],
+        ["outcomes"],
+        ["kpis"],
+        ["hygiene"],
+        ["flow", "--start", "2024-02-01", "--end", "2024-03-01"],
+        ["quality"],
+        ["export", "table"],
+    ],
+)
+def test_an_unknown_pipeline_is_one_error_line(
+    tiny_project: Path, tmp_path: Path, command: list[str]
+) -> None:
+    args = [*command, str(tmp_path / "x.csv")] if command[0] == "export" else command
+    bad = runner.invoke(app, ["--project", str(tiny_project), *args, "--pipeline", "nope"])
+    assert bad.exit_code == 2, bad.output
+    assert bad.output == "error: no pipeline 'nope'; valid pipelines: new-business\n"
 
 
 def test_outcomes_and_timing_commands(tiny_project: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from funnelwise.errors import ProcessError
+from funnelwise.errors import InputError, ProcessError
 from funnelwise.process import diff_processes, normalize_name, parse_process, template_text
 
 MINIMAL = """\
@@ -101,8 +101,11 @@ def test_empty_and_wrong_top_level() -> None:
 
 
 def test_unknown_pipeline_names_valid_ones() -> None:
-    with pytest.raises(KeyError, match="valid pipelines: main"):
+    with pytest.raises(InputError) as caught:
         parse_process(MINIMAL).pipeline("nope")
+    assert str(caught.value) == "no pipeline 'nope'; valid pipelines: main"
+    # Still a KeyError for callers that look pipelines up by key.
+    assert isinstance(caught.value, KeyError)
 
 
 def test_diff_reports_added_removed_changed_moved() -> None:

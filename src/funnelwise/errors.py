@@ -9,6 +9,7 @@ maps these to exit codes at the edge; nothing else catches broadly.
     │   └── ConflictError     optimistic-concurrency check failed
     ├── ProjectError          a project folder is missing or incomplete
     ├── InputError            bad user input (dates, options, filters)
+    │   └── UnknownPipelineError  a pipeline id the process does not define
     ├── SourceImportError     a source file cannot be imported
     └── NotEnoughDataError    an analysis lacks the history it needs
 """
@@ -77,6 +78,18 @@ class InputError(FunnelwiseError):
     """An option or value given by the user is invalid."""
 
     exit_code = 2
+
+
+class UnknownPipelineError(InputError, KeyError):
+    """A pipeline id the process does not define; the message names the valid ones.
+
+    Also a KeyError, because `Process.pipeline` is a lookup by key and callers
+    may catch it as one.
+    """
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; it is a sentence, not a key.
+        return str(self.args[0]) if self.args else ""
 
 
 class SourceImportError(FunnelwiseError):

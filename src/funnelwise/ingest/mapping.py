@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import yaml
 
-from funnelwise.errors import SourceImportError
+from funnelwise.errors import SourceImportError, UnknownPipelineError
 from funnelwise.process import OUTCOME_KINDS, Pipeline, Process, normalize_name
 
 # Words a status column uses for a deal still open.
@@ -65,8 +65,8 @@ def map_pipelines(
     if fixed is not None:
         try:
             process.pipeline(fixed)
-        except KeyError as exc:
-            raise SourceImportError(str(exc.args[0])) from None
+        except UnknownPipelineError as exc:
+            raise SourceImportError(str(exc)) from None
     default = fixed or process.default_pipeline.id
     keys = _pipeline_keys(process)
     out: dict[str | None, str] = {None: default}

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from funnelwise.errors import UnknownPipelineError
+
 OutcomeKind = Literal["won", "lost", "no_decision"]
 StageKind = Literal["open", "won", "lost", "no_decision"]
 OUTCOME_KINDS: tuple[OutcomeKind, ...] = ("won", "lost", "no_decision")
@@ -165,12 +167,13 @@ class Process(_Strict):
         return self.pipelines[0]
 
     def pipeline(self, pipeline_id: str) -> Pipeline:
-        """The pipeline with this id; raises KeyError naming the valid ids."""
+        """The pipeline with this id; raises UnknownPipelineError (an InputError and a
+        KeyError) naming the valid ids."""
         for p in self.pipelines:
             if p.id == pipeline_id:
                 return p
         valid = ", ".join(p.id for p in self.pipelines)
-        raise KeyError(f"no pipeline {pipeline_id!r}; valid pipelines: {valid}")
+        raise UnknownPipelineError(f"no pipeline {pipeline_id!r}; valid pipelines: {valid}")
 
     def stage_rows(self) -> list[dict[str, object]]:
         """The canonical `stages` table rows for every pipeline."""
