@@ -32,6 +32,7 @@ def to_timestamp(value: Instant, *, name: str = "date") -> pd.Timestamp:
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwmqy]?)\s*$")
+_NEGATIVE = re.compile(r"^\s*-\s*\d")
 _DAYS = {"": 1.0, "d": 1.0, "w": 7.0, "m": 30.4375, "q": 91.3125, "y": 365.25}
 
 
@@ -40,6 +41,8 @@ def to_days(value: str | float | int, *, name: str = "duration") -> float:
     if isinstance(value, int | float):
         return float(value)
     m = _DURATION.match(value)
+    if not m and _NEGATIVE.match(value):
+        raise InputError(f"{name} must be positive (got {value!r})")
     if not m:
         raise InputError(
             f"{name}: cannot read {value!r} as a duration; use a number of days or "
