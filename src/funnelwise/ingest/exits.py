@@ -5,13 +5,13 @@ enters the next one, so an exit date stored on its own would say nothing new
 when it agrees with the entries. Exit dates are therefore evidence, used in two
 ways:
 
-- checks: an exit before the deal's first entry, or after the deal's next
-  entry (into another stage, after the one the exit closes), contradicts the
-  entries; it is recorded as a problem (row, exit column, value, reason) and
-  ignored, the entries stand. An exit before its stage's entry but after the
-  deal's first one closes an earlier visit (HubSpot keeps each stage's latest
-  entry and exit): it is no problem, but the visit is not in the history, and
-  a note counts such visits;
+- checks: an exit before the deal began (its creation, or its first entry if
+  earlier), or after the deal's next entry (into another stage, after the one
+  the exit closes), contradicts the entries; it is recorded as a problem (row,
+  exit column, value, reason) and ignored, the entries stand. An exit before
+  its stage's entry but after the deal began closes an earlier visit (HubSpot
+  keeps each stage's latest entry and exit): it is no problem, but the visit
+  is not in the history, and a note counts such visits;
 - a missing entry: a stage the deal was in without an entry date (a stage with
   an exit date only, or the deal's current stage when its history does not end
   there: no entry, or one before the deal's latest) was entered when the deal
@@ -43,7 +43,7 @@ def exit_evidence(st: Staging, problems: Problems, entries: str, exits: str, dea
 
     `entries`: _src, _row, deal_id, stage, entered_at. `exits`: _src, _row,
     deal_id, stage, exited_at, _column (the source column, for problems).
-    `deals`: _src, _row, deal_id, stage (the current stage).
+    `deals`: _src, _row, deal_id, stage (the current stage), created_at.
     """
     first = st.create(
         st.name("entry_keys"),
@@ -60,7 +60,9 @@ def exit_evidence(st: Staging, problems: Problems, entries: str, exits: str, dea
                    (SELECT min(n.entered_at) FROM {quote(first)} n
                     WHERE n.deal_id = x.deal_id AND n.k <> {_fold("x.stage")}
                       AND n.entered_at > e.entered_at) AS next_entry,
-                   (SELECT min(n.entered_at) FROM {quote(first)} n
+                   (SELECT least(coalesce(min(d.created_at), min(n.entered_at)),
+                                 min(n.entered_at))
+                    FROM {quote(first)} n LEFT JOIN {quote(deals)} d ON d.deal_id = n.deal_id
                     WHERE n.deal_id = x.deal_id) AS deal_first
             FROM {quote(exits)} x
             LEFT JOIN {quote(first)} e ON e.deal_id = x.deal_id AND e.k = {_fold("x.stage")}
