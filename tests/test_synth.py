@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import funnelwise as fw
 from funnelwise.cli.app import app
 from funnelwise.errors import InputError
+from funnelwise.process import template_text
 from funnelwise.store import Store, arrow_schema, conform
 from funnelwise.synth import (
     PlantedChange,
@@ -484,3 +485,36 @@ def test_cli_demo_and_synth_build_readable_projects(tmp_path: Path) -> None:
     # Same seed, same data, whichever command wrote it.
     a = pq.read_table(out / "parquet" / "stage_events.parquet")
     assert a.equals(generate(deals=1500, seed=3).tables["stage_events"])
+
+
+def test_cli_synth_keeps_a_process_of_ones_own_without_force(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "mine"
+    out.mkdir()
+    own = template_text().replace("target_days: 21", "target_days: 30")
+    (out / "process.yaml").write_text(own, encoding="utf-8")
+    res = runner.invoke(app, ["synth", "--out", str(out), "--deals", "100"])
+    assert res.exit_code == 2, res.output
+    assert "--force" in res.output and "differs from the bundled process" in res.output
+    assert (out / "process.yaml").read_text(encoding="utf-8") == own
+    assert not (out / "funnelwise.duckdb").exists()
+    forced = runner.invoke(app, ["synth", "--out", str(out), "--deals", "100", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (out / "process.yaml").read_text(encoding="utf-8") == template_text()
+    # The bundled process itself is no process of one's own: writing it again is harmless.
+    again = runner.invoke(app, ["synth", "--out", str(tmp_path / "new"), "--deals", "50"])
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize("deals", [2, 13, 30, 45])
+def test_cli_synth_writes_small_projects_whole(tmp_path: Path, deals: int) -> None:
+    # With few deals there are few reps, and the top skill level may have none.
+    out = tmp_path / "small"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), "--deals", str(deals)])
+    assert res.exit_code == 0, res.output
+    with Store.open(f"duckdb://{out / 'funnelwise.duckdb'}", create=False) as store:
+        assert store.count("deals") == deals
+        truth = stored_truth(store)
+    assert truth is not None
+    weights = truth.segment_mix
+    assert np.isfinite(weights).all() and weights.sum() == pytest.approx(1.0)

@@ -27,7 +27,9 @@ def demo(
     ),
     deals: Annotated[int, typer.Option(help="Number of synthetic deals.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    force: Annotated[bool, typer.Option(help="Replace the folder's existing store.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace the folder's existing store and process.yaml.")
+    ] = False,
 ) -> None:
     """Build a demo project: the classic B2B process and synthetic deals with known truth."""
     from funnelwise.synth import generate, write_project
@@ -36,7 +38,7 @@ def demo(
         _remove_store(directory)
     with progress_bar() as progress:
         result = generate(deals=deals, seed=seed, progress=progress)
-        write_project(result, directory, progress=progress)
+        write_project(result, directory, progress=progress, replace_process=force)
     counts = log_info(Project(directory).root)
     console.print(
         f"[bold green]Demo project ready[/] in [bold]{directory}[/]: "
@@ -129,18 +131,20 @@ def synth(
     parquet: Annotated[
         bool, typer.Option(help="Also write the canonical tables as Parquet files.")
     ] = False,
-    force: Annotated[bool, typer.Option(help="Replace the folder's existing store.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace the folder's existing store and process.yaml.")
+    ] = False,
 ) -> None:
     """Generate synthetic CRM data with known true parameters into a project folder."""
     from funnelwise.synth import generate, write_project
 
-    if force:
-        _remove_store(out)
     if deals < 1:
         raise InputError(f"--deals must be at least 1 (got {deals})")
+    if force:
+        _remove_store(out)
     with progress_bar() as progress:
         result = generate(deals=deals, seed=seed, progress=progress)
-        write_project(result, out, parquet=parquet, progress=progress)
+        write_project(result, out, parquet=parquet, progress=progress, replace_process=force)
     console.print(
         f"Wrote {out}: {result.tables['deals'].num_rows:,} deals, "
         f"{result.tables['stage_events'].num_rows:,} stage events (seed {seed})."

@@ -65,12 +65,15 @@ class Organisation:
     rep_skill: np.ndarray
     region_first_rep: np.ndarray  # reps are sorted by region: region r holds reps [first, first+n)
     region_reps: np.ndarray
+    n_skills: int  # skill levels of the process, held by some rep or not
 
     @property
     def skill_given_region(self) -> np.ndarray:
         """P(skill | region)[region, skill] among the reps; deals go to their region's
-        reps uniformly."""
-        counts = np.zeros((len(self.region_reps), int(self.rep_skill.max()) + 1))
+        reps uniformly. A skill no rep has (few deals, so few reps) has probability 0."""
+        # Sized by the skill levels, not the highest one held: with a handful of reps the
+        # top level may be missing, and every segment still indexes it.
+        counts = np.zeros((len(self.region_reps), self.n_skills))
         np.add.at(counts, (self.rep_region, self.rep_skill), 1.0)
         return counts / counts.sum(axis=1, keepdims=True)
 
@@ -138,6 +141,7 @@ def organisation(
         rep_skill=rep_skill,
         region_first_rep=first,
         region_reps=region_reps,
+        n_skills=len(params.skills),
     )
 
 
