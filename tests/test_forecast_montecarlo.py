@@ -168,6 +168,12 @@ def test_short_history_measures_shared_shocks_over_weeks(project: Path) -> None:
     b = MonteCarlo(n_paths=1000).fit_history(bare).predict(horizon="90d")
     assert any(n.startswith("shared shocks not estimated: the log holds 2 months") for n in b.notes)
     assert b.diagnostics["sigma_win"] == 0.0
+    # 45 days of history: a 90-day horizon carries the rates beyond them, and says so;
+    # a 30-day one does not.
+    said = "the horizon (90 days) is longer than the history the rates are learned from (45 days)"
+    assert any(n.startswith(said) for n in r.notes)
+    short = MonteCarlo(n_paths=1000).fit_history(early).predict(horizon="30d")
+    assert not any("longer than the history" in n for n in short.notes)
 
 
 def test_weekly_win_shocks_follow_a_known_shared_shock(tmp_path: Path) -> None:

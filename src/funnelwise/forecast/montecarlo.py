@@ -319,6 +319,12 @@ class MonteCarlo(Forecaster):
         w_open, w_new = self._win_probabilities(classes, starts, grid)
         sigma_win, sigma_arrivals, shock_info, shock_notes = self._shocks(grid.horizon_days)
         notes += shock_notes
+        if grid.horizon_days > history.history_days:
+            notes.append(
+                f"the horizon ({grid.horizon_days:.0f} days) is longer than the history the "
+                f"rates are learned from ({history.history_days:.0f} days): the forecast "
+                "carries them beyond anything observed"
+            )
         sampler = _Sampler(
             rng=rng,
             n_paths=self.n_paths,
