@@ -150,3 +150,23 @@ def test_csv_prints_one_table_and_names_the_others(tiny_project: Path) -> None:
 def test_csv_of_a_single_table_has_no_note(tiny_project: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "whose-move", "-f", "csv"])
     assert result.exit_code == 0 and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["outcomes", "--horizon", "-5"], "--horizon must be a positive number of days"),
+        (["outcomes", "--horizon", "30", "--horizon", "0"], "(got 0)"),
+        (["variants", "--top", "0"], "--top must be at least 1"),
+        (["variants", "--top", "-3"], "--top must be at least 1"),
+        (["hygiene", "--stale", "-5"], "--stale must be a positive number of days"),
+        (["kpis", "--cost", "web=-100"], "a spend is an amount of 0 or more"),
+        (["funnel", "--since", "2024-02-01", "--until", "2024-01-01"], "is not before --until"),
+        (["outcomes", "--since", "2024-02-01", "--until", "2024-02-01"], "is not before --until"),
+        (["kpis", "--since", "2024-03-01", "--until", "2024-01-01"], "is not before --until"),
+    ],
+)
+def test_nonsense_values_are_refused(tiny_project: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["--project", str(tiny_project), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and message in result.output, result.output

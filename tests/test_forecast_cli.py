@@ -93,6 +93,13 @@ def test_forecast_and_backtest_refuse_nonsense_sizes(
     assert result.output.startswith("error: --") and message in result.output, result.output
 
 
+def test_backtest_start_after_end_is_said(tiny_project: Path) -> None:
+    args = ["--start", "2024-02-01", "--end", "2024-01-01"]
+    result = runner.invoke(app, ["--project", str(tiny_project), "backtest", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: --start 2024-02-01 is after --end 2024-01-01")
+
+
 def _json(root: Path, command: str, *options: str) -> dict[str, Any]:
     """Run a command on the project with 1,000 paths and JSON output; the parsed JSON."""
     args = ["--project", str(root), command, *options, "--paths", "1000", "--format", "json"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.render import FrameOpt, OutputFormat, print_result
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
+from funnelwise.timeutil import to_timestamp
 
 FormatOpt = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
@@ -58,8 +60,21 @@ def _log(
     until: str | None,
     pipeline: str | None,
 ) -> EventLog:
+    _check_created_range(since, until)
     log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline, since=since, until=until)
     return cut(log, as_of)
+
+
+def _check_created_range(since: str | None, until: str | None) -> None:
+    """InputError when --since is not before --until: no deal is created in between."""
+    if since is None or until is None:
+        return
+    start, end = to_timestamp(since, name="--since"), to_timestamp(until, name="--until")
+    if start >= end:
+        raise InputError(
+            f"--since {since} is not before --until {until}: no deal is created in between; "
+            "swap them, or give an --until after --since"
+        )
 
 
 _SHARED = (
@@ -121,6 +136,11 @@ def outcomes(
     days: DaysOpt = "calendar",
 ) -> Result:
     """Chance of won / lost / no decision with open deals censored, beside won/closed."""
+    bad = [h for h in horizon or () if h < 1]
+    if bad:
+        raise InputError(
+            f"--horizon must be a positive number of days (got {bad[0]}), for example 90"
+        )
     horizons = tuple(horizon) if horizon else HORIZONS
     return analytics.outcomes(log, by=by, horizons=horizons, days=days)
 
@@ -201,6 +221,8 @@ def variants(
     ] = None,
 ) -> Result:
     """Variants (stage sequences) with counts, and the directly-follows graph."""
+    if top is not None and top < 1:
+        raise InputError(f"--top must be at least 1 (got {top}); leave it out for every variant")
     return analytics.discovery(log, by=by, top=top)
 
 
@@ -229,6 +251,10 @@ def hygiene(
     threshold: str | float = stale
     with contextlib.suppress(ValueError):
         threshold = float(stale)
+    if isinstance(threshold, float) and not threshold > 0:
+        raise InputError(
+            f"--stale must be a positive number of days, p90 or target (got {stale!r})"
+        )
     return analytics.hygiene(log, by=by, stale=threshold, list_limit=limit)
 
 
@@ -248,6 +274,10 @@ def _costs(pairs: list[str]) -> dict[str, float]:
             sep = ""
         if not sep or not source.strip():
             raise InputError(f"--cost {pair!r}: write SOURCE=AMOUNT, for example web=1200")
+        if not 0 <= costs[source.strip()] < math.inf:
+            raise InputError(
+                f"--cost {pair!r}: a spend is an amount of 0 or more, for example web=1200"
+            )
     return costs
 
 

@@ -23,7 +23,7 @@ from funnelwise.cli.render import (
 from funnelwise.errors import InputError
 from funnelwise.forecast import METHODS, BacktestResult, ForecastResult, backtest, forecast
 from funnelwise.progressing import ProgressCallback
-from funnelwise.timeutil import to_days
+from funnelwise.timeutil import to_days, to_timestamp
 
 FormatOpt = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
@@ -66,6 +66,17 @@ def _check_every(every: str) -> None:
     """InputError unless `--every` is a positive duration."""
     if to_days(every, name="--every") <= 0:
         raise InputError(f"--every must be positive (got {every!r}); for example 14d")
+
+
+def _check_cutoff_range(start: str | None, end: str | None) -> None:
+    """InputError when the backtest's --start is after its --end."""
+    if start is None or end is None:
+        return
+    if to_timestamp(start, name="--start") > to_timestamp(end, name="--end"):
+        raise InputError(
+            f"--start {start} is after --end {end}: the cut-offs run from --start to --end; "
+            "swap them"
+        )
 
 
 def _money(value: float | None, currency: str) -> str:
@@ -214,6 +225,7 @@ def backtest_cmd(
     _check_horizon(horizon)
     _check_paths(paths)
     _check_every(every)
+    _check_cutoff_range(start, end)
     log = cli_context(ctx).log(read_only=True)
 
     def run(progress: ProgressCallback | None = None) -> BacktestResult:
