@@ -102,3 +102,6 @@ def test_a_deal_booked_at_zero_when_lost_counts_its_value_before(
     assert r.loc["qualification", "value_lost"] == 500
     assert r.loc["qualification", "deals_lost_without_value"] == 0
     assert early.loc["qualification", "value_lost"] == 0
+    # Its wait in lead (8 days against 7) is valued alike: 1 day × 500, as in the
+    # ranking by hand, not × 0.
+    assert r.loc["lead", "excess_value_days"] == 34 * 800 + 500

@@ -67,12 +67,15 @@ def bottlenecks(
     deals, groups = group_deals(log, log.deals, by=by)
     value = deals[VALUE].fill_null(0.0)
     d = deals.select(*groups, "deal_id", "outcome", _value=value)
-    # What left the pipeline: the value a lost deal carried before its close (an
-    # export may book 0 at the loss), not the value booked at it.
-    before = value_before_close(log, log.deals, ["lost", "no_decision"])
-    closed = d.filter(d.outcome.isin(["lost", "no_decision"]))
-    closed = left_join_on(closed, before, "deal_id")
-    closed = closed.mutate(_value=ibis.coalesce(closed.value, closed._value)).drop("value")
+    # A lost deal is worth the value it carried before its close (an export may book 0
+    # at the loss), not the value booked at it: in what leaked and in what waited.
+    ended = ["lost", "no_decision"]
+    before = value_before_close(log, log.deals, ended)
+    d = left_join_on(d, before, "deal_id")
+    d = d.mutate(
+        _value=ibis.ifelse(d.outcome.isin(ended), ibis.coalesce(d.value, d._value), d._value)
+    ).drop("value")
+    closed = d.filter(d.outcome.isin(ended))
     last = current_positions(log).select("deal_id", "stage_id")
     leak = closed.join(last, "deal_id")
     lost = to_pandas(
