@@ -54,6 +54,23 @@ def test_process_check_reports_problems_with_lines(tmp_path: Path) -> None:
     assert "process.yaml:40: pipelines[0].stages[1].target_days" in result.output
 
 
+def test_process_check_and_diff_say_what_a_folder_or_binary_file_is(tmp_path: Path) -> None:
+    good = tmp_path / "process.yaml"
+    good.write_text(template_text(), encoding="utf-8")
+    binary = tmp_path / "deals.parquet"
+    binary.write_bytes(b"PAR1\x15\x04\x94\xff\x00\x00")
+    cases = [
+        (["process", "check", str(tmp_path)], "is a folder; give the file"),
+        (["process", "check", str(binary)], "not a UTF-8 text file"),
+        (["process", "diff", str(good), str(tmp_path)], "is a folder; give the file"),
+        (["process", "diff", str(binary), str(good)], "not a UTF-8 text file"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: ") and message in result.output, result.output
+
+
 def test_process_diff_json(tmp_path: Path) -> None:
     a = tmp_path / "a.yaml"
     b = tmp_path / "b.yaml"

@@ -170,7 +170,8 @@ def parse_process(text: str, file: str = "process.yaml") -> Process:
 
 
 def load_process(path: str | Path) -> Process:
-    """Read and validate a process.yaml file."""
+    """Read and validate a process.yaml file. A file that cannot be read as UTF-8 text
+    (a folder, a binary file, no permission) is a ProcessError saying so."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -178,4 +179,17 @@ def load_process(path: str | Path) -> Process:
         raise ProcessError(
             [Problem("", "file not found; create one with `funnelwise init DIR`", str(p))]
         ) from None
+    except IsADirectoryError:
+        raise ProcessError(
+            [Problem("", f"is a folder; give the file, e.g. {p / 'process.yaml'}", str(p))]
+        ) from None
+    except UnicodeDecodeError as exc:
+        message = (
+            f"not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at position "
+            f"{exc.start}); a process definition is YAML text, e.g. process.yaml. If it "
+            "is one, save it as UTF-8"
+        )
+        raise ProcessError([Problem("", message, str(p))]) from None
+    except OSError as exc:
+        raise ProcessError([Problem("", f"cannot read: {exc.strerror or exc}", str(p))]) from None
     return parse_process(text, str(p))
