@@ -127,7 +127,7 @@ def test_every_available_analysis_has_its_section(report: Report, page: str) -> 
             assert f'id="s-{k}-{section.key}"' in page
     # Leads have a part of their own, after the pipeline's.
     assert [p.label for p in report.parts] == [None, "Leads"]
-    assert [s.key for s in report.parts[1].sections] == ["lead_scores"]
+    assert [s.key for s in report.parts[1].sections] == ["leads", "lead_scores"]
     for s in report.sections:
         # Nothing was scored in this project: those sections say how to score.
         assert s.empty == (s.key in ("scores", "lead_scores"))
@@ -139,6 +139,21 @@ def test_every_available_analysis_has_its_section(report: Report, page: str) -> 
 
 
 # -- takeaways quote the results ------------------------------------------------------------
+def test_leads_section_quotes_the_censoring_aware_conversion(log: EventLog, report: Report) -> None:
+    ld = fw.kpis(log).leads.iloc[0]
+    s = report.section("leads")
+    assert s.takeaway == (
+        f"{_pct(ld.conversion)} of leads become deals "
+        f"({_ci(ld.conversion_lower, ld.conversion_upper)}), counting the "
+        f"{int(ld.open):,} open leads as open; {int(ld.converted):,} of {int(ld.leads):,} "
+        "have so far."
+    )
+    # One row per source, adding up to every lead.
+    per = fw.kpis(log, by="source").leads
+    assert len(s.tables) == 1 and len(s.tables[0].rows) == len(per)
+    assert per.leads.sum() == ld.leads
+
+
 def test_funnel_takeaway_names_the_weakest_step(log: EventLog, report: Report) -> None:
     st = analytics.funnel(log).stages
     i = int(st["decided_rate"].iloc[1:].idxmin())
@@ -475,7 +490,7 @@ def test_log_without_deals_says_so(log: EventLog) -> None:
         log, as_of=first - pd.Timedelta(days=1), backtest_every=None, scoring=False
     )
     # The leads created by then are a part of their own (nothing scored yet).
-    assert [s.key for s in report.sections] == ["no-deals", "lead_scores"]
+    assert [s.key for s in report.sections] == ["no-deals", "leads", "lead_scores"]
     assert "holds no deals" in report.section("no-deals").takeaway
     assert "holds no deals" in report.html()
 

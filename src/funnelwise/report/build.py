@@ -97,6 +97,14 @@ def _backtest(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
     )
 
 
+def _leads(kpis: Callable[..., Any], log: EventLog) -> Any:
+    """The lead figures per source, with the overall row of an unsplit run in meta."""
+    per = kpis(log, by="source")
+    overall = kpis(log).leads
+    meta = dict(per.meta) | {"leads_overall": overall.iloc[0].to_dict() if len(overall) else None}
+    return type(per)(dict(per.frames), meta)
+
+
 def _scoring(f: Callable[..., Any], log: EventLog, o: Options) -> Any:
     return f(log, progress=o.progress) if o.scoring else None
 
@@ -137,6 +145,7 @@ ANALYSES: tuple[Analysis, ...] = (
 )
 # The leads' own part of the report (leads belong to no pipeline).
 LEAD_ANALYSES: tuple[Analysis, ...] = (
+    Analysis("leads", ANALYTICS, lambda f, log, o: _leads(f, log), function_name="kpis"),
     Analysis(
         "lead_scores",
         "funnelwise.scoring.registry",
@@ -161,6 +170,7 @@ SECTION_ORDER = (
     "backtest",
     "scores",
     "scoring",
+    "leads",
     "lead_scores",
     "lead_scoring",
 )
@@ -250,6 +260,7 @@ SECTIONS: Mapping[str, Callable[[Any, EventLog], Section]] = {
     "backtest": lambda r, log: outlook.backtest_section(r, log.process.currency),
     "scores": lambda r, log: outlook.scores_section(r),
     "scoring": lambda r, log: outlook.scoring_section(r),
+    "leads": lambda r, log: sections.leads_section(r),
     "lead_scores": lambda r, log: outlook.scores_section(r, key="lead_scores"),
     "lead_scoring": lambda r, log: outlook.scoring_section(r, key="lead_scoring"),
 }

@@ -30,6 +30,7 @@ TITLES: Mapping[str, str] = {
     "backtest": "Forecast backtest",
     "scores": "Deals to work on first",
     "scoring": "Win scores: checked on later deals",
+    "leads": "Leads becoming deals",
     "lead_scores": "Leads to work on first",
     "lead_scoring": "Lead scores: checked on later leads",
 }

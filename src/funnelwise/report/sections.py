@@ -154,6 +154,72 @@ def kpis_section(result: KpiResult) -> Section:
     return Section("kpis", title, takeaway, tiles=tuple(tiles), tables=tuple(tables))
 
 
+def leads_section(result: KpiResult) -> Section:
+    """Leads becoming deals: the censoring-aware conversion (leads still open count as
+    open), beside the naive share, overall and per source."""
+    title = TITLES["leads"]
+    per = result.leads
+    if not len(per) or int(per["leads"].sum()) == 0:
+        return notice("leads", title, "No leads in this log.")
+    level = confidence(result.meta)
+    keys = [c for c in per.columns if c in ("source", "campaign_id", "owner_id")]
+    n = int(per["leads"].sum())
+    converted = int(per["converted"].sum())
+    # The overall conversion comes from the unsplit run (its own row), not an average.
+    overall = result.meta.get("leads_overall")
+    tiles = [Tile("Leads", fmt.count(n), f"{fmt.count(converted)} became deals so far")]
+    if isinstance(overall, Mapping):
+        tiles.append(
+            Tile(
+                "Leads becoming deals",
+                fmt.pct(overall["conversion"]),
+                f"{fmt.ci(overall['conversion_lower'], overall['conversion_upper'], level=level)}"
+                f", leads still open counted as open; converted so far: "
+                f"{fmt.pct(overall['naive_rate'])} of {fmt.count(n)}",
+            )
+        )
+        tiles.append(
+            Tile(
+                "Median time to convert",
+                fmt.days(overall["days_to_convert_median"]),
+                "of the leads that convert",
+            )
+        )
+    takeaway = f"{fmt.count(converted)} of {fmt.plural(n, 'lead')} have become deals so far."
+    if isinstance(overall, Mapping) and fmt.finite(overall["conversion"]):
+        takeaway = (
+            f"{fmt.pct(overall['conversion'])} of leads become deals "
+            f"({fmt.ci(overall['conversion_lower'], overall['conversion_upper'], level=level)}),"
+            f" counting the {fmt.plural(int(per['open'].sum()), 'open lead')} as open; "
+            f"{fmt.count(converted)} of {fmt.count(n)} have so far."
+        )
+    tables = []
+    if keys:
+        key = keys[0]
+        rows = per.sort_values("leads", ascending=False)
+        tables.append(
+            table(
+                rows,
+                [
+                    (key.replace("_id", "").capitalize(), lambda r: str(getattr(r, key)), False),
+                    ("Leads", lambda r: fmt.count(r.leads), True),
+                    ("Became deals", lambda r: fmt.count(r.converted), True),
+                    ("Open", lambda r: fmt.count(r.open), True),
+                    (
+                        "Conversion",
+                        lambda r: fmt.pct_ci(r.conversion, r.conversion_lower, r.conversion_upper),
+                        True,
+                    ),
+                    ("Median days", lambda r: fmt.days(r.days_to_convert_median), True),
+                ],
+                caption="Conversion counts leads still open as open (Aalen–Johansen), with "
+                f"its {round(100 * level)}% interval; a source of few leads has a wide one.",
+                title=f"Per {key.replace('_id', '')}",
+            )
+        )
+    return Section("leads", title, takeaway, tiles=tuple(tiles), tables=tuple(tables))
+
+
 # -- funnel --------------------------------------------------------------------------
 def funnel_section(result: FunnelResult) -> Section:
     """Deals and value reaching each stage; the takeaway names the weakest step."""
