@@ -553,3 +553,31 @@ def test_shares_days_and_intervals() -> None:
     assert f.days(19.6667) == "19.7 days" and f.days(1) == "1 day" and f.days(132) == "132 days"
     assert f.day_span(14) == "14-day"
     assert f.money(1000, "USD", signed=True) == "+$1,000"
+
+
+def test_missing_close_dates_are_not_counted_as_on_time(tmp_path: Path) -> None:
+    from funnelwise.report import outlook
+
+    log = fw.open(build_tiny(tmp_path / "p"))
+    # The open deals are D3 and D4: one close date left, then none. A deal without one
+    # is not "not past it".
+    for gone, snap_says, hyg_says in (
+        (
+            "('D3')",
+            "0 of the 1 with an expected close date are past it",
+            "0 of the 1 with an expected close date are past it, 1 had their close date pushed",
+        ),
+        (
+            "('D3', 'D4')",
+            "none has an expected close date",
+            "none has an expected close date to be past, 1 had their close date pushed",
+        ),
+    ):
+        log.store.raw.execute(
+            f"UPDATE deals SET expected_close_date = NULL WHERE deal_id IN {gone}"
+        )
+        snap = outlook.snapshot_section(analytics.snapshot(log))
+        assert snap.takeaway.endswith(f"target time and {snap_says}.")
+        hyg = outlook.hygiene_section(analytics.hygiene(log), {})
+        assert hyg_says in hyg.takeaway
+    log.store.close()

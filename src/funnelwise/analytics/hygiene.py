@@ -200,6 +200,7 @@ def hygiene(
                 open_deals=per_deal.count(),
                 stale=per_deal.stale.cast("int64").sum(),
                 past_close=(per_deal.days_past_close > 0).cast("int64").sum(),
+                with_close_date=per_deal.expected_close_date.notnull().cast("int64").sum(),
                 pushed=(per_deal.pushes > 0).cast("int64").sum(),
                 days_pushed=per_deal.days_pushed.sum(),
                 amount_changed=(per_deal.amount_changes > 0).cast("int64").sum(),

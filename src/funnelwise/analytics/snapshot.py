@@ -64,7 +64,8 @@ def snapshot(
     Returns per group and stage: deals, value (amount_base, process currency),
     weighted_value (value × the stage's probability), mean_days_in_stage,
     mean_age_days (since creation), over_target (deals in the stage longer than
-    its target_days) and past_close_date (expected close date before as_of).
+    its target_days), past_close_date (expected close date before as_of) and
+    with_close_date (deals that have an expected close date at all).
     Open deals without any stage entry are counted under stage '(missing)'.
     """
     cut = log.as_of(as_of) if as_of is not None else log
@@ -92,6 +93,7 @@ def snapshot(
         _age=elapsed_days(j.created_at, now),
         _over=(in_stage > j.target_days).fill_null(False).cast("int64"),
         _past=(j.expected_close_date < now.date()).fill_null(False).cast("int64"),
+        _dated=j.expected_close_date.notnull().cast("int64"),
     )
     agg = to_pandas(
         j.group_by([*groups, "stage_id"]).aggregate(
@@ -102,6 +104,7 @@ def snapshot(
             mean_age_days=j._age.mean(),
             over_target=j._over.sum(),
             past_close_date=j._past.sum(),
+            with_close_date=j._dated.sum(),
         )
     )
     frame = _with_every_stage(agg, stages, groups)
@@ -119,12 +122,19 @@ def snapshot(
     )
     totals = (
         frame.groupby(groups, sort=True, dropna=False)[
-            ["deals", "value", "weighted_value", "over_target", "past_close_date"]
+            [
+                "deals",
+                "value",
+                "weighted_value",
+                "over_target",
+                "past_close_date",
+                "with_close_date",
+            ]
         ]
         .sum(min_count=1)
         .reset_index()
     )
-    counts = ["deals", "past_close_date"]
+    counts = ["deals", "past_close_date", "with_close_date"]
     totals[counts] = totals[counts].fillna(0).astype("int64")
     meta = base_meta(cut, by=by, groups=groups, unit=f"deals; value in {cut.process.currency}")
     meta["weighting"] = "value × the stage probability in process.yaml (the CRM baseline)"
@@ -136,7 +146,7 @@ def _with_every_stage(agg: pd.DataFrame, stages: pd.DataFrame, groups: list[str]
     keys = agg[groups].drop_duplicates()
     grid = keys.merge(stages[["pipeline_id", "stage_id", "name", "position"]], on="pipeline_id")
     frame = grid.merge(agg, on=[*groups, "stage_id"], how="outer")
-    counts = ["deals", "over_target", "past_close_date"]
+    counts = ["deals", "over_target", "past_close_date", "with_close_date"]
     frame[counts] = frame[counts].fillna(0).astype("int64")
     frame[["value", "weighted_value"]] = frame[["value", "weighted_value"]].fillna(0.0)
     frame["name"] = frame["name"].fillna(frame["stage_id"])
@@ -153,5 +163,6 @@ def _with_every_stage(agg: pd.DataFrame, stages: pd.DataFrame, groups: list[str]
         "mean_age_days",
         "over_target",
         "past_close_date",
+        "with_close_date",
     ]
     return frame[cols].sort_values([*groups, "position"], kind="stable").reset_index(drop=True)

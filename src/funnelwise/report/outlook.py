@@ -43,10 +43,17 @@ def snapshot_section(result: SnapshotResult) -> Section:
         if fmt.finite(t["over_target"])
         else ""
     )
+    past = (
+        f"{fmt.count(t['past_close_date'])} past their expected close date"
+        if int(t["with_close_date"]) == int(t["deals"])
+        else f"{fmt.count(t['past_close_date'])} of the {fmt.count(t['with_close_date'])} "
+        "with an expected close date are past it"
+        if int(t["with_close_date"])
+        else "none has an expected close date"
+    )
     takeaway = (
         f"{fmt.plural(t['deals'], 'open deal')} worth {fmt.money(t['value'], currency)} as of "
-        f"{as_of}{weighted}; {over}{fmt.count(t['past_close_date'])} past their expected "
-        "close date."
+        f"{as_of}{weighted}; {over}{past}."
     )
     rows = table(
         st,
@@ -105,12 +112,23 @@ def hygiene_section(result: HygieneResult, stage_names: Mapping[str, str]) -> Se
     if summary.empty or int(summary["open_deals"].sum()) == 0:
         return notice("hygiene", title, f"No open deals as of {fmt.date(result.meta['as_of'])}.")
     s = summary.iloc[0]
+    dated = int(s["with_close_date"])
+    past = (
+        f"{fmt.count(s['past_close'])} past their expected close date"
+        if dated == int(s["open_deals"])
+        else f"{fmt.count(s['past_close'])} of the {fmt.count(dated)} with an expected close "
+        "date are past it"
+        if dated
+        else "none has an expected close date to be past"
+    )
+    closing = (
+        f"{past}, {fmt.count(s['pushed'])} had their close date pushed "
+        f"({fmt.count(s['days_pushed'])} days in all), "
+    )
     takeaway = (
         f"Of {fmt.plural(s['open_deals'], 'open deal')}, {fmt.count(s['stale'])} are stale, "
-        f"{fmt.count(s['past_close'])} past their expected close date, "
-        f"{fmt.count(s['pushed'])} had their close date pushed "
-        f"({fmt.count(s['days_pushed'])} days in all), {fmt.count(s['amount_changed'])} "
-        f"changed amount and {fmt.count(s['missing_fields'])} lack exit-criteria fields."
+        f"{closing}{fmt.count(s['amount_changed'])} changed amount and "
+        f"{fmt.count(s['missing_fields'])} lack exit-criteria fields."
     )
     deals = result.deals.head(TOP_HYGIENE_DEALS)
     tables = []
