@@ -179,6 +179,12 @@ def test_outcomes_takeaway_quotes_censoring_aware_and_naive_rates(
     closed = int(s["won"] + s["lost"] + s["no_decision"])
     assert f"closed deals only ({closed:,} deals) would say {_pct(s['naive_win_rate'])}" in text
     assert s["open"] > 0  # the synthetic log has open deals: censoring matters
+    # What is left by the end of the follow-up is said too.
+    rest = 1 - s["p_won"] - s["p_lost"] - s["p_no_decision"]
+    if rest >= 0.005:
+        assert f"{_pct(rest)} still undecided after {s['followup_days']:,.0f} days" in text
+    else:
+        assert "undecided" not in text
 
 
 def test_key_figures_quote_the_kpis(log: EventLog, report: Report) -> None:
@@ -340,7 +346,9 @@ def test_backtest_section_quotes_the_scores(log: EventLog) -> None:
     assert section.takeaway == (
         f"Over 2 past cut-offs, Monte Carlo missed the 90-day bookings by {_pct(mc.wape)} "
         f"(WAPE) against {_pct(base.wape)} for the weighted pipeline CRMs show; its 80% "
-        f"interval held the actual {_pct(mc.coverage80)} of the time."
+        f"interval held the actual {_pct(mc.coverage80)} of the time. 2 cut-offs cannot tell "
+        "the methods apart nor judge an interval (at least 8 are needed): run `funnelwise "
+        "backtest` with an earlier --start or a shorter --every before trusting it."
     )
     methods = [row[0] for row in section.tables[0].rows]
     assert len(methods) == len(bt.scores) == 5 and methods[0] == METHOD_LABELS[bt.chosen]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from funnelwise.forecast.backtest import MIN_CUTOFFS
 from funnelwise.report import charts, fmt
 from funnelwise.report.fmt import table
 from funnelwise.report.section import TITLES, Chart, Section, notice
@@ -307,6 +308,12 @@ def backtest_section(result: BacktestResult, currency: str) -> Section:
         if base is not None and fmt.finite(base.wape):
             takeaway += f" against {fmt.pct(base.wape)} for the weighted pipeline CRMs show"
         takeaway += f"; its 80% interval held the actual {fmt.pct(mc.coverage80)} of the time."
+        if n < MIN_CUTOFFS:
+            takeaway += (
+                f" {fmt.plural(n, 'cut-off').capitalize()} cannot tell the methods apart nor "
+                f"judge an interval (at least {MIN_CUTOFFS} are needed): run `funnelwise "
+                "backtest` with an earlier --start or a shorter --every before trusting it."
+            )
     ranked = sorted(scores.values(), key=lambda sc: sc.pinball)
     frame = pd.DataFrame([sc.to_dict() for sc in ranked])
     rows = table(

@@ -316,8 +316,18 @@ def outcomes_section(result: OutcomesResult, stage_names: Mapping[str, str]) -> 
     takeaway = (
         f"A new deal ends won with probability {fmt.pct(s['p_won'])} "
         f"({fmt.ci(s['p_won_lower'], s['p_won_upper'], level=level)}), lost "
-        f"{fmt.pct(s['p_lost'])}, no decision {fmt.pct(s['p_no_decision'])}; counting closed "
-        f"deals only ({fmt.plural(closed, 'deal')}) would say {fmt.pct(s['naive_win_rate'])} won."
+        f"{fmt.pct(s['p_lost'])}, no decision {fmt.pct(s['p_no_decision'])}"
+    )
+    undecided = 1.0 - float(s["p_won"] + s["p_lost"] + s["p_no_decision"])
+    if undecided >= 0.005:
+        # The three chances are those by the end of the follow-up: the rest is unknown.
+        takeaway += (
+            f", and {fmt.pct(undecided)} still undecided after "
+            f"{fmt.days(s['followup_days'])} (the longest follow-up)"
+        )
+    takeaway += (
+        f"; counting closed deals only ({fmt.plural(closed, 'deal')}) would say "
+        f"{fmt.pct(s['naive_win_rate'])} won."
     )
     curves = result.curves
     created = curves[curves["scope"] == "created"]
