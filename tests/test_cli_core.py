@@ -98,6 +98,14 @@ def test_info_json_on_tiny_project(tiny_project: Path) -> None:
     assert info["observed_until"].startswith("2024-03-01")
 
 
+def test_info_json_on_an_empty_store_has_null_dates(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "p")]).exit_code == 0
+    result = runner.invoke(app, ["--project", str(tmp_path / "p"), "info", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["deals"] == 0 and info["first_created_at"] is None
+
+
 def test_info_csv_keeps_plain_numbers(tiny_project: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "info", "--format", "csv"])
     assert result.exit_code == 0, result.output

@@ -100,6 +100,14 @@ def test_backtest_start_after_end_is_said(tiny_project: Path) -> None:
     assert result.output.startswith("error: --start 2024-02-01 is after --end 2024-01-01")
 
 
+def test_backtest_of_one_cut_off_says_so_in_the_singular(tiny_project: Path) -> None:
+    args = ["--start", "2024-02-01", "--end", "2024-02-01", "--horizon", "14d", "--paths", "200"]
+    result = runner.invoke(app, ["--project", str(tiny_project), "backtest", *args])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Backtest: 1 cut-off every 14 days"), result.stdout
+    assert result.stderr == ""
+
+
 def _json(root: Path, command: str, *options: str) -> dict[str, Any]:
     """Run a command on the project with 1,000 paths and JSON output; the parsed JSON."""
     args = ["--project", str(root), command, *options, "--paths", "1000", "--format", "json"]

@@ -156,3 +156,17 @@ def test_apply_says_why_nothing_was_scored(tiny_project: Path, tmp_path: Path) -
     )
     assert result.exit_code == 0, result.output
     assert "No open lead as of 2024-03-01" in " ".join(result.output.split())
+
+
+def test_a_reason_about_one_activity_is_singular() -> None:
+    from funnelwise.scoring.reasons import phrase
+
+    frame = pd.DataFrame({"activities": [1.0, 2.0], "activities_recent": [1.0, 0.0]})
+    assert phrase(frame, "activities").tolist() == ["1 activity logged", "2 activities logged"]
+    assert phrase(frame, "activities_recent").tolist()[0] == "1 activity in the last 14 days"
+
+
+def test_an_error_after_the_progress_bar_is_its_first_line(tiny_project: Path) -> None:
+    result = CliRunner().invoke(app, ["--project", str(tiny_project), "score", "train", *FAST])
+    assert result.exit_code == 6
+    assert result.stderr.startswith("error: too few outcomes"), repr(result.stderr[:40])

@@ -194,8 +194,9 @@ def forecast_cmd(
 
 
 def _print_backtest(bt: BacktestResult) -> None:
+    n = len(bt.cutoffs)
     console.print(
-        f"Backtest: {len(bt.cutoffs)} cut-offs every {bt.every_days:g} days from "
+        f"Backtest: {n} cut-off{'' if n == 1 else 's'} every {bt.every_days:g} days from "
         f"{bt.start:%Y-%m-%d} to {bt.end:%Y-%m-%d}, {bt.horizon_days:g}-day horizon",
         highlight=False,
     )

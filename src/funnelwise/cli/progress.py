@@ -7,14 +7,20 @@ from contextlib import contextmanager
 
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from funnelwise.progressing import ProgressCallback
+from funnelwise.progressing import ProgressCallback, no_progress
 
 
 @contextmanager
 def progress_bar() -> Iterator[ProgressCallback]:
-    """Yield a callback `(task, done, total)` that renders steps as progress bars on stderr."""
+    """Yield a callback `(task, done, total)` that renders steps as progress bars on stderr
+    when it is a terminal, and does nothing otherwise."""
     from funnelwise.cli.render import err_console
 
+    if not err_console.is_terminal:
+        # The bars are transient: on a file or pipe they would leave only a blank line,
+        # in front of the command's own messages.
+        yield no_progress
+        return
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

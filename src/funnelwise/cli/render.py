@@ -47,6 +47,9 @@ FrameOpt = Annotated[
 
 
 def _jsonable(value: Any) -> Any:
+    # First: NaT has an isoformat() that would give the text "NaT".
+    if value is pd.NaT or value is None:
+        return None
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -59,8 +62,6 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         return _jsonable(value.item())
-    if value is pd.NaT or value is None:
-        return None
     return value
 
 

@@ -206,7 +206,8 @@ def phrase(frame: pd.DataFrame, feature: str) -> pd.Series:
 
 
 def _singular(word: str) -> str:
-    return word + "y" if word.endswith("ie") and word != "ie" else word
+    """The singular of a plural stripped of its final s: activitie -> activity."""
+    return word[:-2] + "y" if word.endswith("ie") and word != "ie" else word
 
 
 def _facts(contributions: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
