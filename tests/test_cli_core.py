@@ -227,6 +227,16 @@ def test_an_output_never_overwrites_the_projects_own_files(
     assert info.exit_code == 0 and json.loads(info.stdout)["stage_events"] == 15
 
 
+def test_a_suggested_mapping_never_overwrites_the_process(own_project: Path) -> None:
+    before = (own_project / "process.yaml").read_bytes()
+    args = ["import", "table", "deals.csv", "-m", "map.yaml"]
+    target = str(own_project / "process.yaml")
+    result = runner.invoke(app, ["--project", str(own_project), *args, "--suggest-mapping", target])
+    assert result.exit_code == 2, result.output
+    assert "--suggest-mapping" in result.output and "process definition" in result.output
+    assert (own_project / "process.yaml").read_bytes() == before
+
+
 def test_a_failed_export_leaves_the_previous_file_whole(
     own_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

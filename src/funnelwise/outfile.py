@@ -50,7 +50,7 @@ def refuse_protected(path: Path, protected: Mapping[Path, str], *, option: str) 
         if _same(path, guarded) or guarded.resolve() in target.parents:
             raise InputError(
                 f"{option} {path} is {what} ({guarded}); writing there would destroy it. "
-                "Give another file name, e.g. report.html or events.csv"
+                "Give the output another name or folder"
             )
 
 
