@@ -38,6 +38,7 @@ from tiny import build_tiny
 
 # Which section shows which analysis (key figures draw on several).
 SECTION_OF = {
+    "data": "data",
     "kpis": "kpis",
     "funnel": "funnel",
     "outcomes": "outcomes",
@@ -121,7 +122,7 @@ def test_every_available_analysis_has_its_section(report: Report, page: str) -> 
     assert set(SECTION_OF) <= set(available_analyses())
     keys = [s.key for s in report.sections]
     assert expected <= set(keys)
-    assert keys[0] == "kpis"
+    assert keys[:2] == ["data", "kpis"]
     for k, part in enumerate(report.parts):
         for section in part.sections:
             assert f'id="s-{k}-{section.key}"' in page
@@ -463,7 +464,7 @@ def test_each_pipeline_gets_its_part(tmp_path: Path) -> None:
     assert [p.label for p in report.parts] == ["New business", "Renewals"]
     assert [s.key for s in report.parts[1].sections] == ["no-deals"]
     first = report.parts[0]
-    assert report.section("funnel", pipeline="new-business") is first.sections[1]
+    assert report.section("funnel", pipeline="new-business") is first.sections[2]
     page = report.html()
     assert page.count('<h2 class="pipeline">') == 2
     assert 'id="s-1-no-deals"' in page and 'id="s-0-funnel"' in page
@@ -589,3 +590,20 @@ def test_missing_close_dates_are_not_counted_as_on_time(tmp_path: Path) -> None:
         hyg = outlook.hygiene_section(analytics.hygiene(log), {})
         assert hyg_says in hyg.takeaway
     log.store.close()
+
+
+def test_data_section_says_what_the_data_does_not_record(tiny_report: Report) -> None:
+    # D1 went from proposal to won: no deal entered negotiation or closing. No checklist
+    # evidence is stored, and no passed deal has a product.
+    s = tiny_report.section("data")
+    assert s.bullets == (
+        "No deal was seen entering Negotiation and Closing, though deals went past them (1 "
+        "past Negotiation, 1 past Closing): either the data has no history for them (a "
+        "snapshot export has none) or every deal skipped them. The funnel counts the deals "
+        "reaching them from later stages, time in the stage before them runs on through "
+        "them, and process adherence counts them as skipped.",
+        "No exit-criteria checklist item is recorded for any deal: process adherence counts "
+        "every item as missing, which says more about the data than the process.",
+        "Exit-criteria fields never filled in: product.",
+    )
+    assert s.takeaway == "Read the figures below with these limits of the data in mind."

@@ -31,7 +31,7 @@ _OUTCOMES = ("won", "lost", "no_decision")
 
 @dataclass(frozen=True, eq=False)
 class QualityReport(Result):
-    """Data-quality checks of a log; frames `issues`, `fields`, `checklist`."""
+    """Data-quality checks of a log; frames `issues`, `fields`, `checklist`, `stages`."""
 
     analysis = "quality"
     title = "Data quality"
@@ -40,11 +40,13 @@ class QualityReport(Result):
         "issues": ["check", "deals", "of", "share", "examples"],
         "fields": ["pipeline_id", "stage_id", "field", "passed", "filled", "share"],
         "checklist": ["pipeline_id", "stage_id", "criterion", "passed", "done", "share"],
+        "stages": ["pipeline_id", "stage_id", "entered", "passed"],
     }
 
     issues = frame_view("One row per check: deals concerned, out of how many, share, examples.")
     fields = frame_view("Per stage and required field: deals that passed it, with the field.")
     checklist = frame_view("Per stage and checklist item: deals that passed it, with evidence.")
+    stages = frame_view("Per open stage: deals seen entering it, and deals that passed it.")
 
 
 def _check(name: str, deals: ir.Table, where: ir.BooleanValue, of: ir.BooleanValue) -> ir.Table:
@@ -153,6 +155,31 @@ def _completeness(log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows_f, columns=cols_f), pd.DataFrame(rows_c, columns=cols_c)
 
 
+def _stage_coverage(log: EventLog) -> pd.DataFrame:
+    """Per open stage: deals seen entering it (`entered`) and deals that passed it
+    (`passed`: went on to a later stage or won). A stage passed but never entered
+    is one the source gives no history for (a snapshot export, say)."""
+    e = log.events
+    entered = (
+        e.filter(e.kind == "open")
+        .group_by("pipeline_id", "stage_id")
+        .aggregate(entered=e.deal_id.nunique())
+        .to_pandas()
+    )
+    p = _passed(log)
+    passed = p.group_by("pipeline_id", "stage_id").aggregate(passed=p.count()).to_pandas()
+    pipelines = (
+        [log.process.pipeline(log.pipeline_id)] if log.pipeline_id else log.process.pipelines
+    )
+    grid = pd.DataFrame(
+        [(pl.id, s.id, s.name) for pl in pipelines for s in pl.stages],
+        columns=["pipeline_id", "stage_id", "name"],
+    )
+    out = grid.merge(entered, how="left").merge(passed, how="left")
+    out[["entered", "passed"]] = out[["entered", "passed"]].fillna(0).astype("int64")
+    return out
+
+
 def quality_report(log: EventLog) -> QualityReport:
     """Data-quality checks of `log` (filter it first to check one pipeline or period).
 
@@ -199,7 +226,12 @@ def quality_report(log: EventLog) -> QualityReport:
     fields, checklist = _completeness(log)
     n_deals = int(log.deals.count().execute())
     return QualityReport(
-        frames={"issues": issues, "fields": fields, "checklist": checklist},
+        frames={
+            "issues": issues,
+            "fields": fields,
+            "checklist": checklist,
+            "stages": _stage_coverage(log),
+        },
         meta={
             "as_of": log.now,
             "pipeline": log.pipeline_id,

@@ -117,6 +117,12 @@ ANALYTICS, FORECAST = "funnelwise.analytics", "funnelwise.forecast"
 # In the order they run; the sections follow SECTION_ORDER.
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("funnel", ANALYTICS, lambda f, log, o: f(log)),
+    Analysis(
+        "data",
+        "funnelwise.ingest.quality",
+        lambda f, log, o: f(log),
+        function_name="quality_report",
+    ),
     Analysis("outcomes", ANALYTICS, lambda f, log, o: f(log)),
     Analysis("kpis", ANALYTICS, lambda f, log, o: f(log), needs_closed=True),
     Analysis("timing", ANALYTICS, lambda f, log, o: f(log)),
@@ -155,6 +161,7 @@ LEAD_ANALYSES: tuple[Analysis, ...] = (
     Analysis("lead_scoring", "funnelwise.scoring", _lead_scoring, function_name="evaluate_scorers"),
 )
 SECTION_ORDER = (
+    "data",
     "kpis",
     "funnel",
     "outcomes",
@@ -245,6 +252,7 @@ def _stage_names(log: EventLog) -> dict[str, str]:
 
 # How each analysis result becomes its section.
 SECTIONS: Mapping[str, Callable[[Any, EventLog], Section]] = {
+    "data": lambda r, log: sections.data_section(r),
     "kpis": lambda r, log: sections.kpis_section(r),
     "funnel": lambda r, log: sections.funnel_section(r),
     "outcomes": lambda r, log: sections.outcomes_section(r, _stage_names(log)),

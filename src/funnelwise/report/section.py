@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from funnelwise.report.fmt import Table
 
 TITLES: Mapping[str, str] = {
+    "data": "What this data can tell",
     "kpis": "Key figures",
     "funnel": "Funnel",
     "outcomes": "Outcomes: won, lost, no decision",

@@ -30,6 +30,74 @@ if TYPE_CHECKING:
     from funnelwise.analytics.outcomes import OutcomesResult
     from funnelwise.analytics.timing import TimingResult
     from funnelwise.analytics.whose_move import WhoseMoveResult
+    from funnelwise.ingest.quality import QualityReport
+
+
+# -- what the data can tell ---------------------------------------------------------
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def data_section(result: QualityReport) -> Section:
+    """What this data records and what it does not, so that no figure below is read
+    for more than it rests on: stages with no recorded entries, open deals without
+    an expected close date, exit criteria never recorded, deals without history."""
+    title = TITLES["data"]
+    bullets = []
+    st = result.stages
+    unseen = st[(st["entered"] == 0) & (st["passed"] > 0)]
+    if len(unseen):
+        names = [str(n) for n in unseen["name"]]
+        went = [
+            f"{fmt.count(r.passed)} past {r.name}"
+            for r in (unseen.iloc[[0, -1]] if len(unseen) > 1 else unseen).itertuples()
+        ]
+        bullets.append(
+            f"No deal was seen entering {_names(names)}, though deals went past "
+            f"{'it' if len(names) == 1 else 'them'} ({', '.join(went)}): either the data has "
+            "no history for them (a snapshot export has none) or every deal skipped them. The "
+            "funnel counts the deals reaching them from later stages, time in the stage "
+            "before them runs on through them, and process adherence counts them as skipped."
+        )
+    issues = result.issues.set_index("check")
+    undated = issues.loc["open, no expected close date"] if len(issues) else None
+    if undated is not None and int(undated["deals"]) > 0:
+        bullets.append(
+            f"{fmt.count(undated['deals'])} of {fmt.plural(undated['of'], 'open deal')} have no "
+            "expected close date: nothing below can say whether they are late or were pushed, "
+            "and forecasts learn their timing from the history instead."
+        )
+    history = issues.loc["no stage history"] if len(issues) else None
+    if history is not None and int(history["deals"]) > 0:
+        bullets.append(
+            f"{fmt.count(history['deals'])} of {fmt.plural(history['of'], 'deal')} have no "
+            "stage history: they count in totals, not in the funnel or the times in stage."
+        )
+    ck = result.checklist
+    if len(ck) and int(ck["passed"].sum()) > 0 and int(ck["done"].sum()) == 0:
+        bullets.append(
+            "No exit-criteria checklist item is recorded for any deal: process adherence "
+            "counts every item as missing, which says more about the data than the process."
+        )
+    fields = result.fields
+    empty = fields[(fields["passed"] > 0) & (fields["filled"] == 0)]
+    if len(empty):
+        bullets.append(
+            "Exit-criteria fields never filled in: "
+            + _names([str(f).replace("_", " ") for f in dict.fromkeys(empty["field"])])
+            + "."
+        )
+    if not bullets:
+        takeaway = (
+            "Every stage has recorded entries and every open deal an expected close date: "
+            "the figures below rest on the deals' own history."
+        )
+    else:
+        takeaway = (
+            f"Read the figures below with {'this limit' if len(bullets) == 1 else 'these limits'}"
+            " of the data in mind."
+        )
+    return Section("data", title, takeaway, bullets=tuple(bullets))
 
 
 # -- key figures ---------------------------------------------------------------------
