@@ -132,7 +132,7 @@ def test_too_few_outcomes_names_the_counts_and_the_rule_still_scores(
     with pytest.raises(NotEnoughDataError) as err:
         BoostedScorer(snapshots=8, **FAST).fit(tiny_log)
     msg = str(err.value)
-    assert "1 won and 2 lost or no decision deals" in msg
+    assert "in the train slice (deals created 2024-01-01 to 2024-01-23): 1 won and 2 lost" in msg
     assert "at least 20 of each" in msg
     assert "--model rule" in msg
     scores = RuleScorer().fit(tiny_log).score(tiny_log).to_frame().set_index("deal_id")

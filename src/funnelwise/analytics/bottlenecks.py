@@ -183,13 +183,13 @@ def _sentence(r: Mapping[Hashable, Any], currency: str) -> str:
     parts = []
     lost, n = float(r["value_lost"]), int(r["deals_lost"])
     unvalued = int(r["deals_lost_without_value"])
-    deals = f"{n} deal{'s' if n != 1 else ''} lost or undecided"
+    deals = f"{n:,} deal{'s' if n != 1 else ''} lost or undecided"
     if n and unvalued == n:
         # An export that books 0 on lost deals says nothing about their value.
         parts.append(f"{deals} here, none with an amount recorded, so their value is unknown")
     elif n:
         share = float(r["share_lost"])
-        unknown = f"; {unvalued} of them without an amount" if unvalued else ""
+        unknown = f"; {unvalued:,} of them without an amount" if unvalued else ""
         parts.append(
             f"{currency} {_money(lost)} left the pipeline here ({deals}{unknown}, "
             f"{share:.0%} of all value lost)"
@@ -203,7 +203,7 @@ def _sentence(r: Mapping[Hashable, Any], currency: str) -> str:
         # Value-weighted mean days late: excess value-days / value of the late deals.
         late = float(r["excess_value_days"]) / worth if worth else float(r["excess_days"]) / over
         parts.append(
-            f"{over} deal{'s' if over != 1 else ''} worth {currency} {_money(worth)} waited "
+            f"{over:,} deal{'s' if over != 1 else ''} worth {currency} {_money(worth)} waited "
             f"{late:,.0f} days beyond the {float(target):g}-day target on average, "
             "weighted by value "
             f"({float(r['share_waiting']):.0%} of all excess waiting in value-days)"

@@ -232,7 +232,11 @@ class Scorer:
         counts = data.counts()
         if self.needs_outcomes:
             require_outcomes(
-                counts, slice_name="train", minimum=self.min_outcomes, target=self.target
+                counts,
+                slice_name="train",
+                minimum=self.min_outcomes,
+                target=self.target,
+                split=data.split,
             )
         rows = pd.concat([data.train, data.calibration])
         leaky = leaky_columns(rows, [f"{ATTRIBUTE_PREFIX}{k}" for k in data.keys])

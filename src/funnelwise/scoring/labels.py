@@ -313,17 +313,34 @@ def units_created_between(
     return kept.select(key).to_pandas()[key]
 
 
-def require_outcomes(counts: dict[str, int], *, slice_name: str, minimum: int, target: str) -> None:
-    """Raise NotEnoughDataError unless a slice has `minimum` positive and negative units."""
+def require_outcomes(
+    counts: dict[str, int],
+    *,
+    slice_name: str,
+    minimum: int,
+    target: str,
+    split: Split | None = None,
+) -> None:
+    """Raise NotEnoughDataError unless a slice has `minimum` positive and negative units
+    (the message names the slice's dates when `split` is given)."""
     pos, neg = counts[f"{slice_name}_positive"], counts[f"{slice_name}_negative"]
     if pos >= minimum and neg >= minimum:
         return
     what = ("won", "lost or no decision") if target == "won" else ("converted", "not converted")
     unit = "deals" if target == "won" else "leads"
+    span = ""
+    if split is not None:
+        lo, hi = (
+            (split.start, split.train_end)
+            if slice_name == "train"
+            else (split.train_end, split.calibration_end)
+        )
+        span = f" ({unit} created {lo:%Y-%m-%d} to {hi:%Y-%m-%d})"
     raise NotEnoughDataError(
-        f"too few outcomes to learn {target!r} in the {slice_name} slice: {pos} {what[0]} and "
-        f"{neg} {what[1]} {unit}; at least {minimum} of each are needed. Load a longer "
-        "history, or accept a less certain model with a lower minimum (`--min-outcomes` "
+        f"too few outcomes to learn {target!r} in the {slice_name} slice{span}: {pos} "
+        f"{what[0]} and {neg} {what[1]} {unit}; at least {minimum} of each are needed. More "
+        "history with outcomes in that slice helps (the slices follow the order of time), "
+        "or accept a less certain model with a lower minimum (`--min-outcomes` "
         "on the command line, `min_outcomes=` in Python); the rule score needs no "
         "outcomes (`funnelwise score apply --model rule`)."
     )

@@ -173,6 +173,7 @@ class BoostedScorer(Scorer):
                 slice_name="calibration",
                 minimum=max(2, self.min_outcomes // 4),
                 target=self.target,
+                split=data.split,
             )
         if method == "auto":
             units = data.calibration[TARGETS[self.target].id_column].nunique()
