@@ -431,6 +431,10 @@ def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
     )
     assert f"{best['scorer']} ranks these deals better than the model does." in text
     assert "close to chance (0.5)" in text
+    # Probabilities all in one band: the calibration error only compares that level with
+    # the base rate, and the takeaway says so instead of quoting it as accuracy.
+    one = _scoring_takeaway(model, ev.metrics[ev.metrics["kind"] != "boosted"], bands=1)
+    assert "All its probabilities fall in one band" in one and "off by" not in one
     # The real model ranks above 0.6 here: no such warning in its own takeaway.
     assert model["roc_auc"] > 0.6 and "close to chance" not in section.takeaway
     # One panel per scorer: the diagonal and the binned points.

@@ -436,7 +436,9 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
 WEAK_AUC = 0.6
 
 
-def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame, target: str = "won") -> str:
+def _scoring_takeaway(
+    m: pd.Series, baselines: pd.DataFrame, target: str = "won", bands: int = 2
+) -> str:
     """The model's ranking quality against the best baseline (by ROC AUC), said
     plainly when a baseline ranks better or the model is close to chance, and its
     calibration."""
@@ -461,6 +463,13 @@ def _scoring_takeaway(m: pd.Series, baselines: pd.DataFrame, target: str = "won"
             f" An AUC under {WEAK_AUC:.1f} is close to chance (0.5): the order of the scores "
             f"says little about which {unit}s will be {'won' if target == 'won' else 'converted'}."
         )
+    if bands < 2:
+        # One band: the error only compares the one level with the base rate.
+        return text + (
+            f" All its probabilities fall in one band, so its calibration error "
+            f"({fmt.pct(m['ece'], 1)}) only compares that level with the "
+            f"{'win' if target == 'won' else 'conversion'} rate: it does not tell {unit}s apart."
+        )
     return text + (
         f" The model's probabilities are off by {fmt.pct(m['ece'], 1)} on average "
         "(expected calibration error)."
@@ -478,7 +487,9 @@ def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
     unit, rate = ("deals", "win rate") if target == "won" else ("leads", "conversion rate")
     model = metrics[metrics["kind"] == "boosted"]
     m = model.iloc[0] if len(model) else metrics.iloc[0]
-    takeaway = _scoring_takeaway(m, metrics[metrics["kind"] != m["kind"]], target)
+    curve = result.reliability
+    bands = int((curve["scorer"] == m["scorer"]).sum()) if "scorer" in curve else 2
+    takeaway = _scoring_takeaway(m, metrics[metrics["kind"] != m["kind"]], target, bands)
     order = list(metrics["scorer"])
     rows = table(
         metrics,
