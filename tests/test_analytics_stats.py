@@ -129,3 +129,18 @@ def test_incidence_bounds_match_lifelines_where_it_defines_them() -> None:
     defined = ~np.isnan(ref_ci.to_numpy()).any(axis=1) & (cif > 0)
     np.testing.assert_allclose(won.lower[defined], ref_ci.min(axis=1)[defined], rtol=1e-9)
     np.testing.assert_allclose(won.upper[defined], ref_ci.max(axis=1)[defined], rtol=1e-9)
+
+
+def test_wilson_bounds_are_exact_when_none_or_all_succeed() -> None:
+    # Floating point left the upper bound at 1 - 1.1e-16 for some k == n (and
+    # the lower bound a hair above 0 for some k == 0): the interval then missed
+    # its own estimate of 1 (or 0).
+    n = np.arange(1, 3001)
+    lower, upper = wilson_interval(n, n)
+    assert (upper == 1.0).all() and (lower < 1.0).all()
+    lower, upper = wilson_interval(np.zeros_like(n), n)
+    assert (lower == 0.0).all() and (upper > 0.0).all()
+    # Between the edges every interval contains its estimate.
+    k, m = n[1:] // 2, n[1:]
+    lower, upper = wilson_interval(k, m)
+    assert ((lower <= k / m) & (k / m <= upper) & (lower > 0) & (upper < 1)).all()

@@ -31,8 +31,9 @@ def wilson_interval(
 ) -> tuple[FloatArray, FloatArray]:
     """Wilson score interval for k successes in n trials (element-wise).
 
-    Returns (lower, upper); NaN where n is 0. Stays inside [0, 1] and behaves
-    at 0 and n, unlike the normal approximation.
+    Returns (lower, upper) as shares in [0, 1]; NaN where n is 0. Stays inside
+    [0, 1] and behaves at 0 and n, unlike the normal approximation: the lower
+    bound is exactly 0 when k is 0 and the upper bound exactly 1 when k is n.
     """
     k = np.asarray(successes, dtype="float64")
     n = np.asarray(trials, dtype="float64")
@@ -42,9 +43,12 @@ def wilson_interval(
         denom = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    lower = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-    upper = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
-    return lower, upper
+    # centre - half and centre + half cancel to 0 and 1 exactly on paper but not
+    # in floating point (1 - 1.1e-16 for 10 of 10), which would put the estimate
+    # itself outside its interval; at k == 0 and k == n the bound is the estimate.
+    lower = np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    upper = np.where(k >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return np.where(n > 0, lower, np.nan), np.where(n > 0, upper, np.nan)
 
 
 def rate_columns(
