@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import funnelwise as fw
+from analytics_data import load
 from funnelwise.analytics import time_in_stage
 
 
@@ -52,3 +56,42 @@ def test_timing_in_business_days(tiny_log: fw.EventLog) -> None:
     assert s.loc["proposal", "median"] == 13
     # Lead: 4 (Mon-Fri), 6 (Tue 01-02 to Wed 01-10), 2, 0, 29 business days.
     assert s.loc["lead", "mean"] == pytest.approx((4 + 6 + 2 + 0 + 29) / 5)
+
+
+def test_over_target_now_counts_exact_durations() -> None:
+    # Lead has a 7-day target. Times in lead, observed until 2024-03-15:
+    # A 7 days 10 min (over), B 6 days 23 h 50 min (not), C 7 days exactly (not),
+    # D still in lead since 7 days 10 min before the end of observation (over).
+    # A and D round to 7.0 at the hour and had not counted.
+    t = pd.Timestamp
+    start, late, early = t("2024-01-01"), pd.Timedelta("7D 10min"), pd.Timedelta("6D 23h 50min")
+    end = t("2024-03-15")
+    events = [
+        ("A", "lead", start, 0),
+        ("A", "qualification", start + late, 1),
+        ("B", "lead", start, 0),
+        ("B", "qualification", start + early, 1),
+        ("C", "lead", start, 0),
+        ("C", "qualification", start + pd.Timedelta(days=7), 1),
+        ("D", "lead", end - late, 0),
+    ]
+    deals = pd.DataFrame(
+        [(d, "u1", start, None, None, 100.0, dt.date(2024, 6, 1)) for d in "ABC"]
+        + [("D", "u1", end - late, None, None, 100.0, dt.date(2024, 6, 1))],
+        columns=[
+            "deal_id",
+            "owner_id",
+            "created_at",
+            "closed_at",
+            "outcome",
+            "amount",
+            "expected_close_date",
+        ],
+    ).assign(pipeline_id="new-business", version=1, currency="USD")
+    stage_events = pd.DataFrame(events, columns=["deal_id", "stage_id", "entered_at", "seq"])
+    log = load({"deals": deals, "stage_events": stage_events})
+    lead = fw.timing(log).stages.set_index("stage_id").loc["lead"]
+    assert (lead.deals, lead.still_in_stage, lead.over_target_now) == (4, 1, 2)
+    # The same two deals bottlenecks counts as waiting beyond the target.
+    ranking = fw.bottlenecks(log).ranking.set_index("stage_id")
+    assert ranking.loc["lead", "deals_over_target"] == 2

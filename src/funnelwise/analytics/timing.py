@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -39,9 +40,12 @@ from funnelwise.analytics.stats import (
     summarize_durations,
 )
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import left_join_on
 
 # Durations are pooled to the hour before the survival fits: exact enough for
-# days-scale questions and a compact input whatever the number of deals.
+# days-scale questions and a compact input whatever the number of deals. Whether
+# a deal is past its stage's target is decided before pooling, on the exact
+# duration: 7.01 days would round to 7 and not count against a 7-day target.
 RESOLUTION_PER_DAY = 24
 
 METHOD = (
@@ -130,14 +134,26 @@ def timing(
     `stages` has per group and stage: deals, still_in_stage, median (with
     interval), p75, p90, mean (restricted mean), target_days, over_target
     (estimated share of deals that spend longer than the target, with
-    interval) and over_target_now (deals already past it). Times in days.
+    interval) and over_target_now (deals whose exact time in the stage,
+    finished or so far, is longer than the target). Times in days.
     """
     deals, groups = group_deals(log, log.deals, by=by, cohort=cohort)
     per_deal = time_in_stage(log, days=days).drop("pipeline_id")
     j = per_deal.join(deals.select("deal_id", *groups), "deal_id")
+    # Float even when no stage sets a target: an all-empty column would be typed null.
+    targets = ibis.memtable(
+        stage_frame(log, kinds=["open"])[["pipeline_id", "stage_id", "target_days"]].astype(
+            {"target_days": "float64"}
+        )
+    )
+    j = left_join_on(j, targets, ["pipeline_id", "stage_id"])
     t = ((j.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
-    m = j.mutate(t=t)
-    pooled = to_pandas(m.group_by([*groups, "stage_id", "t", "censored"]).aggregate(n=m.count()))
+    m = j.mutate(t=t, _over=(j.days > j.target_days).fill_null(False).cast("int64"))
+    pooled = to_pandas(
+        m.group_by([*groups, "stage_id", "t", "censored"]).aggregate(
+            n=m.count(), over=m._over.sum()
+        )
+    )
     require_rows(pooled, log, "timing", "stage entries")
     stages = _stage_table(log, pooled, groups, alpha)
     distribution = _distribution(pooled, groups)
@@ -165,7 +181,7 @@ def _stage_table(
         s = summarize_durations(
             part["t"], part["censored"], part["n"], target=target_days, alpha=alpha
         )
-        over_now = int(part.loc[part["t"] > target_days, "n"].sum()) if target_days else 0
+        over_now = int(part["over"].sum())
         rows.append(label | asdict(s) | {"over_target_now": over_now})
     summary = pd.DataFrame(rows)
     out = stages.merge(summary, on=["pipeline_id", "stage_id"], how="inner")
