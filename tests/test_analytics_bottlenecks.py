@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,13 +59,13 @@ def test_lost_deals_without_an_amount_are_not_worth_nothing() -> None:
     }
     why = _sentence(row, "USD")
     assert why.startswith(
-        "Needs assessment: 2473 deals lost or undecided here, none with an amount recorded"
+        "Needs assessment: 2,473 deals lost or undecided here, none with an amount recorded"
     )
     assert "USD 0" not in why
     partly = _sentence(
         row | {"value_lost": 5000.0, "deals_lost_without_value": 3, "share_lost": 0.25}, "USD"
     )
-    assert "USD 5.0k left the pipeline here (2473 deals lost or undecided; 3 of them" in partly
+    assert "USD 5.0k left the pipeline here (2,473 deals lost or undecided; 3 of them" in partly
 
 
 def test_bottlenecks_by_segment_rank_within_each(tiny_log: fw.EventLog) -> None:
@@ -105,3 +106,34 @@ def test_a_deal_booked_at_zero_when_lost_counts_its_value_before(
     # Its wait in lead (8 days against 7) is valued alike: 1 day × 500, as in the
     # ranking by hand, not × 0.
     assert r.loc["lead", "excess_value_days"] == 34 * 800 + 500
+
+
+def test_a_deal_lost_without_any_stage_entry_leaks_at_the_first_stage(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # D6 (web, 400) was created 01-08 and lost 01-18 with no open-stage entry,
+    # only its outcome: the funnel counts it as reaching lead and no further.
+    root = Path(shutil.copytree(tiny_project, tmp_path / "lost-unstaged"))
+    log = fw.open(root)
+    try:
+        log.store.raw.execute(
+            "INSERT INTO deals (deal_id, pipeline_id, owner_id, source, amount, currency, "
+            "amount_base, created_at, expected_close_date, closed_at, outcome, version) "
+            "VALUES ('D6', 'new-business', 'u1', 'web', 400, 'USD', 400, "
+            "TIMESTAMP '2024-01-08', DATE '2024-02-01', TIMESTAMP '2024-01-18', 'lost', 1); "
+            "INSERT INTO stage_events (deal_id, stage_id, entered_at, seq) "
+            "VALUES ('D6', 'lost', TIMESTAMP '2024-01-18', 0)"
+        )
+        r = fw.bottlenecks(log).ranking.set_index("stage_id")
+        funnel = fw.funnel(log).stages.set_index("stage_id")
+    finally:
+        log.store.close()
+    assert funnel.loc["lead", "reached"] == 6 and funnel.loc["qualification", "reached"] == 4
+    # Lead: D5 without decision (800) and D6 lost (400); qualification: D2 (500).
+    lead = r.loc["lead"]
+    assert (lead.deals_lost, lead.value_lost) == (2, 1200)
+    assert (lead.lost_value, lead.no_decision_value) == (400, 800)
+    assert r.deals_lost.sum() == 3 and r.value_lost.sum() == 1700
+    assert lead.share_lost == pytest.approx(1200 / 1700)
+    assert r.loc["qualification", "share_lost"] == pytest.approx(500 / 1700)
+    assert lead.why.startswith("Lead: USD 1.2k left the pipeline here (2 deals lost or undecided")

@@ -3,7 +3,8 @@
 Two measures per stage, one ranking:
 
 - leakage: the value of deals that ended lost or without decision while this
-  was their last open stage;
+  was their last open stage (a deal closed with no open-stage entry at all
+  leaked at its pipeline's first stage, where the funnel counts it);
 - excess waiting: for every deal, its days in the stage beyond the stage's
   target, times the deal's value (value-days; deals still in the stage count
   their waiting so far).
@@ -58,7 +59,9 @@ def bottlenecks(
     """Rank stages by value lost there and by waiting beyond target × value.
 
     Returns per group and open stage: deals_lost (lost or no decision with
-    this as their last open stage), deals_lost_without_value (of those, with
+    this as their last open stage; those never seen in an open stage, only at
+    their outcome, count at the pipeline's first stage, as in the funnel, so
+    every lost deal is in the shares), deals_lost_without_value (of those, with
     no positive amount: their value is unknown, not 0), value_lost, lost_value, no_decision_value;
     deals_over_target, value_over_target, excess_days (summed over deals),
     excess_value_days (excess days × deal value); the shares of each within the group, score
@@ -77,7 +80,16 @@ def bottlenecks(
     ).drop("value")
     closed = d.filter(d.outcome.isin(ended))
     last = current_positions(log).select("deal_id", "stage_id")
-    leak = closed.join(last, "deal_id")
+    stages = stage_frame(log, kinds=["open"])
+    first = stages.sort_values("position").groupby("pipeline_id")["stage_id"].first().to_dict()
+    leak = left_join_on(closed, last, "deal_id")
+    # A deal recorded only at its outcome (lost straight from creation) must not
+    # drop out of what leaked: the funnel has it reach the first stage only.
+    leak = leak.mutate(
+        stage_id=leak.stage_id.fill_null(
+            leak.pipeline_id.substitute(first, else_=ibis.null("string"))
+        )
+    )
     lost = to_pandas(
         leak.group_by([*groups, "stage_id"]).aggregate(
             deals_lost=leak.count(),
@@ -87,7 +99,6 @@ def bottlenecks(
             no_decision_value=leak._value.sum(where=leak.outcome == "no_decision"),
         )
     )
-    stages = stage_frame(log, kinds=["open"])
     # Float even when no stage sets a target: an all-empty column would be typed null.
     targets = ibis.memtable(
         stages[["pipeline_id", "stage_id", "target_days"]]
