@@ -47,6 +47,8 @@ def test_lead_conversion_by_hand(plus: fw.EventLog) -> None:
     web = fw.kpis(plus, by="source").leads.set_index("source")
     assert web.loc["web", "conversion"] == pytest.approx(2 / 3)
     assert web.loc["partner", "conversion"] == 0
+    # A filter on the source keeps that source's leads too (L2 alone for partner).
+    assert fw.kpis(plus.filter(source="partner")).leads.iloc[0].leads == 1
 
 
 def test_campaign_costs_and_roi(plus: fw.EventLog) -> None:

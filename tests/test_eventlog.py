@@ -94,6 +94,45 @@ def test_filters(tiny_log: EventLog) -> None:
         tiny_log.as_of("soon")
 
 
+def ids(log: EventLog) -> list[str]:
+    return sorted(log.deals.deal_id.execute())
+
+
+def test_filters_narrow_take_typed_values_and_name_unknown_keys(tiny_log: EventLog) -> None:
+    # Filtering again narrows: no deal is both web and partner; windows intersect.
+    assert ids(tiny_log.filter(source="web").filter(source="partner")) == []
+    assert ids(tiny_log.filter(source=["web", "partner"]).filter(source="web")) == [
+        "D1",
+        "D3",
+        "D5",
+    ]
+    wide = tiny_log.filter(since="2024-01-02").filter(since="2023-01-01", until="2024-01-06")
+    assert (wide.since, wide.until) == (pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-06"))
+    assert ids(wide) == ["D2", "D5"]
+    # Numbers match numbers; None keeps deals without a value.
+    assert ids(tiny_log.filter(amount=1000)) == ["D1"]
+    assert ids(tiny_log.filter(amount=[300, 2000.0])) == ["D3", "D4"]
+    assert ids(tiny_log.filter(segment=None)) == ["D4", "D5"]
+    with pytest.raises(InputError, match="amount is a number; 'lots' is not one"):
+        tiny_log.filter(amount="lots")
+    # A typo keeps nothing, so it is an error naming the columns.
+    with pytest.raises(InputError, match="no deal has 'sorce'"):
+        tiny_log.filter(sorce="web")
+
+
+def test_a_filter_as_of_a_date_reads_the_values_then(tiny_log: EventLog) -> None:
+    # D1 was u1's until 2024-01-20, then u2's; D3 was worth 1,500 until 2024-01-25.
+    before = tiny_log.as_of("2024-01-15")
+    assert ids(before.filter(owner_id="u1")) == ["D1", "D2", "D3", "D5"]
+    assert ids(before.filter(owner_id="u2")) == []
+    assert ids(tiny_log.filter(owner_id="u2")) == ["D1", "D4"]
+    assert ids(before.filter(amount=1500)) == ["D3"]
+    assert ids(before.filter(amount=2000)) == []
+    # The deals kept carry the values of that date too, and their events follow.
+    kept = before.filter(owner_id="u1")
+    assert int(kept.stage_events.filter(kept.stage_events.deal_id == "D1").count().execute()) == 3
+
+
 def test_open_errors_teach(tmp_path: object) -> None:
     with pytest.raises(fw.ProjectError, match="funnelwise demo"):
         fw.open(str(tmp_path))

@@ -13,9 +13,11 @@ All tables are Ibis expressions; nothing is pulled into Python here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -103,7 +105,8 @@ class EventLog:
     pipeline_id: str | None = None
     since: pd.Timestamp | None = None
     until: pd.Timestamp | None = None
-    where: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    # Per key, the values kept (None keeps deals without a value).
+    where: tuple[tuple[str, tuple[str | None, ...]], ...] = field(default=())
 
     # -- deriving logs ---------------------------------------------------------
     def as_of(self, t: Instant) -> EventLog:
@@ -119,26 +122,74 @@ class EventLog:
         pipeline: str | None = None,
         since: Instant | None = None,
         until: Instant | None = None,
-        **attributes: str | list[str] | tuple[str, ...],
+        **attributes: Any,
     ) -> EventLog:
         """Keep deals of one pipeline, created in [since, until), with attribute values.
+        Filtering again narrows: windows intersect, a key filtered twice keeps the
+        values both allow, and another pipeline is an error.
 
         Attribute filters take a deal column (owner_id, source, product, region,
-        ...) or a key of the deal's `attributes`; a list keeps any of its values.
+        amount, ...) or a key of the deal's `attributes`; a list keeps any of its
+        values, and None keeps deals without one. A key that is neither a column
+        nor an attribute of any deal is an InputError (a typo would keep nothing).
+        With a cutoff, amount, owner and expected close date are matched as they
+        stood then.
         """
         if pipeline is not None:
             self.process.pipeline(pipeline)  # raises naming valid pipelines
+            if self.pipeline_id is not None and pipeline != self.pipeline_id:
+                raise InputError(
+                    f"this log is already cut to pipeline {self.pipeline_id!r}; filtering "
+                    f"it to {pipeline!r} would keep nothing"
+                )
         where = dict(self.where)
         for key, value in attributes.items():
-            values = (value,) if isinstance(value, str) else tuple(value)
+            self._check_key(key)
+            raw = value if isinstance(value, list | tuple | set | frozenset) else [value]
+            values = tuple(None if v is None else self._as_text(key, v) for v in raw)
+            if key in where:
+                values = tuple(v for v in where[key] if v in values)
             where[key] = values
+        start = to_timestamp(since, name="since") if since is not None else None
+        end = to_timestamp(until, name="until") if until is not None else None
         return replace(
             self,
             pipeline_id=pipeline if pipeline is not None else self.pipeline_id,
-            since=to_timestamp(since, name="since") if since is not None else self.since,
-            until=to_timestamp(until, name="until") if until is not None else self.until,
+            since=max((t for t in (self.since, start) if t is not None), default=None),
+            until=min((t for t in (self.until, end) if t is not None), default=None),
             where=tuple(sorted(where.items())),
         )
+
+    def _check_key(self, key: str) -> None:
+        deals = self.store.table("deals")
+        if key in deals.columns:
+            return
+        path = "$." + json.dumps(key)
+        has = self.store.raw.execute(
+            "SELECT 1 FROM deals WHERE json_extract(attributes, ?) IS NOT NULL LIMIT 1", [path]
+        ).fetchone()
+        if has is None:
+            keys = [c for c in deals.columns if c not in ("attributes", "version")]
+            raise InputError(
+                f"no deal has {key!r}: it is neither a deal column ({', '.join(keys)}) nor a "
+                "key of any deal's attributes"
+            )
+
+    def _as_text(self, key: str, value: object) -> str:
+        """A filter value as the text `_attribute` compares: numbers of a numeric
+        column as the engine prints them (13400 -> '13400.0')."""
+        dtype = self.store.table("deals").schema().get(key)
+        if dtype is not None and dtype.is_numeric() and not isinstance(value, bool):
+            try:
+                number = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise InputError(f"{key} is a number; {value!r} is not one") from None
+            sql_type = "BIGINT" if dtype.is_integer() and number.is_integer() else "DOUBLE"
+            text = self.store.raw.execute(
+                f"SELECT CAST(CAST(? AS {sql_type}) AS VARCHAR)", [number]
+            ).fetchone()
+            return str(text[0]) if text else str(number)
+        return str(value)
 
     # -- time ------------------------------------------------------------------
     @cached_property
@@ -183,9 +234,27 @@ class EventLog:
             d = d.filter(d.created_at < self.until)
         if self.cutoff is not None:
             d = d.filter(d.created_at <= self.cutoff)
+        tracked = [(k, v) for k, v in self.where if k in TRACKED_FIELDS]
         for key, values in self.where:
-            d = d.filter(self._attribute(d, key).isin(values))
+            if (key, values) not in tracked or self.cutoff is None:
+                d = d.filter(self._matches(self._attribute(d, key), values))
+        if tracked and self.cutoff is not None:
+            # Owner, amount and close date as they stood at the cutoff, not today.
+            v = self._values_at_cutoff(self.cutoff)
+            j = left_join_on(d, v, "deal_id")
+            for key, values in tracked:
+                then = ibis.ifelse(j[f"_{key}_has"] == 1, j[f"_{key}_val"], self._attribute(j, key))
+                if key == "amount":  # stored changes are text: compare as the column prints
+                    then = then.cast("float64").cast("string")
+                j = j.filter(self._matches(then, values))
+            d = j.select(*d.columns)
         return d
+
+    @staticmethod
+    def _matches(value: ir.Value, values: tuple[str | None, ...]) -> ir.BooleanValue:
+        kept = [v for v in values if v is not None]
+        hit = value.isin(kept) if kept else ibis.literal(False)
+        return (hit | value.isnull()) if None in values else hit.fill_null(False)
 
     def _values_at_cutoff(self, cutoff: pd.Timestamp) -> ir.Table:
         """Per deal, the tracked fields as they stood at the cutoff (NULL = unchanged)."""
@@ -307,13 +376,18 @@ class EventLog:
 
     @cached_property
     def leads(self) -> ir.Table:
-        """Leads created by the cutoff (and in the since/until window, as deals are);
-        conversions and disqualifications after the cutoff unknown."""
+        """Leads created by the cutoff (and in the since/until window and with the
+        filtered values, as deals are); conversions and disqualifications after the
+        cutoff unknown."""
         lead = self.store.table("leads")
         if self.since is not None:
             lead = lead.filter(lead.created_at >= self.since)
         if self.until is not None:
             lead = lead.filter(lead.created_at < self.until)
+        for key, values in self.where:
+            # Leads share source, campaign and owner with deals; other keys are read from
+            # their attributes (a lead without the key is not kept, as a deal is not).
+            lead = lead.filter(self._matches(self._attribute(lead, key), values))
         if self.cutoff is None:
             return lead
         t = self.cutoff
