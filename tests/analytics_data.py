@@ -239,3 +239,15 @@ def without_settings(tiny_project: Path, tmp_path: Path, *keys: str) -> Path:
     kept = [ln for ln in text.splitlines() if not any(f"{k}:" in ln for k in keys)]
     (root / "process.yaml").write_text("\n".join(kept) + "\n", encoding="utf-8")
     return root
+
+
+def without_stage(tiny_project: Path, tmp_path: Path, stage: str) -> Path:
+    """A copy of the tiny project whose process.yaml no longer has the open stage
+    `stage`, while its stored events still enter it (a stage renamed or removed
+    after the import)."""
+    root = Path(shutil.copytree(tiny_project, tmp_path / f"without-{stage}"))
+    lines = (root / "process.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"      - id: {stage}")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("      - id: "))
+    (root / "process.yaml").write_text("\n".join(lines[:start] + lines[end:]) + "\n", "utf-8")
+    return root

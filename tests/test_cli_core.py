@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 import funnelwise
+from analytics_data import without_stage
 from funnelwise.cli import app
 from funnelwise.process import template_text
 
@@ -110,6 +111,27 @@ def test_info_csv_keeps_plain_numbers(tiny_project: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "info", "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert "stage_events,15\n" in result.stdout
+
+
+def test_info_warns_of_stage_ids_the_process_does_not_have(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # process.yaml drops needs-assessment; D3's stored events still enter it.
+    root = without_stage(tiny_project, tmp_path, "needs-assessment")
+    table = runner.invoke(app, ["--project", str(root), "info"])
+    assert table.exit_code == 0, table.output
+    said = " ".join(table.stderr.split())
+    assert said.startswith(
+        "warning: the stored stage events enter stages that process.yaml does not have: "
+        "'needs-assessment' (1 deal)."
+    )
+    assert "aliases" in said and "import the data again" in said
+    assert "unknown_stages" not in table.stdout and "stage_events" in table.stdout
+    data = runner.invoke(app, ["--project", str(root), "info", "-f", "json"])
+    assert json.loads(data.stdout)["unknown_stages"] == {"needs-assessment": 1}
+    assert data.stderr.startswith("warning: ")
+    clean = runner.invoke(app, ["--project", str(tiny_project), "info"])
+    assert clean.exit_code == 0 and clean.stderr == ""
 
 
 def test_info_on_missing_project_teaches(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 import funnelwise as fw
+from analytics_data import without_stage
 from funnelwise.ingest.quality import quality_report
 
 
@@ -61,6 +62,7 @@ def test_issues_fields_and_checklist(tiny_project: Path, tmp_path: Path) -> None
         "open, no expected close date": (1, 4, ["D6"]),
         "open, expected close date passed": (1, 4, ["D8"]),
         "no stage history": (1, 8, ["D6"]),
+        "stage entries into stages not in the process": (0, 8, []),
         "closed, last entry not its outcome": (1, 4, ["D7"]),
         "open, last entry an outcome": (1, 4, ["D8"]),
         "closed, no close time": (0, 4, []),
@@ -85,3 +87,23 @@ def test_a_clean_log_has_no_issues(tiny_log: fw.EventLog) -> None:
     issues = quality_report(tiny_log).issues
     assert issues["deals"].sum() == 0
     assert issues.set_index("check").loc["no stage history", "of"] == 5
+
+
+def test_entries_into_a_stage_the_process_no_longer_has(tiny_project: Path, tmp_path: Path) -> None:
+    # process.yaml drops needs-assessment; D3 entered it 01-20 (and went back to
+    # qualification 02-01). Nothing else is wrong with the tiny log.
+    log = fw.open(without_stage(tiny_project, tmp_path, "needs-assessment"))
+    try:
+        report = quality_report(log)
+    finally:
+        log.store.close()
+    issues = report.issues.set_index("check")
+    row = issues.loc["stage entries into stages not in the process"]
+    assert (row["deals"], row["of"], list(row["examples"])) == (1, 5, ["D3"])
+    assert row["share"] == 1 / 5 and issues["deals"].sum() == 1
+    assert report.meta["unknown_stages"] == {"needs-assessment": 1}
+    assert "needs-assessment" not in set(report.stages["stage_id"])
+
+
+def test_a_clean_log_enters_only_stages_of_its_process(tiny_log: fw.EventLog) -> None:
+    assert quality_report(tiny_log).meta["unknown_stages"] == {}

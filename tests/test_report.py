@@ -16,10 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 import funnelwise as fw
+from analytics_data import without_stage
 from funnelwise import analytics
 from funnelwise.analytics.result import cell_text
 from funnelwise.cli import app
 from funnelwise.forecast import backtest, forecast
+from funnelwise.ingest.quality import quality_report
 from funnelwise.log import EventLog
 from funnelwise.report import Report, build_report
 from funnelwise.report import fmt as f
@@ -31,6 +33,7 @@ from funnelwise.report.outlook import (
     scores_section,
     scoring_section,
 )
+from funnelwise.report.sections import data_section
 from funnelwise.scoring import BoostedScorer, RuleScorer, evaluate_scorers
 from funnelwise.scoring.registry import latest_scores, save_scores
 from funnelwise.synth import generate, write_project
@@ -609,5 +612,25 @@ def test_data_section_says_what_the_data_does_not_record(tiny_report: Report) ->
         "No exit-criteria checklist item is recorded for any deal: process adherence counts "
         "every item as missing, which says more about the data than the process.",
         "Exit-criteria fields never filled in: product.",
+    )
+    assert s.takeaway == "Read the figures below with these limits of the data in mind."
+
+
+def test_data_section_names_stages_the_process_no_longer_has(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # process.yaml drops needs-assessment, which D3 entered on 01-20.
+    log = fw.open(without_stage(tiny_project, tmp_path, "needs-assessment"))
+    try:
+        s = data_section(quality_report(log))
+    finally:
+        log.store.close()
+    assert s.bullets[0] == (
+        "1 of 5 deals entered stages that process.yaml does not have ('needs-assessment' "
+        "(1 deal)), renamed or removed since the data was imported. The figures below "
+        "cannot place those entries: the snapshot shows a deal last seen in one of them at "
+        "the stage before, times in stage leave those stages out and the funnel counts the "
+        "deals only as far as their other stages. In process.yaml, list each id among the "
+        "aliases of the stage it now is and import the data again, or put the stage back."
     )
     assert s.takeaway == "Read the figures below with these limits of the data in mind."

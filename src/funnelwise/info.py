@@ -5,11 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from funnelwise.ingest.quality import unknown_stages
 from funnelwise.log import open_log
 
 
 def log_info(project: Path | str, *, store: str | None = None) -> dict[str, Any]:
-    """Deals by state, events, changes, activities, leads and the observed date range."""
+    """Deals by state, events, changes, activities, leads and the observed date range.
+
+    `unknown_stages` maps each stage id the stored events enter but the process
+    does not have (renamed or removed in process.yaml since the import) to its
+    number of deals; empty when every entry has its stage.
+    """
     target: Path | str = project
     if store and not (Path(project) / "process.yaml").exists():
         target = store
@@ -23,6 +29,20 @@ def log_info(project: Path | str, *, store: str | None = None) -> dict[str, Any]
         record["first_created_at"] = first
         record["observed_until"] = log.observed_until
         record["schema_version"] = log.store.schema_version()
+        record["unknown_stages"] = unknown_stages(log)
         return record
     finally:
         log.store.close()
+
+
+def unknown_stages_warning(unknown: dict[str, int]) -> str | None:
+    """The warning line for stage ids in the data that the process lacks (None if none)."""
+    if not unknown:
+        return None
+    ids = ", ".join(f"'{sid}' ({n:,} deal{'s' if n != 1 else ''})" for sid, n in unknown.items())
+    return (
+        f"warning: the stored stage events enter stages that process.yaml does not have: {ids}. "
+        "The analyses cannot place those entries (renamed or removed since the import?). "
+        "In process.yaml, list each id among the aliases of the stage it now is and import "
+        "the data again, or put the stage back; `funnelwise quality` counts the deals."
+    )

@@ -10,9 +10,15 @@ import typer
 
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
-from funnelwise.cli.render import OutputFormat, console, print_frame, print_record
+from funnelwise.cli.render import (
+    OutputFormat,
+    console,
+    err_console,
+    print_frame,
+    print_record,
+)
 from funnelwise.errors import InputError
-from funnelwise.info import log_info
+from funnelwise.info import log_info, unknown_stages_warning
 from funnelwise.process import diff_processes, load_process, template_text
 from funnelwise.project import PROCESS_FILE, Project
 
@@ -155,7 +161,13 @@ def info(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
     """Counts of deals by state, events, changes, activities and the date range."""
     c = cli_context(ctx)
     record = log_info(c.project, store=c.store)
+    # A mapping is no key/value cell: JSON keeps it, the table and CSV say it on
+    # stderr below (stdout stays a clean table or CSV).
+    unknown = record["unknown_stages"] if fmt is OutputFormat.json else record.pop("unknown_stages")
     print_record(record, fmt, title="funnelwise store")
+    warning = unknown_stages_warning(unknown)
+    if warning:
+        err_console.print(warning, highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

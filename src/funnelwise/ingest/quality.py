@@ -2,8 +2,10 @@
 
 - `issues`: one row per check, with the deals concerned, the denominator and
   the share: missing amounts, open deals without (or with a past) expected
-  close date, deals without stage history, outcomes that disagree with the last
-  stage entry, closed deals without a close time.
+  close date, deals without stage history, stage entries into stages the
+  process does not have (renamed or removed in process.yaml since the import;
+  the ids and their deals are in meta `unknown_stages`), outcomes that disagree
+  with the last stage entry, closed deals without a close time.
 - `fields`: completeness of each stage's required exit-criteria fields
   (process.yaml `exit_criteria.fields`) among the deals that passed the stage
   (entered a later open stage, or won).
@@ -24,6 +26,7 @@ import pandas as pd
 
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import left_join_on
 
 EXAMPLES = 3
 _OUTCOMES = ("won", "lost", "no_decision")
@@ -58,6 +61,26 @@ def _check(name: str, deals: ir.Table, where: ir.BooleanValue, of: ir.BooleanVal
         of=of.cast("int64").sum().fill_null(0),
         examples=deals.deal_id.collect(where=hit, order_by=deals.deal_id).cast("array<string>"),
     )
+
+
+def unknown_stages(log: EventLog) -> dict[str, int]:
+    """Stage ids the stored events enter that the deal's pipeline in the process does
+    not have, each with its number of deals; most deals first.
+
+    Stages are matched by id when the log is read, not through the aliases
+    (those map source names at import), so an id renamed or removed in
+    process.yaml after the import leaves its entries without a position.
+    """
+    u = _unknown_events(log)
+    agg = u.group_by("stage_id").aggregate(deals=u.deal_id.nunique()).to_pandas()
+    agg = agg.sort_values(["deals", "stage_id"], ascending=[False, True], kind="stable")
+    return {str(k): int(v) for k, v in zip(agg["stage_id"], agg["deals"], strict=True)}
+
+
+def _unknown_events(log: EventLog) -> ir.Table:
+    """Stage events whose stage is not in the deal's pipeline (no kind once positioned)."""
+    e = log.positioned_events
+    return e.filter(e.kind.isnull())
 
 
 def _passed(log: EventLog) -> ir.Table:
@@ -187,7 +210,8 @@ def quality_report(log: EventLog) -> QualityReport:
     denominator, share and up to three example deal ids), `fields` and
     `checklist` (completeness of exit criteria among deals that passed each
     stage). Shares are plain proportions of all deals concerned (a census, not
-    an estimate).
+    an estimate). meta `unknown_stages` maps each stage id entered in the data
+    but missing from the process to its number of deals (empty when none).
     """
     e = log.events
     last = e.filter(e.step == e.step.max().over(ibis.window(group_by="deal_id"))).select(
@@ -197,6 +221,8 @@ def quality_report(log: EventLog) -> QualityReport:
     d = log.deals
     d = d.left_join(last, "deal_id").select(d, "last_stage", "last_kind")
     d = d.left_join(counted, "deal_id").select(d, "n_events")
+    strays = _unknown_events(log).select("deal_id").distinct().mutate(_stray=ibis.literal(True))
+    d = left_join_on(d, strays, "deal_id")
     now = ibis.literal(log.now.to_pydatetime(), type="timestamp")
     is_open = d.outcome.isnull()
     every = d.deal_id.notnull()
@@ -208,6 +234,7 @@ def quality_report(log: EventLog) -> QualityReport:
             is_open,
         ),
         "no stage history": (d.n_events.isnull(), every),
+        "stage entries into stages not in the process": (d._stray.fill_null(False), every),
         "closed, last entry not its outcome": (
             d.last_kind.isnull() | (d.last_kind != d.outcome),
             ~is_open,
@@ -237,5 +264,6 @@ def quality_report(log: EventLog) -> QualityReport:
             "pipeline": log.pipeline_id,
             "deals": n_deals,
             "unit": "deals",
+            "unknown_stages": unknown_stages(log),
         },
     )

@@ -38,12 +38,43 @@ def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+_SHOWN_IDS = 5
+
+
+def _unknown_stages_bullet(result: QualityReport) -> str | None:
+    """The bullet on stage ids entered in the data but missing from the process."""
+    issues = result.issues.set_index("check")
+    check = "stage entries into stages not in the process"
+    row = issues.loc[check] if check in issues.index else None
+    if row is None or int(row["deals"]) == 0:
+        return None
+    unknown: Mapping[str, int] = result.meta.get("unknown_stages") or {}
+    ids = [f"'{sid}' ({fmt.plural(n, 'deal')})" for sid, n in unknown.items()]
+    if len(ids) > _SHOWN_IDS:
+        ids = [*ids[:_SHOWN_IDS], f"{len(ids) - _SHOWN_IDS:,} more"]
+    named = f" ({_names(ids)})" if ids else ""
+    return (
+        f"{fmt.count(row['deals'])} of {fmt.plural(row['of'], 'deal')} entered stages that "
+        f"process.yaml does not have{named}, renamed or removed since the data was "
+        "imported. The figures below cannot place those entries: the snapshot shows a deal "
+        "last seen in one of them at the stage before, times in stage leave those stages out "
+        "and the funnel counts the deals only as far as their other stages. In process.yaml, "
+        "list each id among the aliases of the stage it now is and import the data again, "
+        "or put the stage back."
+    )
+
+
 def data_section(result: QualityReport) -> Section:
     """What this data records and what it does not, so that no figure below is read
-    for more than it rests on: stages with no recorded entries, open deals without
-    an expected close date, exit criteria never recorded, deals without history."""
+    for more than it rests on: stage entries into stages the process does not have,
+    stages with no recorded entries, open deals without an expected close date, exit
+    criteria never recorded, deals without history."""
     title = TITLES["data"]
     bullets = []
+    # First: unlike the limits below, this one makes figures wrong, not just thin.
+    stray = _unknown_stages_bullet(result)
+    if stray is not None:
+        bullets.append(stray)
     st = result.stages
     unseen = st[(st["entered"] == 0) & (st["passed"] > 0)]
     if len(unseen):
