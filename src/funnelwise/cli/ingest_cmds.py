@@ -370,7 +370,9 @@ def quality(
     """Data-quality report: missing fields, deals without history, odd outcomes.
 
     Missing amounts and close dates, deals without stage history, outcomes that
-    disagree with the stages, and how complete each stage's exit criteria are."""
+    disagree with the stages, entries into stages the process no longer has, how
+    complete each stage's exit criteria are, and which stages any deal was seen
+    entering (a snapshot export records none of the stages between)."""
     from funnelwise.ingest.quality import quality_report
 
     with _log(ctx, pipeline) as log:
