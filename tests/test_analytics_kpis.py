@@ -33,6 +33,10 @@ def test_deal_figures_by_hand(plus: fw.EventLog) -> None:
     assert k.loc["sales_velocity", "unit"] == "USD/day"
     assert k.loc["pipeline_coverage", "value"] == pytest.approx(2300 / 5000)
     assert "pipeline_coverage" not in fw.kpis(plus).kpis.kpi.tolist()
+    # The longest close took 41 days (D5, 01-05 to 02-15); D3, open since 01-10, is 51
+    # days old on 03-01, older than that; D4 (29 days) is not.
+    assert k.loc["longest_close_days", "value"] == 41
+    assert k.loc["open_past_longest_close", "value"] == 1
 
 
 def test_lead_conversion_by_hand(plus: fw.EventLog) -> None:

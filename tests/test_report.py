@@ -599,6 +599,15 @@ def test_missing_close_dates_are_not_counted_as_on_time(tmp_path: Path) -> None:
     log.store.close()
 
 
+def test_velocity_says_how_many_open_deals_are_older_than_any_close(
+    tiny_report: Report,
+) -> None:
+    (tile,) = [t for t in tiny_report.section("kpis").tiles if t.label == "Sales velocity"]
+    assert tile.detail.endswith(
+        "; it counts 1 open deal older than any deal took to close (41 days)"
+    )
+
+
 def test_data_section_says_what_the_data_does_not_record(tiny_report: Report) -> None:
     # D1 went from proposal to won: no deal entered negotiation or closing. No checklist
     # evidence is stored, and no passed deal has a product.

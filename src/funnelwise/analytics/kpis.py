@@ -87,7 +87,10 @@ def kpis(
     avg_deal_size and median_deal_size (won deals), cycle_days (censoring-aware
     median days to won) and cycle_days_won_only, open_deals, open_pipeline,
     sales_velocity (open deals × win rate × average size / cycle days, value
-    per day), pipeline_coverage (open pipeline / target).
+    per day), pipeline_coverage (open pipeline / target), longest_close_days (the
+    most days from creation to close of any closed deal) and open_past_longest_close
+    (open deals older than that: velocity counts them, the history has no deal that
+    closed so late).
     """
     currency = log.process.currency
     deals, groups = group_deals(log, log.deals, by=by, reserved=("kpi", "value", "unit"))
@@ -144,6 +147,11 @@ def _deal_figures(
     naive_cycle = float(np.median(np.repeat(won_days["day"], won_days["n"]))) if n_won else np.nan
     open_value = float(rec["open_value"]) if pd.notna(rec["open_value"]) else 0.0
     velocity = rec["open"] * p * mean / cycle if cycle and cycle > 0 else np.nan
+    # Open deals older than any deal has ever taken to close: velocity counts them at
+    # full weight, though the history has no example of one closing that late.
+    closed_days = part.loc[part["code"] != 0, "day"]
+    longest = float(closed_days.max()) if len(closed_days) else np.nan
+    past = part[(part["code"] == 0) & (part["day"] > longest)]["n"].sum() if len(closed_days) else 0
     out = [
         _row("win_rate_closed", r, "share", rec["closed"], r_lo, r_hi),
         _row("win_rate", p, "share", rec["deals"], p_lo, p_hi),
@@ -154,6 +162,8 @@ def _deal_figures(
         _row("open_deals", float(rec["open"]), "deals", rec["open"]),
         _row("open_pipeline", open_value, currency, rec["open"]),
         _row("sales_velocity", float(velocity), f"{currency}/day", rec["deals"]),
+        _row("longest_close_days", longest, "days", rec["closed"]),
+        _row("open_past_longest_close", float(past), "deals", rec["open"]),
     ]
     if target:
         out.append(_row("pipeline_coverage", open_value / target, "ratio", rec["open"]))

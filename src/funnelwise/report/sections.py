@@ -188,11 +188,18 @@ def kpis_section(result: KpiResult) -> Section:
             )
         )
     if velocity is not None:
+        past, longest = _kpi(k, "open_past_longest_close"), _kpi(k, "longest_close_days")
+        late = (
+            f"; it counts {fmt.plural(past['value'], 'open deal')} older than any deal took "
+            f"to close ({fmt.days(longest['value'])})"
+            if past is not None and longest is not None and past["value"] > 0
+            else ""
+        )
         tiles.append(
             Tile(
                 "Sales velocity",
                 f"{fmt.money(velocity['value'], currency)}/day",
-                "open deals × win rate × average won deal ÷ days to won",
+                f"open deals × win rate × average won deal ÷ days to won{late}",
             )
         )
     leads = result.leads
