@@ -129,3 +129,20 @@ def test_diff_reports_added_removed_changed_moved() -> None:
     kinds = sorted(ch.kind for ch in diff_processes(a, c))
     assert kinds == ["added", "removed"]
     assert diff_processes(a, a) == []
+    # Lists item by item: an alias taken out and another put in, not two whole lists.
+    d = parse_process(MINIMAL.replace('aliases: ["Calificación"]', 'aliases: ["Qualify", "Q"]'))
+    assert [str(ch) for ch in diff_processes(a, d)] == [
+        "- pipelines[main].stages[qualify].aliases 'Calificación'",
+        "+ pipelines[main].stages[qualify].aliases 'Qualify'",
+        "+ pipelines[main].stages[qualify].aliases 'Q'",
+    ]
+    t = parse_process(template_text())
+    u = parse_process(
+        template_text().replace(
+            'checklist: ["First conversation held"]',
+            'checklist: ["First conversation held", "Pricing approved"]',
+        )
+    )
+    assert [str(ch) for ch in diff_processes(t, u)] == [
+        "+ pipelines[new-business].stages[lead].exit_criteria.checklist 'Pricing approved'"
+    ]

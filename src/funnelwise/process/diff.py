@@ -35,13 +35,28 @@ class Change:
         return f"~ {self.path}: {self.before!r} -> {self.after!r}"
 
 
+def _item_changes(path: str, before: tuple[str, ...], after: tuple[str, ...]) -> list[Change]:
+    """A list field item by item: what was taken out, what was put in."""
+    out = [Change("removed", f"{path} {item!r}") for item in before if item not in after]
+    out += [Change("added", f"{path} {item!r}") for item in after if item not in before]
+    if not out and before != after:
+        out.append(Change("moved", f"{path} order", list(before), list(after)))
+    return out
+
+
 def _stage_changes(path: str, a: Stage, b: Stage) -> list[Change]:
     out = []
     for f in _STAGE_FIELDS:
         va, vb = getattr(a, f), getattr(b, f)
-        if va != vb:
-            if f == "exit_criteria":
-                va, vb = va.model_dump(), vb.model_dump()
+        if va == vb:
+            continue
+        if f == "exit_criteria":
+            for part in ("fields", "checklist"):
+                pa, pb = getattr(va, part), getattr(vb, part)
+                out += _item_changes(f"{path}.exit_criteria.{part}", pa, pb)
+        elif isinstance(va, tuple):
+            out += _item_changes(f"{path}.{f}", va, vb)
+        else:
             out.append(Change("changed", f"{path}.{f}", va, vb))
     return out
 
