@@ -146,3 +146,13 @@ def test_diff_reports_added_removed_changed_moved() -> None:
     assert [str(ch) for ch in diff_processes(t, u)] == [
         "+ pipelines[new-business].stages[lead].exit_criteria.checklist 'Pricing approved'"
     ]
+
+
+def test_a_yaml_syntax_error_points_at_the_construct_it_broke() -> None:
+    text = "name: x\ncurrency: USD\npipelines:\n  - id: a\n    stages: [{id: s1}, {id: s2}\n"
+    text += "    outcomes: {}\n"
+    # The bracket opened on line 5 is found unclosed on line 6: line 5 is the one to fix.
+    assert problems_of(text) == [
+        "p.yaml:5: not valid YAML: expected ',' or ']', but got '<scalar>' (line 6, column 5), "
+        "while parsing a flow sequence begun on line 5, column 13"
+    ]

@@ -150,9 +150,7 @@ def parse_process(text: str, file: str = "process.yaml") -> Process:
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ProcessError([Problem("", f"not valid YAML: {exc}", file, line)]) from exc
+        raise ProcessError([_yaml_problem(exc, file)]) from exc
     if node is None:
         raise ProcessError([Problem("", "the file is empty", file, 1)])
     lines: dict[Loc, int] = {}
@@ -193,3 +191,20 @@ def load_process(path: str | Path) -> Process:
     except OSError as exc:
         raise ProcessError([Problem("", f"cannot read: {exc.strerror or exc}", str(p))]) from None
     return parse_process(text, str(p))
+
+
+def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
+    """A YAML syntax error in the file's own terms: what was wrong where, and where
+    the construct it broke began (an unclosed bracket is found a line later; the line
+    given is the bracket's)."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context", None)
+    start = getattr(exc, "context_mark", None)
+    text = f"not valid YAML: {problem}"
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    if context and start is not None:
+        text += f", {context} begun on line {start.line + 1}, column {start.column + 1}"
+    first = start if start is not None else mark
+    return Problem("", text, file, first.line + 1 if first is not None else None)
