@@ -688,7 +688,12 @@ def test_decimal_marks_are_decided_by_the_column_and_the_file(tmp_path: Path) ->
         'D,d,Prospecting,2024-03-01,,,"6\u202f100,00",USD,n,s',
     )
     assert rows(store, amounts) == [("A", 6100.0), ("B", 850.0), ("C", 1250.5), ("D", 6100.0)]
-    assert not r.problems and not [n for n in r.notes if "6.100" in n]
+    assert not r.problems
+    # The choice is said: a value that reads both ways was decided by the others.
+    assert [n for n in r.notes if "6.100" in n] == [
+        "s.csv: column 'value': 1 numbers such as 6.100 read with a decimal comma "
+        "(6.100 as 6100), as 2 of its values read no other way"
+    ]
     store.close()
     # Another number column of the file decides (one export, one locale).
     mapping = tmp_path / "listed.yaml"
@@ -706,11 +711,23 @@ def test_decimal_marks_are_decided_by_the_column_and_the_file(tmp_path: Path) ->
     ]
     (tmp_path / "l.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     store, process = new_project(tmp_path / "listed" / "p")
-    import_table(store, process, tmp_path / "l.csv", mapping, options=OPTS)
+    r = import_table(store, process, tmp_path / "l.csv", mapping, options=OPTS)
     assert rows(store, amounts) == [("A", 6100.0), ("B", 850.0)]
+    assert "as the file's other number columns show it" in " ".join(r.notes), r.notes
     assert rows(store, "SELECT deal_id, old_value, new_value FROM deal_changes") == [
         ("A", "6200.5", "6100.0")
     ]
+    store.close()
+    # --decimal-comma beats another column's points (a list price of 99.50, say).
+    (tmp_path / "l.csv").write_text(
+        "\n".join([lines[0], lines[1].replace('"6.200,5"', "99.50"), lines[2]]) + "\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "listed" / "q")
+    import_table(
+        store, process, tmp_path / "l.csv", mapping, options=replace(OPTS, decimal_comma=True)
+    )
+    assert rows(store, amounts) == [("A", 6100.0), ("B", 850.0)]
     store.close()
     # Both marks in one column: each value read by what decides it, and a note.
     store, r = _snapshot_rows(
@@ -720,5 +737,5 @@ def test_decimal_marks_are_decided_by_the_column_and_the_file(tmp_path: Path) ->
         'G,g,Prospecting,2024-03-01,,,"0,75",USD,n,s',
     )
     assert rows(store, amounts) == [("E", 1250.5), ("F", 12.5), ("G", 0.75)]
-    assert [n for n in r.notes if "mixes decimal commas and points" in n]
+    assert [n for n in r.notes if "mixes decimal commas and points (2 values" in n]
     store.close()

@@ -271,35 +271,48 @@ def _scan_numbers(st: Staging, table: str, column: str) -> _NumberScan:
 def _choose_decimals(
     st: Staging, scans: dict[str, _NumberScan], file: str, options: ReadOptions
 ) -> dict[str, Decimal]:
-    """The decimal mark of each number column: its own values decide, else those of
-    the file's other number columns (one export, one locale), else the option."""
+    """The decimal mark of each number column: its own values decide, else the option
+    (--decimal-comma), else those of the file's other number columns (one export,
+    one locale), else a point. Whenever values that read both ways (6.100) are
+    decided by anything but the option, a note says how and why."""
     comma = sum(s.comma for s in scans.values() if not (s.comma and s.point))
     point = sum(s.point for s in scans.values() if not (s.comma and s.point))
-    default: Decimal = "," if options.decimal_comma else "."
-    if comma and not point:
-        default = ","
-    elif point and not comma:
-        default = "."
     chosen: dict[str, Decimal] = {}
     for column, scan in scans.items():
+        word = {",": "comma", ".": "point"}
+        why = ""
         if scan.comma and scan.point:
             mark: Decimal = "," if scan.comma > scan.point else "."
             st.notes.append(
-                f"{file}: column {column!r} mixes decimal commas and points ({scan.comma} "
-                f"values only a comma reads, {scan.point} only a point); values such as "
-                f"6.100 read with a decimal {'comma' if mark == ',' else 'point'}"
+                f"{file}: column {column!r} mixes decimal commas and points ({scan.comma:,} "
+                f"values only a comma reads, {scan.point:,} only a point): each is read by "
+                f"its own mark, and the {scan.either:,} such as 6.100 that read both ways "
+                f"with a decimal {word[mark]}"
             )
         elif scan.comma or scan.point:
             mark = "," if scan.comma else "."
+            n = scan.comma or scan.point
+            why = f"{n:,} of its values read no other way"
+        elif options.decimal_comma:
+            mark = ","
+        elif bool(comma) != bool(point):
+            mark = "," if comma else "."
+            why = "the file's other number columns show it"
         else:
-            mark = default
-            if scan.either and not (comma or point or options.decimal_comma):
+            mark = "."
+            if scan.either:
                 st.notes.append(
                     f"{file}: column {column!r} has numbers such as 6.100 or 6,100 "
                     f"({scan.either:,} of them) that nothing in the file decides; read with "
                     "a decimal point "
                     "(6.100 as 6.1, 6,100 as 6100; pass --decimal-comma for the other way)"
                 )
+        if why and scan.either:
+            example = "6.100 as 6100" if mark == "," else "6.100 as 6.1"
+            st.notes.append(
+                f"{file}: column {column!r}: {scan.either:,} numbers such as 6.100 read with a "
+                f"decimal {word[mark]} ({example}), as {why}"
+            )
         chosen[column] = mark
     return chosen
 
