@@ -102,4 +102,9 @@ def test_a_time_window_takes_its_leads_and_its_share_of_campaign_costs(
     # A window after the campaign: none of its cost.
     late = fw.kpis(log.filter(since="2024-03-01")).campaigns.set_index("key")
     assert late.loc["C1", "cost"] == 0
+    # As of 2024-01-15 only its days so far are spent: 45 of 61, 14 of them in 2024.
+    then = fw.kpis(log.as_of("2024-01-15")).campaigns.set_index("key")
+    assert then.loc["C1", "cost"] == pytest.approx(400 * 45 / 61)
+    both = fw.kpis(window.as_of("2024-01-15")).campaigns.set_index("key")
+    assert both.loc["C1", "cost"] == pytest.approx(400 * 14 / 61)
     log.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelwise as fw
-from analytics_data import load
+from analytics_data import build_tiny_plus, load
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 from funnelwise.process import parse_process, template_text
@@ -115,9 +116,25 @@ def test_filters_narrow_take_typed_values_and_name_unknown_keys(tiny_log: EventL
     assert ids(tiny_log.filter(segment=None)) == ["D4", "D5"]
     with pytest.raises(InputError, match="amount is a number; 'lots' is not one"):
         tiny_log.filter(amount="lots")
+    # Dates match dates, however given (as the frames hand them back, say).
+    for day in ("2024-03-15", dt.date(2024, 3, 15), pd.Timestamp("2024-03-15")):
+        assert ids(tiny_log.filter(expected_close_date=day)) == ["D3"]
     # A typo keeps nothing, so it is an error naming the columns.
-    with pytest.raises(InputError, match="no deal has 'sorce'"):
+    with pytest.raises(InputError, match="no deal or lead has 'sorce'"):
         tiny_log.filter(sorce="web")
+
+
+def test_leads_follow_the_filter_keys_they_have(tmp_path: Path) -> None:
+    log = fw.open(build_tiny_plus(tmp_path / "p"))
+    log.store.raw.execute(
+        """UPDATE leads SET attributes = '{"tier": "gold"}' WHERE lead_id = 'L3'"""
+    )
+    # A key only leads have is accepted: no deal is gold, one lead is.
+    gold = log.filter(tier="gold")
+    assert ids(gold) == [] and sorted(gold.leads.lead_id.execute()) == ["L3"]
+    # A key no lead can have (segment is the deals' own) leaves the leads as they are.
+    assert int(log.filter(segment="smb").leads.count().execute()) == 4
+    log.store.close()
 
 
 def test_a_filter_as_of_a_date_reads_the_values_then(tiny_log: EventLog) -> None:

@@ -234,18 +234,21 @@ def _lead_figures(log: EventLog, by: str | None, alpha: float) -> pd.DataFrame:
 
 
 def _window_costs(log: EventLog, campaigns: pd.DataFrame) -> pd.DataFrame:
-    """Each campaign's cost (key, cost) spent in the log's since/until window, the
-    leads and deals of which are those created in it: the cost times the share of
-    the campaign's days inside the window (a running campaign runs to the log's
-    instant). Unknown (NaN) for a campaign without a start when a window is set."""
+    """Each campaign's cost (key, cost) spent in the log's since/until window and by
+    its instant, the leads and deals of which are those created then: the cost times
+    the share of the campaign's days inside both (a running campaign runs to the
+    log's instant). Unknown (NaN) for a campaign without a start when a window or an
+    as-of date is set."""
     out = pd.DataFrame({"key": campaigns["campaign_id"], "cost": campaigns["cost"]})
-    if log.since is None and log.until is None:
+    if log.since is None and log.until is None and log.cutoff is None:
         return out
     start = pd.to_datetime(campaigns["started_at"])
     end = pd.to_datetime(campaigns["ended_at"]).fillna(log.now)
     end = end.where(end >= start, start)
     lo = start.where(start >= log.since, log.since) if log.since is not None else start
-    hi = end.where(end <= log.until, log.until) if log.until is not None else end
+    # Nothing is spent after the log's instant (as of a date, later days have not come).
+    stop = min(t for t in (log.until, log.now) if t is not None)
+    hi = end.where(end <= stop, stop)
     inside = (hi - lo).where(hi > lo, pd.Timedelta(0))
     length = end - start
     # A campaign of one instant is all in the window or all out of it.

@@ -160,25 +160,37 @@ class EventLog:
             where=tuple(sorted(where.items())),
         )
 
-    def _check_key(self, key: str) -> None:
-        deals = self.store.table("deals")
-        if key in deals.columns:
-            return
+    def _has_key(self, table: str, key: str) -> bool:
+        """Whether `key` is a column of `table` or a key of any of its rows' attributes."""
+        if key in self.store.table(table).columns:
+            return True
         path = "$." + json.dumps(key)
-        has = self.store.raw.execute(
-            "SELECT 1 FROM deals WHERE json_extract(attributes, ?) IS NOT NULL LIMIT 1", [path]
+        found = self.store.raw.execute(
+            f"SELECT 1 FROM {table} WHERE json_extract(attributes, ?) IS NOT NULL LIMIT 1",
+            [path],
         ).fetchone()
-        if has is None:
-            keys = [c for c in deals.columns if c not in ("attributes", "version")]
-            raise InputError(
-                f"no deal has {key!r}: it is neither a deal column ({', '.join(keys)}) nor a "
-                "key of any deal's attributes"
-            )
+        return found is not None
+
+    def _check_key(self, key: str) -> None:
+        if self._has_key("deals", key) or self._has_key("leads", key):
+            return
+        keys = [c for c in self.store.table("deals").columns if c not in ("attributes", "version")]
+        raise InputError(
+            f"no deal or lead has {key!r}: it is neither a deal column ({', '.join(keys)}) "
+            "nor a key of any deal's or lead's attributes"
+        )
 
     def _as_text(self, key: str, value: object) -> str:
         """A filter value as the text `_attribute` compares: numbers of a numeric
         column as the engine prints them (13400 -> '13400.0')."""
         dtype = self.store.table("deals").schema().get(key)
+        if dtype is not None and (dtype.is_date() or dtype.is_timestamp()):
+            # As the engine prints the column: 2024-03-15, or 2024-03-15 09:30:00.
+            try:
+                stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise InputError(f"{key} is a date; {value!r} is not one") from None
+            return stamp.date().isoformat() if dtype.is_date() else str(stamp)
         if dtype is not None and dtype.is_numeric() and not isinstance(value, bool):
             try:
                 number = float(value)  # type: ignore[arg-type]
@@ -385,9 +397,11 @@ class EventLog:
         if self.until is not None:
             lead = lead.filter(lead.created_at < self.until)
         for key, values in self.where:
-            # Leads share source, campaign and owner with deals; other keys are read from
-            # their attributes (a lead without the key is not kept, as a deal is not).
-            lead = lead.filter(self._matches(self._attribute(lead, key), values))
+            # Leads share source, campaign and owner with deals, and other keys where
+            # their attributes have them; a key no lead can have (region, product)
+            # describes deals only and leaves the leads as they are.
+            if self._has_key("leads", key):
+                lead = lead.filter(self._matches(self._attribute(lead, key), values))
         if self.cutoff is None:
             return lead
         t = self.cutoff
