@@ -110,6 +110,11 @@ def test_filters_narrow_take_typed_values_and_name_unknown_keys(tiny_log: EventL
     wide = tiny_log.filter(since="2024-01-02").filter(since="2023-01-01", until="2024-01-06")
     assert (wide.since, wide.until) == (pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-06"))
     assert ids(wide) == ["D2", "D5"]
+    # A window that holds no instant is an error, given at once or by narrowing.
+    with pytest.raises(InputError, match="is not before --until"):
+        tiny_log.filter(since="2024-02-01", until="2024-01-01")
+    with pytest.raises(InputError, match="is not before --until"):
+        tiny_log.filter(until="2024-01-05").filter(since="2024-01-05")
     # Numbers match numbers; None keeps deals without a value.
     assert ids(tiny_log.filter(amount=1000)) == ["D1"]
     assert ids(tiny_log.filter(amount=[300, 2000.0])) == ["D3", "D4"]

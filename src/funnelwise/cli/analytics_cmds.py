@@ -23,7 +23,6 @@ from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.render import FrameOpt, OutputFormat, print_result
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
-from funnelwise.timeutil import to_timestamp
 
 FormatOpt = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
@@ -60,21 +59,8 @@ def _log(
     until: str | None,
     pipeline: str | None,
 ) -> EventLog:
-    _check_created_range(since, until)
     log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline, since=since, until=until)
     return cut(log, as_of)
-
-
-def _check_created_range(since: str | None, until: str | None) -> None:
-    """InputError when --since is not before --until: no deal is created in between."""
-    if since is None or until is None:
-        return
-    start, end = to_timestamp(since, name="--since"), to_timestamp(until, name="--until")
-    if start >= end:
-        raise InputError(
-            f"--since {since} is not before --until {until}: no deal is created in between; "
-            "swap them, or give an --until after --since"
-        )
 
 
 _SHARED = (

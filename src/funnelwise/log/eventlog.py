@@ -125,8 +125,9 @@ class EventLog:
         **attributes: Any,
     ) -> EventLog:
         """Keep deals of one pipeline, created in [since, until), with attribute values.
-        Filtering again narrows: windows intersect, a key filtered twice keeps the
-        values both allow, and another pipeline is an error.
+        Filtering again narrows: windows intersect (one that holds no instant is an
+        error), a key filtered twice keeps the values both allow, and another
+        pipeline is an error.
 
         Attribute filters take a deal column (owner_id, source, product, region,
         amount, ...) or a key of the deal's `attributes`; a list keeps any of its
@@ -152,11 +153,18 @@ class EventLog:
             where[key] = values
         start = to_timestamp(since, name="since") if since is not None else None
         end = to_timestamp(until, name="until") if until is not None else None
+        since_ = max((t for t in (self.since, start) if t is not None), default=None)
+        until_ = min((t for t in (self.until, end) if t is not None), default=None)
+        if since_ is not None and until_ is not None and since_ >= until_:
+            raise InputError(
+                f"--since {since_:%Y-%m-%d} is not before --until {until_:%Y-%m-%d}: no deal "
+                "is created in between; swap them, or give an --until after --since"
+            )
         return replace(
             self,
             pipeline_id=pipeline if pipeline is not None else self.pipeline_id,
-            since=max((t for t in (self.since, start) if t is not None), default=None),
-            until=min((t for t in (self.until, end) if t is not None), default=None),
+            since=since_,
+            until=until_,
             where=tuple(sorted(where.items())),
         )
 
@@ -181,26 +189,21 @@ class EventLog:
         )
 
     def _as_text(self, key: str, value: object) -> str:
-        """A filter value as the text `_attribute` compares: numbers of a numeric
-        column as the engine prints them (13400 -> '13400.0')."""
+        """A filter value in one canonical text, checked against the deal column's
+        type: a number as a float's text, a date in ISO form (`_matches` reads it
+        back as the column's type)."""
         dtype = self.store.table("deals").schema().get(key)
         if dtype is not None and (dtype.is_date() or dtype.is_timestamp()):
-            # As the engine prints the column: 2024-03-15, or 2024-03-15 09:30:00.
             try:
                 stamp = pd.Timestamp(value)  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 raise InputError(f"{key} is a date; {value!r} is not one") from None
-            return stamp.date().isoformat() if dtype.is_date() else str(stamp)
+            return stamp.date().isoformat() if dtype.is_date() else stamp.isoformat()
         if dtype is not None and dtype.is_numeric() and not isinstance(value, bool):
             try:
-                number = float(value)  # type: ignore[arg-type]
+                return repr(float(value))  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 raise InputError(f"{key} is a number; {value!r} is not one") from None
-            sql_type = "BIGINT" if dtype.is_integer() and number.is_integer() else "DOUBLE"
-            text = self.store.raw.execute(
-                f"SELECT CAST(CAST(? AS {sql_type}) AS VARCHAR)", [number]
-            ).fetchone()
-            return str(text[0]) if text else str(number)
         return str(value)
 
     # -- time ------------------------------------------------------------------
@@ -246,27 +249,33 @@ class EventLog:
             d = d.filter(d.created_at < self.until)
         if self.cutoff is not None:
             d = d.filter(d.created_at <= self.cutoff)
-        tracked = [(k, v) for k, v in self.where if k in TRACKED_FIELDS]
         for key, values in self.where:
-            if (key, values) not in tracked or self.cutoff is None:
-                d = d.filter(self._matches(self._attribute(d, key), values))
-        if tracked and self.cutoff is not None:
-            # Owner, amount and close date as they stood at the cutoff, not today.
-            v = self._values_at_cutoff(self.cutoff)
-            j = left_join_on(d, v, "deal_id")
-            for key, values in tracked:
-                then = ibis.ifelse(j[f"_{key}_has"] == 1, j[f"_{key}_val"], self._attribute(j, key))
-                if key == "amount":  # stored changes are text: compare as the column prints
-                    then = then.cast("float64").cast("string")
-                j = j.filter(self._matches(then, values))
-            d = j.select(*d.columns)
+            if not self._matched_later(key):
+                d = d.filter(self._matches(d, key, values))
         return d
 
-    @staticmethod
-    def _matches(value: ir.Value, values: tuple[str | None, ...]) -> ir.BooleanValue:
+    def _matched_later(self, key: str) -> bool:
+        """Whether `key` is matched on the deals as they stood at the cutoff (in
+        `deals`, after their values are rebuilt) rather than on the stored ones."""
+        return self.cutoff is not None and key in TRACKED_FIELDS
+
+    def _matches(self, t: ir.Table, key: str, values: tuple[str | None, ...]) -> ir.BooleanValue:
+        """Rows of `t` whose `key` is one of `values` (None: no value), compared as the
+        column's type: numbers as numbers, dates as dates, the rest as text."""
+        dtype = t.schema().get(key)
         kept = [v for v in values if v is not None]
-        hit = value.isin(kept) if kept else ibis.literal(False)
-        return (hit | value.isnull()) if None in values else hit.fill_null(False)
+        column: ir.Value
+        typed: Sequence[object]
+        if dtype is not None and dtype.is_numeric():
+            column, typed = t[key].cast("float64"), [float(v) for v in kept]
+        elif dtype is not None and dtype.is_date():
+            column, typed = t[key], [dt.date.fromisoformat(v) for v in kept]
+        elif dtype is not None and dtype.is_timestamp():
+            column, typed = t[key], [pd.Timestamp(v).to_pydatetime() for v in kept]
+        else:
+            column, typed = self._attribute(t, key), kept
+        hit = column.isin(typed) if typed else ibis.literal(False)
+        return (hit | column.isnull()) if None in values else hit.fill_null(False)
 
     def _values_at_cutoff(self, cutoff: pd.Timestamp) -> ir.Table:
         """Per deal, the tracked fields as they stood at the cutoff (NULL = unchanged)."""
@@ -334,13 +343,19 @@ class EventLog:
             ),
             owner_id=ibis.ifelse(j._owner_id_has == 1, j._owner_id_val, j.owner_id),
         )
+        # Owner, amount and close date are matched as they stood at the cutoff.
+        for key, values in self.where:
+            if self._matched_later(key):
+                j = j.filter(self._matches(j, key, values))
         return j.select(*DEAL_COLUMNS)
 
     @cached_property
     def _kept_ids(self) -> ir.Table:
         """The ids of the kept deals (filters, created by the cutoff). Rows of the other
         tables are kept by id alone: joining `deals` would rebuild every deal's values
-        as of the cutoff, which no row filter needs."""
+        as of the cutoff, which only a filter on owner, amount or close date needs."""
+        if any(self._matched_later(key) for key, _ in self.where):
+            return self.deals.select("deal_id")
         return self._filtered_deals().select("deal_id")
 
     def _deal_scoped(self, name: str, time_col: str) -> ir.Table:
@@ -401,7 +416,7 @@ class EventLog:
             # their attributes have them; a key no lead can have (region, product)
             # describes deals only and leaves the leads as they are.
             if self._has_key("leads", key):
-                lead = lead.filter(self._matches(self._attribute(lead, key), values))
+                lead = lead.filter(self._matches(lead, key, values))
         if self.cutoff is None:
             return lead
         t = self.cutoff
