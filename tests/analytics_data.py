@@ -15,7 +15,7 @@ import datetime as dt
 import itertools
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +80,8 @@ def random_logs(draw: st.DrawFn, max_deals: int = 8) -> dict[str, pd.DataFrame]:
         owner = draw(st.sampled_from(["u1", "u2", "u3"]))
         expected = (created + dt.timedelta(days=close_dates[-1])).date()
         deals.append((did, owner, created, closed, outcome, amounts[-1] * 100.0, expected))
-    deal_cols = ["deal_id", "owner_id", "created_at", "closed_at", "outcome", "amount"]
     return {
-        "deals": pd.DataFrame(deals, columns=[*deal_cols, "expected_close_date"]).assign(
-            pipeline_id="new-business", version=1, currency="USD"
-        ),
+        "deals": deals_frame(deals),
         "stage_events": pd.DataFrame(events, columns=["deal_id", "stage_id", "entered_at", "seq"]),
         "deal_changes": pd.DataFrame(
             changes, columns=["deal_id", "field", "old_value", "new_value", "changed_at"]
@@ -94,6 +91,25 @@ def random_logs(draw: st.DrawFn, max_deals: int = 8) -> dict[str, pd.DataFrame]:
             acts, columns=["activity_id", "deal_id", "kind", "at", "direction"]
         ),
     }
+
+
+DEAL_COLUMNS = [
+    "deal_id",
+    "owner_id",
+    "created_at",
+    "closed_at",
+    "outcome",
+    "amount",
+    "expected_close_date",
+]
+
+
+def deals_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Deals of the template's pipeline in USD from (deal_id, owner_id, created_at,
+    closed_at, outcome, amount, expected_close_date) rows."""
+    return pd.DataFrame(rows, columns=DEAL_COLUMNS).assign(
+        pipeline_id="new-business", version=1, currency="USD"
+    )
 
 
 def load(tables: dict[str, pd.DataFrame]) -> EventLog:
@@ -215,20 +231,27 @@ def open_tiny_plus(factory: pytest.TempPathFactory) -> EventLog:
 
 
 @contextmanager
-def lost_booked_at_zero(tiny_project: Path, tmp_path: Path) -> Iterator[fw.EventLog]:
-    """The tiny log with D2's amount set 500 -> 0 at its loss (2024-01-20), as CRM
-    exports book a lost deal; its store closed afterwards."""
-    root = Path(shutil.copytree(tiny_project, tmp_path / "lost-at-zero"))
-    log = fw.open(root)
+def tiny_changed(tiny_project: Path, folder: Path, sql: str) -> Iterator[fw.EventLog]:
+    """The log of a copy of the tiny project in `folder`, changed by `sql`; its store
+    closed afterwards."""
+    log = fw.open(Path(shutil.copytree(tiny_project, folder)))
     try:
-        log.store.raw.execute(
-            "UPDATE deals SET amount = 0, amount_base = 0 WHERE deal_id = 'D2'; "
-            "INSERT INTO deal_changes VALUES "
-            "('D2', 'amount', '500', '0', TIMESTAMP '2024-01-20', NULL, 'test')"
-        )
+        log.store.raw.execute(sql)
         yield log
     finally:
         log.store.close()
+
+
+def lost_booked_at_zero(tiny_project: Path, tmp_path: Path) -> AbstractContextManager[fw.EventLog]:
+    """The tiny log with D2's amount set 500 -> 0 at its loss (2024-01-20), as CRM
+    exports book a lost deal; its store closed afterwards."""
+    return tiny_changed(
+        tiny_project,
+        tmp_path / "lost-at-zero",
+        "UPDATE deals SET amount = 0, amount_base = 0 WHERE deal_id = 'D2'; "
+        "INSERT INTO deal_changes VALUES "
+        "('D2', 'amount', '500', '0', TIMESTAMP '2024-01-20', NULL, 'test')",
+    )
 
 
 def without_settings(tiny_project: Path, tmp_path: Path, *keys: str) -> Path:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 import funnelwise as fw
-from analytics_data import lost_booked_at_zero, without_settings
+from analytics_data import lost_booked_at_zero, tiny_changed, without_settings
 from funnelwise.analytics.bottlenecks import _sentence
 
 
@@ -113,21 +112,17 @@ def test_a_deal_lost_without_any_stage_entry_leaks_at_the_first_stage(
 ) -> None:
     # D6 (web, 400) was created 01-08 and lost 01-18 with no open-stage entry,
     # only its outcome: the funnel counts it as reaching lead and no further.
-    root = Path(shutil.copytree(tiny_project, tmp_path / "lost-unstaged"))
-    log = fw.open(root)
-    try:
-        log.store.raw.execute(
-            "INSERT INTO deals (deal_id, pipeline_id, owner_id, source, amount, currency, "
-            "amount_base, created_at, expected_close_date, closed_at, outcome, version) "
-            "VALUES ('D6', 'new-business', 'u1', 'web', 400, 'USD', 400, "
-            "TIMESTAMP '2024-01-08', DATE '2024-02-01', TIMESTAMP '2024-01-18', 'lost', 1); "
-            "INSERT INTO stage_events (deal_id, stage_id, entered_at, seq) "
-            "VALUES ('D6', 'lost', TIMESTAMP '2024-01-18', 0)"
-        )
+    d6 = (
+        "INSERT INTO deals (deal_id, pipeline_id, owner_id, source, amount, currency, "
+        "amount_base, created_at, expected_close_date, closed_at, outcome, version) "
+        "VALUES ('D6', 'new-business', 'u1', 'web', 400, 'USD', 400, "
+        "TIMESTAMP '2024-01-08', DATE '2024-02-01', TIMESTAMP '2024-01-18', 'lost', 1); "
+        "INSERT INTO stage_events (deal_id, stage_id, entered_at, seq) "
+        "VALUES ('D6', 'lost', TIMESTAMP '2024-01-18', 0)"
+    )
+    with tiny_changed(tiny_project, tmp_path / "lost-unstaged", d6) as log:
         r = fw.bottlenecks(log).ranking.set_index("stage_id")
         funnel = fw.funnel(log).stages.set_index("stage_id")
-    finally:
-        log.store.close()
     assert funnel.loc["lead", "reached"] == 6 and funnel.loc["qualification", "reached"] == 4
     # Lead: D5 without decision (800) and D6 lost (400); qualification: D2 (500).
     lead = r.loc["lead"]

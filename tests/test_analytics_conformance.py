@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import funnelwise as fw
-from analytics_data import OPEN, PROCESS, load, open_tiny_plus, random_logs
+from analytics_data import OPEN, PROCESS, deals_frame, load, open_tiny_plus, random_logs
 from funnelwise.analytics import deal_conformance
 
 
@@ -130,18 +130,9 @@ def test_past_close_dates_as_known_then() -> None:
     # One open deal, expected on 03-20 until 01-15, when the date was pulled to 02-01.
     log = load(
         {
-            "deals": pd.DataFrame(
-                [("X", "u1", t("2024-01-02"), None, None, 100.0, t("2024-02-01").date())],
-                columns=[
-                    "deal_id",
-                    "owner_id",
-                    "created_at",
-                    "closed_at",
-                    "outcome",
-                    "amount",
-                    "expected_close_date",
-                ],
-            ).assign(pipeline_id="new-business", version=1, currency="USD"),
+            "deals": deals_frame(
+                [("X", "u1", t("2024-01-02"), None, None, 100.0, t("2024-02-01").date())]
+            ),
             "stage_events": pd.DataFrame(
                 [("X", "lead", t("2024-01-02"), 0)],
                 columns=["deal_id", "stage_id", "entered_at", "seq"],

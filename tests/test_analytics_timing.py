@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import funnelwise as fw
-from analytics_data import load
+from analytics_data import deals_frame, load
 from funnelwise.analytics import time_in_stage
 
 
@@ -75,19 +75,10 @@ def test_over_target_now_counts_exact_durations() -> None:
         ("C", "qualification", start + pd.Timedelta(days=7), 1),
         ("D", "lead", end - late, 0),
     ]
-    deals = pd.DataFrame(
+    deals = deals_frame(
         [(d, "u1", start, None, None, 100.0, dt.date(2024, 6, 1)) for d in "ABC"]
-        + [("D", "u1", end - late, None, None, 100.0, dt.date(2024, 6, 1))],
-        columns=[
-            "deal_id",
-            "owner_id",
-            "created_at",
-            "closed_at",
-            "outcome",
-            "amount",
-            "expected_close_date",
-        ],
-    ).assign(pipeline_id="new-business", version=1, currency="USD")
+        + [("D", "u1", end - late, None, None, 100.0, dt.date(2024, 6, 1))]
+    )
     stage_events = pd.DataFrame(events, columns=["deal_id", "stage_id", "entered_at", "seq"])
     log = load({"deals": deals, "stage_events": stage_events})
     lead = fw.timing(log).stages.set_index("stage_id").loc["lead"]
