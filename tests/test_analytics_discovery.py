@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import funnelwise as fw
+from analytics_data import load_tables
 from conftest import shared_data
 from funnelwise.analytics import case_durations
 
@@ -112,3 +113,20 @@ def test_discovery_ignores_the_order_rows_are_stored_in(bpi: fw.EventLog) -> Non
     after = fw.discovery(bpi)
     for name in ("variants", "edges", "nodes"):
         pd.testing.assert_frame_equal(before.frame(name), after.frame(name))
+
+
+def test_small_variant_shares_print_as_their_percent() -> None:
+    """A path of 2 deals in 600 is 0.3% of them, not '0.0%' (as if no deal took it)."""
+    synth = pytest.importorskip("funnelwise.synth", reason="needs funnelwise.synth")
+    data = synth.generate(deals=600, seed=3)
+    log = load_tables(data.tables, data.observed_until.isoformat())
+    try:
+        r = fw.discovery(log)
+    finally:
+        log.store.close()
+    shown = r.display_frame("variants").share  # the first rows, as printed
+    shares = r.variants.share[shown.index]
+    small = shares[(shares >= 0.0005) & (shares < 0.005)]
+    assert len(small) > 0  # the case this test is about is there
+    assert shown[small.index].tolist() == [f"{100 * s:.1f}%" for s in small]
+    assert all(cell != "0.0%" for cell in shown)

@@ -76,16 +76,19 @@ def cell_text(value: Any, percent: bool = False) -> str:
     value = jsonable(value)
     if isinstance(value, list):
         return ", ".join(cell_text(v, percent) for v in value) or "–"
-    if isinstance(value, float) and abs(value) < 0.005 and value != 0:
-        # Too small to show: it prints as 0 (or 0.0%), never as "-0.00".
-        value = 0.0
     if value is None:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if percent and isinstance(value, int | float):
-        # A share that is there but under 0.05% would read "0.0%", as if none.
-        return "<0.1%" if 0 < abs(value) < 0.0005 else f"{100 * value:.1f}%"
+        # A share that is there but under 0.05% would read "0.0%", as if none; a tiny
+        # negative one reads 0.0%, never "-0.0%".
+        if abs(value) < 0.0005:
+            return "0.0%" if value <= 0 else "<0.1%"
+        return f"{100 * value:.1f}%"
+    if isinstance(value, float) and abs(value) < 0.005 and value != 0:
+        # Too small to show with two decimals: it prints as 0, never as "-0.00".
+        value = 0.0
     if isinstance(value, float):
         if value.is_integer():
             return f"{value:,.0f}"
