@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import funnelwise as fw
-from analytics_data import without_stage
+from analytics_data import without_settings, without_stage
 from funnelwise import analytics
 from funnelwise.analytics.result import cell_text
 from funnelwise.cli import app
@@ -643,3 +643,49 @@ def test_data_section_names_stages_the_process_no_longer_has(
         "aliases of the stage it now is and import the data again, or put the stage back."
     )
     assert s.takeaway == "Read the figures below with these limits of the data in mind."
+
+
+def test_takeaways_without_targets_exit_criteria_or_a_second_owner(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    """As in BPI Challenge 2012: no stage sets a target time or exit criteria and every
+    deal has the same owner. The report does not quote 0% of the waiting beyond
+    targets no stage has, nor name a stage 'left most often without its exit
+    criteria' that nothing was left without, nor compare an owner with itself."""
+    from funnelwise.report import sections
+
+    root = without_settings(
+        tiny_project, tmp_path, "target_days", "exit_criteria", "fields", "checklist"
+    )
+    log = fw.open(root)
+    try:
+        log.store.raw.execute("UPDATE deals SET owner_id = 'u1'")
+        b = analytics.bottlenecks(log)
+        c = analytics.conformance(log)
+    finally:
+        log.store.close()
+    top = b.ranking.iloc[0]
+    bottlenecks = sections.bottlenecks_section(b)
+    assert bottlenecks.takeaway == (
+        f"{top['name']} costs the most: {f.money(top['value_lost'], 'USD')} left the pipeline "
+        f"there ({_pct(top['share_lost'])} of all value lost); no stage has a target time, so "
+        "waiting is not weighed."
+    )
+    # Time over a target that is not set is unknown, not 0.
+    assert {row[4:7] for row in bottlenecks.tables[0].rows} == {("–", "–", "–")}
+    stages = c.stages
+    assert int(stages.exits_missing_criteria.sum()) == 0
+    departures = stages.skipped_over + stages.moves_back
+    w = stages.loc[departures.idxmax()]
+    owners_line, stages_line = (chart.takeaway for chart in sections.conformance_section(c).charts)
+    assert stages_line == (
+        f"No stage was left without its exit criteria; most departures are at {w['name']}: "
+        f"skipped over {f.plural(w['skipped_over'], 'time')} and moved back from "
+        f"{f.plural(w['moves_back'], 'time')}."
+    )
+    assert len(c.owners) == 1
+    o = c.owners.iloc[0]
+    assert owners_line == (
+        f"All {o['deals']} deals have one owner, u1 ({_pct(o['conforming_rate'])} followed the "
+        "process), so owners cannot be compared; the bar is the 95% interval."
+    )

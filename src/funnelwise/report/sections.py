@@ -10,8 +10,8 @@ Nothing is estimated here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -668,11 +668,23 @@ def bottlenecks_section(result: BottleneckResult) -> Section:
             "No value has been lost and no deal has waited beyond a target yet.",
         )
     top = rank.iloc[0]
-    takeaway = (
+    lost = (
         f"{top['name']} costs the most: {fmt.money(top['value_lost'], currency)} left the "
-        f"pipeline there ({fmt.pct(top['share_lost'])} of all value lost) and it holds "
-        f"{fmt.pct(top['share_waiting'])} of all waiting beyond target, weighted by value."
+        f"pipeline there ({fmt.pct(top['share_lost'])} of all value lost)"
     )
+    if rank["target_days"].isna().all():
+        # 0% of nothing: no waiting can be beyond a target that no stage has.
+        takeaway = f"{lost}; no stage has a target time, so waiting is not weighed."
+    else:
+        takeaway = (
+            f"{lost} and it holds {fmt.pct(top['share_waiting'])} of all waiting beyond "
+            "target, weighted by value."
+        )
+
+    def over(text: Callable[[Any], str]) -> Callable[[Any], str]:
+        # A stage without a target has no time over it (not 0 of it).
+        return lambda r: "–" if fmt.missing(r.target_days) else text(r)
+
     rows = table(
         rank,
         [
@@ -680,9 +692,9 @@ def bottlenecks_section(result: BottleneckResult) -> Section:
             ("Stage", lambda r: str(r.name), False),
             ("Deals lost here", lambda r: fmt.count(r.deals_lost), True),
             ("Value lost", lambda r: fmt.money(r.value_lost, currency), True),
-            ("Deals over target", lambda r: fmt.count(r.deals_over_target), True),
-            ("Their value", lambda r: fmt.money(r.value_over_target, currency), True),
-            ("Days over target", lambda r: fmt.count(r.excess_days), True),
+            ("Deals over target", over(lambda r: fmt.count(r.deals_over_target)), True),
+            ("Their value", over(lambda r: fmt.money(r.value_over_target, currency)), True),
+            ("Days over target", over(lambda r: fmt.count(r.excess_days)), True),
             ("Score", lambda r: f"{float(r.score):.2f}", True),
         ],
         caption="Value lost: deals lost or without decision whose last open stage this was. "
@@ -758,6 +770,46 @@ def whose_move_section(result: WhoseMoveResult) -> Section:
 TOP_DEVIANT_DEALS = 15
 
 
+def _owners_caption(owners: pd.DataFrame, level: float) -> str:
+    """The spread of adherence between owners, or that there is one owner only."""
+    if len(owners) == 1:
+        o = owners.iloc[0]
+        return (
+            f"All {fmt.plural(o['deals'], 'deal')} have one owner, {o['owner_id']} "
+            f"({fmt.pct(o['conforming_rate'])} followed the process), so owners cannot be "
+            f"compared; the bar is the {round(100 * level)}% interval."
+        )
+    lo = owners.loc[owners["conforming_rate"].idxmin()]
+    hi = owners.loc[owners["conforming_rate"].idxmax()]
+    return (
+        f"Per owner: from {fmt.pct(lo['conforming_rate'])} of {lo['owner_id']}'s "
+        f"{fmt.count(lo['deals'])} deals to {fmt.pct(hi['conforming_rate'])} of "
+        f"{hi['owner_id']}'s {fmt.count(hi['deals'])}; bars are {round(100 * level)}% intervals, "
+        "the dashed line all deals."
+    )
+
+
+def _violations_caption(stages: pd.DataFrame) -> str:
+    """The stage left most often without its exit criteria; when none is, the one
+    with the most skips and moves back."""
+    missing = stages["exits_missing_criteria"]
+    if int(missing.sum()):
+        w = stages.loc[missing.idxmax()]
+        return (
+            f"{w['name']} is left most often without its exit criteria: "
+            f"{fmt.count(w['exits_missing_criteria'])} of {fmt.count(w['exits'])} exits."
+        )
+    other = stages["skipped_over"] + stages["moves_back"]
+    if not int(other.sum()):
+        return "No stage was left without its exit criteria, skipped over or moved back from."
+    w = stages.loc[other.idxmax()]
+    return (
+        f"No stage was left without its exit criteria; most departures are at {w['name']}: "
+        f"skipped over {fmt.plural(w['skipped_over'], 'time')} and moved back from "
+        f"{fmt.plural(w['moves_back'], 'time')}."
+    )
+
+
 def conformance_section(result: ConformanceResult) -> Section:
     """Share of deals that followed the designed process; where and by whom not."""
     title = TITLES["conformance"]
@@ -775,26 +827,14 @@ def conformance_section(result: ConformanceResult) -> Section:
     )
     chart_list = []
     if len(owners):
-        lo = owners.loc[owners["conforming_rate"].idxmin()]
-        hi = owners.loc[owners["conforming_rate"].idxmax()]
         chart_list.append(
             Chart(
                 charts.adherence_chart(owners, s["conforming_rate"]),
-                f"Per owner: from {fmt.pct(lo['conforming_rate'])} of {lo['owner_id']}'s "
-                f"{fmt.count(lo['deals'])} deals to {fmt.pct(hi['conforming_rate'])} of "
-                f"{hi['owner_id']}'s {fmt.count(hi['deals'])}; bars are "
-                f"{round(100 * level)}% intervals, the dashed line all deals.",
+                _owners_caption(owners, level),
             )
         )
     if len(stages):
-        w = stages.loc[stages["exits_missing_criteria"].idxmax()]
-        chart_list.append(
-            Chart(
-                charts.violations_chart(stages),
-                f"{w['name']} is left most often without its exit criteria: "
-                f"{fmt.count(w['exits_missing_criteria'])} of {fmt.count(w['exits'])} exits.",
-            )
-        )
+        chart_list.append(Chart(charts.violations_chart(stages), _violations_caption(stages)))
     deals = result.deals.head(TOP_DEVIANT_DEALS)
     tables = []
     if len(deals):
