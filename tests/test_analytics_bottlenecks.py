@@ -37,9 +37,9 @@ def test_bottleneck_ranking_by_hand(tiny_log: fw.EventLog) -> None:
     # Qualification first (score 1.007), lead second (0.957), then proposal.
     assert r.sort_values("rank").index[:3].tolist() == ["qualification", "lead", "proposal"]
     assert q.why == (
-        "Qualification: USD 500 left the pipeline here (1 deal lost or undecided, 38% of all "
-        "value lost); 2 deals worth USD 2.3k waited 22 days beyond the 14-day target on "
-        "average, weighted by value (62% of all excess waiting in value-days)."
+        "Qualification: USD 500 left the pipeline here (1 deal lost or closed without a "
+        "decision, 38% of all value lost); 2 deals worth USD 2.3k waited 22 days beyond the "
+        "14-day target on average, weighted by value (62% of all excess waiting in value-days)."
     )
     assert r.loc["closing", "why"].startswith("Closing: no deal was lost here")
     assert r.deals_lost_without_value.sum() == 0
@@ -58,13 +58,17 @@ def test_lost_deals_without_an_amount_are_not_worth_nothing() -> None:
     }
     why = _sentence(row, "USD")
     assert why.startswith(
-        "Needs assessment: 2,473 deals lost or undecided here, none with an amount recorded"
+        "Needs assessment: 2,473 deals lost or closed without a decision here, none with an "
+        "amount recorded"
     )
     assert "USD 0" not in why
     partly = _sentence(
         row | {"value_lost": 5000.0, "deals_lost_without_value": 3, "share_lost": 0.25}, "USD"
     )
-    assert "USD 5.0k left the pipeline here (2,473 deals lost or undecided; 3 of them" in partly
+    assert (
+        "USD 5.0k left the pipeline here (2,473 deals lost or closed without a decision; 3 of them"
+        in partly
+    )
 
 
 def test_bottlenecks_by_segment_rank_within_each(tiny_log: fw.EventLog) -> None:
@@ -131,4 +135,6 @@ def test_a_deal_lost_without_any_stage_entry_leaks_at_the_first_stage(
     assert r.deals_lost.sum() == 3 and r.value_lost.sum() == 1700
     assert lead.share_lost == pytest.approx(1200 / 1700)
     assert r.loc["qualification", "share_lost"] == pytest.approx(500 / 1700)
-    assert lead.why.startswith("Lead: USD 1.2k left the pipeline here (2 deals lost or undecided")
+    assert lead.why.startswith(
+        "Lead: USD 1.2k left the pipeline here (2 deals lost or closed without a decision"
+    )

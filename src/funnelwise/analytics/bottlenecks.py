@@ -194,7 +194,7 @@ def _sentence(r: Mapping[Hashable, Any], currency: str) -> str:
     parts = []
     lost, n = float(r["value_lost"]), int(r["deals_lost"])
     unvalued = int(r["deals_lost_without_value"])
-    deals = f"{n:,} deal{'s' if n != 1 else ''} lost or undecided"
+    deals = f"{n:,} deal{'s' if n != 1 else ''} lost or closed without a decision"
     if n and unvalued == n:
         # An export that books 0 on lost deals says nothing about their value.
         parts.append(f"{deals} here, none with an amount recorded, so their value is unknown")
