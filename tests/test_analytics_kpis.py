@@ -108,3 +108,22 @@ def test_a_time_window_takes_its_leads_and_its_share_of_campaign_costs(
     both = fw.kpis(window.as_of("2024-01-15")).campaigns.set_index("key")
     assert both.loc["C1", "cost"] == pytest.approx(400 * 14 / 61)
     log.store.close()
+
+
+def test_printed_figures_carry_their_intervals_and_shares_print_as_percent(
+    plus: fw.EventLog,
+) -> None:
+    """The table people read shows each figure's interval beside it, as the report does
+    (BPI Challenge 2012 had printed a win rate of '0.18' and an average won deal of
+    '15,713' with no interval, though the frame holds both)."""
+    r = fw.kpis(plus)
+    k = r.kpis.set_index("kpi")
+    shown = r.display_frame("kpis").set_index("kpi")["value"]
+    for kpi in ("win_rate", "win_rate_closed"):
+        v, lo, hi = k.loc[kpi, ["value", "lower", "upper"]]
+        assert 0 < lo < v < hi < 1
+        assert shown[kpi] == f"{100 * v:.1f}% [{100 * lo:.0f}–{100 * hi:.0f}]"
+    # One won deal: its size has no interval, so none is printed.
+    assert np.isnan(k.loc["avg_deal_size", "lower"])
+    assert shown["avg_deal_size"] == f"{k.loc['avg_deal_size', 'value']:,.0f}"
+    assert shown["open_deals"] == "2"

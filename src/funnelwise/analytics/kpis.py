@@ -28,7 +28,7 @@ from funnelwise.analytics.common import (
     to_pandas,
 )
 from funnelwise.analytics.outcomes import CREATED, outcome_day_counts
-from funnelwise.analytics.result import Result, frame_view
+from funnelwise.analytics.result import Result, frame_view, with_interval
 from funnelwise.analytics.stats import (
     ALPHA,
     cumulative_incidence,
@@ -54,6 +54,20 @@ class KpiResult(Result):
     }
 
     kpis = frame_view("One row per group and figure: value, lower, upper, n, unit.")
+
+    def display_frame(self, name: str) -> pd.DataFrame:
+        """As for every result; in `kpis` each value beside its interval, shares (unit
+        'share') as percentages."""
+        out = super().display_frame(name)
+        if name != "kpis":
+            return out
+        f = self.frames[name].loc[out.index]
+        out["value"] = [
+            with_interval(v, lo, hi, percent=unit == "share")
+            for v, lo, hi, unit in zip(f["value"], f["lower"], f["upper"], f["unit"], strict=True)
+        ]
+        return out
+
     leads = frame_view("Per lead group: leads, converted, conversion (naive and censoring-aware).")
     campaigns = frame_view("Per campaign (or source, with costs given): cost, deals, CPA, ROI.")
 

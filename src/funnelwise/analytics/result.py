@@ -203,6 +203,15 @@ class frame_view:
         return self if obj is None else obj.frame(self.name)
 
 
+def with_interval(value: Any, lower: Any, upper: Any, percent: bool = False) -> str:
+    """A value as a cell with its interval in brackets, when it has one:
+    '18.0% [17–19]', '15,713 [15,290–16,136]'."""
+    cell = cell_text(value, percent)
+    if cell == "–" or (jsonable(lower) is None and jsonable(upper) is None):
+        return cell
+    return f"{cell} [{_bound(lower, percent)}–{_bound(upper, percent)}]"
+
+
 def _bound(value: Any, percent: bool) -> str:
     """An interval bound, short: whole percent points for shares."""
     value = jsonable(value)
@@ -316,12 +325,13 @@ class Result:
             base = col.removesuffix("_rate")
             lo, hi = f"{base}_lower", f"{base}_upper"
             pct = col.endswith("_rate") or col in self.percent
-            cells = [cell_text(v, pct) for v in f[col]]
             if lo in f.columns and hi in f.columns:
                 cells = [
-                    c if c == "–" else f"{c} [{_bound(a, pct)}–{_bound(b, pct)}]"
-                    for c, a, b in zip(cells, f[lo], f[hi], strict=True)
+                    with_interval(v, a, b, pct)
+                    for v, a, b in zip(f[col], f[lo], f[hi], strict=True)
                 ]
+            else:
+                cells = [cell_text(v, pct) for v in f[col]]
             out[col] = cells
         return pd.DataFrame(out, index=f.index)
 
