@@ -689,3 +689,18 @@ def test_takeaways_without_targets_exit_criteria_or_a_second_owner(
         f"All {o['deals']} deals have one owner, u1 ({_pct(o['conforming_rate'])} followed the "
         "process), so owners cannot be compared; the bar is the 95% interval."
     )
+
+
+def test_funnel_counts_open_deals_at_the_furthest_stage_and_says_so(tiny_report: Report) -> None:
+    # D3 went lead, qualification, needs assessment and back to qualification, and is
+    # open; D4 is open in qualification. The funnel counts D3 at needs assessment, the
+    # furthest it got, while the pipeline today has both in qualification: the column
+    # is named for what it counts and the note says why the two differ.
+    funnel = tiny_report.section("funnel")
+    t = funnel.tables[0]
+    at = t.columns.index("Open, got this far")
+    shown = {row[0]: row[at] for row in t.rows}
+    assert (shown["Qualification"], shown["Needs assessment"]) == ("1", "1")
+    snap = tiny_report.section("snapshot").tables[0]
+    assert {row[0]: row[1] for row in snap.rows}["Qualification"] == "2"
+    assert "one that moved back since sits in an earlier stage" in " ".join(funnel.notes)

@@ -365,7 +365,7 @@ def funnel_section(result: FunnelResult) -> Section:
             ("Stage", lambda r: str(r.name), False),
             ("Reached", lambda r: fmt.count(r.reached), True),
             ("Skipped", lambda r: fmt.count(r.skipped), True),
-            ("Open here", lambda r: fmt.count(r.undecided), True),
+            ("Open, got this far", lambda r: fmt.count(r.undecided), True),
             (
                 "Step conversion",
                 lambda r: fmt.pct_ci(r.step_rate, r.step_lower, r.step_upper),
@@ -395,7 +395,9 @@ def funnel_section(result: FunnelResult) -> Section:
             "A deal reaches a stage when it entered it or any later stage, so skipped stages "
             "are counted as reached and shown as skipped. Step conversion counts deals still "
             "open at the previous stage as not (yet) converted; 'among decided' leaves them "
-            "out. The two bracket the truth.",
+            "out. The two bracket the truth. 'Open, got this far' counts the open deals at "
+            "the furthest stage they reached: one that moved back since sits in an earlier "
+            "stage of the pipeline today.",
         ),
     )
 
