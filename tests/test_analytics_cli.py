@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import funnelwise as fw
 from funnelwise.cli import app
 
 runner = CliRunner()
@@ -170,3 +171,13 @@ def test_nonsense_values_are_refused(tiny_project: Path, args: list[str], messag
     result = runner.invoke(app, ["--project", str(tiny_project), *args])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ") and message in result.output, result.output
+
+
+def test_whose_move_table_shows_the_time_it_cannot_split(tiny_log: fw.EventLog) -> None:
+    # The tiny log has no activity with a direction: all of each stage's time is
+    # unknown, and the printed table says so instead of 0 buyer and 0 seller days.
+    r = fw.whose_move(tiny_log)
+    shown = r.display_frame("stages")
+    assert (r.stages.buyer_days == 0).all() and (r.stages.seller_days == 0).all()
+    assert (r.stages.days > 0).any()
+    assert shown.unknown_days.tolist() == shown.days.tolist()

@@ -31,6 +31,9 @@ from funnelwise.log import EventLog
 
 BUYER_TURN = ("outbound", "waiting_on_customer")
 SELLER_TURN = ("inbound",)
+# Per stage: visits, days in it, and those days split (unknown: before any directed
+# activity, or none at all).
+TIME_COLUMNS = ("visits", "days", "buyer_days", "seller_days", "unknown_days")
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +43,7 @@ class WhoseMoveResult(Result):
     analysis = "whose_move"
     title = "Whose move: buyer and seller time"
     display: ClassVar[Mapping[str, Sequence[str]]] = {
-        "stages": ["name", "visits", "days", "buyer_days", "seller_days", "buyer_share"],
+        "stages": ["name", *TIME_COLUMNS, "buyer_share"],
     }
     percent: ClassVar[frozenset[str]] = frozenset({"buyer_share", "seller_share"})
 
@@ -110,11 +113,7 @@ def whose_move(log: EventLog, *, by: str | None = None, days: str = "calendar") 
         *groups,
         "stage_id",
         "name",
-        "visits",
-        "days",
-        "buyer_days",
-        "seller_days",
-        "unknown_days",
+        *TIME_COLUMNS,
         "buyer_share",
         "seller_share",
     ]
