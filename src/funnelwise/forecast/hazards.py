@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.signal import fftconvolve
 
 from funnelwise.errors import InputError
 from funnelwise.forecast.history import TIS_EDGES, History
@@ -560,16 +561,54 @@ def fresh_win_cdf(rates: np.ndarray, design: Design, n_days: int, theta: np.ndar
         np.broadcast_to(theta.reshape(g_n, -1, 2), (g_n, s_n, 2)).reshape(-1, 2),
     )
     f = f.reshape(g_n, s_n, n_days + 1, -1).transpose(0, 2, 1, 3)  # (G, H+1, S, D)
-    moves = f[..., :s_n]
     # Same-day moves chain within the day: G(d) = (I − F0)⁻¹ (won(d) + Σ_m≥1 F_m G(d − m)).
-    solve = np.linalg.inv(np.eye(s_n)[None] - moves[:, 0])
-    g = np.zeros((g_n, n_days + 1, s_n))
-    for d in range(n_days + 1):
-        rhs = f[:, d, :, design.won].copy()
-        if d:
-            rhs += np.einsum("gmij,gmj->gi", moves[:, 1 : d + 1], g[:, d - 1 :: -1])
-        g[:, d] = np.einsum("gij,gj->gi", solve, rhs)
+    g = renewal(f[..., :s_n], f[..., design.won])
     return np.cumsum(g, axis=1).transpose(0, 2, 1)
+
+
+RENEWAL_LEAF = 32  # days solved one by one; longer spans split in halves
+
+
+def renewal(moves: np.ndarray, won: np.ndarray) -> np.ndarray:
+    """g (G, H+1, S) solving g(d) = (I − F0)⁻¹ (won(d) + Σ_{1≤m≤d} F_m g(d − m)) for
+    moves F (G, H+1, S, S) and won (G, H+1, S): the chance of being won on day d after
+    entering each stage.
+
+    Day by day this costs H² matrix products, minutes for a ten-year horizon. Instead
+    the days are split in halves: the first half is solved, its effect on the second
+    is added by one FFT convolution, then the second half is solved the same way
+    (H log² H work, exact up to rounding)."""
+    _, h_n, s_n = won.shape
+    solve = np.linalg.inv(np.eye(s_n)[None] - moves[:, 0])  # (G, S, S)
+    rhs = won.copy()
+    g = np.zeros_like(won)
+    spectra: dict[int, np.ndarray] = {}  # FFTs of F_0..F_{n−1}, per span length n (spans of
+    # one depth share a length)
+
+    def span(lo: int, hi: int) -> None:
+        if hi - lo <= RENEWAL_LEAF:
+            for d in range(lo, hi):
+                if d > lo:
+                    m = d - np.arange(lo, d)  # lags of the days already solved in this span
+                    rhs[:, d] += np.einsum("gmij,gmj->gi", moves[:, m], g[:, lo:d])
+                g[:, d] = np.einsum("gij,gj->gi", solve, rhs[:, d])
+            return
+        mid = (lo + hi) // 2
+        span(lo, mid)
+        n = hi - lo
+        size = 2 * n  # no wrap-around: the full convolution is shorter than 2n
+        f_hat = spectra.get(n)
+        if f_hat is None:
+            f_hat = np.fft.rfft(moves[:, :n], n=size, axis=1)
+            if n < h_n:  # the whole span is solved once: its spectrum is not kept
+                spectra[n] = f_hat
+        x = np.fft.rfft(g[:, lo:mid], n=size, axis=1)  # (G, F, S)
+        conv = np.fft.irfft(np.matmul(f_hat, x[..., None])[..., 0], n=size, axis=1)
+        rhs[:, mid:hi] += conv[:, mid - lo : n]
+        span(mid, hi)
+
+    span(0, h_n)
+    return g
 
 
 def _follow(cg: np.ndarray, offsets: np.ndarray, ends: np.ndarray, design: Design) -> np.ndarray:
@@ -585,13 +624,20 @@ def _follow(cg: np.ndarray, offsets: np.ndarray, ends: np.ndarray, design: Desig
     return mat
 
 
-def win_cdf(
-    q: np.ndarray, offsets: np.ndarray, cg: np.ndarray, ends: np.ndarray, design: Design
-) -> np.ndarray:
-    """P(won by each end day) for visits with exit probabilities q (n, P, D) at day
-    offsets (P,), given the fresh-entry win CDFs cg (S, H+1). Returns (n, len(ends))."""
-    mat = _follow(cg[None], offsets, ends, design)[0]
-    return q.reshape(len(q), -1) @ mat.reshape(-1, len(ends))
+def new_win_cdf(q: np.ndarray, cg: np.ndarray, design: Design) -> np.ndarray:
+    """P(won within e days of entering, e = 0..H−1) (n, H) for visits with exit
+    probabilities q (n, H+1, D) on days 0..H after their entry, given the fresh-entry
+    win CDFs cg (S, H+1).
+
+    A visit left to d on day p is won by day e with P(won within e − p days | entered
+    d): a convolution over days, done by FFT (a matrix of every exit day against every
+    end day would take H² memory, gigabytes for a ten-year horizon)."""
+    s_n, h_n = design.n_states, q.shape[1] - 1
+    dest = [*range(s_n), design.won]
+    kernel = np.ones((h_n + 1, len(dest)))  # a win is won at every later end
+    kernel[:, :s_n] = cg.T
+    conv = fftconvolve(q[..., dest], kernel[None], axes=1)[:, :h_n]
+    return np.clip(conv.sum(-1), 0.0, 1.0)
 
 
 def open_win_cdf(

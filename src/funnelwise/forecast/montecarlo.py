@@ -50,9 +50,9 @@ from funnelwise.forecast.hazards import (
     fresh_points,
     fresh_win_cdf,
     monthly_wins,
+    new_win_cdf,
     open_win_cdf,
     period_wins,
-    win_cdf,
 )
 from funnelwise.forecast.history import AGE_EDGES, MAX_PUSHES, History
 from funnelwise.forecast.periods import PeriodGrid
@@ -296,9 +296,7 @@ class MonteCarlo(Forecaster):
                 qa = exit_probs(rates, a_state, fp, fwd_a, theta_a[b])
                 for g in np.unique(a_combo):
                     rows = a_combo == g
-                    w_new[b, rows] = win_cdf(
-                        qa[rows], np.arange(n_days + 1), cg_all[b, g], np.arange(n_days), design
-                    )
+                    w_new[b, rows] = new_win_cdf(qa[rows], cg_all[b, g], design)
         return w_open, w_new
 
     def _predict(
