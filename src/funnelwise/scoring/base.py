@@ -14,7 +14,7 @@ scorers share them (evaluation fits four models on the same rows).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -119,23 +119,41 @@ class Encoder:
         )
 
 
-def leaky_columns(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[str, ...]:
-    """Columns filled in (almost) only for one outcome: recorded at the outcome.
+def leaky_columns(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    open_units: int = 0,
+    open_presence: Mapping[str, float] | None = None,
+) -> tuple[str, ...]:
+    """Columns recorded at the outcome: filled in (almost) only for one outcome, or
+    for decided rows but (almost) never for units still undecided.
 
     With a and b the shares of positive and negative rows that have a value,
     the column is a leak, not a predictor, when a ≥ LEAK_RATIO·b (and
-    a ≥ LEAK_MIN_SHARE) or the other way round.
+    a ≥ LEAK_MIN_SHARE) or the other way round. With s the share of all rows
+    that have a value and o its share among the `open_units` undecided units
+    (`open_presence`), it is a leak when s ≥ LEAK_RATIO·o and s ≥
+    LEAK_MIN_SHARE, provided the undecided units are enough to expect
+    MIN_CATEGORY_COUNT values among them at the share s. Such a column
+    (a close reason, a signed-contract date) tells the outcome in training and
+    is empty for every deal being scored.
     """
     if frame.empty:
         return ()
     pos = (frame["label"] == 1).to_numpy()
-    if pos.all() or not pos.any():
-        return ()
     leaky = []
     for col in columns:
         present = frame[col].notna().to_numpy()
-        a, b = float(present[pos].mean()), float(present[~pos].mean())
-        if max(a, b) >= LEAK_MIN_SHARE and max(a, b) >= LEAK_RATIO * min(a, b):
+        if pos.any() and not pos.all():
+            a, b = float(present[pos].mean()), float(present[~pos].mean())
+            if max(a, b) >= LEAK_MIN_SHARE and max(a, b) >= LEAK_RATIO * min(a, b):
+                leaky.append(col)
+                continue
+        s = float(present.mean())
+        o = (open_presence or {}).get(col)
+        enough = o is not None and s * open_units >= MIN_CATEGORY_COUNT
+        if enough and s >= LEAK_MIN_SHARE and s >= LEAK_RATIO * (o or 0.0):
             leaky.append(col)
     return tuple(leaky)
 
@@ -239,7 +257,12 @@ class Scorer:
                 split=data.split,
             )
         rows = pd.concat([data.train, data.calibration])
-        leaky = leaky_columns(rows, [f"{ATTRIBUTE_PREFIX}{k}" for k in data.keys])
+        leaky = leaky_columns(
+            rows,
+            [f"{ATTRIBUTE_PREFIX}{k}" for k in data.keys],
+            open_units=data.open_units,
+            open_presence=data.open_presence,
+        )
         self.dropped_keys_ = tuple(c.removeprefix(ATTRIBUTE_PREFIX) for c in leaky)
         self.keys_ = tuple(k for k in data.keys if k not in self.dropped_keys_)
         self.split_ = data.split

@@ -433,6 +433,29 @@ def units_of(log: EventLog, target: str) -> ir.Table:
     return log.deals if target == "won" else leads_of(log)
 
 
+def undecided(log: EventLog, target: str) -> ir.Table:
+    """The deals (or leads) of the log with no outcome recorded by `log.now`: open
+    deals; leads neither converted nor disqualified."""
+    units = units_of(log, target)
+    if target == "won":
+        return units.filter(units.outcome.isnull())
+    return units.filter(units.converted_at.isnull() & units.disqualified_at.isnull())
+
+
+def attribute_presence(table: ir.Table, keys: Sequence[str]) -> tuple[int, dict[str, float]]:
+    """Rows of `table`, and per key the share of them whose JSON `attributes` have
+    a value for it (as `attr_<key>`)."""
+    js = table.attributes.cast("json")
+    counts = {f"_k{i}": js[k].str.notnull().cast("int64").sum() for i, k in enumerate(keys)}
+    row = table.aggregate(_n=table.count(), **counts).to_pandas().iloc[0]
+    n = int(row["_n"])
+    shares = {
+        f"{ATTRIBUTE_PREFIX}{k}": float(row[f"_k{i}"] or 0) / n if n else float("nan")
+        for i, k in enumerate(keys)
+    }
+    return n, shares
+
+
 def lead_feature_table(
     log: EventLog, *, horizon_days: float, keys: tuple[str, ...] = ()
 ) -> ir.Table:

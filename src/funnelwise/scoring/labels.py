@@ -20,7 +20,7 @@ later deals measure what is left of it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import ibis
 import pandas as pd
@@ -29,7 +29,14 @@ from lifelines import KaplanMeierFitter
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
 from funnelwise.progressing import ProgressCallback
-from funnelwise.scoring.features import TARGETS, decided_leads, snapshot_features, units_of
+from funnelwise.scoring.features import (
+    TARGETS,
+    attribute_presence,
+    decided_leads,
+    snapshot_features,
+    undecided,
+    units_of,
+)
 
 # Snapshots stop where this share of deals would have closed (Kaplan–Meier): later
 # ones would mostly hold deals whose outcome is not known yet.
@@ -226,7 +233,9 @@ class TrainingData:
 
     Calibration rows are deals created after the last training snapshot, so
     the calibrator sees the model's error on deals it has not learned, as a
-    test would.
+    test would. `open_units` and `open_presence` describe the deals (or leads)
+    with no outcome at the end of observation: how many, and per `attr_<key>`
+    column the share that has a value (see `base.leaky_columns`).
     """
 
     target: str
@@ -234,6 +243,8 @@ class TrainingData:
     train: pd.DataFrame
     calibration: pd.DataFrame
     keys: tuple[str, ...]
+    open_units: int = 0
+    open_presence: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Rows and distinct units by label in each slice."""
@@ -300,7 +311,11 @@ def training_data(
     if len(cal):
         later = units_created_between(log, target, split.train_end, split.calibration_end)
         cal = cal[cal[key].isin(later)].reset_index(drop=True)
-    return TrainingData(target, split, train, cal, keys)
+    # Attributes are stored as the data has them at its end, not as of each instant:
+    # the units still undecided then show what an attribute looks like before the outcome.
+    whole = replace(log, cutoff=None)
+    open_units, presence = attribute_presence(undecided(whole, target), keys) if keys else (0, {})
+    return TrainingData(target, split, train, cal, keys, open_units, presence)
 
 
 def units_created_between(

@@ -19,7 +19,7 @@ import pandas as pd
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 from funnelwise.scoring.base import Scorer
-from funnelwise.scoring.features import TARGETS, units_of
+from funnelwise.scoring.features import TARGETS, undecided
 from funnelwise.scoring.models import scorer_from_json, scorer_to_json
 from funnelwise.scoring.result import Scores
 from funnelwise.store import Store
@@ -158,11 +158,7 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
         return None
     model_id, as_of = str(last["model_id"].iloc[0]), pd.Timestamp(last["as_of"].iloc[0])
     s = s.filter((s.model_id == model_id) & (s.as_of == as_of))
-    units = units_of(log, target)
-    if target == "won":
-        units = units.filter(units.outcome.isnull())
-    else:
-        units = units.filter(units.converted_at.isnull() & units.disqualified_at.isnull())
+    units = undecided(log, target)
     rows = s.semi_join(units.select(**{key: units[key]}), key)
     frame = rows.select(key, "probability", "reasons").to_pandas()
     frame = frame.sort_values(["probability", key], ascending=[False, True], kind="stable")
