@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 
 import funnelwise as fw
+from funnelwise.process import template_text
+from funnelwise.project import Project
 from funnelwise.scoring import BoostedScorer
+from funnelwise.scoring.labels import outcome_labels, stalled_days
 from funnelwise.store import Store
 from funnelwise.synth import generate, write_project
 
@@ -58,3 +61,87 @@ def test_an_attribute_written_at_every_close_is_left_out(clean: Path, tmp_path: 
         np.testing.assert_allclose(
             model.predict_proba(on_leaky)[:, 1], reference.predict_proba(on_base)[:, 1]
         )
+
+
+def _abandoned_store(root: Path, *, deals: int = 600, seed: int = 4) -> Path:
+    """Deals created over two years: 40% won and 35% lost 10 to 60 days after
+    creation, 25% left open for good (never won, as in CRM exports where nobody
+    closes a dead deal). Observed until 2025-01-01."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "process.yaml").write_text(template_text(), encoding="utf-8")
+    store = Project(root).open_store(create=True)
+    created = (pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.uniform(0, 730, deals), "D")).floor(
+        "s"
+    )
+    kind = rng.choice(["won", "lost", "open"], size=deals, p=[0.4, 0.35, 0.25])
+    closed = (created + pd.to_timedelta(rng.uniform(10, 60, deals), "D")).floor("s")
+    end = pd.Timestamp("2025-01-01")
+    is_closed = (kind != "open") & (closed <= end)
+    ids = [f"D{i:04d}" for i in range(deals)]
+    frame = pd.DataFrame(
+        {
+            "deal_id": ids,
+            "pipeline_id": "new-business",
+            "owner_id": rng.choice(["u1", "u2", "u3", "u4"], size=deals),
+            "source": rng.choice(["web", "partner"], size=deals),
+            "amount": rng.uniform(1_000, 5_000, deals).round(),
+            "currency": "USD",
+            "created_at": created,
+            "closed_at": pd.Series(closed).where(is_closed),
+            "outcome": pd.Series(kind).where(is_closed),
+            "version": 1,
+        }
+    )
+    frame["amount_base"] = frame["amount"]
+    steps = [
+        pd.DataFrame({"deal_id": ids, "stage_id": "lead", "entered_at": created, "seq": 0}),
+        pd.DataFrame(
+            {
+                "deal_id": ids,
+                "stage_id": "qualification",
+                "entered_at": created + pd.Timedelta(days=3),
+                "seq": 1,
+            }
+        ),
+        pd.DataFrame({"deal_id": ids, "stage_id": kind, "entered_at": closed, "seq": 2})[is_closed],
+    ]
+    with store.transaction():
+        store.insert("deals", frame)
+        store.insert("stage_events", pd.concat(steps, ignore_index=True))
+        store.set_meta("observed_until", end.isoformat())
+    store.close()
+    return root
+
+
+def test_a_deal_open_longer_than_any_win_is_not_won(tmp_path: Path) -> None:
+    log = fw.open(_abandoned_store(tmp_path / "p"))
+    deals = log.deals.to_pandas()
+    won = deals[deals["outcome"] == "won"]
+    longest = ((won["closed_at"] - won["created_at"]) / pd.Timedelta(days=1)).max()
+    assert stalled_days(log) == pytest.approx(longest)
+    # Open deals older than any win are labelled 0; younger open deals wait (censored).
+    labels = outcome_labels(log, "won", horizon_days=90.0).set_index("deal_id")["label"]
+    age = (log.now - deals.set_index("deal_id")["created_at"]) / pd.Timedelta(days=1)
+    still_open = deals.set_index("deal_id")["outcome"].isna()
+    stalled = still_open & (age > longest)
+    assert stalled.sum() > 50
+    assert (labels.reindex(stalled[stalled].index) == 0).all()
+    assert not labels.index.isin(still_open[still_open & ~stalled].index).any()
+    # Before a history twice that long, nothing open is labelled.
+    early = log.as_of(pd.Timestamp("2023-03-15"))
+    assert stalled_days(early) is None
+    assert (
+        outcome_labels(early, "won", horizon_days=90.0)["deal_id"]
+        .isin(early.deals.filter(early.deals.outcome.notnull()).to_pandas()["deal_id"])
+        .all()
+    )
+    # The score of a deal that has outlived every win is near 0, as the data says;
+    # an open deal under 30 days old is won with a chance of 34% to 40% (of the
+    # won and lost deals, those not closed yet, and the 25% left open).
+    model = BoostedScorer(**FAST).fit(log)
+    scores = model.score(log).to_frame().set_index("deal_id")["probability"]
+    assert scores[stalled[stalled].index].mean() < 0.05
+    young = still_open & (age < 30)
+    assert young.sum() >= 10
+    assert 0.2 < scores[young[young].index].mean() < 0.6

@@ -5,8 +5,10 @@ outcome it went on to have. Two rules keep the rows honest:
 
 - Features come from `log.as_of(t)`, labels from a later cut `log.as_of(L)`,
   and a deal still open at `L` has no label yet: it is censored and left out,
-  never counted as lost. A lead is negative only once its horizon has passed
-  (or it was disqualified).
+  never counted as lost, unless it has been open longer than any deal took to
+  be won, in a history at least twice that long (`stalled_days`): then it is
+  not won (CRM exports keep many such deals open that nobody will close). A
+  lead is negative only once its horizon has passed (or it was disqualified).
 - Time orders everything. A model is fitted on a log cut at its training
   instant; its calibration uses later snapshots of other deals; evaluation
   uses deals created after the first test deal's start, and the model being
@@ -53,12 +55,36 @@ def check_target(target: str) -> str:
     return target
 
 
+def stalled_days(log: EventLog) -> float | None:
+    """Days after creation past which a deal still open at `log.now` counts as not
+    won: the longest any deal took from creation to a win, when the history up to
+    `log.now` is at least twice that long (long enough to have seen slower wins,
+    had there been any). None when it is shorter, or nothing was won."""
+    d = log.deals
+    won = d.filter(d.outcome == "won")
+    longest = won.aggregate(x=days_between(won.created_at, won.closed_at).max()).to_pandas()
+    first = d.created_at.min().execute()
+    if longest.empty or pd.isna(longest["x"].iloc[0]) or first is None or pd.isna(first):
+        return None
+    days = float(longest["x"].iloc[0])
+    span = (log.now - pd.Timestamp(first)) / pd.Timedelta(days=1)
+    return days if span >= 2.0 * days else None
+
+
 def outcome_labels(log: EventLog, target: str, *, horizon_days: float) -> pd.DataFrame:
-    """Units whose outcome is known at `log.now`: id column and 0/1 `label`, by id."""
+    """Units whose outcome is known at `log.now`: id column and 0/1 `label`, by id.
+
+    Deals open longer than `stalled_days` are labelled 0; other open deals are
+    left out (censored)."""
     if target == "won":
         d = log.deals
-        d = d.filter(d.outcome.notnull())
-        units = d.select("deal_id", label=(d.outcome == "won").cast("int64"))
+        known = d.outcome.notnull()
+        stall = stalled_days(log)
+        if stall is not None:
+            now = ibis.literal(log.now.to_pydatetime(), type="timestamp")
+            known = known | (days_between(d.created_at, now) > stall)
+        d = d.filter(known)
+        units = d.select("deal_id", label=(d.outcome == "won").fill_null(False).cast("int64"))
     else:
         units = decided_leads(log, horizon_days).select("lead_id", label="positive")
     # In id order: the engine's order is not stable from run to run.
