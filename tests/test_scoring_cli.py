@@ -170,3 +170,19 @@ def test_an_error_after_the_progress_bar_is_its_first_line(tiny_project: Path) -
     result = CliRunner().invoke(app, ["--project", str(tiny_project), "score", "train", *FAST])
     assert result.exit_code == 6
     assert result.stderr.startswith("error: too few outcomes"), repr(result.stderr[:40])
+
+
+def test_apply_notes_are_one_line_each(project: Path, tiny_project: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(project, tmp_path / "p"))
+    code, out = _run(root, "train", *FAST, "--as-of", "2023-09-01", "--format", "json")
+    assert code == 0, out
+    result = runner.invoke(app, ["--project", str(root), "score", "apply", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(notes) == 1 and notes[0].startswith("note: the model learned from outcomes")
+    assert notes[0].endswith("run `funnelwise score train` to refresh it")
+    args = ["score", "apply", "-t", "converted", "--model", "rule"]
+    lead = runner.invoke(app, ["--project", str(tiny_project), *args])
+    notes = [line for line in lead.stderr.splitlines() if line.strip()]
+    assert len(notes) == 1 and notes[0].startswith("No open lead as of 2024-03-01")
+    assert notes[0].endswith("nothing to score.")

@@ -166,10 +166,12 @@ def apply(
         )
     scores = scorer.score(log, top=top, model_id=chosen)
     save_scores(log.store, scores)
-    if "note" in scores.meta:
-        err_console.print(f"note: {scores.meta['note']}", highlight=False, markup=False)
+    notes = [f"note: {scores.meta['note']}"] if "note" in scores.meta else []
     if not len(scores.to_frame()):
-        err_console.print(_nothing_open(target, log, scorer.horizon_days))
+        notes.append(_nothing_open(target, log, scorer.horizon_days))
+    for note in notes:
+        # One line each, whatever the terminal's width: scripts grep for them.
+        err_console.print(note, highlight=False, markup=False, soft_wrap=True)
     key = scores.id_column
     reasons = [c for c in scores.to_frame().columns if c.startswith("reason_")]
     _emit(scores, fmt, csv_columns=[key, "probability", *reasons])
