@@ -145,3 +145,14 @@ def test_a_deal_open_longer_than_any_win_is_not_won(tmp_path: Path) -> None:
     young = still_open & (age < 30)
     assert young.sum() >= 10
     assert 0.2 < scores[young[young].index].mean() < 0.6
+
+
+def test_an_evaluation_tests_only_outcomes_that_happened(tmp_path: Path) -> None:
+    # The scorer learns stalled deals as not won; the test must not take that
+    # assumption for an outcome: its labels are wins and losses only.
+    log = fw.open(_abandoned_store(tmp_path / "p"))
+    result = fw.evaluate_scorers(log, model=BoostedScorer(**FAST), test_snapshots=6)
+    tested = result.predictions["deal_id"].unique()
+    outcome = log.deals.to_pandas().set_index("deal_id")["outcome"]
+    assert len(tested) > 20
+    assert outcome.reindex(tested).notna().all()

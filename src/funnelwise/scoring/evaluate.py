@@ -6,7 +6,9 @@ log (`maturity_days` before it) are ordered by creation; the last
 `log.as_of(first test deal's start)`, so no event after that instant reaches
 training. Test rows are the test deals as known at later instants until the end
 of the log (features from `log.as_of(t)`), labelled with the outcome known
-then; deals still open then are censored.
+then; deals still open then are censored, however long they have been open
+(the scorer learns long-stalled deals as not won, an assumption the test does
+not rest on).
 
 Metrics (all on test rows): ROC AUC, PR AUC (average precision), Brier score
 (mean squared error of the probability, lower is better), expected calibration
@@ -208,6 +210,7 @@ def evaluate_scorers(
         horizon_days=model.horizon_days,
         rates_until=split_at,
         keys=data.keys,
+        stalled=False,  # tested against outcomes that happened, not the stall rule
         progress=progress,
     )
     key = TARGETS[target].id_column

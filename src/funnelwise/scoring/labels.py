@@ -6,9 +6,11 @@ outcome it went on to have. Two rules keep the rows honest:
 - Features come from `log.as_of(t)`, labels from a later cut `log.as_of(L)`,
   and a deal still open at `L` has no label yet: it is censored and left out,
   never counted as lost, unless it has been open longer than any deal took to
-  be won, in a history at least twice that long (`stalled_days`): then it is
-  not won (CRM exports keep many such deals open that nobody will close). A
-  lead is negative only once its horizon has passed (or it was disqualified).
+  be won, in a history at least twice that long (`stalled_days`): then a
+  scorer learns it as not won (CRM exports keep many such deals open that
+  nobody will close). That is an assumption, so an evaluation does not test
+  against it: its test labels are outcomes that happened (won against lost).
+  A lead is negative only once its horizon has passed (or it was disqualified).
 - Time orders everything. A model is fitted on a log cut at its training
   instant; its calibration uses later snapshots of other deals; evaluation
   uses deals created after the first test deal's start, and the model being
@@ -71,15 +73,17 @@ def stalled_days(log: EventLog) -> float | None:
     return days if span >= 2.0 * days else None
 
 
-def outcome_labels(log: EventLog, target: str, *, horizon_days: float) -> pd.DataFrame:
+def outcome_labels(
+    log: EventLog, target: str, *, horizon_days: float, stalled: bool = True
+) -> pd.DataFrame:
     """Units whose outcome is known at `log.now`: id column and 0/1 `label`, by id.
 
-    Deals open longer than `stalled_days` are labelled 0; other open deals are
-    left out (censored)."""
+    With `stalled`, deals open longer than `stalled_days` are labelled 0; other
+    open deals are left out (censored)."""
     if target == "won":
         d = log.deals
         known = d.outcome.notnull()
-        stall = stalled_days(log)
+        stall = stalled_days(log) if stalled else None
         if stall is not None:
             now = ibis.literal(log.now.to_pydatetime(), type="timestamp")
             known = known | (days_between(d.created_at, now) > stall)
@@ -230,10 +234,12 @@ def labelled_snapshots(
     horizon_days: float,
     rates_until: pd.Timestamp | None = None,
     keys: tuple[str, ...] = (),
+    stalled: bool = True,
     progress: ProgressCallback | None = None,
 ) -> pd.DataFrame:
     """Snapshot rows (features as of each instant) with the 0/1 `label` known at
-    `labels_until`; rows without a known outcome are left out (censored)."""
+    `labels_until`; rows without a known outcome are left out (censored). Stalled
+    deals count as not won with `stalled` (see `outcome_labels`)."""
     if not times:
         return pd.DataFrame()
     cut = log.as_of(labels_until)
@@ -248,7 +254,7 @@ def labelled_snapshots(
     )
     if rows.empty:
         return rows
-    labels = outcome_labels(cut, target, horizon_days=horizon_days)
+    labels = outcome_labels(cut, target, horizon_days=horizon_days, stalled=stalled)
     key = TARGETS[target].id_column
     return rows.merge(labels, on=key, how="inner").reset_index(drop=True)
 
