@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from funnelwise.forecast import hazards
 from funnelwise.forecast.hazards import RENEWAL_LEAF, Design, new_win_cdf, renewal
 
 
@@ -79,3 +80,52 @@ def test_new_deal_win_chances_are_the_sum_over_exit_days() -> None:
         for p in range(e + 1):
             expected[:, e] += q[:, p, design.won] + q[:, p, :s_n] @ cg[:, e - p]
     assert np.allclose(new_win_cdf(q, cg, design), expected, rtol=1e-9, atol=1e-13)
+
+
+def _open_by_hand(args: tuple) -> np.ndarray:
+    """Each class day by day: survive to the step, leave to d, then win by each end."""
+    rates, design, pair_state, pair_tau, cg, ends, cls_pair, cls_kind, cls_theta = args
+    s_n, h_n = design.n_states, cg.shape[-1] - 1
+    out = np.zeros((len(cls_pair), len(ends)))
+    for c, (p, g) in enumerate(zip(cls_pair, cls_kind, strict=True)):
+        points = pair_tau[p] + np.arange(h_n + 1)[None, :]
+        inc = hazards.increments(rates, pair_state[p : p + 1], points)[0]  # (H, D)
+        scale = np.where(design.forward[pair_state[p]], cls_theta[c, 0], cls_theta[c, 1])
+        alive = 1.0
+        for h in range(h_n):
+            step = inc[h] * scale
+            total = step.sum()
+            leave = alive * (1.0 - np.exp(-total)) * step / total
+            for k, end in enumerate(ends):
+                lag = end - (h + 1)  # days after leaving, on the day after step h
+                if lag >= 0:
+                    out[c, k] += leave[design.won] + leave[:s_n] @ cg[g, :, lag]
+            alive *= np.exp(-total)
+    return out
+
+
+def test_open_deals_win_chances_are_the_day_by_day_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(8)
+    s_n, h_n, n_bins = 3, 40, len(hazards.EDGES)
+    forward = rng.random((s_n, s_n + 2)) < 0.6
+    design = Design(stages=_design(s_n).stages, forward=forward)
+    cg = np.cumsum(rng.exponential(size=(2, s_n, h_n + 1)), axis=2)
+    cg /= cg[..., -1:] * 1.5
+    n_c = 30
+    args = (
+        rng.exponential(0.02, size=(s_n, n_bins, design.n_dest)),
+        design,
+        np.array([0, 1, 2, 1]),
+        np.array([0.5, 3.0, 10.0, 40.0]),
+        cg,
+        np.array([9, 25, 39]),
+        rng.integers(0, 4, n_c),
+        rng.integers(0, 2, n_c),
+        rng.uniform(0.5, 2.0, (n_c, 2)),
+    )
+    expected = _open_by_hand(args)
+    assert expected[:, -1].min() > 0.01
+    np.testing.assert_allclose(hazards.open_win_cdf(*args), expected, rtol=1e-9, atol=1e-12)
+    # Taken a few classes at a time, the answer is the same.
+    monkeypatch.setattr(hazards, "CLASS_CHUNK_BYTES", 8 * h_n * design.n_dest * 7)
+    np.testing.assert_allclose(hazards.open_win_cdf(*args), expected, rtol=1e-9, atol=1e-12)

@@ -640,6 +640,9 @@ def new_win_cdf(q: np.ndarray, cg: np.ndarray, design: Design) -> np.ndarray:
     return np.clip(conv.sum(-1), 0.0, 1.0)
 
 
+CLASS_CHUNK_BYTES = 1 << 28  # classes' exit chances are weighed this many bytes at a time
+
+
 def open_win_cdf(
     rates: np.ndarray,
     design: Design,
@@ -655,32 +658,34 @@ def open_win_cdf(
 
     A class of deals shares a (stage, time in stage) pair (pair_state, pair_tau),
     a deal kind (cg[kind]: its fresh-entry win CDFs (G, S, H+1)) and factors
-    cls_theta (n_c, 2). Only the forward and the other hazard totals depend on the
-    factors, so the per-destination work is done once per pair and kind; per class
-    what remains is its survival over the horizon's days.
+    cls_theta (n_c, 2). The hazard increments are computed once per pair; only the
+    forward and the other totals depend on the factors. Each class's chance of
+    leaving to each destination on each day is then weighed against its kind's
+    chance of a win by each end after leaving there: one matrix product per kind,
+    over chunks of classes of bounded memory.
     """
     n_days = cg.shape[-1] - 1
     points = pair_tau[:, None] + np.arange(n_days + 1)[None, :]
     inc = increments(rates, pair_state, points)  # (pairs, H, D)
     fwd = design.forward[pair_state]  # (pairs, D)
     follow = _follow(cg, np.arange(1, n_days + 1), ends, design)  # (G, H, D, K)
-    inc_f, inc_o = inc * fwd[:, None, :], inc * ~fwd[:, None, :]
-    g_n, k_n, p_n = follow.shape[0], follow.shape[-1], len(pair_state)
-    # u[p·G + g, t·H + h, k]: exits on day h (t: forward, other) of pair p, deal kind
-    # g, won by end k; a batched matrix product over days: (H, 2P, D) @ (H, D, G·K).
-    by_day = np.concatenate([inc_f, inc_o], axis=0).transpose(1, 0, 2)
-    fol = follow.transpose(1, 2, 0, 3).reshape(n_days, -1, g_n * k_n)
-    u = np.matmul(by_day, fol).astype(np.float32).reshape(n_days, 2, p_n, g_n, k_n)
-    # Rows (pair, kind) contiguous: gathering a class's block is then one copy.
-    u = np.ascontiguousarray(u.transpose(2, 3, 1, 0, 4)).reshape(p_n * g_n, 2 * n_days, k_n)
-    f_tot = inc_f.sum(-1)[cls_pair]  # (n_c, H)
-    o_tot = inc_o.sum(-1)[cls_pair]
     tf, to = cls_theta[:, :1], cls_theta[:, 1:]
-    total = tf * f_tot + to * o_tot
+    f_tot = (inc * fwd[:, None, :]).sum(-1)  # (pairs, H)
+    total = tf * f_tot[cls_pair] + to * (inc.sum(-1) - f_tot)[cls_pair]  # (n_c, H)
     stay = np.exp(-total)
     alive = np.cumprod(np.concatenate([np.ones((len(total), 1)), stay[:, :-1]], axis=1), axis=1)
     # P(leave in step k) / total hazard of step k: each destination's share is inc / total.
     a = alive * np.divide(-np.expm1(-total), total, out=np.zeros_like(total), where=total > 0)
-    x = np.concatenate([a * tf, a * to], axis=1)[:, None, :].astype(np.float32)  # (n_c, 1, 2H)
-    mine = u[cls_pair * g_n + cls_kind]  # (n_c, 2H, K)
-    return np.matmul(x, mine)[:, 0, :].astype(np.float64)
+    x_f, x_o = a * tf, a * to
+    d_n, k_n = follow.shape[2], follow.shape[3]
+    out = np.zeros((len(cls_pair), k_n))
+    chunk = max(1, CLASS_CHUNK_BYTES // (8 * n_days * d_n))
+    for g in np.unique(cls_kind):
+        rows = np.flatnonzero(cls_kind == g)
+        table = follow[g].reshape(n_days * d_n, k_n)
+        for lo in range(0, len(rows), chunk):
+            r = rows[lo : lo + chunk]
+            p = cls_pair[r]
+            exits = inc[p] * np.where(fwd[p][:, None, :], x_f[r][..., None], x_o[r][..., None])
+            out[r] = exits.reshape(len(r), -1) @ table
+    return out
