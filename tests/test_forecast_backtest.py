@@ -348,3 +348,34 @@ def test_a_process_without_probabilities_leaves_the_weighted_pipeline_out(
     assert counts.nunique() == 1  # the same cut-offs for every method
     assert any(n.startswith("weighted_pipeline: left out, stages ") for n in r.notes)
     assert r.chosen in r.scores
+
+
+@pytest.mark.parametrize(
+    ("call", "options", "message"),
+    [
+        ("forecast", {"horizon": "11y"}, "horizon must be at most 10 years"),
+        ("forecast", {"horizon": -30}, "horizon must be positive"),
+        ("forecast", {"horizon": 0.5}, "horizon must be at least 1 day"),
+        ("forecast", {"n_paths": 1}, "n_paths must be at least 100"),
+        ("forecast", {"target": -500.0}, "target must be a positive amount"),
+        ("forecast", {"method": "auto", "every": "0d"}, "every must be positive"),
+        ("backtest", {"horizon": "11y"}, "horizon must be at most 10 years"),
+        ("backtest", {"n_paths": 50}, "n_paths must be at least 100"),
+        ("backtest", {"every": 0.5}, "every must be at least 1 day"),
+        ("backtest", {"start": "2024-03-01", "end": "2024-02-01"}, "start 2024-03-01 is after end"),
+    ],
+)
+def test_python_callers_get_the_same_option_checks_as_the_command_line(
+    tiny_log: fw.EventLog, call: str, options: dict[str, Any], message: str
+) -> None:
+    run = fw.forecast if call == "forecast" else backtest
+    with pytest.raises(InputError, match=re.escape(message)):
+        run(tiny_log, **options)
+
+
+def test_a_forecaster_checks_its_own_paths_and_target(tiny_log: fw.EventLog) -> None:
+    with pytest.raises(InputError, match="n_paths must be at least 100"):
+        MonteCarlo(n_paths=10).fit(tiny_log)
+    fitted = fw.WeightedPipeline().fit(tiny_log)
+    with pytest.raises(InputError, match="target must be a positive amount"):
+        fitted.predict(horizon="30d", target=0.0)

@@ -26,8 +26,8 @@ from funnelwise.forecast import (
     WeightedHistorical,
     WeightedPipeline,
 )
-from funnelwise.forecast.base import horizon_days
 from funnelwise.forecast.history import pull_history
+from funnelwise.forecast.options import horizon_days
 from funnelwise.forecast.periods import period_grid, starts_a_period, sum_by_period
 
 T = pd.Timestamp

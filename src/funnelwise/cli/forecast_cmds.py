@@ -20,10 +20,15 @@ from funnelwise.cli.render import (
     print_frames,
     to_json,
 )
-from funnelwise.errors import InputError
 from funnelwise.forecast import METHODS, BacktestResult, ForecastResult, backtest, forecast
+from funnelwise.forecast.options import (
+    check_cutoff_range,
+    check_paths,
+    check_target,
+    horizon_days,
+    step_days,
+)
 from funnelwise.progressing import ProgressCallback
-from funnelwise.timeutil import to_days, to_timestamp
 
 FormatOpt = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output format: table, csv or json.")
@@ -34,49 +39,6 @@ HorizonOpt = Annotated[
 PathsOpt = Annotated[int, typer.Option("--paths", help="Monte Carlo paths (simulated futures).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in the result).")]
 EveryOpt = Annotated[str, typer.Option("--every", help="Days between backtest cut-offs.")]
-
-
-MAX_HORIZON_YEARS = 10
-MIN_PATHS = 100
-
-
-def _check_horizon(horizon: str) -> None:
-    """InputError unless `--horizon` is a positive duration of at most ten years: the
-    history cannot speak for longer, and dates beyond a few centuries do not exist."""
-    days = to_days(horizon, name="--horizon")
-    if days <= 0:
-        raise InputError(f"--horizon must be positive (got {horizon!r}); for example 90d or 1q")
-    if days > MAX_HORIZON_YEARS * 365.25:
-        raise InputError(
-            f"--horizon must be at most {MAX_HORIZON_YEARS} years (got {horizon!r}, "
-            f"{days:,.0f} days); forecast a shorter span, for example 1y"
-        )
-
-
-def _check_paths(paths: int) -> None:
-    """InputError unless `--paths` can give the 80% interval (P10 and P90)."""
-    if paths < MIN_PATHS:
-        raise InputError(
-            f"--paths must be at least {MIN_PATHS} (got {paths}): fewer simulated futures "
-            "cannot give an 80% interval; the default is 10000"
-        )
-
-
-def _check_every(every: str) -> None:
-    """InputError unless `--every` is a positive duration."""
-    if to_days(every, name="--every") <= 0:
-        raise InputError(f"--every must be positive (got {every!r}); for example 14d")
-
-
-def _check_cutoff_range(start: str | None, end: str | None) -> None:
-    """InputError when the backtest's --start is after its --end."""
-    if start is None or end is None:
-        return
-    if to_timestamp(start, name="--start") > to_timestamp(end, name="--end"):
-        raise InputError(
-            f"--start {start} is after --end {end}: the cut-offs run from --start to --end; "
-            "swap them"
-        )
 
 
 def _money(value: float | None, currency: str) -> str:
@@ -148,11 +110,10 @@ def forecast_cmd(
     frame: FrameOpt = None,
 ) -> None:
     """Bookings expected over the horizon, as a distribution: P10 / P50 / P90 per period."""
-    _check_horizon(horizon)
-    _check_paths(paths)
-    _check_every(every)
-    if target is not None and not target > 0:
-        raise InputError(f"--target must be a positive amount (got {target:g})")
+    horizon_days(horizon, name="--horizon")
+    check_paths(paths, name="--paths")
+    step_days(every, name="--every")
+    check_target(target, name="--target")
     log = cli_context(ctx).log(read_only=True)
 
     def run(progress: ProgressCallback | None = None) -> ForecastResult:
@@ -223,10 +184,10 @@ def backtest_cmd(
     frame: FrameOpt = None,
 ) -> None:
     """Forecast as of past dates with every method and score them against what was booked."""
-    _check_horizon(horizon)
-    _check_paths(paths)
-    _check_every(every)
-    _check_cutoff_range(start, end)
+    horizon_days(horizon, name="--horizon")
+    check_paths(paths, name="--paths")
+    step_days(every, name="--every")
+    check_cutoff_range(start, end, names=("--start", "--end"))
     log = cli_context(ctx).log(read_only=True)
 
     def run(progress: ProgressCallback | None = None) -> BacktestResult:

@@ -22,16 +22,22 @@ import numpy as np
 import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
-from funnelwise.forecast.base import Forecaster, horizon_days
+from funnelwise.forecast.base import Forecaster
 from funnelwise.forecast.baselines import RunRate, WeightedHistorical, WeightedPipeline
 from funnelwise.forecast.calibration import Spread, sequential, spread_factor
 from funnelwise.forecast.history import History, pull_history
 from funnelwise.forecast.montecarlo import MonteCarlo
+from funnelwise.forecast.options import (
+    check_cutoff_range,
+    check_paths,
+    horizon_days,
+    step_days,
+)
 from funnelwise.forecast.periods import check_period
 from funnelwise.forecast.result import BacktestResult, ForecastResult, MethodScore
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback, no_progress
-from funnelwise.timeutil import Instant, to_days, to_timestamp
+from funnelwise.timeutil import Instant, to_timestamp
 
 METHODS: tuple[str, ...] = ("weighted_pipeline", "weighted_historical", "run_rate", "montecarlo")
 BASELINE = "weighted_pipeline"
@@ -236,9 +242,9 @@ def backtest(
     """
     report = progress or no_progress
     days = horizon_days(horizon)
-    step = to_days(every, name="every")
-    if step < 1:
-        raise InputError(f"every must be at least 1 day (got {every!r})")
+    step = step_days(every)
+    check_paths(n_paths)
+    check_cutoff_range(start, end)
     for m in methods:
         if m not in METHODS:
             raise InputError(f"unknown method {m!r}; methods: {', '.join(METHODS)}")

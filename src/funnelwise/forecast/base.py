@@ -16,28 +16,16 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast.history import History, pull_history
+from funnelwise.forecast.options import check_target, horizon_days
 from funnelwise.forecast.periods import PeriodGrid, period_grid, starts_a_period, sum_by_period
 from funnelwise.forecast.result import ForecastResult, ForecastSummary
 from funnelwise.log import EventLog
-from funnelwise.timeutil import calendar_days, to_days
 
 DAY = pd.Timedelta(days=1)
 
 
 class NotFittedError(InputError):
     """A forecaster was asked to predict before `fit(log)`."""
-
-
-def horizon_days(horizon: str | float, start: pd.Timestamp | None = None) -> float:
-    """Days in a horizon such as `90d`, `13w`, `1q` (InputError if under a day); from
-    `start`, months, quarters and years are counted on the calendar (`calendar_days`)."""
-    if start is None:
-        days = to_days(horizon, name="horizon")
-    else:
-        days = calendar_days(horizon, start, name="horizon")
-    if days < 1:
-        raise InputError(f"horizon must be at least 1 day (got {horizon!r})")
-    return days
 
 
 def past_bookings(history: History, *, period: str, lookback_days: float) -> pd.DataFrame:
@@ -101,6 +89,7 @@ class Forecaster:
     ) -> ForecastResult:
         """Bookings (won amount_base) expected in `(now, now + horizon]`, per period."""
         history = self._check_fitted()
+        check_target(target)
         days = horizon_days(horizon, history.now)
         grid = period_grid(history.now, days, period, dated=history.dated)
         summary, extra = self._predict(history, grid, target)

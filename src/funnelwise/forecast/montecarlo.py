@@ -55,6 +55,7 @@ from funnelwise.forecast.hazards import (
     period_wins,
 )
 from funnelwise.forecast.history import AGE_EDGES, MAX_PUSHES, History
+from funnelwise.forecast.options import check_paths
 from funnelwise.forecast.periods import PeriodGrid
 from funnelwise.forecast.result import ForecastSummary, summary_from_paths
 from funnelwise.forecast.timescale import Scaled, to_horizon
@@ -144,6 +145,7 @@ class MonteCarlo(Forecaster):
 
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, history: History) -> None:
+        check_paths(self.n_paths)
         fix = "use a later as-of date; until then the weighted pipeline answers"
         require("closed deals", history.closed, self.min_closed, history.now, fix)
         require("won deals", history.outcomes["won"], self.min_wins, history.now, fix)

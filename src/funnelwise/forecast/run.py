@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from funnelwise.forecast.backtest import CALIBRATED, backtest, predict_with_fallback
 from funnelwise.forecast.history import pull_history
+from funnelwise.forecast.options import check_paths, check_target, horizon_days, step_days
 from funnelwise.forecast.result import ForecastResult
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback
@@ -38,6 +39,12 @@ def forecast(
     A method that lacks history falls back to the weighted-pipeline baseline,
     and the result says so (`fallback`).
     """
+    # Checked before any work: a backtest (`auto`) takes minutes to reach them.
+    horizon_days(horizon)
+    check_paths(n_paths)
+    check_target(target)
+    if method == "auto":
+        step_days(every)
     cut = log.as_of(as_of) if as_of is not None else log
     notes: tuple[str, ...] = ()
     diagnostics: dict[str, object] = {}
