@@ -38,6 +38,10 @@ def test_forecast_json_flags_the_fallback(tiny_project: Path) -> None:
     assert csv.exit_code == 0, csv.output
     assert "note: weighted_pipeline forecast" in csv.stderr
     assert "fell back: " in csv.stderr and "closed deals: the log has 3" in csv.stderr
+    # One line per message, however long: scripts grep stderr for them.
+    lines = csv.stderr.splitlines()
+    assert all(line.startswith(("note: ", "fell back: ")) for line in lines), lines
+    assert max(len(line) for line in lines) > 100
 
 
 def test_forecast_csv_and_table(tiny_project: Path) -> None:

@@ -25,7 +25,8 @@ console = Console()
 # folding a table at 80 columns would split its numbers across lines.
 if not console.is_terminal and "COLUMNS" not in os.environ:
     console.width = PIPE_WIDTH
-err_console = Console(stderr=True)
+# Messages on stderr stay one line each, whatever the width: scripts grep for them.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class OutputFormat(StrEnum):
