@@ -247,8 +247,17 @@ def test_every_cutoff_sees_only_its_past(project: Path) -> None:
 def test_bad_windows_are_explained(project: Path) -> None:
     log = fw.open(project)
     try:
-        with pytest.raises(NotEnoughDataError, match="no cut-off fits"):
+        with pytest.raises(NotEnoughDataError, match="no cut-off fits") as err:
             backtest(log, horizon="300d")
+        # The longest horizon it suggests has a cut-off, one day more has none.
+        found = re.search(r"the log covers ([\d,]+) days .* at most (\d+) days", str(err.value))
+        assert found is not None, str(err.value)
+        longest = int(found.group(2))
+        assert longest == pytest.approx(int(found.group(1).replace(",", "")) / 3, abs=1)
+        fits = backtest(log, horizon=longest, methods=["run_rate"], n_paths=100)
+        assert len(fits.cutoffs) == 1
+        with pytest.raises(NotEnoughDataError, match="no cut-off fits"):
+            backtest(log, horizon=longest + 1, methods=["run_rate"])
         with pytest.raises(InputError, match="leaves less than the 30-day horizon"):
             backtest(log, horizon="30d", end=START + pd.Timedelta(days=419))
         with pytest.raises(InputError, match="unknown method 'magic'"):

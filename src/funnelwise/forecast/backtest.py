@@ -138,6 +138,20 @@ def cutoff_dates(
             f"end {hi:%Y-%m-%d} leaves less than the {horizon:g}-day horizon before the end of "
             f"observation ({observed_until:%Y-%m-%d}); use an end on or before {last:%Y-%m-%d}"
         )
+    if lo > hi and start is None:
+        span = (observed_until - history_start) / pd.Timedelta(days=1)
+        longest = int(span // 3)
+        while longest > 1 and (history_start + pd.Timedelta(days=2 * longest)).ceil(
+            "D"
+        ) > observed_until - pd.Timedelta(days=longest):
+            longest -= 1  # the first cut-off is at a midnight
+        raise NotEnoughDataError(
+            f"no cut-off fits: the log covers {span:,.0f} days ({history_start:%Y-%m-%d} to "
+            f"{observed_until:%Y-%m-%d}), and a backtest with a {horizon:g}-day horizon needs "
+            f"two horizons of history before its first cut-off and a full horizon after its "
+            f"last ({3 * horizon:g} days); use a horizon of at most {longest} "
+            "days, or an earlier --start"
+        )
     if lo > hi:
         raise NotEnoughDataError(
             f"no cut-off fits: a backtest with a {horizon:g}-day horizon needs history "
