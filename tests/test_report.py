@@ -407,6 +407,70 @@ def test_stored_scores_are_listed_most_likely_first(synth_dir: Path, tmp_path: P
     assert scores_section({"won": None, "converted": None}).empty
 
 
+def test_a_ranking_claim_needs_an_interval_that_excludes_no_difference(log: EventLog) -> None:
+    """Two AUCs a thousandth apart (as 0.769 against 0.768 on BPI Challenge 2012) rank
+    about as well unless the interval of their difference leaves out 0."""
+    small = BoostedScorer(target="won", snapshots=8, n_estimators=50)
+    ev = evaluate_scorers(log, model=small, test_snapshots=4)
+    m = ev.metrics.set_index("kind")
+    model = m.loc["boosted"]
+    auc = float(model["roc_auc"])
+    # Logistic regression a thousandth above the model, with its real paired interval
+    # recentred there: wide enough to cover 0 on 300-odd deals.
+    lr = m.loc["logistic"]
+    half = float(lr["roc_auc_vs_model_upper"] - lr["roc_auc_vs_model_lower"]) / 2
+    close = m.drop(index="boosted").copy()
+    close.loc["logistic", "roc_auc"] = auc + 0.001
+    close.loc["logistic", "roc_auc_vs_model"] = 0.001
+    close.loc["logistic", "roc_auc_vs_model_lower"] = lo = 0.001 - half
+    close.loc["logistic", "roc_auc_vs_model_upper"] = hi = 0.001 + half
+    assert lo < 0 and (close.drop(index="logistic")["roc_auc"] < auc + 0.001).all()
+    text = _scoring_takeaway(model, close.reset_index())
+    assert (
+        f"{lr['scorer']} ranks these deals about as well as the model (ROC AUC "
+        f"{auc + 0.001:.3f} against {auc:.3f}; difference +0.001, 95% interval "
+        f"−{-lo:.3f} to +{hi:.3f})."
+    ) in text
+    assert "better than" not in text
+    # Without an interval, no ranking claim at all.
+    bare = close.drop(columns=["roc_auc_vs_model_lower", "roc_auc_vs_model_upper"])
+    text = _scoring_takeaway(model, bare.reset_index())
+    assert "ranks these deals" not in text
+    # The table gives each AUC with its interval.
+    cells = {r[0]: r[1] for r in scoring_section(ev).tables[0].rows}
+    assert cells[model["scorer"]] == (
+        f"{auc:.3f} [{model['roc_auc_lower']:.3f}–{model['roc_auc_upper']:.3f}]"
+    )
+
+
+def test_a_rule_score_that_cannot_rank_is_said_not_ranked(synth_dir: Path, tmp_path: Path) -> None:
+    """A process with no stage probabilities, checklist or required fields (as the
+    BPI Challenge 2012 example) gives every deal the same rule score: AUC 0.5 by
+    construction, which the section says in a sentence instead of listing it as a
+    baseline."""
+    keys = ("probability", "exit_criteria", "fields", "checklist")
+    bare = fw.open(without_settings(synth_dir, tmp_path, *keys))
+    try:
+        small = BoostedScorer(target="won", snapshots=8, n_estimators=50)
+        ev = evaluate_scorers(bare, model=small, test_snapshots=4)
+    finally:
+        bare.store.close()
+    m = ev.metrics.set_index("kind")
+    rule = m.loc["rule"]
+    assert ev.predictions["rule"].nunique() == 1 and rule["roc_auc"] == 0.5
+    assert rule["cannot_rank"] == (
+        f"Rule score (process) gives the {rule['units']:,} later deals the same score (0%) at "
+        "every instant, so it cannot rank them: the process gives no stage probabilities, no "
+        "exit-criteria checklist and no required fields."
+    )
+    assert m.drop(index="rule")["cannot_rank"].isna().all()
+    section = scoring_section(ev)
+    assert section.bullets == (rule["cannot_rank"],)
+    assert rule["scorer"] not in [r[0] for r in section.tables[0].rows]
+    assert len(section.tables[0].rows) == len(m) - 1
+    assert "Rule score" not in section.takeaway
+
+
 def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
     small = BoostedScorer(target="won", snapshots=8, n_estimators=50)
     ev = evaluate_scorers(log, model=small, test_snapshots=4)
@@ -424,15 +488,19 @@ def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
         "(expected calibration error)."
     )
     # Said plainly when a baseline ranks better, and when the model is near chance:
-    # the model's AUC set below every baseline's (and under 0.6).
+    # the model's AUC set below every baseline's (and under 0.6), and the interval of
+    # each difference above 0.
     low = min(0.55, float(ev.metrics["roc_auc"].min()) - 0.01)
+    is_model = ev.metrics["kind"] == "boosted"
+    gap = ev.metrics["roc_auc"] - low
     beaten = ev.metrics.assign(
-        roc_auc=np.where(ev.metrics["kind"] == "boosted", low, ev.metrics["roc_auc"])
+        roc_auc=np.where(is_model, low, ev.metrics["roc_auc"]),
+        roc_auc_vs_model=np.where(is_model, np.nan, gap),
+        roc_auc_vs_model_lower=np.where(is_model, np.nan, gap / 2),
+        roc_auc_vs_model_upper=np.where(is_model, np.nan, gap * 2),
     )
-    text = _scoring_takeaway(
-        beaten[beaten["kind"] == "boosted"].iloc[0], beaten[beaten["kind"] != "boosted"]
-    )
-    assert f"{best['scorer']} ranks these deals better than the model does." in text
+    text = _scoring_takeaway(beaten[is_model].iloc[0], beaten[~is_model])
+    assert f"{best['scorer']} ranks these deals better than the model does (ROC AUC " in text
     assert "close to chance (0.5)" in text
     # Probabilities all in one band: the calibration error only compares that level with
     # the base rate, and the takeaway says so instead of quoting it as accuracy.

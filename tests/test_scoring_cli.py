@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import funnelwise as fw
+from analytics_data import without_settings
 from funnelwise.cli import app
 from funnelwise.synth import generate, write_project
 
@@ -132,6 +133,34 @@ def test_evaluate_prints_the_model_against_its_baselines(project: Path) -> None:
         assert 0.5 < m["roc_auc"] <= 1.0
         assert 0.0 < m["brier"] < 0.3
     assert result["meta"]["test_start"] < result["meta"]["as_of"]
+
+
+def _column(out: str, header: str) -> list[str]:
+    """The cells of one column of a printed table (header row first, then body rows)."""
+    lines = [ln for ln in out.splitlines() if ln.startswith(("┃", "│"))]
+    rows = [[c.strip() for c in ln.strip("┃│").split("┃" if "┃" in ln else "│")] for ln in lines]
+    at = rows[0].index(header)
+    return [r[at] for r in rows[1:]]
+
+
+def test_evaluate_table_prints_calibration_error_as_percent_and_no_flat_rule(
+    project: Path, tmp_path: Path
+) -> None:
+    """ECE is a share like the base rate (the report writes 2.4%, the table wrote 0.02);
+    a rule score equal for every deal (a process with no stage probabilities,
+    checklist or required fields) is a sentence, not a row beside the model."""
+    keys = ("probability", "exit_criteria", "fields", "checklist")
+    root = without_settings(project, tmp_path, *keys)
+    code, out = _run(root, "evaluate", *FAST)
+    assert code == 0, out
+    result = json.loads(_run(root, "evaluate", *FAST, "--format", "json")[1])
+    metrics = {m["scorer"]: m for m in result["frames"]["metrics"]}
+    rule = metrics.pop("Rule score (process)")
+    assert _column(out, "scorer") == list(metrics)
+    assert _column(out, "ece") == [f"{100 * m['ece']:.1f}%" for m in metrics.values()]
+    assert isinstance(rule["ece"], float)  # JSON keeps the number
+    assert rule["cannot_rank"].startswith("Rule score (process) gives the ")
+    assert rule["cannot_rank"] in " ".join(out.split())
 
 
 def test_too_few_outcomes_is_a_clear_error(tiny_project: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 import funnelwise as fw
 from funnelwise.errors import InputError, NotEnoughDataError
@@ -21,7 +22,13 @@ from funnelwise.scoring import (
     RuleScorer,
     evaluate_scorers,
 )
-from funnelwise.scoring.evaluate import lift_and_gains, reliability_table, score_metrics
+from funnelwise.scoring.evaluate import (
+    auc_intervals,
+    lift_and_gains,
+    reliability_table,
+    score_metrics,
+    weighted_auc,
+)
 from funnelwise.scoring.labels import labelled_snapshots, outcome_labels
 from funnelwise.scoring.models import Calibrator, scorer_from_json, scorer_to_json
 from funnelwise.scoring.reasons import top_reasons
@@ -81,6 +88,70 @@ def test_metrics_by_hand() -> None:
     assert table.loc[table["bin_lo"] == 0.9, "observed_rate"].item() == 1.0
     # ECE: every bin holds one row, gap |p - y| each, weighted 1/10.
     assert m["ece"] == pytest.approx(np.mean(np.abs(p - y)))
+
+
+def test_weighted_auc_counts_each_row_as_often_as_its_weight() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 60)
+    p = rng.integers(0, 6, 60) / 5  # many ties
+    ones = weighted_auc(y, p, np.ones(60))
+    assert ones.tolist() == pytest.approx([score_metrics(y, p)["roc_auc"]])
+    # Weights 0, 1, 2, 3: the same as the rows repeated that often.
+    w = np.arange(60) % 4
+    repeated = score_metrics(np.repeat(y, w), np.repeat(p, w))["roc_auc"]
+    assert weighted_auc(y, p, np.vstack([w, np.ones(60)]))[0] == pytest.approx(repeated)
+    # A resample with no positive has no AUC.
+    assert np.isnan(weighted_auc(y, p, (y == 0).astype(float))[0])
+
+
+def test_auc_intervals_resample_units_and_pair_the_scorers() -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    y = rng.integers(0, 2, n)
+    noise = rng.normal(size=n)
+    scores = {
+        "model": y + noise,
+        "twin": y + noise + rng.normal(scale=0.05, size=n),  # ranks like the model
+        "sharp": 3 * y + noise,  # ranks far better
+    }
+    one = auc_intervals(y, scores, np.arange(n), reference="model", resamples=300, seed=1)
+    # Each unit scored at four instants, alike: the rows add nothing the units did not
+    # say, and a bootstrap over units gives the same intervals (one over rows would
+    # narrow them by about half).
+    units = np.repeat(np.arange(n), 4)
+    four = auc_intervals(
+        np.repeat(y, 4),
+        {k: np.repeat(v, 4) for k, v in scores.items()},
+        units,
+        reference="model",
+        resamples=300,
+        seed=1,
+    )
+    pd.testing.assert_frame_equal(one, four)
+    for k, p in scores.items():
+        auc = roc_auc_score(y, p)
+        assert one.loc[k, "roc_auc_lower"] < auc < one.loc[k, "roc_auc_upper"]
+    twin, sharp = one.loc["twin"], one.loc["sharp"]
+    assert np.isnan(one.loc["model", "roc_auc_vs_model_lower"])
+    assert twin["roc_auc_vs_model_lower"] < 0 < twin["roc_auc_vs_model_upper"]
+    assert sharp["roc_auc_vs_model_lower"] > 0
+    # Paired: the difference of near twins varies far less than either AUC.
+    width = twin["roc_auc_vs_model_upper"] - twin["roc_auc_vs_model_lower"]
+    assert width < 0.25 * (twin["roc_auc_upper"] - twin["roc_auc_lower"])
+    expected = roc_auc_score(y, scores["sharp"]) - roc_auc_score(y, scores["model"])
+    assert sharp["roc_auc_vs_model"] == pytest.approx(expected)
+
+
+def test_evaluation_gives_auc_intervals_over_deals(evaluation: Evaluation) -> None:
+    m = evaluation.metrics.set_index("kind")
+    assert (m["roc_auc_lower"] <= m["roc_auc"]).all() and (m["roc_auc"] <= m["roc_auc_upper"]).all()
+    others = m.drop(index="boosted")
+    diff = others["roc_auc"] - m.loc["boosted", "roc_auc"]
+    np.testing.assert_allclose(others["roc_auc_vs_model"], diff)
+    assert (others["roc_auc_vs_model_lower"] <= diff).all()
+    assert (diff <= others["roc_auc_vs_model_upper"]).all()
+    assert evaluation.meta["bootstrap"]["seed"] == 1  # the model's seed
+    assert evaluation.meta["bootstrap"]["over"] == "deals"
 
 
 # -- the scikit-learn contract --------------------------------------------------------

@@ -14,6 +14,7 @@ from funnelwise.forecast.backtest import MIN_CUTOFFS
 from funnelwise.report import charts, fmt
 from funnelwise.report.fmt import table
 from funnelwise.report.section import TITLES, Chart, Section, notice
+from funnelwise.scoring.result import signed
 
 if TYPE_CHECKING:
     from funnelwise.analytics.flow import FlowResult
@@ -432,16 +433,55 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
     )
 
 
+def _ranking(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The scorers that can rank (those giving every test row the same score cannot)."""
+    if "cannot_rank" not in metrics:
+        return metrics
+    return metrics[~metrics["cannot_rank"].map(lambda v: isinstance(v, str))]
+
+
 # Below this ROC AUC a ranking is too close to chance (0.5) to act on alone.
 WEAK_AUC = 0.6
 
 
+def _auc(r: Any) -> str:
+    """A ROC AUC with its interval, when it has one: '0.769 [0.749–0.792]'."""
+    auc = f"{float(r.roc_auc):.3f}"
+    lo, hi = (fmt.number(getattr(r, c, None)) for c in ("roc_auc_lower", "roc_auc_upper"))
+    return auc if lo is None or hi is None else f"{auc} [{lo:.3f}–{hi:.3f}]"
+
+
+def _versus(best: pd.Series, auc: float, unit: str, level: float) -> str:
+    """The best baseline against the model, as far as the interval of the AUC
+    difference supports a ranking (nothing said without an interval)."""
+    diff, lo, hi = (
+        fmt.number(best.get(c))
+        for c in ("roc_auc_vs_model", "roc_auc_vs_model_lower", "roc_auc_vs_model_upper")
+    )
+    if diff is None or lo is None or hi is None:
+        return ""
+    figures = (
+        f"ROC AUC {float(best['roc_auc']):.3f} against {auc:.3f}; difference {signed(diff)}, "
+        f"{round(100 * level)}% interval {signed(lo)} to {signed(hi)}"
+    )
+    if lo > 0:
+        return f" {best['scorer']} ranks these {unit}s better than the model does ({figures})."
+    if hi < 0:
+        return f" The model ranks these {unit}s better than {best['scorer']} does ({figures})."
+    return f" {best['scorer']} ranks these {unit}s about as well as the model ({figures})."
+
+
 def _scoring_takeaway(
-    m: pd.Series, baselines: pd.DataFrame, target: str = "won", bands: int = 2
+    m: pd.Series,
+    baselines: pd.DataFrame,
+    target: str = "won",
+    bands: int = 2,
+    level: float = 0.95,
 ) -> str:
     """The model's ranking quality against the best baseline (by ROC AUC), said
-    plainly when a baseline ranks better or the model is close to chance, and its
-    calibration."""
+    plainly when the interval of their difference puts the baseline ahead (or the
+    model), when the two rank about as well, or when the model is close to chance,
+    and its calibration. Baselines that cannot rank are no competitors."""
     auc = float(m["roc_auc"])
     unit, model, outcomes = (
         ("deal", "win", "wins") if target == "won" else ("lead", "conversion", "conversions")
@@ -451,13 +491,14 @@ def _scoring_takeaway(
         f"moments), the {model} model ({m['scorer']}) ranks the {outcomes} with ROC AUC "
         f"{auc:.2f}"
     )
-    ranked = baselines.dropna(subset=["roc_auc"]).sort_values("roc_auc", ascending=False)
+    ranked = _ranking(baselines).dropna(subset=["roc_auc"])
+    ranked = ranked.sort_values("roc_auc", ascending=False)
     if len(ranked):
         best = ranked.iloc[0]
         text += f" (best baseline, {best['scorer']}: {float(best['roc_auc']):.2f})"
     text += "."
-    if len(ranked) and float(ranked.iloc[0]["roc_auc"]) > auc:
-        text += f" {ranked.iloc[0]['scorer']} ranks these {unit}s better than the model does."
+    if len(ranked):
+        text += _versus(ranked.iloc[0], auc, unit, level)
     if auc < WEAK_AUC:
         text += (
             f" An AUC under {WEAK_AUC:.1f} is close to chance (0.5): the order of the scores "
@@ -489,13 +530,18 @@ def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
     m = model.iloc[0] if len(model) else metrics.iloc[0]
     curve = result.reliability
     bands = int((curve["scorer"] == m["scorer"]).sum()) if "scorer" in curve else 2
-    takeaway = _scoring_takeaway(m, metrics[metrics["kind"] != m["kind"]], target, bands)
-    order = list(metrics["scorer"])
+    level = float(result.meta.get("bootstrap", {}).get("level", 0.95))
+    takeaway = _scoring_takeaway(
+        m, metrics[metrics["kind"] != m["kind"]], target, bands, level=level
+    )
+    # The model's row stays; a baseline that cannot rank is a sentence, not a competitor.
+    shown = metrics[(metrics["kind"] == m["kind"]) | metrics.index.isin(_ranking(metrics).index)]
+    order = list(shown["scorer"])
     rows = table(
-        metrics,
+        shown,
         [
             ("Scorer", lambda r: str(r.scorer), False),
-            ("ROC AUC", lambda r: f"{float(r.roc_auc):.3f}", True),
+            ("ROC AUC", _auc, True),
             ("PR AUC", lambda r: f"{float(r.pr_auc):.3f}", True),
             ("Brier", lambda r: f"{float(r.brier):.3f}", True),
             ("Calibration error", lambda r: fmt.pct(r.ece, 1), True),
@@ -505,7 +551,8 @@ def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
         caption=f"Fitted on {unit} created before "
         f"{fmt.date(result.meta.get('test_start'))}, measured on later ones as they were "
         "known at several instants; higher AUC ranks better, lower Brier and calibration "
-        "error are better.",
+        f"error are better. ROC AUC with its {round(100 * level)}% interval from resampling "
+        f"the {unit} (each {unit[:-1]} is scored at several instants).",
     )
     return Section(
         key,
@@ -520,4 +567,5 @@ def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
             ),
         ),
         tables=(rows,),
+        bullets=tuple(result.cannot_rank()),
     )

@@ -64,6 +64,23 @@ def _rule_weights(target: str) -> dict[str, float]:
     return {"activities": 0.5, "early_activities": 0.25, "campaign": 0.25}
 
 
+# The rule's parts in words: none given ("the process gives no ..."), or the same on
+# every row ("they all have the same ...").
+RULE_PARTS = {
+    "stage_probability": ("stage probabilities", "stage probability"),
+    "checklist_share": ("exit-criteria checklist", "share of checklist items checked"),
+    "fields_share": ("required fields", "share of required fields filled"),
+    "activities": ("activities", "activity count"),
+    "early_activities": ("first-week activities", "first-week activity count"),
+    "campaign": ("campaigns", "campaign status"),
+}
+
+
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else items[0]
+
+
 class RuleScorer(Scorer):
     """A CRM-style rule score in [0, 1]; needs no outcomes to learn from.
 
@@ -101,6 +118,21 @@ class RuleScorer(Scorer):
         total = (parts.fillna(0.0) * weights).sum(axis=1)
         norm = (present * weights).sum(axis=1)
         return (total / norm.where(norm > 0)).fillna(0.0).to_numpy(float)
+
+    def why_constant(self, frame: pd.DataFrame) -> str:
+        """Why the rule gives every row of `frame` the same score: the parts the
+        process does not give (no value on any row) and those equal on every row."""
+        raw = frame.reindex(columns=list(RULE_WEIGHTS)) if self.target == "won" else None
+        parts = _rule_components(frame, self.target)
+        names = list(_rule_weights(self.target))
+        absent = [c for c in names if raw is not None and raw[c].isna().all()]
+        same = [c for c in names if c not in absent and parts[c].nunique(dropna=False) <= 1]
+        said = []
+        if absent:
+            said.append("the process gives " + _listed(["no " + RULE_PARTS[c][0] for c in absent]))
+        if same:
+            said.append("they all have the same " + _listed([RULE_PARTS[c][1] for c in same]))
+        return ", and ".join(said)
 
     def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
         """Each part's weight times its distance from one half (above half raises the score)."""

@@ -16,6 +16,12 @@ error (ECE: the row-weighted mean gap between predicted and observed
 frequency over 10 equal-width bins), and lift and gains in the top decile
 (the positive rate of the 10% highest-scored rows over the base rate; the
 share of all positives found there).
+
+A test deal is scored at several instants, so its rows are not independent:
+the 95% intervals of each ROC AUC and of its difference from the model's
+come from a paired bootstrap over test deals (each resample draws deals with
+replacement and keeps all their rows, and scores every scorer on the same
+draw), seeded with the model's seed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,11 @@ from funnelwise.scoring.result import Evaluation
 
 BINS = 10
 TOP_FRACTION = 0.1
+# Resamples of the test deals (or leads) for the ROC AUC intervals, and their level.
+RESAMPLES = 400
+LEVEL = 0.95
+# Cells (resamples × rows) handled at once: bounds the memory of the bootstrap.
+BOOTSTRAP_CELLS = 2_000_000
 
 
 def reliability_table(y: np.ndarray, p: np.ndarray, *, bins: int = BINS) -> pd.DataFrame:
@@ -121,6 +132,100 @@ def score_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "lift_top_decile": lift,
         "gains_top_decile": gains,
     }
+
+
+def weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of scores `p` for labels `y` under each row of `weights` (resamples ×
+    rows): the weighted share of (positive, negative) pairs ordered right, ties
+    counting one half. NaN where a resample lacks either outcome."""
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(np.asarray(p, dtype=float), kind="stable")
+    ranked = np.asarray(p, dtype=float)[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    w = np.atleast_2d(weights)[:, order]
+    pos = np.add.reduceat(w * y[order], starts, axis=1)
+    neg = np.add.reduceat(w, starts, axis=1) - pos
+    below = np.cumsum(neg, axis=1) - neg
+    pairs = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray((pos * (below + 0.5 * neg)).sum(axis=1) / pairs, dtype=float)
+
+
+def _percentiles(values: np.ndarray, tail: float) -> tuple[float, float]:
+    """The `tail` and 100 − `tail` percentiles of the finite values (NaN if none)."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def auc_intervals(
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    units: np.ndarray,
+    *,
+    reference: str,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per scorer (index: the keys of `scores`), the bootstrap interval of its ROC AUC
+    (`roc_auc_lower`, `roc_auc_upper`) and of its difference from the `reference`
+    scorer's (`roc_auc_vs_model`, the point difference, with `_lower`, `_upper`).
+
+    The bootstrap is paired and clustered: each resample draws the units (deals or
+    leads) with replacement, keeps every row of a drawn unit as often as it was
+    drawn, and scores all scorers on that same draw. Percentile intervals.
+    """
+    y = np.asarray(y, dtype=int)
+    codes, uniques = pd.factorize(pd.Series(units))
+    n_units = len(uniques)
+    rng = np.random.default_rng(seed)
+    aucs: dict[str, list[np.ndarray]] = {k: [] for k in scores}
+    block = max(1, BOOTSTRAP_CELLS // max(1, len(y)))
+    for first in range(0, resamples, block):
+        size = min(block, resamples - first)
+        draws = rng.integers(0, n_units, size=(size, n_units))
+        counts = np.bincount(
+            (draws + n_units * np.arange(size)[:, None]).ravel(), minlength=size * n_units
+        ).reshape(size, n_units)
+        weights = counts[:, codes].astype(float)
+        for k, p in scores.items():
+            aucs[k].append(weighted_auc(y, p, weights))
+    tail = 100 * (1 - level) / 2
+    full = {k: float(weighted_auc(y, p, np.ones(len(y)))[0]) for k, p in scores.items()}
+    ref = np.concatenate(aucs[reference])
+    rows = {}
+    for k, parts in aucs.items():
+        boot = np.concatenate(parts)
+        diff = boot - ref
+        lo, hi = _percentiles(boot, tail)
+        dlo, dhi = _percentiles(diff, tail)
+        rows[k] = {
+            "roc_auc_lower": lo,
+            "roc_auc_upper": hi,
+            "roc_auc_vs_model": full[k] - full[reference],
+            "roc_auc_vs_model_lower": dlo if k != reference else np.nan,
+            "roc_auc_vs_model_upper": dhi if k != reference else np.nan,
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.loc[reference, "roc_auc_vs_model"] = np.nan
+    return frame
+
+
+def cannot_rank(scorer: Scorer, rows: pd.DataFrame, p: np.ndarray, unit: str) -> str | None:
+    """Why `scorer` cannot rank the test rows (it gives them all the same score), or
+    None when it can."""
+    if len(p) == 0 or np.ptp(p) > 0:
+        return None
+    n = int(rows[TARGETS[scorer.target].id_column].nunique())
+    text = (
+        f"{scorer.label} gives the {n:,} later {unit} the same score "
+        f"({100 * float(p[0]):.0f}%) at every instant, so it cannot rank them"
+    )
+    why = scorer.why_constant(rows) if isinstance(scorer, RuleScorer) else ""
+    return f"{text}: {why}." if why else f"{text}."
 
 
 def default_scorers(model: BoostedScorer) -> list[Scorer]:
@@ -226,6 +331,7 @@ def evaluate_scorers(
         )
     y = rows["label"].to_numpy(int)
     predictions = rows[[key, "as_of", "label"]].copy()
+    unit = "deals" if target == "won" else "leads"
     metric_rows = []
     curves = []
     for scorer in chosen:
@@ -239,15 +345,25 @@ def evaluate_scorers(
                 "units": int(rows[key].nunique()),
                 "positives": int(y.sum()),
                 **score_metrics(y, p),
+                "cannot_rank": cannot_rank(scorer, rows, p, unit),
             }
         )
         curve = reliability_table(y, p)
         curve.insert(0, "scorer", scorer.label)
         curves.append(curve)
+    intervals = auc_intervals(
+        y,
+        {s.kind: predictions[s.kind].to_numpy(float) for s in chosen},
+        rows[key].to_numpy(),
+        reference=model.kind,
+        seed=model.seed,
+    )
+    metrics = pd.DataFrame(metric_rows)
+    metrics = metrics.join(intervals, on="kind")
     meta = {
         "as_of": end,
         "target": target,
-        "unit": "deals" if target == "won" else "leads",
+        "unit": unit,
         "test_start": split_at,
         "test_end": test_end,
         "split": data.split.to_dict(),
@@ -256,10 +372,11 @@ def evaluate_scorers(
         "test_fraction": test_fraction,
         "model_params": model.get_params(),
         "dropped_attributes": list(getattr(model, "dropped_keys_", ())),
+        "bootstrap": {"resamples": RESAMPLES, "level": LEVEL, "seed": model.seed, "over": unit},
     }
     return Evaluation(
         {
-            "metrics": pd.DataFrame(metric_rows),
+            "metrics": metrics,
             "reliability": pd.concat(curves, ignore_index=True),
             "predictions": predictions,
         },

@@ -6,8 +6,13 @@ notebooks render them the same way and never compute anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
+
+import pandas as pd
+from rich.console import Group, RenderableType
+from rich.text import Text
 
 from funnelwise.analytics.result import Result, frame_view
 
@@ -37,17 +42,30 @@ class Scores(Result):
         return str(self.meta["id_column"])
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """A difference with its sign: '+0.012', '−0.004'; '0.000' when it rounds to zero."""
+    text = f"{value:+.{digits}f}"
+    return f"{0:.{digits}f}" if float(text) == 0 else text.replace("-", "−")
+
+
 @dataclass(frozen=True, eq=False)
 class Evaluation(Result):
     """A model against its baselines on a time-ordered split.
 
-    `metrics`: per scorer, the test rows and units, the base rate, ROC AUC,
-    PR AUC (average precision), Brier score, expected calibration error (ECE,
-    10 equal-width bins), and lift and gains in the top decile. `reliability`:
-    per scorer and bin, mean predicted against observed frequency with its
-    Wilson 95% interval. `predictions`: every test row's label and scores.
+    `metrics`: per scorer, the test rows and units, the base rate, ROC AUC
+    (with the 95% interval of a bootstrap over units, `roc_auc_lower`/`_upper`),
+    its difference from the model's (`roc_auc_vs_model`, with its interval from
+    the same paired bootstrap), PR AUC (average precision), Brier score, expected
+    calibration error (ECE, 10 equal-width bins), lift and gains in the top
+    decile, and `cannot_rank`: why a scorer that gives every test row the same
+    score cannot rank them (empty otherwise). `reliability`: per scorer and bin,
+    mean predicted against observed frequency with its Wilson 95% interval.
+    `predictions`: every test row's label and scores.
     Meta: the split instants (the first test deal's start, the fit's slices),
-    counts, parameters.
+    counts, parameters, the bootstrap's resamples, level and seed.
+
+    In the terminal a scorer that cannot rank is a sentence under the table, not
+    a row beside the model.
     """
 
     analysis: ClassVar[str] = "score_evaluation"
@@ -60,6 +78,7 @@ class Evaluation(Result):
             "units",
             "base_rate",
             "roc_auc",
+            "roc_auc_vs_model",
             "pr_auc",
             "brier",
             "ece",
@@ -67,11 +86,46 @@ class Evaluation(Result):
             "gains_top_decile",
         )
     }
-    percent: ClassVar[frozenset[str]] = frozenset({"base_rate", "gains_top_decile"})
+    percent: ClassVar[frozenset[str]] = frozenset({"base_rate", "ece", "gains_top_decile"})
 
     metrics = frame_view("One row per scorer: discrimination and calibration on the test rows")
     reliability = frame_view("Per scorer and probability bin: predicted against observed")
     predictions = frame_view("Per test row: label and each scorer's probability")
+
+    def cannot_rank(self) -> list[str]:
+        """The sentences saying why a scorer cannot rank the test rows."""
+        notes = self.frames["metrics"].get("cannot_rank", pd.Series(dtype=object))
+        return [v for v in notes if isinstance(v, str)]
+
+    def display_frame(self, name: str) -> pd.DataFrame:
+        """As `Result.display_frame`; in `metrics`, the AUC difference from the model
+        reads '+0.012 [−0.004, +0.027]' and scorers that cannot rank are left out
+        (`cannot_rank` says why)."""
+        cells = super().display_frame(name)
+        if name != "metrics":
+            return cells
+        f = self.frames[name].loc[cells.index]
+        if "roc_auc_vs_model" in cells:
+            cells["roc_auc_vs_model"] = [
+                "–"
+                if pd.isna(d) or pd.isna(lo) or pd.isna(hi)
+                else f"{signed(d)} [{signed(lo)}, {signed(hi)}]"
+                for d, lo, hi in zip(
+                    f["roc_auc_vs_model"],
+                    f["roc_auc_vs_model_lower"],
+                    f["roc_auc_vs_model_upper"],
+                    strict=True,
+                )
+            ]
+        if "cannot_rank" in f:
+            reference = f.get("roc_auc_vs_model", pd.Series(0.0, index=f.index)).isna()
+            cells = cells[f["cannot_rank"].isna() | reference]
+        return cells
+
+    def renderable(self, names: Sequence[str] | None = None) -> RenderableType:
+        """The tables, then why a scorer cannot rank, one sentence each."""
+        notes = [Text(n) for n in self.cannot_rank()]
+        return Group(super().renderable(names), *notes)
 
 
 @dataclass(frozen=True, eq=False)
