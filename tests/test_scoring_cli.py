@@ -113,7 +113,22 @@ def test_apply_needs_a_model_but_the_rule_needs_none(project: Path, tmp_path: Pa
     code, out = _run(root, "apply")
     assert code == 2
     assert "no trained model for target 'won'" in out
-    assert "score train" in out
+    # The command to run is the one that fits: no --as-of when none was given.
+    assert "run `funnelwise score train --target won` first" in " ".join(out.split())
+    code, out = _run(root, "apply", "--as-of", "2023-06-01")
+    assert code == 2
+    assert "`funnelwise score train --target won --as-of 2023-06-01`" in " ".join(out.split())
+    # Before the first deal there is nothing to train on or to score: no such advice.
+    log = fw.open(root)
+    with log.store:
+        first = log.deals.created_at.min().to_pandas()
+    code, out = _run(root, "apply", "--as-of", "2000-01-01")
+    assert code == 2
+    assert "score train" not in out
+    assert (
+        f"no deal had been created by 2000-01-01 (the first was created on "
+        f"{pd.Timestamp(first).date()})" in " ".join(out.split())
+    )
     code, out = _run(root, "apply", "--model", "rule", "--format", "csv")
     assert code == 0, out
     frame = pd.read_csv(io.StringIO(out))

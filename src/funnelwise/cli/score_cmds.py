@@ -162,7 +162,11 @@ def apply(
         chosen = save_model(log.store, scorer)
     else:
         chosen, scorer = load_model(
-            log.store, target=target.value, model_id=model_id, as_of=log.now
+            log.store,
+            target=target.value,
+            model_id=model_id,
+            as_of=log.now,
+            suggest_as_of=as_of is not None,
         )
     scores = scorer.score(log, top=top, model_id=chosen)
     save_scores(log.store, scores)

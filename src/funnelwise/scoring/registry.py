@@ -61,17 +61,20 @@ def load_model(
     model_id: str | None = None,
     kind: str = "boosted",
     as_of: pd.Timestamp | None = None,
+    suggest_as_of: bool = True,
 ) -> tuple[str, Scorer]:
     """The stored scorer with this id, or the one of this kind for `target` trained
     as of the latest instant not after `as_of` (any, without it; among equals the
     one trained last).
 
-    Raises InputError naming the stored models (or how to train one). A model
-    learned from outcomes after `as_of` is never chosen: scoring with it would
-    use what was not known then.
+    Raises InputError naming the stored models (or how to train one: with
+    `--as-of` when `suggest_as_of`, as when the user gave the instant; and none
+    when no deal or lead had been created by `as_of`, as there is nothing to learn
+    from or to score then). A model learned from outcomes after `as_of` is never
+    chosen: scoring with it would use what was not known then.
     """
     train = f"`funnelwise score train --target {target}" + (
-        f" --as-of {as_of.date()}`" if as_of is not None else "`"
+        f" --as-of {as_of.date()}`" if as_of is not None and suggest_as_of else "`"
     )
     models = store.table("models")
     if model_id is not None:
@@ -91,6 +94,8 @@ def load_model(
         rows = fitting.order_by([ibis.desc("trained_as_of"), ibis.desc("created_at")]).limit(1)
         rows = rows.to_pandas()
         if rows.empty:
+            if as_of is not None:
+                _check_units_by(store, target, as_of)
             later = m.trained_as_of.min().to_pandas() if as_of is not None else None
             if later is not None and not pd.isna(later):
                 raise InputError(
@@ -110,6 +115,21 @@ def load_model(
             f"then. Run {train} first"
         )
     return str(rows["model_id"].iloc[0]), scorer
+
+
+def _check_units_by(store: Store, target: str, as_of: pd.Timestamp) -> None:
+    """Raise InputError when no deal (or lead) had been created by `as_of`: no model
+    can be trained as of then, and there is nothing to score."""
+    unit = "deal" if target == "won" else "lead"
+    table = store.table(f"{unit}s")
+    first = table.created_at.min().to_pandas()
+    if first is None or pd.isna(first) or pd.Timestamp(first) > as_of:
+        since = f" (the first was created on {pd.Timestamp(first).date()})" if first else ""
+        when = as_of.date() if as_of == as_of.normalize() else as_of
+        raise InputError(
+            f"no {unit} had been created by {when}{since}: there is nothing to score as of "
+            "then, nor to train a model on. Pick a later --as-of."
+        )
 
 
 def save_scores(store: Store, scores: Scores) -> int:
