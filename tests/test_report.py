@@ -427,15 +427,26 @@ def test_a_ranking_claim_needs_an_interval_that_excludes_no_difference(log: Even
     assert lo < 0 and (close.drop(index="logistic")["roc_auc"] < auc + 0.001).all()
     text = _scoring_takeaway(model, close.reset_index())
     assert (
-        f"{lr['scorer']} ranks these deals about as well as the model (ROC AUC "
-        f"{auc + 0.001:.3f} against {auc:.3f}; difference +0.001, 95% interval "
+        f"The best baseline, {lr['scorer']}, ranks them about as well: ROC AUC "
+        f"{auc + 0.001:.3f} against the model's {auc:.3f} (difference +0.001, 95% interval "
         f"−{-lo:.3f} to +{hi:.3f})."
     ) in text
-    assert "better than" not in text
+    assert "better" not in text
     # Without an interval, no ranking claim at all.
     bare = close.drop(columns=["roc_auc_vs_model_lower", "roc_auc_vs_model_upper"])
     text = _scoring_takeaway(model, bare.reset_index())
-    assert "ranks these deals" not in text
+    assert "ranks them" not in text
+    assert f"The best baseline, {lr['scorer']}, has ROC AUC {auc + 0.001:.3f}." in text
+    # The model clearly ahead: said with the difference the way round that is positive.
+    ahead = close.loc[["logistic"]].copy()
+    ahead.loc["logistic", "roc_auc"] = auc - 0.05
+    ahead.loc["logistic", ["roc_auc_vs_model", "roc_auc_vs_model_lower"]] = (-0.05, -0.08)
+    ahead.loc["logistic", "roc_auc_vs_model_upper"] = -0.02
+    text = _scoring_takeaway(model, ahead.reset_index())
+    assert (
+        f"The model ranks them better than the best baseline, {lr['scorer']}: ROC AUC "
+        f"{auc:.3f} against {auc - 0.05:.3f} (difference +0.050, 95% interval +0.020 to +0.080)."
+    ) in text
     # The table gives each AUC with its interval.
     cells = {r[0]: r[1] for r in scoring_section(ev).tables[0].rows}
     assert cells[model["scorer"]] == (
@@ -480,8 +491,8 @@ def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
     section = scoring_section(ev)
     assert section.takeaway.startswith(
         f"On {model['units']:,} later deals ({model['rows']:,} scored moments), the win model "
-        f"({model['scorer']}) ranks the wins with ROC AUC {model['roc_auc']:.2f} "
-        f"(best baseline, {best['scorer']}: {best['roc_auc']:.2f})."
+        f"({model['scorer']}) ranks the wins with ROC AUC {model['roc_auc']:.3f}. The best "
+        f"baseline, {best['scorer']}, ranks them "
     )
     assert section.takeaway.endswith(
         f"The model's probabilities are off by {100 * model['ece']:.1f}% on average "
@@ -500,7 +511,7 @@ def test_scoring_section_quotes_the_evaluation(log: EventLog) -> None:
         roc_auc_vs_model_upper=np.where(is_model, np.nan, gap * 2),
     )
     text = _scoring_takeaway(beaten[is_model].iloc[0], beaten[~is_model])
-    assert f"{best['scorer']} ranks these deals better than the model does (ROC AUC " in text
+    assert f"The best baseline, {best['scorer']}, ranks them better: ROC AUC " in text
     assert "close to chance (0.5)" in text
     # Probabilities all in one band: the calibration error only compares that level with
     # the base rate, and the takeaway says so instead of quoting it as accuracy.

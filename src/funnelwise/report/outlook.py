@@ -451,24 +451,30 @@ def _auc(r: Any) -> str:
     return auc if lo is None or hi is None else f"{auc} [{lo:.3f}–{hi:.3f}]"
 
 
-def _versus(best: pd.Series, auc: float, unit: str, level: float) -> str:
+def _versus(best: pd.Series, auc: float, level: float) -> str:
     """The best baseline against the model, as far as the interval of the AUC
-    difference supports a ranking (nothing said without an interval)."""
+    difference supports a ranking: no claim without an interval. The difference is
+    said the way round that makes it positive when one scorer ranks better."""
+    name, other = best["scorer"], float(best["roc_auc"])
     diff, lo, hi = (
         fmt.number(best.get(c))
         for c in ("roc_auc_vs_model", "roc_auc_vs_model_lower", "roc_auc_vs_model_upper")
     )
     if diff is None or lo is None or hi is None:
-        return ""
-    figures = (
-        f"ROC AUC {float(best['roc_auc']):.3f} against {auc:.3f}; difference {signed(diff)}, "
-        f"{round(100 * level)}% interval {signed(lo)} to {signed(hi)}"
-    )
-    if lo > 0:
-        return f" {best['scorer']} ranks these {unit}s better than the model does ({figures})."
+        return f" The best baseline, {name}, has ROC AUC {other:.3f}."
+    pct = f"{round(100 * level)}%"
     if hi < 0:
-        return f" The model ranks these {unit}s better than {best['scorer']} does ({figures})."
-    return f" {best['scorer']} ranks these {unit}s about as well as the model ({figures})."
+        return (
+            f" The model ranks them better than the best baseline, {name}: ROC AUC {auc:.3f} "
+            f"against {other:.3f} (difference {signed(-diff)}, {pct} interval {signed(-hi)} "
+            f"to {signed(-lo)})."
+        )
+    how = "better" if lo > 0 else "about as well"
+    return (
+        f" The best baseline, {name}, ranks them {how}: ROC AUC {other:.3f} against the "
+        f"model's {auc:.3f} (difference {signed(diff)}, {pct} interval {signed(lo)} to "
+        f"{signed(hi)})."
+    )
 
 
 def _scoring_takeaway(
@@ -489,16 +495,12 @@ def _scoring_takeaway(
     text = (
         f"On {fmt.plural(m['units'], 'later ' + unit)} ({fmt.count(m['rows'])} scored "
         f"moments), the {model} model ({m['scorer']}) ranks the {outcomes} with ROC AUC "
-        f"{auc:.2f}"
+        f"{auc:.3f}."
     )
     ranked = _ranking(baselines).dropna(subset=["roc_auc"])
     ranked = ranked.sort_values("roc_auc", ascending=False)
     if len(ranked):
-        best = ranked.iloc[0]
-        text += f" (best baseline, {best['scorer']}: {float(best['roc_auc']):.2f})"
-    text += "."
-    if len(ranked):
-        text += _versus(ranked.iloc[0], auc, unit, level)
+        text += _versus(ranked.iloc[0], auc, level)
     if auc < WEAK_AUC:
         text += (
             f" An AUC under {WEAK_AUC:.1f} is close to chance (0.5): the order of the scores "
