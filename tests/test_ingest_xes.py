@@ -10,10 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import funnelwise as fw
 from conftest import shared_data
-from funnelwise.errors import SourceImportError
+from funnelwise.errors import InputError, SourceImportError
 from funnelwise.ingest import ImportOptions
+from funnelwise.ingest.load import ImportResult
 from funnelwise.ingest.xes import XesOptions, import_xes
+from funnelwise.project import Project
 from ingest_util import FIXTURES, NOW, dump, history, new_project, rows
 
 SMALL = FIXTURES / "xes" / "small.xes"
@@ -157,7 +160,6 @@ def test_bpi_challenge_2012(tmp_path: Path) -> None:
     root = tmp_path / "bpi"
     root.mkdir()
     shutil.copy(EXAMPLES / "bpic2012" / "process.yaml", root / "process.yaml")
-    from funnelwise.project import Project
 
     project = Project(root)
     store = project.open_store(create=True)
@@ -182,7 +184,47 @@ def test_bpi_challenge_2012(tmp_path: Path) -> None:
         "('approved', 'declined', 'cancelled'))",
     ) == [(0,)]
     assert store.meta("observed_until") == "2012-03-14T15:04:54.681000"
+    # Owners: the resource with the most events of each case, as pandas finds them
+    # from the file; the first event of every case is the system user's.
+    expected = _owners_by_pandas(log)
+    got = store.raw.execute("SELECT deal_id, owner_id FROM deals").df().set_index("deal_id")
+    assert got.owner_id.sort_index().equals(expected.sort_index().rename("owner_id"))
+    assert got.owner_id.nunique() > 50
+    (note,) = [n for n in r.notes if n.startswith("owners:")]
+    assert f"{expected.nunique()} distinct" in note
     store.close()
+
+
+def _owners_by_pandas(path: Path) -> pd.Series:
+    """Per case, the org:resource with the most events (ties: the earliest first
+    event), read with the standard library's XML parser and counted in pandas."""
+    import xml.etree.ElementTree as ET
+
+    records: list[tuple[str, int, str | None, str]] = []
+    pending: list[tuple[int, str | None, str]] = []
+    with gzip.open(path) as fh:
+        for _, el in ET.iterparse(fh, events=("end",)):
+            tag = el.tag.rsplit("}", 1)[-1]
+            if tag == "event":
+                a = {c.get("key"): c.get("value") for c in el}
+                pending.append(
+                    (len(records) + len(pending), a.get("org:resource"), a["time:timestamp"])
+                )
+                el.clear()
+            elif tag == "trace":
+                case = next(c.get("value") for c in el if c.get("key") == "concept:name")
+                records += [(str(case), *e) for e in pending]
+                pending = []
+                el.clear()
+    df = pd.DataFrame(records, columns=["case", "pos", "resource", "time"]).dropna()
+    df["time"] = pd.to_datetime(df.time, utc=True, format="ISO8601")
+    per = (
+        df.groupby(["case", "resource"])
+        .agg(n=("pos", "size"), first=("time", "min"), pos=("pos", "min"))
+        .reset_index()
+        .sort_values(["case", "n", "first", "pos"], ascending=[True, False, True, True])
+    )
+    return per.groupby("case").resource.first()
 
 
 def test_a_repeated_case_id_joins_one_deal(tmp_path: Path) -> None:
@@ -222,4 +264,147 @@ def test_suggest_mapping_lists_the_activity_names(tmp_path: Path) -> None:
     # Call (3 transitions) and Email are activities now; mapping them makes them stages.
     assert "'Call': 2 rows" in text and "'Email': 1 rows" in text
     assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
+    store.close()
+
+
+def _owners_log(path: Path) -> Path:
+    """Three cases; events as (name, resource or None, day of January 2024), in file order.
+
+    T1: sys 1 event, zoe 2 (days 2, 5), amy 2 (days 3, 4; first in the file), cy 1,
+    and a last event naming nobody: zoe and amy tie for most, zoe started earlier.
+    T2: sys 2 events, ana 1 (the last). T3: no resource at all."""
+    cases = {
+        "T1": [
+            ("Call", "amy", 3),
+            ("Prospecting", "sys", 1),
+            ("Call", "zoe", 2),
+            ("Email", "amy", 4),
+            ("Email", "zoe", 5),
+            ("Call", "cy", 6),
+            ("Email", None, 7),
+        ],
+        "T2": [("Prospecting", "sys", 1), ("Email", "sys", 2), ("Call", "ana", 3)],
+        "T3": [("Prospecting", None, 1), ("Call", None, 2)],
+    }
+    traces = []
+    for case, events in cases.items():
+        body = [
+            "<event>"
+            f'<string key="concept:name" value="{name}"/>'
+            + (f'<string key="org:resource" value="{who}"/>' if who else "")
+            + f'<date key="time:timestamp" value="2024-01-{day:02d}T09:00:00Z"/></event>'
+            for name, who, day in events
+        ]
+        traces.append(
+            f'<trace><string key="concept:name" value="{case}"/>\n' + "\n".join(body) + "\n</trace>"
+        )
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<log>\n' + "\n".join(traces) + "\n</log>\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rule", "t1", "t2"),
+    [("most", "zoe", "sys"), ("first", "sys", "sys"), ("last", "cy", "ana")],
+)
+def test_the_owner_rule_picks_among_the_resources(
+    tmp_path: Path, rule: str, t1: str, t2: str
+) -> None:
+    log = _owners_log(tmp_path / "owners.xes")
+    store, process = new_project(tmp_path / "p")
+    r = import_xes(store, process, log, xes=XesOptions(owner=rule), options=OPTS)  # type: ignore[arg-type]
+    assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
+        ("T1", t1),
+        ("T2", t2),
+        ("T3", None),
+    ]
+    (note,) = [n for n in r.notes if n.startswith("owners:")]
+    assert f"--owner {rule}" in note and f"; {len({t1, t2})} distinct" in note
+    store.close()
+
+
+def test_the_default_owner_did_most_of_the_case(tmp_path: Path) -> None:
+    log = _owners_log(tmp_path / "owners.xes")
+    store, process = new_project(tmp_path / "p")
+    r = import_xes(store, process, log, options=OPTS)
+    assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
+        ("T1", "zoe"),
+        ("T2", "sys"),
+        ("T3", None),
+    ]
+    (note,) = [n for n in r.notes if n.startswith("owners:")]
+    assert "most events" in note
+    store.close()
+    # A log naming no resource says nothing of owners.
+    text = log.read_text()
+    log.write_text(
+        text[: text.index("<trace>")]
+        + text[text.index('<trace><string key="concept:name" value="T3"') :]
+    )
+    store, process = new_project(tmp_path / "bare")
+    r = import_xes(store, process, log, options=OPTS)
+    assert rows(store, "SELECT deal_id, owner_id FROM deals") == [("T3", None)]
+    assert not [n for n in r.notes if "owner" in n]
+    store.close()
+
+
+def test_reimporting_with_another_owner_rule(tmp_path: Path) -> None:
+    log = _owners_log(tmp_path / "owners.xes")
+    store, process = new_project(tmp_path / "p")
+    import_xes(store, process, log, options=OPTS)
+
+    def loaded(r: ImportResult) -> dict[str, tuple[int, int]]:
+        return {t: (c.loaded, c.updated) for t, c in r.counts.items() if c.loaded or c.updated}
+
+    # The same file and rule again: nothing new, nothing updated, nothing to say of owners.
+    again = import_xes(store, process, log, options=OPTS)
+    assert loaded(again) == {}
+    assert not [n for n in again.notes if "stored with another owner" in n]
+    # Another rule: T1's owner (zoe by most events, sys by the first) changes from the
+    # log's end on, as an owner change would in a newer export; T2 keeps sys.
+    first = import_xes(store, process, log, xes=XesOptions(owner="first"), options=OPTS)
+    assert loaded(first) == {"deals": (0, 1), "deal_changes": (1, 0)}
+    (note,) = [n for n in first.notes if n.startswith("owners:")]
+    assert "; 1 deal stored with another owner take this one from the log's end on" in note
+    assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
+        ("T1", "sys"),
+        ("T2", "sys"),
+        ("T3", None),
+    ]
+    log_ = fw.EventLog(store, process)
+    before = log_.as_of(pd.Timestamp("2024-01-06")).deals.execute()
+    assert dict(zip(before.deal_id, before.owner_id, strict=True))["T1"] == "zoe"
+    # That rule again: nothing new.
+    assert (
+        loaded(import_xes(store, process, log, xes=XesOptions(owner="first"), options=OPTS)) == {}
+    )
+    store.close()
+
+
+def test_an_unknown_owner_rule_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"owner must be most, first or last \(got 'boss'\)"):
+        XesOptions(owner="boss")  # type: ignore[arg-type]
+    from typer.testing import CliRunner
+
+    from funnelwise.cli import app
+
+    root = tmp_path / "cli"
+    assert CliRunner().invoke(app, ["init", str(root)]).exit_code == 0
+    log = _owners_log(tmp_path / "owners.xes")
+    result = CliRunner().invoke(
+        app, ["--project", str(root), "import", "xes", str(log), "--owner", "boss"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "owner must be most, first or last (got 'boss')" in " ".join(result.output.split())
+    result = CliRunner().invoke(
+        app, ["--project", str(root), "import", "xes", str(log), "--owner", "last"]
+    )
+    assert result.exit_code == 0, result.output
+    store = Project(root).open_store()
+    assert rows(store, "SELECT owner_id FROM deals ORDER BY deal_id") == [
+        ("cy",),
+        ("ana",),
+        (None,),
+    ]
     store.close()

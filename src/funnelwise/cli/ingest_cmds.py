@@ -251,13 +251,26 @@ def import_xes_cmd(
     currency: Annotated[
         str | None, typer.Option(help="Currency of the amounts (default: the process's).")
     ] = None,
+    owner: Annotated[
+        str,
+        typer.Option(
+            help="Deal owner among the org:resource of the case's events: most (the one "
+            "with the most events; ties: the earliest), first or last (of the first or "
+            "last event naming one)."
+        ),
+    ] = "most",
 ) -> ImportCall:
     """Import an XES event log: traces are deals, events stage entries or activities.
 
-    Events whose names are mapped to stages become stage entries, the others activities."""
+    Events whose names are mapped to stages become stage entries, the others activities.
+    A deal's owner is the org:resource with the most events of its case (--owner)."""
     from funnelwise.ingest.xes import XesOptions, import_xes
 
-    xes = XesOptions(amount_attribute=amount_attribute, currency=currency)
+    xes = XesOptions(
+        amount_attribute=amount_attribute,
+        currency=currency,
+        owner=owner,  # type: ignore[arg-type]  # checked by XesOptions
+    )
     return lambda s, p, opts, progress: import_xes(
         s, p, file, xes=xes, options=opts, progress=progress
     )

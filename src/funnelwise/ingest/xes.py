@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Literal, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from funnelwise.errors import SourceImportError
+from funnelwise.errors import InputError, SourceImportError
 from funnelwise.ingest.assemble import Staged
 from funnelwise.ingest.importer import ImportOptions, Reader, run_import
 from funnelwise.ingest.load import ImportResult
@@ -53,12 +53,39 @@ CHUNK_TRACES = 2000
 _NS = re.compile(rb"<log\b[^>]*\bxmlns\s*=\s*[\"']([^\"']+)[\"']")
 
 
+OwnerRule = Literal["most", "first", "last"]
+OWNER_RULES: tuple[OwnerRule, ...] = ("most", "first", "last")
+# Per rule: how the owner is picked among a case's events that name a resource,
+# and how the import's note says so.
+_OWNER_PICK: dict[OwnerRule, tuple[str, str]] = {
+    "most": (
+        "arg_min(actor_id, (-n, first))",
+        "the org:resource with the most events of its case (ties: the earliest)",
+    ),
+    "first": ("arg_min(actor_id, first)", "the org:resource of its case's first event"),
+    "last": ("arg_max(actor_id, last)", "the org:resource of its case's last event"),
+}
+
+
 @dataclass(frozen=True)
 class XesOptions:
-    """Which trace attribute is the deal amount, and in which currency."""
+    """Which trace attribute is the deal amount, in which currency, and who owns a deal.
+
+    `owner` picks each deal's owner among the `org:resource` values of its case's
+    events: 'most' (default) the resource with the most events, counting every
+    lifecycle transition (ties: the one whose first event is earliest); 'first' or
+    'last' the resource of the case's first or last event that names one."""
 
     amount_attribute: str | None = None
     currency: str | None = None
+    owner: OwnerRule = "most"
+
+    def __post_init__(self) -> None:
+        if self.owner not in OWNER_RULES:
+            raise InputError(
+                f"owner must be {', '.join(OWNER_RULES[:-1])} or {OWNER_RULES[-1]} "
+                f"(got {self.owner!r})"
+            )
 
 
 @contextmanager
@@ -263,6 +290,28 @@ def _stage(
     return st.add_file(src)
 
 
+def _note_owners(st: Staging, traces: str, rule: OwnerRule) -> None:
+    """Say how owners were chosen (when the log names resources), and how many deals
+    already stored with another owner (say, chosen by another rule) take the new one."""
+    owners, moved = st.sql(
+        f"""SELECT count(DISTINCT t.owner_id),
+                   count(DISTINCT t.deal_id) FILTER (
+                       WHERE d.deal_id IS NOT NULL AND t.owner_id IS NOT NULL
+                       AND d.owner_id IS DISTINCT FROM t.owner_id)
+            FROM {quote(traces)} t LEFT JOIN {st.store_table("deals")} d USING (deal_id)"""
+    )[0]
+    if not owners:
+        return
+    note = f"owners: {_OWNER_PICK[rule][1]}, --owner {rule}; {owners:,} distinct"
+    if moved:
+        deals = "deal" if moved == 1 else "deals"
+        note += (
+            f"; {moved:,} {deals} stored with another owner take this one from the log's "
+            "end on (import into a new project to have it from the start)"
+        )
+    st.notes.append(note)
+
+
 def xes_reader(
     path: Path, opts: XesOptions, options: ImportOptions, progress: ProgressCallback | None = None
 ) -> Reader:
@@ -310,12 +359,18 @@ def xes_reader(
                        AS attributes,
                    e.created_at, e.owner_id
             FROM xes_cases c
-            JOIN (SELECT deal_id, min(entered_at) AS created_at,
-                         arg_min(actor_id, (entered_at, _row)) AS owner_id
-                  FROM ({problems.clean(events)}) GROUP BY deal_id) e
+            JOIN (SELECT deal_id, min(created_at) AS created_at,
+                         {_OWNER_PICK[opts.owner][0]} FILTER (WHERE actor_id IS NOT NULL)
+                             AS owner_id
+                  FROM (SELECT deal_id, actor_id, count(*) AS n,
+                               min(entered_at) AS created_at,
+                               min((entered_at, _row)) AS first, max((entered_at, _row)) AS last
+                        FROM ({problems.clean(events)}) GROUP BY deal_id, actor_id)
+                  GROUP BY deal_id) e
               ON e.deal_id = nullif(trim(c.case_id), '')
             """,
         )
+        _note_owners(st, traces, opts.owner)
         first = "row_number() OVER (PARTITION BY deal_id ORDER BY _row)"
         problems.add(
             f"SELECT _src, _row, 'trace concept:name', deal_id, 'repeats the case of the "
