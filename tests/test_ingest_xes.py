@@ -84,6 +84,7 @@ def test_small_log_hand_computed(tmp_path: Path) -> None:
     assert {t: c.loaded for t, c in again.counts.items()} == {
         "deals": 0,
         "stage_events": 0,
+        "deal_changes": 0,
         "activities": 0,
     }
     store.close()
@@ -196,8 +197,8 @@ def test_bpi_challenge_2012(tmp_path: Path) -> None:
 
 
 def _owners_by_pandas(path: Path) -> pd.Series:
-    """Per case, the org:resource with the most events (ties: the earliest first
-    event), read with the standard library's XML parser and counted in pandas."""
+    """Per case, the org:resource with the most events (ties: the one who got there
+    first), read with the standard library's XML parser and counted in pandas."""
     import xml.etree.ElementTree as ET
 
     records: list[tuple[str, int, str | None, str]] = []
@@ -218,13 +219,11 @@ def _owners_by_pandas(path: Path) -> pd.Series:
                 el.clear()
     df = pd.DataFrame(records, columns=["case", "pos", "resource", "time"]).dropna()
     df["time"] = pd.to_datetime(df.time, utc=True, format="ISO8601")
-    per = (
-        df.groupby(["case", "resource"])
-        .agg(n=("pos", "size"), first=("time", "min"), pos=("pos", "min"))
-        .reset_index()
-        .sort_values(["case", "n", "first", "pos"], ascending=[True, False, True, True])
-    )
-    return per.groupby("case").resource.first()
+    df = df.sort_values(["case", "time", "pos"])
+    # A resource leads from the event that takes its count strictly past every other's.
+    df["n"] = df.groupby(["case", "resource"]).cumcount() + 1
+    before = df.groupby("case")["n"].transform(lambda n: n.cummax().shift(fill_value=0))
+    return df[df.n > before].groupby("case").resource.last()
 
 
 def test_a_repeated_case_id_joins_one_deal(tmp_path: Path) -> None:
@@ -270,9 +269,10 @@ def test_suggest_mapping_lists_the_activity_names(tmp_path: Path) -> None:
 def _owners_log(path: Path) -> Path:
     """Three cases; events as (name, resource or None, day of January 2024), in file order.
 
-    T1: sys 1 event, zoe 2 (days 2, 5), amy 2 (days 3, 4; first in the file), cy 1,
-    and a last event naming nobody: zoe and amy tie for most, zoe started earlier.
-    T2: sys 2 events, ana 1 (the last). T3: no resource at all."""
+    T1: sys 1 event (day 1), zoe 2 (days 2, 5), amy 2 (days 3, 4; first in the file),
+    cy 1, and a last event naming nobody: zoe and amy tie for most, zoe started
+    earlier but amy got to 2 first. T2: sys 2 events, ana 1 (the last). T3: no
+    resource at all."""
     cases = {
         "T1": [
             ("Call", "amy", 3),
@@ -305,11 +305,15 @@ def _owners_log(path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("rule", "t1", "t2"),
-    [("most", "zoe", "sys"), ("first", "sys", "sys"), ("last", "cy", "ana")],
+    ("rule", "t1", "t2", "t1_by_day"),
+    [
+        ("most", "amy", "sys", {1: "sys", 2: "sys", 3: "sys", 4: "amy", 5: "amy"}),
+        ("first", "sys", "sys", {1: "sys", 3: "sys", 6: "sys"}),
+        ("last", "cy", "ana", {1: "sys", 2: "zoe", 3: "amy", 5: "zoe", 6: "cy"}),
+    ],
 )
 def test_the_owner_rule_picks_among_the_resources(
-    tmp_path: Path, rule: str, t1: str, t2: str
+    tmp_path: Path, rule: str, t1: str, t2: str, t1_by_day: dict[int, str]
 ) -> None:
     log = _owners_log(tmp_path / "owners.xes")
     store, process = new_project(tmp_path / "p")
@@ -319,6 +323,12 @@ def test_the_owner_rule_picks_among_the_resources(
         ("T2", t2),
         ("T3", None),
     ]
+    # As of a date, the owner is the one that the events up to then make: the
+    # hindsight of later events does not reach back.
+    events = fw.EventLog(store, process)
+    for day, owner in t1_by_day.items():
+        cut = events.as_of(pd.Timestamp(f"2024-01-{day:02d} 12:00")).deals.execute()
+        assert dict(zip(cut.deal_id, cut.owner_id, strict=True))["T1"] == owner, day
     (note,) = [n for n in r.notes if n.startswith("owners:")]
     assert f"--owner {rule}" in note and f"; {len({t1, t2})} distinct" in note
     store.close()
@@ -329,7 +339,7 @@ def test_the_default_owner_did_most_of_the_case(tmp_path: Path) -> None:
     store, process = new_project(tmp_path / "p")
     r = import_xes(store, process, log, options=OPTS)
     assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
-        ("T1", "zoe"),
+        ("T1", "amy"),
         ("T2", "sys"),
         ("T3", None),
     ]
@@ -361,7 +371,7 @@ def test_reimporting_with_another_owner_rule(tmp_path: Path) -> None:
     again = import_xes(store, process, log, options=OPTS)
     assert loaded(again) == {}
     assert not [n for n in again.notes if "stored with another owner" in n]
-    # Another rule: T1's owner (zoe by most events, sys by the first) changes from the
+    # Another rule: T1's owner (amy by most events, sys by the first) changes from the
     # log's end on, as an owner change would in a newer export; T2 keeps sys.
     first = import_xes(store, process, log, xes=XesOptions(owner="first"), options=OPTS)
     assert loaded(first) == {"deals": (0, 1), "deal_changes": (1, 0)}
@@ -374,7 +384,7 @@ def test_reimporting_with_another_owner_rule(tmp_path: Path) -> None:
     ]
     log_ = fw.EventLog(store, process)
     before = log_.as_of(pd.Timestamp("2024-01-06")).deals.execute()
-    assert dict(zip(before.deal_id, before.owner_id, strict=True))["T1"] == "zoe"
+    assert dict(zip(before.deal_id, before.owner_id, strict=True))["T1"] == "amy"
     # That rule again: nothing new.
     assert (
         loaded(import_xes(store, process, log, xes=XesOptions(owner="first"), options=OPTS)) == {}

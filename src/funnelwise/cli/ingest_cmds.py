@@ -254,16 +254,17 @@ def import_xes_cmd(
     owner: Annotated[
         str,
         typer.Option(
-            help="Deal owner among the org:resource of the case's events: most (the one "
-            "with the most events; ties: the earliest), first or last (of the first or "
-            "last event naming one)."
+            help="Deal owner among the org:resource of the case's events, as it stands "
+            "after each event (each change is dated): most (the one with the most events "
+            "so far; ties: the one who got there first), first or last (of the first "
+            "event, or the latest so far, naming one)."
         ),
     ] = "most",
 ) -> ImportCall:
     """Import an XES event log: traces are deals, events stage entries or activities.
 
     Events whose names are mapped to stages become stage entries, the others activities.
-    A deal's owner is the org:resource with the most events of its case (--owner)."""
+    A deal's owner is the org:resource with the most events of its case so far (--owner)."""
     from funnelwise.ingest.xes import XesOptions, import_xes
 
     xes = XesOptions(

@@ -55,15 +55,25 @@ _NS = re.compile(rb"<log\b[^>]*\bxmlns\s*=\s*[\"']([^\"']+)[\"']")
 
 OwnerRule = Literal["most", "first", "last"]
 OWNER_RULES: tuple[OwnerRule, ...] = ("most", "first", "last")
-# Per rule: how the owner is picked among a case's events that name a resource,
-# and how the import's note says so.
+# Per rule: who owns a deal after each of its events (SQL over a window of the events
+# so far, `w`, in which `n` counts the resource's own events and `leads` marks an
+# event that puts its resource strictly ahead of every other), and how the import's
+# note says so. The owner so far is what `as_of` shows; the deal's owner is the one
+# after its last event.
 _OWNER_PICK: dict[OwnerRule, tuple[str, str]] = {
     "most": (
-        "arg_min(actor_id, (-n, first))",
-        "the org:resource with the most events of its case (ties: the earliest)",
+        "last_value(CASE WHEN leads THEN actor_id END IGNORE NULLS) OVER w",
+        "the org:resource with the most events of its case so far (ties: the one who got "
+        "there first)",
     ),
-    "first": ("arg_min(actor_id, first)", "the org:resource of its case's first event"),
-    "last": ("arg_max(actor_id, last)", "the org:resource of its case's last event"),
+    "first": (
+        "first_value(actor_id IGNORE NULLS) OVER w",
+        "the org:resource of its case's first event",
+    ),
+    "last": (
+        "last_value(actor_id IGNORE NULLS) OVER w",
+        "the org:resource of its case's latest event so far",
+    ),
 }
 
 
@@ -72,9 +82,11 @@ class XesOptions:
     """Which trace attribute is the deal amount, in which currency, and who owns a deal.
 
     `owner` picks each deal's owner among the `org:resource` values of its case's
-    events: 'most' (default) the resource with the most events, counting every
-    lifecycle transition (ties: the one whose first event is earliest); 'first' or
-    'last' the resource of the case's first or last event that names one."""
+    events, as it stands after each event (so that the log as of a date shows the
+    owner known then; each change is a dated owner change): 'most' (default) the
+    resource with the most events so far, counting every lifecycle transition
+    (ties: the one who got there first); 'first' or 'last' the resource of the
+    case's first event, or of its latest so far, that names one."""
 
     amount_attribute: str | None = None
     currency: str | None = None
@@ -290,6 +302,46 @@ def _stage(
     return st.add_file(src)
 
 
+def _owners_so_far(st: Staging, events: str, rule: OwnerRule) -> str:
+    """Per event of every case (`events`: SQL of the clean events), the deal's owner
+    after it under `rule`."""
+    window = "PARTITION BY deal_id ORDER BY entered_at, _row"
+    return st.create(
+        st.name("xes_owners"),
+        f"""
+        WITH counted AS (
+            SELECT _src, _row, deal_id, actor_id, entered_at,
+                   CASE WHEN actor_id IS NOT NULL THEN count(*) OVER (
+                       PARTITION BY deal_id, actor_id ORDER BY entered_at, _row
+                       ROWS UNBOUNDED PRECEDING) END AS n
+            FROM ({events}) WHERE deal_id IS NOT NULL),
+        led AS (
+            SELECT *, coalesce(n > coalesce(max(n) OVER (
+                       {window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), false)
+                       AS leads
+            FROM counted)
+        SELECT _src, _row, deal_id, entered_at, {_OWNER_PICK[rule][0]} AS owner_id
+        FROM led WINDOW w AS ({window} ROWS UNBOUNDED PRECEDING)
+        """,
+    )
+
+
+def _owner_changes(st: Staging, owners: str) -> str:
+    """Dated owner changes: every event after which a deal's owner differs from the
+    one before it."""
+    return st.create(
+        st.name("xes_owner_changes"),
+        f"""
+        SELECT _src, _row, deal_id, 'owner_id' AS field, before AS old_value,
+               owner_id AS new_value, entered_at AS changed_at, CAST(NULL AS VARCHAR) AS actor_id
+        FROM (SELECT *, lag(owner_id) OVER (PARTITION BY deal_id ORDER BY entered_at, _row)
+                            AS before
+              FROM {quote(owners)})
+        WHERE before IS NOT NULL AND owner_id IS DISTINCT FROM before
+        """,
+    )
+
+
 def _note_owners(st: Staging, traces: str, rule: OwnerRule) -> None:
     """Say how owners were chosen (when the log names resources), and how many deals
     already stored with another owner (say, chosen by another rule) take the new one."""
@@ -348,6 +400,7 @@ def xes_reader(
                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
             """,
         )
+        owners = _owners_so_far(st, problems.clean(events), opts.owner)
         traces = st.create(
             st.name("xes_traces"),
             f"""
@@ -359,14 +412,9 @@ def xes_reader(
                        AS attributes,
                    e.created_at, e.owner_id
             FROM xes_cases c
-            JOIN (SELECT deal_id, min(created_at) AS created_at,
-                         {_OWNER_PICK[opts.owner][0]} FILTER (WHERE actor_id IS NOT NULL)
-                             AS owner_id
-                  FROM (SELECT deal_id, actor_id, count(*) AS n,
-                               min(entered_at) AS created_at,
-                               min((entered_at, _row)) AS first, max((entered_at, _row)) AS last
-                        FROM ({problems.clean(events)}) GROUP BY deal_id, actor_id)
-                  GROUP BY deal_id) e
+            JOIN (SELECT deal_id, min(entered_at) AS created_at,
+                         arg_max(owner_id, (entered_at, _row)) AS owner_id
+                  FROM {quote(owners)} GROUP BY deal_id) e
               ON e.deal_id = nullif(trim(c.case_id), '')
             """,
         )
@@ -401,7 +449,8 @@ def xes_reader(
             source="xes",
             deal_info=cases,
             events=events,
-            labels={"events": labels, "deals": labels},
+            changes=_owner_changes(st, owners),
+            labels={"events": labels, "deals": labels, "changes": labels},
             currency=opts.currency,
             events_to_activities=True,
         )
