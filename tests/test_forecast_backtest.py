@@ -17,7 +17,14 @@ import funnelwise as fw
 from forecast_data import START, Memoryless, build_memoryless
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast import MonteCarlo, backtest
-from funnelwise.forecast.backtest import choose, score
+from funnelwise.forecast.backtest import (
+    AUTO_MIN_SPACING,
+    MIN_CUTOFFS,
+    auto_spacing,
+    choose,
+    cutoff_dates,
+    score,
+)
 from funnelwise.forecast.history import History, pull_history
 from funnelwise.forecast.result import BacktestResult, MethodScore
 
@@ -388,3 +395,37 @@ def test_a_forecaster_checks_its_own_paths_and_target(tiny_log: fw.EventLog) -> 
     fitted = fw.WeightedPipeline().fit(tiny_log)
     with pytest.raises(InputError, match="target must be a positive amount"):
         fitted.predict(horizon="30d", target=0.0)
+
+
+def test_auto_spacing_keeps_enough_cut_offs_as_far_apart_as_it_can() -> None:
+    first, day = pd.Timestamp("2023-01-01 09:30"), pd.Timedelta(days=1)
+
+    def count(until: pd.Timestamp, horizon: float, every: float) -> int:
+        return len(cutoff_dates(first, until, horizon=horizon, every=every, start=None, end=None))
+
+    # A long log: cut-offs a whole horizon apart, windows that do not overlap.
+    long = first + 1500 * day
+    assert auto_spacing(first, long, horizon=90) == 90
+    assert count(long, 90, 90) >= MIN_CUTOFFS
+    # Two years: as far apart as MIN_CUTOFFS allow, one day more leaves fewer.
+    two = first + 730 * day
+    step = auto_spacing(first, two, horizon=90)
+    assert 7 < step < 90
+    assert count(two, 90, step) == MIN_CUTOFFS
+    assert count(two, 90, step + 1) < MIN_CUTOFFS
+    # Too short for MIN_CUTOFFS a week apart: a week, and the backtest says too few.
+    short = first + 300 * day
+    assert auto_spacing(first, short, horizon=90) == AUTO_MIN_SPACING
+    assert count(short, 90, AUTO_MIN_SPACING) < MIN_CUTOFFS
+
+
+def test_a_backtest_spaced_automatically_has_enough_cut_offs(project: Path) -> None:
+    log = fw.open(project)
+    try:
+        bt = backtest(log, horizon="90d", every="auto", methods=["run_rate"], n_paths=100)
+        first = pd.Timestamp(log.deals.created_at.min().execute())
+    finally:
+        log.store.close()
+    # 500 days: too short for cut-offs a horizon apart, so closer, and just enough.
+    assert len(bt.cutoffs) == MIN_CUTOFFS
+    assert bt.every_days == auto_spacing(first, log.now, horizon=90) < 90

@@ -163,6 +163,33 @@ def cutoff_dates(
     return [lo + pd.Timedelta(days=every * i) for i in range(n)]
 
 
+# Days between cut-offs never fall below this with every="auto".
+AUTO_MIN_SPACING = 7
+
+
+def auto_spacing(
+    history_start: pd.Timestamp,
+    observed_until: pd.Timestamp,
+    *,
+    horizon: float,
+    start: Instant | None = None,
+    end: Instant | None = None,
+) -> float:
+    """Whole days between cut-offs: one horizon (windows that do not overlap) when
+    that leaves MIN_CUTOFFS cut-offs, else as close as needed for MIN_CUTOFFS, but
+    not under AUTO_MIN_SPACING days (a log too short for that gets fewer, and the
+    backtest says they are too few)."""
+    try:
+        cuts = cutoff_dates(
+            history_start, observed_until, horizon=horizon, every=1.0, start=start, end=end
+        )
+    except NotEnoughDataError:
+        return horizon  # no cut-off at all: cutoff_dates says why, whatever the spacing
+    span = (cuts[-1] - cuts[0]) / pd.Timedelta(days=1)
+    fits = np.floor(span / (MIN_CUTOFFS - 1))
+    return float(min(horizon, max(AUTO_MIN_SPACING, fits)))
+
+
 def _pinball(actual: np.ndarray, pred: np.ndarray, q: float) -> float:
     diff = actual - pred
     return float(np.mean(np.maximum(q * diff, (q - 1.0) * diff)))
@@ -248,15 +275,17 @@ def backtest(
 ) -> BacktestResult:
     """Backtest forecasting methods on the log's own history.
 
-    `horizon` and `every` are durations (`90d`, `2w`); `start`/`end` bound the
-    cut-offs (defaults: two horizons after the first deal, and the last date whose
-    horizon is fully observed). Every method sees only `log.as_of(t)`. `pull`
-    replaces how the history is pulled (tests use it to inspect what a cut-off sees).
-    Returns per-cut-off rows and per-method scores, with the chosen method.
+    `horizon` and `every` are durations (`90d`, `2w`); `every="auto"` spaces the
+    cut-offs as widely as the horizon allows while keeping MIN_CUTOFFS of them
+    (see `auto_spacing`). `start`/`end` bound the cut-offs (defaults: two horizons
+    after the first deal, and the last date whose horizon is fully observed).
+    Every method sees only `log.as_of(t)`. `pull` replaces how the history is
+    pulled (tests use it to inspect what a cut-off sees). Returns per-cut-off rows
+    and per-method scores, with the chosen method.
     """
     report = progress or no_progress
     days = horizon_days(horizon)
-    step = step_days(every)
+    step = None if every == "auto" else step_days(every)
     check_paths(n_paths)
     check_cutoff_range(start, end)
     for m in methods:
@@ -265,6 +294,8 @@ def backtest(
     first = log.deals.created_at.min().execute()
     if first is None or pd.isna(first):
         raise NotEnoughDataError("the log has no deals; load deals before a backtest")
+    if step is None:
+        step = auto_spacing(pd.Timestamp(first), log.now, horizon=days, start=start, end=end)
     cutoffs = cutoff_dates(
         pd.Timestamp(first), log.now, horizon=days, every=step, start=start, end=end
     )

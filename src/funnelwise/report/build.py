@@ -34,11 +34,12 @@ from funnelwise.timeutil import Instant
 # The flow waterfall covers this many days up to the report's instant.
 FLOW_DAYS = 90
 FORECAST_HORIZON = "90d"
-# Backtest cut-offs one forecast horizon apart (None: no backtest): their windows do
-# not overlap, so each cut-off is a separate check of what was then booked, and the
-# report pulls the history half as often as at 45 days (the pull per cut-off is
-# most of the report's time).
-BACKTEST_EVERY = FORECAST_HORIZON
+# Backtest cut-offs (None: no backtest) one forecast horizon apart where the log
+# allows enough of them, so that each is a separate check of what was then booked
+# and the history is pulled as few times as possible (the pull per cut-off is most
+# of the report's time); closer on a shorter log, so that there are enough cut-offs
+# to judge the methods (forecast.backtest.auto_spacing).
+BACKTEST_EVERY = "auto"
 # Simulated paths of the forecast: as many as `funnelwise forecast` draws, so the
 # report and the command give the same figures for the same date and seed.
 N_PATHS = 10_000
@@ -358,8 +359,9 @@ def build_report(
         as_of: describe the log as it was known at this instant (naive UTC).
         flow_days: the pipeline-flow waterfall covers the days up to the instant.
         horizon: the forecast horizon (a duration such as "90d").
-        backtest_every: days between backtest cut-offs ("45d"); None leaves the
-            backtest out (it is the slowest part of the report).
+        backtest_every: days between backtest cut-offs ("45d", or "auto": a horizon
+            apart where that leaves enough of them); None leaves the backtest out
+            (it is the slowest part of the report).
         n_paths: simulated paths of the forecast (each backtest cut-off draws
             `BACKTEST_PATHS`, or n_paths if fewer).
         scoring: include the win-score evaluation (fits the model and its
