@@ -52,7 +52,7 @@ def test_process_check_reports_problems_with_lines(tmp_path: Path) -> None:
     bad.write_text(template_text().replace("target_days: 14", "target_days: -3", 1))
     result = runner.invoke(app, ["process", "check", str(bad)])
     assert result.exit_code == 2
-    assert "process.yaml:40: pipelines[0].stages[1].target_days" in result.output
+    assert "process.yaml:49: pipelines[0].stages[1].target_days" in result.output
 
 
 def test_process_check_and_diff_say_what_a_folder_or_binary_file_is(tmp_path: Path) -> None:
@@ -307,3 +307,19 @@ def test_an_export_creates_its_folder_like_the_report(own_project: Path, tmp_pat
     result = runner.invoke(app, ["--project", str(own_project), "export", "table", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").startswith('"case:concept:name"')
+
+
+def test_score_train_says_what_its_counts_count(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    assert (
+        runner.invoke(app, ["synth", "--deals", "800", "--seed", "3", "--out", str(root)]).exit_code
+        == 0
+    )
+    args = ["--project", str(root), "score", "train", "--snapshots", "8", "--threads", "1"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "rows: open deals as known at past instants" in table.output
+    assert "distinct deals among them that went on to be won / not won." in table.output
+    csv = runner.invoke(app, [*args, "--format", "csv"])
+    assert csv.exit_code == 0, csv.output
+    assert "rows: open" not in csv.output

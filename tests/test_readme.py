@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import shared_data
 from funnelwise.cli import app
+from funnelwise.process import template_text
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -100,3 +101,16 @@ def test_readme_public_csv_data_sets_import(in_tmp: Path) -> None:
         result = runner.invoke(app, ["--project", project, "info", "--format", "json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)[count] == expected
+
+
+def test_readme_malformed_file_example_is_what_check_prints(in_tmp: Path) -> None:
+    """The README's two problems are those of the template with a negative target
+    and a stage id used twice, lines included."""
+    text = README.read_text(encoding="utf-8")
+    shown = re.search(r"```text\n(error: .*?)```", text, re.S)
+    assert shown is not None
+    bad = template_text().replace("target_days: 14", "target_days: -3", 1)
+    (in_tmp / "process.yaml").write_text(bad.replace("id: proposal", "id: qualification", 1))
+    result = CliRunner().invoke(app, ["process", "check", "process.yaml"])
+    assert result.exit_code == 2
+    assert result.output == shown.group(1)
