@@ -130,6 +130,15 @@ def train(
         "dropped_attributes": ", ".join(scorer.dropped_keys_) or "none",
     }
     print_record(record, fmt, title="Trained scorer")
+    if fmt is OutputFormat.table:
+        unit, outcome = ("leads", "converted") if scorer.target == "converted" else ("deals", "won")
+        console.print(
+            f"rows: open {unit} as known at past instants (a {unit[:-1]} counts once for "
+            f"each past instant at which it was open); positive / negative: distinct {unit} "
+            f"among them that went on to be {outcome} / not {outcome}.",
+            highlight=False,
+            markup=False,
+        )
 
 
 @score_app.command("apply")
