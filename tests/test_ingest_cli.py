@@ -196,3 +196,27 @@ def test_quality_and_export(tiny_project: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "export", "xes", str(xes)])
     assert result.exit_code == 0, result.output
     assert xes.read_text().count("<event>") == 15
+
+
+def test_import_messages_are_one_line_each_when_piped(tmp_path: Path) -> None:
+    """A note longer than the width of piped output stays on one line."""
+    root = _project(tmp_path)
+    src = tmp_path / "a-rather-long-name-for-a-crm-report-of-stage-history.csv"
+    src.write_text(
+        'id,stage,at,amount\nD1,Prospecting,2024-01-02,"12,000"\nD1,Closed Won,2024-02-01,\n',
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "shape: event_log\ncolumns: {deal_id: id, stage: stage, entered_at: at, amount: amount}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app, ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
+    )
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and len(notes[0]) > 200, result.stdout
+    assert notes[0].endswith("pass --decimal-comma for the other way)")
+    done = result.stdout.splitlines()[-1]
+    assert done.startswith("Done: ") and done.endswith(".")

@@ -130,30 +130,38 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
         return
     if not result.loaded:
         for note in result.notes:
-            console.print(note, highlight=False, markup=False)
+            console.print(note, highlight=False, markup=False, soft_wrap=True)
         return
     print_frame(result.to_frame(), fmt, title=f"import {result.import_id}")
     if fmt is not OutputFormat.table:
         return
     if result.problem_groups:
-        console.print("Problems (rows × file, column: kind (action); first):")
+        console.print(
+            "Problems (rows × file, column: kind (loaded: not set aside; quarantined: set "
+            "aside); first of them):",
+            highlight=False,
+            soft_wrap=True,
+        )
     for g in result.problem_groups[:SHOW_PROBLEMS]:
-        console.print(f"  {g}", highlight=False, markup=False)
+        console.print(f"  {g}", highlight=False, markup=False, soft_wrap=True)
     if len(result.problem_groups) > SHOW_PROBLEMS:
         console.print(f"  ... {len(result.problem_groups) - SHOW_PROBLEMS} more kinds")
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if result.previous_imports:
         console.print(
             "These files were imported before as "
             + ", ".join(result.previous_imports)
-            + "; nothing was loaded twice."
+            + "; nothing was loaded twice.",
+            soft_wrap=True,
         )
     problems = _count(result.n_problems, "problem")
     quarantined = _count(result.n_quarantined, "row")
     summary = f"{problems}, {quarantined} quarantined" if result.n_problems else "no problems"
     where = f" (see {result.quarantine_path})" if result.quarantine_path else ""
-    console.print(f"Done: {summary}{where}; observed until {result.observed_until}.")
+    console.print(
+        f"Done: {summary}{where}; observed until {result.observed_until}.", soft_wrap=True
+    )
 
 
 def _count(n: int, noun: str) -> str:
