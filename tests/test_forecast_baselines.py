@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import funnelwise as fw
+from analytics_data import tiny_changed
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast import (
     NotFittedError,
@@ -242,3 +243,22 @@ def test_calendar_horizons_end_on_the_calendar() -> None:
     assert horizon_days("90d", T("2017-01-01")) == 90.0
     grid = period_grid(T("2017-12-31"), horizon_days("1q", T("2017-12-31")), "quarter", dated=True)
     assert (grid.labels, grid.ends[-1]) == (["2018-Q1"], T("2018-03-31"))
+
+
+def test_a_log_without_deals_says_why_it_cannot_be_forecast(
+    tiny_project: Path, tiny_log: fw.EventLog, tmp_path: Path
+) -> None:
+    # Before any deal: nothing to learn from yet.
+    with pytest.raises(NotEnoughDataError, match="holds no deals as of 2023-06-01"):
+        fw.forecast(tiny_log, as_of="2023-06-01")
+    # Leads only (as the Olist funnel): a zero forecast would read as a forecast.
+    sql = (
+        "DELETE FROM stage_events; DELETE FROM deal_changes; DELETE FROM activities; "
+        "DELETE FROM deals; INSERT INTO leads (lead_id, created_at, source, origin) VALUES "
+        "('L1', TIMESTAMP '2024-01-05', 'web', 'test'), "
+        "('L2', TIMESTAMP '2024-01-09', 'event', 'test')"
+    )
+    with tiny_changed(tiny_project, tmp_path / "leads-only", sql) as log:
+        for method in ("montecarlo", "weighted_pipeline"):
+            with pytest.raises(NotEnoughDataError, match="holds no deals, only 2 leads"):
+                fw.forecast(log, method=method)

@@ -34,7 +34,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from funnelwise.errors import InputError
+from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
 from funnelwise.log.eventlog import base_rate
 
@@ -476,6 +476,21 @@ def _midnight_share(log: EventLog) -> float:
     return 0.0 if share is None or pd.isna(share) else float(share)
 
 
+def _no_deals(log: EventLog) -> str:
+    """Why a log without deals cannot be forecast, and what would help."""
+    leads = int(log.leads.count().execute())
+    if leads:
+        return (
+            f"the log holds no deals, only {leads:,} leads: a bookings forecast learns from "
+            "deals, their stages and their outcomes; import the deals the leads became "
+            "(`kpis` shows how leads convert)"
+        )
+    return (
+        f"the log holds no deals as of {log.now:%Y-%m-%d}: a bookings forecast learns from "
+        "deals and their outcomes; import deals, or forecast from a later --as-of date"
+    )
+
+
 def pull_history(log: EventLog, *, by: str | None = None) -> History:
     """Pull the compact aggregates every forecaster needs from `log` (as of `log.now`).
 
@@ -486,6 +501,8 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
     pushes = _pushes(log)
     amounts = _amount_changes(log)
     edges, first, first_won, outcomes = _deal_summary(log)
+    if first is None:
+        raise NotEnoughDataError(_no_deals(log))
     # Weeks are read only while months since the first win are too few to compare;
     # past WEEKLY_MONTHS the split would only cost time.
     weekly = first_won is None or _months_between(first_won, log.now) < WEEKLY_MONTHS
