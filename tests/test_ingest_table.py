@@ -285,6 +285,19 @@ def test_mapping_errors_name_file_and_line(tmp_path: Path) -> None:
         r"events.csv \(did you mean 'entered'\?\)",
     ):
         import_table(store, process, T / "events.csv", missing, options=OPTS)
+    # A key left empty reads as null, as in YAML: one problem on its line.
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(
+        "shape: event_log\ncolumns:\n  deal_id: deal_id\n  stage: stage\n"
+        "  entered_at: entered\n  amount:\n"
+    )
+    with pytest.raises(SourceImportError) as err:
+        import_table(store, process, T / "events.csv", empty, options=OPTS)
+    assert str(err.value).splitlines() == [
+        "1 problem(s) in the mapping file:",
+        f"  - {empty}:6: columns.amount: is empty; give a value, or leave the key out",
+    ]
+    assert store.count("stage_events") == 0
     store.close()
 
 

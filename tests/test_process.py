@@ -156,3 +156,28 @@ def test_a_yaml_syntax_error_points_at_the_construct_it_broke() -> None:
         "p.yaml:5: not valid YAML: expected ',' or ']', but got '<scalar>' (line 6, column 5), "
         "while parsing a flow sequence begun on line 5, column 13"
     ]
+
+
+def test_an_empty_value_reads_as_null_like_yaml() -> None:
+    # `target_days:` with nothing after it is null, as `~` is: the stage has no target.
+    for empty in ("target_days:", "target_days: ~", "target_days: null"):
+        process = parse_process(MINIMAL.replace("target_days: 10", empty))
+        assert process.pipeline("main").stages[0].target_days is None, empty
+    # Where a value is needed, an empty one is one problem on its own line.
+    text = MINIMAL.replace("        target_days: 10\n", "        exit_criteria:\n")
+    assert problems_of(text) == [
+        "p.yaml:8: pipelines[0].stages[0].exit_criteria: is empty; "
+        "give a value, or leave the key out"
+    ]
+    # An empty value as the last thing in the file too.
+    assert problems_of("name:\n")[0].startswith("p.yaml:1: name: is empty")
+
+
+def test_a_value_yaml_cannot_build_is_a_problem_on_its_line() -> None:
+    assert problems_of("name: x\nstart: 2023-02-30\n") == [
+        "p.yaml:2: start: cannot read '2023-02-30': day is out of range for month"
+    ]
+    found = problems_of("name: !custom x\n")
+    assert found == [
+        "p.yaml:1: name: cannot read 'x': could not determine a constructor for the tag '!custom'"
+    ]

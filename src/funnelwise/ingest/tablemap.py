@@ -177,7 +177,7 @@ def parse_mapping(text: str, file: str = "mapping.yaml") -> tuple[TableMapping, 
     lines: dict[Loc, int] = {}
     try:
         data = _construct(node, (), lines, file)
-    except ProcessError as exc:  # a key given twice
+    except ProcessError as exc:  # a key given twice, a value YAML cannot build
         raise fail(exc.problems) from None
     if not isinstance(data, dict):
         raise fail([Problem("", "expected a mapping at the top level", file, 1)])

@@ -36,8 +36,31 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str) -> A
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(v, (*loc, i), lines, file) for i, v in enumerate(node.value)]
-    # Scalars: let the safe loader resolve types (int, float, bool, null, str).
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node, loc, file)
+
+
+def _scalar(node: yaml.Node, loc: Loc, file: str) -> Any:
+    """A scalar's value as the safe loader reads it (int, float, bool, null, date, str).
+
+    The node is built straight from the tag the composer resolved, not written back
+    to text and read again: an empty value (`key:` with nothing after it) is a null
+    whose text is empty, and written alone it is an empty document, which does not
+    read back. A value the safe loader cannot build (an unknown `!tag`, a date such
+    as 2023-02-30) is a problem on its line."""
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError) as exc:
+        if isinstance(exc, yaml.constructor.ConstructorError) and exc.problem:
+            reason = exc.problem
+        else:
+            reason = str(exc)
+        problem = Problem(
+            _fmt(loc),
+            f"cannot read {_short(node.value)!s}: {reason}",
+            file,
+            node.start_mark.line + 1,
+        )
+        raise ProcessError([problem]) from None
 
 
 def _fmt(loc: Loc) -> str:
@@ -75,6 +98,9 @@ def _pydantic_problems(err: ValidationError, lines: dict[Loc, int], file: str) -
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see `funnelwise init` for the schema)"
+        elif e.get("input", ...) is None and e["type"] != "missing":
+            # `key:` with nothing after it (or `~`, `null`) where a value is needed.
+            msg = "is empty; give a value, or leave the key out"
         elif "input" in e and e["type"] != "missing":
             msg = f"{msg} (got {_short(e['input'])})"
         problems.append(Problem(_fmt(loc), msg, file, _line_for(loc, lines)))
