@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,12 @@ def test_forecast_auto_says_why(memoryless: Path) -> None:
     assert out["requested"] == "auto"
     assert out["method"] in {"weighted_pipeline", "weighted_historical", "run_rate", "montecarlo"}
     assert out["notes"][0].startswith("method chosen by a backtest of 3 cut-offs:")
+
+
+def test_backtest_every_auto_spaces_the_cut_offs_itself(tiny_project: Path) -> None:
+    # The tiny log (two months) fits 14-day horizons; auto keeps enough cut-offs,
+    # a week apart at the closest.
+    args = ["--horizon", "14d", "--paths", "200", "--every", "auto"]
+    result = runner.invoke(app, ["--project", str(tiny_project), "backtest", *args])
+    assert result.exit_code == 0, result.output
+    assert re.match(r"Backtest: \d+ cut-offs every 7 days from ", result.stdout), result.stdout

@@ -24,9 +24,9 @@ from funnelwise.forecast import METHODS, BacktestResult, ForecastResult, backtes
 from funnelwise.forecast.options import (
     check_cutoff_range,
     check_paths,
+    check_spacing,
     check_target,
     horizon_days,
-    step_days,
 )
 from funnelwise.progressing import ProgressCallback
 
@@ -38,7 +38,14 @@ HorizonOpt = Annotated[
 ]
 PathsOpt = Annotated[int, typer.Option("--paths", help="Monte Carlo paths (simulated futures).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (recorded in the result).")]
-EveryOpt = Annotated[str, typer.Option("--every", help="Days between backtest cut-offs.")]
+EveryOpt = Annotated[
+    str,
+    typer.Option(
+        "--every",
+        help="Days between backtest cut-offs, or auto: a horizon apart where that leaves "
+        "the 8 needed, else as far apart as 8 allow.",
+    ),
+]
 
 
 def _money(value: float | None, currency: str) -> str:
@@ -104,7 +111,10 @@ def forecast_cmd(
     seed: SeedOpt = 0,
     every: Annotated[
         str,
-        typer.Option("--every", help="With --method auto: days between the backtest's cut-offs."),
+        typer.Option(
+            "--every",
+            help="With --method auto: days between the backtest's cut-offs (or auto).",
+        ),
     ] = "14d",
     fmt: FormatOpt = OutputFormat.table,
     frame: FrameOpt = None,
@@ -112,7 +122,7 @@ def forecast_cmd(
     """Bookings expected over the horizon, as a distribution: P10 / P50 / P90 per period."""
     horizon_days(horizon, name="--horizon")
     check_paths(paths, name="--paths")
-    step_days(every, name="--every")
+    check_spacing(every, name="--every")
     check_target(target, name="--target")
     log = cli_context(ctx).log(read_only=True)
 
@@ -186,7 +196,7 @@ def backtest_cmd(
     """Forecast as of past dates with every method and score them against what was booked."""
     horizon_days(horizon, name="--horizon")
     check_paths(paths, name="--paths")
-    step_days(every, name="--every")
+    check_spacing(every, name="--every")
     check_cutoff_range(start, end, names=("--start", "--end"))
     log = cli_context(ctx).log(read_only=True)
 

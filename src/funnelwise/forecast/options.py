@@ -44,6 +44,13 @@ def step_days(every: str | float, *, name: str = "every") -> float:
     return days
 
 
+def check_spacing(every: str | float, *, name: str = "every") -> None:
+    """InputError unless `every` is "auto" (see `backtest.auto_spacing`) or at least
+    a day."""
+    if every != "auto":
+        step_days(every, name=name)
+
+
 def check_paths(n_paths: int, *, name: str = "n_paths") -> None:
     """InputError unless there are enough simulated futures for an 80% interval."""
     if n_paths < MIN_PATHS:

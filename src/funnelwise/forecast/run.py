@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from funnelwise.forecast.backtest import CALIBRATED, backtest, predict_with_fallback
 from funnelwise.forecast.history import pull_history
-from funnelwise.forecast.options import check_paths, check_target, horizon_days, step_days
+from funnelwise.forecast.options import check_paths, check_spacing, check_target, horizon_days
 from funnelwise.forecast.result import ForecastResult
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback
@@ -44,7 +44,7 @@ def forecast(
     check_paths(n_paths)
     check_target(target)
     if method == "auto":
-        step_days(every)
+        check_spacing(every)
     cut = log.as_of(as_of) if as_of is not None else log
     notes: tuple[str, ...] = ()
     diagnostics: dict[str, object] = {}
