@@ -349,6 +349,64 @@ def test_two_digit_years_are_never_year_zero(tmp_path: Path) -> None:
     store.close()
 
 
+def _entered_notes(tmp_path: Path, *values: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Import one deal entering one stage per value (rows 2, 3, ...); the import's
+    notes and the deal's history."""
+    stages = ["lead", "qualification", "needs-assessment", "proposal", "negotiation"]
+    lines = [f"A,{stage},{value}" for stage, value in zip(stages, values, strict=False)]
+    tmp_path.mkdir()
+    (tmp_path / "e.csv").write_text("deal_id,stage,entered\n" + "\n".join(lines) + "\n")
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    found = history(store, "A")
+    store.close()
+    return list(r.notes), found
+
+
+def test_dates_in_another_form_than_the_column_are_noted(tmp_path: Path) -> None:
+    notes, found = _entered_notes(
+        tmp_path / "a", "2023-03-01", "2023-03-14", "15/03/2023", "2023-03-20", "03/04/2023"
+    )
+    assert [d for _, d in found] == [
+        "2023-03-01 00:00",
+        "2023-03-14 00:00",
+        "2023-03-15 00:00",
+        "2023-03-20 00:00",
+        "2023-04-03 00:00",
+    ]
+    assert notes == [
+        # 03/04/2023 is not read day first silently: the note says why.
+        "e.csv: column 'entered': 1 of its dates such as 03/04, which read both ways, read "
+        "day first (03/04 as 3 April), as 1 such as 25/04 read no other way",
+        "e.csv: column 'entered': 2 of its 5 dates are in another form than the column's "
+        "main one (ISO 8601, such as 2023-03-01); the first on row 4: 15/03/2023, "
+        "read as 2023-03-15",
+    ]
+    # Month first where the odd ones say so; and the main form need not be ISO.
+    notes, found = _entered_notes(
+        tmp_path / "b", "03/01/2023 10:00", "03/14/2023", "2023-03-20", "04/03/2023"
+    )
+    assert found[2:] == [
+        ("needs-assessment", "2023-03-20 00:00"),
+        ("proposal", "2023-04-03 00:00"),
+    ]
+    assert notes == [
+        "e.csv: column 'entered': 2 of its dates such as 03/04, which read both ways, read "
+        "month first (03/04 as March 4), as 1 such as 04/25 read no other way",
+        "e.csv: column 'entered': 1 of its 4 dates is in another form than the column's "
+        "main one (MM/DD/YYYY, such as 03/01/2023 10:00); the first on row 4: 2023-03-20, "
+        "read as 2023-03-20",
+    ]
+    # One form throughout, with or without a time of day: nothing to note.
+    notes, _ = _entered_notes(tmp_path / "c", "2023-03-01", "2023-03-14 10:30")
+    assert notes == []
+    notes, _ = _entered_notes(tmp_path / "d", "25/03/2023", "26/03/2023 10:30")
+    assert notes == []
+
+
 def test_time_zone_of_naive_times(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("deal_id,stage,entered\nA,Prospecting,2024-07-01 10:00\n")
     (tmp_path / "m.yaml").write_text(

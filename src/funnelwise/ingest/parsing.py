@@ -9,7 +9,10 @@ Dates: ISO 8601 (with or without a UTC offset; naive times are read in the
 import's time zone, UTC unless told) and day/month/year forms with `/`, `-` or
 `.`. Whether `03/04/2024` is March or April is decided per column from the
 values that can only be one of the two (`25/04/2024` is day first); when no
-value decides, `--dayfirst` does (month first otherwise).
+value decides, `--dayfirst` does (month first otherwise); either way a note says
+how the ones that read both ways were read. Dates in another form than most of
+their column's (one 15/03/2023 among ISO dates) are read, and a note says how
+many, the first row and how it was read.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class _DateScan:
     ambiguous: int  # day/month values that read both ways
     offsets: int  # values with a UTC offset or Z
     other: int  # values that are not ISO 8601
+    iso: int  # values that look like ISO 8601 (a four-digit year first)
 
 
 # Earlier years come only from a two-digit year read as four digits.
@@ -108,7 +112,7 @@ def _scan_dates(st: Staging, table: str, column: str) -> _DateScan:
                count(*) FILTER (WHERE a <= 12 AND b <= 12),
                count(*) FILTER (WHERE iso AND (strpos(x[11:], '+') > 0
                                 OR strpos(x[11:], '-') > 0 OR x[-1:] = 'Z')),
-               count(*) FILTER (WHERE NOT iso)
+               count(*) FILTER (WHERE NOT iso), count(*) FILTER (WHERE iso)
         FROM (
             SELECT x, iso, TRY_CAST(g.a AS INTEGER) AS a, TRY_CAST(g.b AS INTEGER) AS b
             FROM (
@@ -166,10 +170,17 @@ def _choose_dayfirst(
             f"read as {'day' if chosen else 'month'} first, the others are problems"
         )
         return chosen
-    if scan.day_first:
-        return True
-    if scan.month_first:
-        return False
+    if scan.day_first or scan.month_first:
+        chosen = bool(scan.day_first)
+        if scan.ambiguous:
+            n = scan.day_first or scan.month_first
+            st.notes.append(
+                f"{file}: column {column!r}: {scan.ambiguous:,} of its dates such as 03/04, "
+                f"which read both ways, read {'day' if chosen else 'month'} first (03/04 as "
+                f"{'3 April' if chosen else 'March 4'}), as {n:,} such as "
+                f"{'25/04' if chosen else '04/25'} read no other way"
+            )
+        return chosen
     if scan.ambiguous and not options.dayfirst:
         st.notes.append(
             f"{file}: column {column!r} has {scan.ambiguous} dates such as 03/04 that read "
@@ -224,7 +235,76 @@ def date_expr(
         other = f"timezone('UTC', CAST({other} AS TIMESTAMPTZ))"
     # An explicit format is tried first; otherwise ISO first, the cheap common case.
     first, second = (other, iso) if options.date_format else (iso, other)
-    return f"CAST(coalesce({first}, {second}) AS {target})"
+    read = f"CAST(coalesce({first}, {second}) AS {target})"
+    _note_other_formats(st, table, column, file, scan, iso, ordered, explicit, read)
+    return read
+
+
+def _date_part(fmt: str) -> str:
+    """The date form a strptime format reads, without its time of day: values with
+    and without a time (14/03/2023, 14/03/2023 10:00) are in the same form."""
+    for t in sorted(_TIMES, key=len, reverse=True):
+        if t and fmt.endswith(t) and fmt[: -len(t)] in _DAY_FIRST + _MONTH_FIRST + _NAMED:
+            return fmt[: -len(t)]
+    return fmt
+
+
+def _note_other_formats(
+    st: Staging,
+    table: str,
+    column: str,
+    file: str,
+    scan: _DateScan,
+    iso: str,
+    formats: list[str],
+    explicit: int,
+    read: str,
+) -> None:
+    """A note when some of a column's dates are in another form than most of them
+    (one 15/03/2023 among 2023-03-14): how many, the first row and how it was read.
+    Each value counts in the form that reads it, tried in the order `read` tries them."""
+    if len({_date_part(f) for f in formats}) < 2 and not scan.iso:
+        return  # one form only: no second scan of the column
+    x = _text(quote(column))
+    whens = [
+        f"WHEN year(try_strptime({x}, {literal(f)})) >= {MIN_YEAR} THEN {literal(_date_part(f))}"
+        for f in formats
+    ]
+    iso_when = f"WHEN {iso} IS NOT NULL THEN 'ISO 8601'"
+    whens = [*whens[:explicit], iso_when, *whens[explicit:]]
+    rows = st.con.execute(
+        f"""
+        SELECT form, count(*) AS n, min(_row) AS first,
+               arg_min(x, _row), strftime(arg_min(r, _row), '%Y-%m-%d %H:%M')
+        FROM (SELECT _row, {x} AS x, {read} AS r, CASE {" ".join(whens)} END AS form
+              FROM {quote(table)} WHERE {x} IS NOT NULL)
+        WHERE form IS NOT NULL
+        GROUP BY form ORDER BY n DESC, first
+        """
+    ).fetchall()
+    if len(rows) < 2:
+        return
+    main, others = rows[0], rows[1:]
+    n = sum(int(r[1]) for r in others)
+    total = n + int(main[1])
+    first = min(others, key=lambda r: r[2])
+    when = str(first[4]).removesuffix(" 00:00")
+    st.notes.append(
+        f"{file}: column {column!r}: {n:,} of its {total:,} dates {_are(n)} in another form "
+        f"than the column's main one ({_form_name(main[0])}, such as {main[3]}); the first on row "
+        f"{first[2]}: {first[3]}, read as {when}"
+    )
+
+
+def _form_name(form: str) -> str:
+    """%d/%m/%Y as DD/MM/YYYY."""
+    for code, name in (("%d", "DD"), ("%m", "MM"), ("%Y", "YYYY"), ("%y", "YY")):
+        form = form.replace(code, name)
+    return form.replace("%b", "Mon").replace("%B", "Month")
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
 
 
 # Spaces (also the no-break and narrow ones French and Swiss exports group digits with),
