@@ -67,6 +67,17 @@ def test_event_log_hand_computed(tmp_path: Path) -> None:
     assert (17, "amount", True) in reasons  # D5 on row 17
     assert (18, "entered", True) in reasons  # D6 on row 18
     assert (9, "stage", False) in reasons  # D2's duplicate on row 9
+    # The copy is skipped, not loaded; the row it copies is.
+    [copy] = [str(p) for p in r.problems if p.row == 9]
+    assert copy == (
+        "events.csv row 9, stage = 'qualification': repeats row 8 exactly; only the first "
+        "copy is loaded (skipped)"
+    )
+    [group] = [str(g) for g in r.problem_groups if g.code == "duplicate"]
+    assert group.strip() == (
+        "1 × events.csv, stage: duplicate (skipped); first: row 9, repeats row 8 exactly; "
+        "only the first copy is loaded"
+    )
     assert r.observed_until == pd.Timestamp("2024-02-01 16:30")
     assert store.meta("observed_until") == "2024-02-01T16:30:00"
     # D1's amount moves on its 01-15 row: a change then, so earlier it was 1,000.

@@ -36,6 +36,7 @@ from funnelwise.ingest.mapping import (
 )
 from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import (
+    SKIPPED,
     Problems,
     check_duplicate_keys,
     check_future,
@@ -443,10 +444,11 @@ class Assembler:
             exact = "_repeat AND _same"
             n = p.add(
                 f"SELECT _src, _row, {literal(s.label('events', 'stage'))}, stage_id, "
-                f"'duplicate of row ' || _prev_row || ' (skipped)' FROM {quote(ordered)} "
+                f"'repeats row ' || _prev_row || ' exactly; only the first copy is loaded' "
+                f"FROM {quote(ordered)} "
                 f"WHERE {exact}",
                 quarantine=False,
-                code="duplicate",
+                code=SKIPPED,
             )
             self.out.dropped["stage_events"] = n
             self.out.dropped["repeats"] = int(

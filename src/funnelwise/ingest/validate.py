@@ -33,11 +33,24 @@ class RowProblem:
     value: str | None
     reason: str
     quarantined: bool
+    code: str = ""
 
     def __str__(self) -> str:
         value = "" if self.value is None else f" = {self.value!r}"
-        action = "quarantined" if self.quarantined else "loaded"
+        action = _action(self.quarantined, self.code)
         return f"{self.file} row {self.row}, {self.column}{value}: {self.reason} ({action})"
+
+
+# An exact copy of an earlier row is neither loaded nor set aside: it is skipped.
+SKIPPED = "duplicate"
+
+
+def _action(quarantined: bool, code: str) -> str:
+    """What happened to the row: quarantined (set aside), skipped (an exact copy of
+    a row that is loaded) or loaded."""
+    if quarantined:
+        return "quarantined"
+    return "skipped" if code == SKIPPED else "loaded"
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ class ProblemGroup:
     example: str  # the first row's reason
 
     def __str__(self) -> str:
-        action = "quarantined" if self.quarantined else "loaded"
+        action = _action(self.quarantined, self.code)
         return (
             f"{self.rows:>7,} × {self.file}, {self.column}: {self.code} ({action}); "
             f"first: row {self.first_row}, {self.example}"
@@ -129,12 +142,12 @@ class Problems:
         order."""
         where = "" if quarantined is None else f"WHERE quarantined = {quarantined} "
         rows = self.st.sql(
-            "SELECT _src, _row, col, value, reason, quarantined FROM _problems "
+            "SELECT _src, _row, col, value, reason, quarantined, code FROM _problems "
             f"{where}ORDER BY _src, _row, col LIMIT {int(n)}"
         )
         files = self.st.files
         return tuple(
-            RowProblem(files[s].name, int(r), c, v, m, bool(q)) for s, r, c, v, m, q in rows
+            RowProblem(files[s].name, int(r), c, v, m, bool(q), k) for s, r, c, v, m, q, k in rows
         )
 
     def summary(self) -> tuple[ProblemGroup, ...]:
@@ -227,9 +240,10 @@ def check_duplicate_keys(
     )
     problems.add(
         f"SELECT t._src, t._row, {literal(label)}, t.{k}, "
-        f"'duplicate of row ' || f._row || ' (skipped)' {base} AND {same or 'true'}",
+        f"'repeats row ' || f._row || ' exactly; only the first copy is loaded' {base} "
+        f"AND {same or 'true'}",
         quarantine=False,
-        code="duplicate",
+        code=SKIPPED,
     )
     problems.add(
         f"SELECT t._src, t._row, {literal(label)}, t.{k}, "
