@@ -407,6 +407,40 @@ def test_one_reason_per_fact_with_the_sign_of_its_total() -> None:
     assert list(r.iloc[0][["effect_1", "effect_2"]]) == pytest.approx([0.3, 0.25])
 
 
+def test_a_rate_reads_beside_all_deals_and_never_against_its_push() -> None:
+    frame = pd.DataFrame(
+        {
+            "owner_id": ["ben", "ann", "cy"],
+            "owner_win_rate": [0.225, 0.41, 0.29],
+            "source": ["web", "web", "partner"],
+            "source_win_rate": [0.20, 0.20, 0.35],
+            "overall_rate": [0.286, 0.286, 0.286],
+            "close_pushes": [2.0, 0.0, 1.0],
+        }
+    )
+    names = ("owner_win_rate", "source_win_rate", "close_pushes")
+    # ben: the model raised his deal for the owner although ben wins less than all
+    # owners (an interaction); ann's owner push agrees with her rate; cy's rate reads
+    # as the average, so either sign is no contradiction.
+    contrib = np.array([[0.9, -0.4, -0.2], [0.9, -0.4, -0.2], [-0.9, 0.4, -0.2]])
+    r = top_reasons(frame, contrib, names, top=3)
+    assert list(r.iloc[0][["reason_1", "reason_2", "reason_3"]]) == [
+        "− source web wins 20% (all deals 29%)",
+        "− close date pushed 2×",
+        None,
+    ]
+    assert list(r.iloc[1][["reason_1", "reason_2", "reason_3"]]) == [
+        "+ owner ann wins 41% (all owners 29%)",
+        "− source web wins 20% (all deals 29%)",
+        "− close date never pushed",
+    ]
+    assert list(r.iloc[2][["reason_1", "reason_2"]]) == [
+        "− owner cy wins 29% (all owners 29%)",
+        "+ source partner wins 35% (all deals 29%)",
+    ]
+    assert list(r.iloc[0][["effect_1", "effect_2"]]) == pytest.approx([-0.4, -0.2])
+
+
 def test_every_open_deal_gets_a_probability_and_reasons(synth_root: Path) -> None:
     log = fw.open(synth_root).as_of("2024-06-30")
     model = BoostedScorer(snapshots=6, seed=0, **FAST).fit(log.as_of("2024-06-15"))

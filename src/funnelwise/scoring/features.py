@@ -80,6 +80,10 @@ LEAD_NUMERIC: tuple[str, ...] = (
 )
 LEAD_CATEGORICAL: tuple[str, ...] = ("source", "campaign")
 ATTRIBUTE_PREFIX = "attr_"
+# Not a model feature: the win (or conversion) rate of all the closed deals (or
+# decided leads) the owner, source and campaign rates were drawn from, for reasons
+# to compare those rates with ("owner ben wins 23% (all owners 29%)").
+OVERALL_RATE = "overall_rate"
 
 
 @dataclass(frozen=True)
@@ -402,6 +406,7 @@ def _add_deal_rates(frame: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
     frame["owner_win_rate"] = frame["owner_win_rate"].fillna(overall)
     source_rate = frame["source_win_rate"].fillna(overall)
     frame["source_win_rate"] = _known_only(source_rate, frame["source"])
+    frame[OVERALL_RATE] = overall
     return frame
 
 
@@ -517,6 +522,7 @@ def _add_lead_rates(frame: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
         rates = smoothed_rates(closed, by)[[by, "rate"]].rename(columns={"rate": name})
         frame = frame.merge(rates, on=by, how="left")
         frame[name] = _known_only(frame[name].fillna(overall), frame[by])
+    frame[OVERALL_RATE] = overall
     return frame
 
 

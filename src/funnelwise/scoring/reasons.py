@@ -5,6 +5,13 @@ say how much each feature moved a deal's score up or down. The largest ones
 become phrases built from the deal's own values: "in Proposal 3.0× longer
 than usual", "source: partner referral", "close date pushed 2×". A leading
 "+" or "−" says which way the factor pushed.
+
+A rate reads beside the rate of all deals (or leads) it is drawn from: "owner
+ben wins 23% (all owners 29%)". A tree model can push a below-average owner's
+deal up (or an above-average one down) through interactions with other
+features; worded as a rate, such a push would contradict itself ("+ owner ben
+wins 23%" while all owners win 29%), so that factor is left out of the deal's
+reasons and the next one takes its place.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from funnelwise.scoring.features import ATTRIBUTE_PREFIX, RECENT_DAYS
+from funnelwise.scoring.features import ATTRIBUTE_PREFIX, OVERALL_RATE, RECENT_DAYS
 
 # Contributions smaller than this (log-odds) are not worth a reason.
 MIN_EFFECT = 0.01
@@ -84,12 +91,35 @@ def _amount_drift(f: pd.DataFrame) -> pd.Series:
     return _pick([(r > 1.05, up), (r < 0.95, down)], pd.Series("amount unchanged", index=f.index))
 
 
-def _rate(who: str, name: str, rate: str, verb: str) -> Phrase:
+def _rate(who: str, name: str, rate: str, verb: str, everyone: str) -> Phrase:
     def phrase(f: pd.DataFrame) -> pd.Series:
         value = _text(f, name, "unknown")
-        return f"{who} " + value + _fmt(_num(f, rate), f" {verb} {{v:.0%}}")
+        overall = _fmt(_num(f, OVERALL_RATE), f" ({everyone} {{v:.0%}})")
+        return f"{who} " + value + _fmt(_num(f, rate), f" {verb} {{v:.0%}}") + overall
 
     return phrase
+
+
+# The features worded as a rate, and which rate of all deals (or leads) they are
+# compared with: the mean over the closed deals (or decided leads), which include
+# those without a source or campaign.
+RATES: dict[str, str] = {
+    "owner_win_rate": "all owners",
+    "source_win_rate": "all deals",
+    "source_conversion_rate": "all leads",
+    "campaign_conversion_rate": "all leads",
+}
+
+
+def rate_side(frame: pd.DataFrame, feature: str) -> np.ndarray:
+    """Per row, +1 where a rate feature reads above the rate of all deals (or leads),
+    −1 below, 0 where the two read alike in whole percent, where either is
+    unknown, or where the feature is not a rate."""
+    if feature not in RATES or OVERALL_RATE not in frame.columns:
+        return np.zeros(len(frame))
+    rate = np.round(100 * _num(frame, feature).to_numpy(float))
+    overall = np.round(100 * _num(frame, OVERALL_RATE).to_numpy(float))
+    return np.nan_to_num(np.sign(rate - overall))
 
 
 def _share(done: str, required: str, what: str) -> Phrase:
@@ -132,11 +162,19 @@ PHRASES: dict[str, Phrase] = {
         _num(f, "inbound_share"), "{v:.0%} of activities inbound", "no activity logged"
     ),
     "owner_closed": lambda f: _fmt(_num(f, "owner_closed"), "owner has closed {v:.0f} deals"),
-    "owner_win_rate": _rate("owner", "owner_id", "owner_win_rate", "wins"),
-    "source_win_rate": _rate("source", "source", "source_win_rate", "wins"),
-    "source_conversion_rate": _rate("source", "source", "source_conversion_rate", "converts"),
+    "owner_win_rate": _rate("owner", "owner_id", "owner_win_rate", "wins", RATES["owner_win_rate"]),
+    "source_win_rate": _rate(
+        "source", "source", "source_win_rate", "wins", RATES["source_win_rate"]
+    ),
+    "source_conversion_rate": _rate(
+        "source", "source", "source_conversion_rate", "converts", RATES["source_conversion_rate"]
+    ),
     "campaign_conversion_rate": _rate(
-        "campaign", "campaign", "campaign_conversion_rate", "converts"
+        "campaign",
+        "campaign",
+        "campaign_conversion_rate",
+        "converts",
+        RATES["campaign_conversion_rate"],
     ),
     "amount_log10": lambda f: _fmt(_num(f, "amount"), "amount {v:,.0f}", "no amount"),
     "account_employees": lambda f: _fmt(
@@ -232,7 +270,9 @@ def top_reasons(
 ) -> pd.DataFrame:
     """The `top` largest factors per row: `reason_i` (signed phrase) and `effect_i`
     (log-odds; positive raises the score). Features about the same fact (`FACTS`)
-    count as one factor. Factors below MIN_EFFECT are left blank."""
+    count as one factor. Factors below MIN_EFFECT are left blank, and so is a factor
+    worded by a rate that pushed against the rate's side of the average (a
+    below-average owner's rate raising the score): the next factor takes its place."""
     n = contributions.shape[0]
     columns: dict[str, object] = {}
     total, pick = _facts(contributions, names) if n else (np.zeros((0, 0)), None)
@@ -243,14 +283,18 @@ def top_reasons(
             columns[f"effect_{i}"] = pd.Series(dtype=float)
         return pd.DataFrame(columns)
     phrases = np.column_stack([phrase(frame, name).to_numpy(object) for name in names])
-    order = np.argsort(-np.abs(total), axis=1, kind="stable")[:, :k]
+    sides = np.column_stack([rate_side(frame, name) for name in names])
+    against = np.take_along_axis(sides, pick, axis=1) * np.sign(total) < 0
+    # Contradicting factors rank after all others (an absolute effect is never < 0).
+    order = np.argsort(np.where(against, 1.0, -np.abs(total)), axis=1, kind="stable")[:, :k]
     effects = np.take_along_axis(total, order, axis=1)
+    hidden = np.take_along_axis(against, order, axis=1)
     words = np.take_along_axis(phrases, np.take_along_axis(pick, order, axis=1), axis=1)
     sign = np.where(effects >= 0, "+ ", "− ")
     for i in range(top):
         if i < k:
             text = pd.Series(sign[:, i].astype(object) + words[:, i], index=frame.index)
-            small = np.abs(effects[:, i]) < MIN_EFFECT
+            small = (np.abs(effects[:, i]) < MIN_EFFECT) | hidden[:, i]
             columns[f"reason_{i + 1}"] = text.mask(small, None)
             columns[f"effect_{i + 1}"] = pd.Series(effects[:, i], index=frame.index)
         else:
