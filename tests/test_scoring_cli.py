@@ -230,3 +230,48 @@ def test_apply_notes_are_one_line_each(project: Path, tiny_project: Path, tmp_pa
     notes = [line for line in lead.stderr.splitlines() if line.strip()]
     assert len(notes) == 1 and notes[0].startswith("No open lead as of 2024-03-01")
     assert notes[0].endswith("nothing to score.")
+
+
+def _evaluation(lower: float) -> object:
+    from funnelwise.scoring.result import Evaluation
+
+    nan = float("nan")
+    metrics = pd.DataFrame(
+        {
+            "scorer": ["LightGBM, calibrated", "Naive Bayes", "Logistic regression"],
+            "kind": ["boosted", "naive_bayes", "logistic"],
+            "rows": [400, 400, 400],
+            "units": [80, 80, 80],
+            "base_rate": [0.3, 0.3, 0.3],
+            "roc_auc": [0.70, 0.74, 0.78],
+            "roc_auc_vs_model": [nan, 0.04, 0.08],
+            "roc_auc_vs_model_lower": [nan, 0.01, lower],
+            "roc_auc_vs_model_upper": [nan, 0.07, 0.12],
+            "cannot_rank": [None, None, None],
+        }
+    )
+    meta = {"unit": "deals", "bootstrap": {"level": 0.95}}
+    return Evaluation({"metrics": metrics, "reliability": pd.DataFrame()}, meta)
+
+
+@pytest.mark.parametrize("lower", [0.03, -0.01])
+def test_evaluate_says_when_a_baseline_ranks_better(
+    project: Path, monkeypatch: pytest.MonkeyPatch, lower: float
+) -> None:
+    import funnelwise.scoring
+
+    evaluation = _evaluation(lower)
+    monkeypatch.setattr(funnelwise.scoring, "evaluate_scorers", lambda *a, **k: evaluation)
+    code, out = _run(project, "evaluate", *FAST)
+    assert code == 0, out
+    text = " ".join(out.split())
+    said = (
+        "Logistic regression ranks the deals better than the model (LightGBM, calibrated): "
+        "ROC AUC 0.780 against 0.700 (difference +0.080, 95% interval +0.030 to +0.120)."
+    )
+    # As the report: only the best baseline, and only where its interval is above zero
+    # (naive Bayes's is, but logistic regression ranks higher and its interval is not).
+    assert (said in text) is (lower > 0)
+    assert ("better than the model" in text) is (lower > 0)
+    if lower > 0:
+        assert text.index(said) > text.rindex("└")  # under the table

@@ -97,6 +97,35 @@ class Evaluation(Result):
         notes = self.frames["metrics"].get("cannot_rank", pd.Series(dtype=object))
         return [v for v in notes if isinstance(v, str)]
 
+    def baseline_ahead(self) -> str | None:
+        """The sentence saying that a baseline ranks the test rows better than the model,
+        or None. As the report judges: the baseline of highest ROC AUC among those that
+        can rank, ahead only where the interval of its AUC difference from the model's
+        lies above zero."""
+        f = self.frames["metrics"]
+        if "roc_auc_vs_model_lower" not in f or "roc_auc" not in f:
+            return None
+        reference = f["roc_auc_vs_model"].isna()
+        can_rank = ~f.get("cannot_rank", pd.Series(None, index=f.index)).map(
+            lambda v: isinstance(v, str)
+        )
+        baselines = f[~reference & can_rank].dropna(subset=["roc_auc"])
+        if not reference.any() or baselines.empty:
+            return None
+        model = f[reference].iloc[0]
+        best = baselines.sort_values("roc_auc", ascending=False, kind="stable").iloc[0]
+        lo, hi = best["roc_auc_vs_model_lower"], best["roc_auc_vs_model_upper"]
+        if pd.isna(lo) or pd.isna(hi) or lo <= 0:
+            return None
+        level = self.meta.get("bootstrap", {}).get("level", 0.95)
+        unit = self.meta.get("unit", "deals")
+        return (
+            f"{best['scorer']} ranks the {unit} better than the model ({model['scorer']}): "
+            f"ROC AUC {best['roc_auc']:.3f} against {model['roc_auc']:.3f} (difference "
+            f"{signed(best['roc_auc_vs_model'])}, {round(100 * level)}% interval "
+            f"{signed(lo)} to {signed(hi)})."
+        )
+
     def display_frame(self, name: str) -> pd.DataFrame:
         """As `Result.display_frame`; in `metrics`, the AUC difference from the model
         reads '+0.012 [−0.004, +0.027]' and scorers that cannot rank are left out
@@ -123,8 +152,10 @@ class Evaluation(Result):
         return cells
 
     def renderable(self, names: Sequence[str] | None = None) -> RenderableType:
-        """The tables, then why a scorer cannot rank, one sentence each."""
-        notes = [Text(n) for n in self.cannot_rank()]
+        """The tables, then why a scorer cannot rank, one sentence each, and whether a
+        baseline ranks better than the model (`baseline_ahead`)."""
+        ahead = self.baseline_ahead()
+        notes = [Text(n) for n in [*self.cannot_rank(), *([ahead] if ahead else [])]]
         return Group(super().renderable(names), *notes)
 
 
