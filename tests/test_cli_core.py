@@ -107,6 +107,27 @@ def test_info_json_on_an_empty_store_has_null_dates(tmp_path: Path) -> None:
     assert info["deals"] == 0 and info["first_created_at"] is None
 
 
+def test_info_dates_a_project_of_leads_only(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from funnelwise.project import Project
+
+    assert runner.invoke(app, ["init", str(tmp_path / "p")]).exit_code == 0
+    store = Project(tmp_path / "p").open_store()
+    created = pd.to_datetime(["2024-03-05", "2024-01-17", "2024-02-02"])
+    leads = pd.DataFrame({"lead_id": ["L1", "L2", "L3"], "created_at": created})
+    with store.transaction():
+        store.insert("leads", leads)
+    store.close()
+    result = runner.invoke(app, ["--project", str(tmp_path / "p"), "info", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["deals"] == 0 and info["first_created_at"] is None
+    assert info["leads"] == 3 and info["first_lead_at"].startswith(str(created.min().date()))
+    table = runner.invoke(app, ["--project", str(tmp_path / "p"), "info"])
+    assert "first_lead_at" in table.stdout
+
+
 def test_info_csv_keeps_plain_numbers(tiny_project: Path) -> None:
     result = runner.invoke(app, ["--project", str(tiny_project), "info", "--format", "csv"])
     assert result.exit_code == 0, result.output

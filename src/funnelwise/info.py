@@ -10,7 +10,9 @@ from funnelwise.log import open_log
 
 
 def log_info(project: Path | str, *, store: str | None = None) -> dict[str, Any]:
-    """Deals by state, events, changes, activities, leads and the observed date range.
+    """Deals by state, events, changes, activities, leads and the observed date range:
+    the first deal created (`first_created_at`), the first lead (`first_lead_at`, only
+    where there are leads) and the end of the observations.
 
     `unknown_stages` maps each stage id the stored events enter but the process
     does not have (renamed or removed in process.yaml since the import) to its
@@ -27,6 +29,9 @@ def log_info(project: Path | str, *, store: str | None = None) -> dict[str, Any]
         d = log.deals
         first = d.created_at.min().execute()
         record["first_created_at"] = first
+        if record.get("leads"):
+            # A leads-only project (the Olist funnel) has no deal to date it by.
+            record["first_lead_at"] = log.leads.created_at.min().execute()
         record["observed_until"] = log.observed_until
         record["schema_version"] = log.store.schema_version()
         record["unknown_stages"] = unknown_stages(log)
