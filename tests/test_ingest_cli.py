@@ -220,3 +220,25 @@ def test_import_messages_are_one_line_each_when_piped(tmp_path: Path) -> None:
     assert notes[0].endswith("pass --decimal-comma for the other way)")
     done = result.stdout.splitlines()[-1]
     assert done.startswith("Done: ") and done.endswith(".")
+
+
+def test_the_problem_list_explains_a_skipped_copy(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    src = tmp_path / "events.csv"
+    src.write_text(
+        "id,stage,at\nD1,Prospecting,2024-01-02\nD1,Prospecting,2024-01-02\n"
+        "D1,Closed Won,2024-02-01\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "shape: event_log\ncolumns: {deal_id: id, stage: stage, entered_at: at}\n",
+        encoding="utf-8",
+    )
+    args = ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("Problems ("))
+    assert "skipped: an exact copy of a loaded row" in header
+    assert any("duplicate (skipped)" in line for line in lines), result.stdout

@@ -138,7 +138,7 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
     if result.problem_groups:
         console.print(
             "Problems (rows × file, column: kind (loaded: not set aside; quarantined: set "
-            "aside); first of them):",
+            "aside; skipped: an exact copy of a loaded row); first of them):",
             highlight=False,
             soft_wrap=True,
         )
