@@ -46,9 +46,19 @@ class BottleneckResult(Result):
     analysis = "bottlenecks"
     title = "Bottlenecks in money"
     display: ClassVar[Mapping[str, Sequence[str]]] = {
-        "ranking": ["rank", "name", "value_lost", "excess_value_days", "score", "why"],
+        "ranking": [
+            "rank",
+            "name",
+            "value_lost",
+            "share_lost",
+            "excess_value_days",
+            "share_waiting",
+            "score",
+            "why",
+        ],
     }
-    percent: ClassVar[frozenset[str]] = frozenset({"score"})
+    # The score is a sum of two shares (0 to 2), not a share: printed as a number.
+    percent: ClassVar[frozenset[str]] = frozenset({"share_lost", "share_waiting"})
 
     ranking = frame_view("Stages ranked by leakage and excess waiting, with a sentence each.")
 
