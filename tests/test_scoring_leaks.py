@@ -63,20 +63,23 @@ def test_an_attribute_written_at_every_close_is_left_out(clean: Path, tmp_path: 
         )
 
 
-def _abandoned_store(root: Path, *, deals: int = 600, seed: int = 4) -> Path:
-    """Deals created over two years: 40% won and 35% lost 10 to 60 days after
-    creation, 25% left open for good (never won, as in CRM exports where nobody
-    closes a dead deal). Observed until 2025-01-01."""
-    rng = np.random.default_rng(seed)
+def write_deal_store(
+    root: Path,
+    rng: np.random.Generator,
+    *,
+    created: pd.DatetimeIndex,
+    closed: pd.DatetimeIndex,
+    kind: np.ndarray,
+    end: pd.Timestamp,
+    attributes: list[str] | None = None,
+) -> Path:
+    """A project at `root` whose deals go lead → qualification (3 days after
+    `created`) → `kind` ('won' or 'lost') at `closed` when that is by `end`, or
+    stay open; random owners, sources and amounts; observed until `end`."""
+    deals = len(created)
     root.mkdir(parents=True, exist_ok=True)
     (root / "process.yaml").write_text(template_text(), encoding="utf-8")
     store = Project(root).open_store(create=True)
-    created = (pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.uniform(0, 730, deals), "D")).floor(
-        "s"
-    )
-    kind = rng.choice(["won", "lost", "open"], size=deals, p=[0.4, 0.35, 0.25])
-    closed = (created + pd.to_timedelta(rng.uniform(10, 60, deals), "D")).floor("s")
-    end = pd.Timestamp("2025-01-01")
     is_closed = (kind != "open") & (closed <= end)
     ids = [f"D{i:04d}" for i in range(deals)]
     frame = pd.DataFrame(
@@ -93,6 +96,8 @@ def _abandoned_store(root: Path, *, deals: int = 600, seed: int = 4) -> Path:
             "version": 1,
         }
     )
+    if attributes is not None:
+        frame["attributes"] = attributes
     frame["amount_base"] = frame["amount"]
     steps = [
         pd.DataFrame({"deal_id": ids, "stage_id": "lead", "entered_at": created, "seq": 0}),
@@ -112,6 +117,20 @@ def _abandoned_store(root: Path, *, deals: int = 600, seed: int = 4) -> Path:
         store.set_meta("observed_until", end.isoformat())
     store.close()
     return root
+
+
+def _abandoned_store(root: Path, *, deals: int = 600, seed: int = 4) -> Path:
+    """Deals created over two years: 40% won and 35% lost 10 to 60 days after
+    creation, 25% left open for good (never won, as in CRM exports where nobody
+    closes a dead deal). Observed until 2025-01-01."""
+    rng = np.random.default_rng(seed)
+    created = (pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.uniform(0, 730, deals), "D")).floor(
+        "s"
+    )
+    kind = rng.choice(["won", "lost", "open"], size=deals, p=[0.4, 0.35, 0.25])
+    closed = (created + pd.to_timedelta(rng.uniform(10, 60, deals), "D")).floor("s")
+    end = pd.Timestamp("2025-01-01")
+    return write_deal_store(root, rng, created=created, closed=closed, kind=kind, end=end)
 
 
 def test_a_deal_open_longer_than_any_win_is_not_won(tmp_path: Path) -> None:

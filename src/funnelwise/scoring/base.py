@@ -47,6 +47,13 @@ LEAK_RATIO = 10.0
 # date misses a quarter of what happened since: the scores say so.
 STALE_DAYS = 90
 LEAK_MIN_SHARE = 0.05
+# An attribute is read as a number when at least NUMERIC_SHARE of its non-empty
+# training values parse as numbers and it takes more than MIN_NUMERIC_LEVELS
+# distinct ones (fewer read better as categories: a 1-to-5 rating, a year).
+NUMERIC_SHARE = 0.95
+MIN_NUMERIC_LEVELS = 10
+# The reference values a numeric attribute's percentile is read against, at most.
+MAX_REFERENCE_VALUES = 1001
 
 
 class NotFittedError(FunnelwiseError, ValueError):
@@ -117,6 +124,44 @@ class Encoder:
             tuple(data["categorical"]),
             tuple(tuple(c) for c in data["categories"]),
         )
+
+
+def numeric_attribute_keys(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[str, ...]:
+    """The attribute keys whose `attr_<key>` values in `frame` are numbers: at least
+    NUMERIC_SHARE of the non-empty ones parse as numbers, with more than
+    MIN_NUMERIC_LEVELS distinct values."""
+    out = []
+    for key in keys:
+        col = f"{ATTRIBUTE_PREFIX}{key}"
+        if col not in frame.columns:
+            continue
+        text = frame[col].dropna().astype(str).str.strip()
+        text = text[text != ""]
+        if text.empty:
+            continue
+        values = pd.to_numeric(text, errors="coerce")
+        share = float(values.notna().mean())
+        if share >= NUMERIC_SHARE and values.nunique() > MIN_NUMERIC_LEVELS:
+            out.append(key)
+    return tuple(out)
+
+
+def attribute_reference(
+    frame: pd.DataFrame, keys: Sequence[str], id_column: str
+) -> dict[str, tuple[float, ...]]:
+    """Per numeric attribute key, the sorted values of the training units (each unit's
+    latest row), thinned to MAX_REFERENCE_VALUES quantiles: what a value's
+    percentile is read against ("more than 80% of deals")."""
+    last = frame.drop_duplicates(id_column, keep="last") if id_column in frame else frame
+    out = {}
+    for key in keys:
+        col = f"{ATTRIBUTE_PREFIX}{key}"
+        values = np.sort(pd.to_numeric(last[col], errors="coerce").dropna().to_numpy(float))
+        if len(values) > MAX_REFERENCE_VALUES:
+            grid = np.linspace(0.0, 1.0, MAX_REFERENCE_VALUES)
+            values = np.quantile(values, grid, method="inverted_cdf")
+        out[key] = tuple(float(v) for v in values)
+    return out
 
 
 def leaky_columns(
@@ -265,10 +310,14 @@ class Scorer:
         )
         self.dropped_keys_ = tuple(c.removeprefix(ATTRIBUTE_PREFIX) for c in leaky)
         self.keys_ = tuple(k for k in data.keys if k not in self.dropped_keys_)
+        self.numeric_keys_ = numeric_attribute_keys(rows, self.keys_)
+        self.attribute_reference_ = attribute_reference(
+            rows, self.numeric_keys_, TARGETS[self.target].id_column
+        )
         self.split_ = data.split
         self.trained_as_of_ = data.split.labels_until
         self.counts_ = counts
-        numeric, categorical = feature_columns(self.target, self.keys_)
+        numeric, categorical = feature_columns(self.target, self.keys_, self.numeric_keys_)
         self._fit_rows(data, numeric, categorical)
         return self
 
@@ -336,7 +385,14 @@ class Scorer:
         out = pd.DataFrame({key: frame[key] if len(frame) else [], "probability": p})
         contrib = self.contributions(frame) if len(frame) else None
         if contrib is not None:
-            reasons = top_reasons(frame, contrib[0], contrib[1], top=top)
+            reasons = top_reasons(
+                frame,
+                contrib[0],
+                contrib[1],
+                top=top,
+                reference=getattr(self, "attribute_reference_", {}),
+                unit="deals" if self.target == "won" else "leads",
+            )
             out = pd.concat([out, reasons.reset_index(drop=True)], axis=1)
         out = out.sort_values(["probability", key], ascending=[False, True], kind="stable")
         meta = {

@@ -33,6 +33,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.base import Encoder, Scorer, leaky_columns
+from funnelwise.scoring.features import ATTRIBUTE_PREFIX
 from funnelwise.scoring.labels import Split, TrainingData, check_target
 
 # Weights of the deal rule score: stage probability, checklist, required fields.
@@ -40,6 +41,8 @@ RULE_WEIGHTS = {"stage_probability": 0.5, "checklist_share": 0.25, "fields_share
 # Lead rule points saturate at this many activities (all / first week).
 LEAD_ACTIVITY_CAP = 5.0
 LEAD_EARLY_CAP = 3.0
+# Equal-count bins of a numeric attribute, for naive Bayes.
+NB_BINS = 10
 
 
 def _rule_components(frame: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -101,6 +104,8 @@ class RuleScorer(Scorer):
         now = log.now
         self.keys_ = ()
         self.dropped_keys_ = ()
+        self.numeric_keys_: tuple[str, ...] = ()
+        self.attribute_reference_: dict[str, tuple[float, ...]] = {}
         self.split_ = Split(now, now, now, now, 0.0)
         self.trained_as_of_ = now
         self.counts_: dict[str, int] = {}
@@ -110,6 +115,8 @@ class RuleScorer(Scorer):
         self, data: TrainingData, numeric: tuple[str, ...], categorical: tuple[str, ...]
     ) -> None:
         self.keys_ = ()
+        self.numeric_keys_ = ()
+        self.attribute_reference_ = {}
 
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
         parts = _rule_components(frame, self.target)
@@ -146,10 +153,31 @@ def _both(data: TrainingData) -> pd.DataFrame:
     return pd.concat([data.train, data.calibration], ignore_index=True)
 
 
+def quantile_edges(values: pd.Series, bins: int) -> tuple[float, ...]:
+    """The inner edges of `bins` equal-count bins of the numbers in `values` (fewer
+    where values repeat)."""
+    x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
+    if len(x) == 0:
+        return ()
+    inner = np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    return tuple(float(v) for v in np.unique(inner))
+
+
+def binned(values: pd.Series, edges: Sequence[float]) -> pd.Series:
+    """Each number's bin as text ('bin 0' below the first edge ...), missing where
+    the value is not a number."""
+    x = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    slot = np.searchsorted(np.asarray(edges, dtype=float), x, side="right")
+    labels = [None if np.isnan(v) else f"bin {i}" for v, i in zip(x, slot, strict=True)]
+    return pd.Series(labels, index=values.index, dtype=object)
+
+
 class NaiveBayesScorer(Scorer):
     """Naive Bayes over field values (stage, source, product, region, owner, industry,
     attributes), as in the predictive lead scoring of open-source CRMs. Fields
-    filled in only at the outcome are left out (see `base.leaky_columns`)."""
+    filled in only at the outcome are left out (see `base.leaky_columns`). A
+    numeric attribute counts by its quantile bin among the training rows
+    (NB_BINS equal-count bins)."""
 
     kind: ClassVar[str] = "naive_bayes"
     label: ClassVar[str] = "Naive Bayes (CRM-style)"
@@ -157,21 +185,32 @@ class NaiveBayesScorer(Scorer):
     def _fit_rows(
         self, data: TrainingData, numeric: tuple[str, ...], categorical: tuple[str, ...]
     ) -> None:
-        rows = _both(data)
+        raw = _both(data)
+        self.bins_ = {
+            c: quantile_edges(raw[c], NB_BINS) for c in numeric if c.startswith(ATTRIBUTE_PREFIX)
+        }
+        rows = self._binned(raw)
         # The owner is a field like any other, unless it is only filled in at the outcome.
         owner = ("owner_id",) if "owner_id" in rows.columns else ()
-        fields = (*categorical, *(c for c in owner if not leaky_columns(rows, owner)))
+        fields = (*categorical, *self.bins_, *(c for c in owner if not leaky_columns(rows, owner)))
         self.encoder_ = Encoder.fit(rows, (), fields)
         y = rows["label"].to_numpy(int)
         self.prior_ = float(y.mean())
         self.nb_: CategoricalNB | None = None
         if fields:
             sizes = [len(c) + 1 for c in self.encoder_.categories]
-            self.nb_ = CategoricalNB(alpha=1.0, min_categories=sizes).fit(self._codes(rows), y)
+            self.nb_ = CategoricalNB(alpha=1.0, min_categories=sizes).fit(self._codes(raw), y)
+
+    def _binned(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame with each numeric attribute replaced by its quantile bin."""
+        present = {c: e for c, e in getattr(self, "bins_", {}).items() if c in frame.columns}
+        if not present:
+            return frame
+        return frame.assign(**{c: binned(frame[c], e) for c, e in present.items()})
 
     def _codes(self, frame: pd.DataFrame) -> np.ndarray:
         """Category codes with missing or unseen values in their own last bucket."""
-        m = self.encoder_.matrix(frame)
+        m = self.encoder_.matrix(self._binned(frame))
         unknown = np.array([len(c) for c in self.encoder_.categories], dtype=float)
         return np.where(np.isnan(m), unknown, m).astype(int)
 

@@ -116,9 +116,16 @@ def attribute_keys(table: ir.Table, *, limit: int = MAX_ATTRIBUTE_KEYS) -> tuple
     return tuple(str(k) for k in frame["k"])
 
 
+def attribute_value(js: ir.JSONValue, key: str) -> ir.StringValue:
+    """An attribute's value as text: a JSON string as it is, a JSON number or
+    boolean written out (8801, 88.5, true); null when absent or null."""
+    v = js[key]
+    return ibis.coalesce(v.str, v.int.cast("string"), v.float.cast("string"), v.bool.cast("string"))
+
+
 def _attribute_columns(table: ir.Table, keys: tuple[str, ...]) -> dict[str, ir.Value]:
     js = table.attributes.cast("json")
-    return {f"{ATTRIBUTE_PREFIX}{k}": js[k].str for k in keys}
+    return {f"{ATTRIBUTE_PREFIX}{k}": attribute_value(js, k) for k in keys}
 
 
 # -- deals ------------------------------------------------------------------------
@@ -451,7 +458,9 @@ def attribute_presence(table: ir.Table, keys: Sequence[str]) -> tuple[int, dict[
     """Rows of `table`, and per key the share of them whose JSON `attributes` have
     a value for it (as `attr_<key>`)."""
     js = table.attributes.cast("json")
-    counts = {f"_k{i}": js[k].str.notnull().cast("int64").sum() for i, k in enumerate(keys)}
+    counts = {
+        f"_k{i}": attribute_value(js, k).notnull().cast("int64").sum() for i, k in enumerate(keys)
+    }
     row = table.aggregate(_n=table.count(), **counts).to_pandas().iloc[0]
     n = int(row["_n"])
     shares = {
@@ -592,7 +601,12 @@ def features(
     )
 
 
-def feature_columns(target: str, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(numeric, categorical) model columns of a target with its attribute keys."""
+def feature_columns(
+    target: str, keys: tuple[str, ...], numeric_keys: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(numeric, categorical) model columns of a target with its attribute keys: those
+    of `numeric_keys` read as numbers, the others as categories."""
     unit = TARGETS[target]
-    return unit.numeric, (*unit.categorical, *(f"{ATTRIBUTE_PREFIX}{k}" for k in keys))
+    numbers = tuple(f"{ATTRIBUTE_PREFIX}{k}" for k in keys if k in numeric_keys)
+    texts = tuple(f"{ATTRIBUTE_PREFIX}{k}" for k in keys if k not in numeric_keys)
+    return (*unit.numeric, *numbers), (*unit.categorical, *texts)

@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from funnelwise.errors import InputError
 from funnelwise.scoring.base import Encoder, Scorer
-from funnelwise.scoring.features import TARGETS
+from funnelwise.scoring.features import ATTRIBUTE_PREFIX, TARGETS
 from funnelwise.scoring.labels import Split, TrainingData, require_outcomes
 
 CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
@@ -30,6 +30,13 @@ CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
 # one deal are not independent, so `auto` counts deals and picks sigmoid below this.
 ISOTONIC_MIN_UNITS = 1000
 _EPS = 1e-6
+# LightGBM's bins per numeric feature (its default), and per numeric attribute:
+# deciles, as naive Bayes counts them. An attribute such as the account's size is
+# one value per account; split finely, the booster learns each account's past
+# outcomes (CRM Sales Opportunities, 85 accounts: ROC AUC 0.46 with 255 bins,
+# 0.54 with 10).
+MAX_BIN = 255
+ATTRIBUTE_BINS = 10
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -102,8 +109,9 @@ class BoostedScorer(Scorer):
     isotonic with at least 1000 calibration deals, else sigmoid; 'isotonic';
     'sigmoid'; 'none'), `n_estimators`, `learning_rate`, `num_leaves`,
     `min_child_samples` (LightGBM's tree settings), `num_threads` (0: all
-    cores). Fitted: `booster_`, `encoder_`, `calibrator_`, `keys_`, `split_`,
-    `counts_`, `trained_as_of_`.
+    cores). Fitted: `booster_`, `encoder_`, `calibrator_`, `keys_`,
+    `numeric_keys_` (attributes read as numbers), `attribute_reference_`,
+    `split_`, `counts_`, `trained_as_of_`.
     """
 
     kind: ClassVar[str] = "boosted"
@@ -179,13 +187,18 @@ class BoostedScorer(Scorer):
             units = data.calibration[TARGETS[self.target].id_column].nunique()
             method = "isotonic" if units >= ISOTONIC_MIN_UNITS else "sigmoid"
         encoder = Encoder.fit(data.train, numeric, categorical)
+        # A numeric attribute is split only at its deciles (see ATTRIBUTE_BINS).
+        bins = [
+            ATTRIBUTE_BINS if name.startswith(ATTRIBUTE_PREFIX) and name in numeric else MAX_BIN
+            for name in encoder.names
+        ]
         train = lgb.Dataset(
             encoder.matrix(data.train),
             label=data.train["label"].to_numpy(float),
             feature_name=list(encoder.names),
             categorical_feature=encoder.categorical_indices,
             free_raw_data=True,
-            params={"verbose": -1},
+            params={"verbose": -1, "max_bin_by_feature": bins},
         )
         self.booster_ = lgb.train(self._lgb_params(), train, num_boost_round=self.n_estimators)
         self.encoder_ = encoder
@@ -235,6 +248,8 @@ def scorer_to_json(scorer: Scorer) -> str:
         "params": scorer.get_params(),
         "keys": list(scorer.keys_),
         "dropped_keys": list(scorer.dropped_keys_),
+        "numeric_keys": list(scorer.numeric_keys_),
+        "attribute_reference": {k: list(v) for k, v in scorer.attribute_reference_.items()},
         "split": scorer.split_.to_dict(),
         "counts": scorer.counts_,
         "fitted": scorer._fitted_dict(),
@@ -254,6 +269,11 @@ def scorer_from_json(text: str) -> Scorer:
     scorer.split_ = Split.from_dict(doc["split"])
     scorer.keys_ = tuple(doc["keys"])
     scorer.dropped_keys_ = tuple(doc["dropped_keys"])
+    # Saved before attributes could be numbers: every attribute is a category.
+    scorer.numeric_keys_ = tuple(doc.get("numeric_keys", ()))
+    scorer.attribute_reference_ = {
+        k: tuple(v) for k, v in doc.get("attribute_reference", {}).items()
+    }
     scorer.counts_ = doc["counts"]
     scorer.trained_as_of_ = scorer.split_.labels_until
     scorer._load_fitted(doc["fitted"])

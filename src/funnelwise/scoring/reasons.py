@@ -17,7 +17,7 @@ reasons and the next one takes its place.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -231,12 +231,62 @@ FACTS: dict[str, str] = {
 _SINGULAR = re.compile(r"(?<![\d.,])1 (day|activitie|deal|stage change)s\b")
 
 
-def phrase(frame: pd.DataFrame, feature: str) -> pd.Series:
-    """The phrase for one feature on every row of a feature frame."""
+def number_text(v: float) -> str:
+    """A number as a rep would read it: grouped thousands, no needless decimals
+    (8801 -> '8,801', 2.5 -> '2.5', 0.0042 -> '0.0042')."""
+    if float(v).is_integer():
+        return f"{v:,.0f}"
+    if abs(v) < 1:
+        return f"{v:.2g}"
+    return f"{v:,.2f}".rstrip("0").rstrip(".")
+
+
+def standing(v: float, reference: Sequence[float], unit: str) -> str:
+    """Where `v` stands among the sorted `reference` values, one per training deal
+    (or lead): 'more than 80% of deals' (the share with a smaller value), or
+    'less than 70% of deals' (the share with a larger one), whichever is larger."""
+    ref = np.asarray(reference, dtype=float)
+    n = len(ref)
+    if n == 0:
+        return ""
+    below = float(np.searchsorted(ref, v, side="left")) / n
+    above = float(n - np.searchsorted(ref, v, side="right")) / n
+    if below >= above:
+        return f"more than all {unit}" if below >= 1 else f"more than {below:.0%} of {unit}"
+    return f"less than all {unit}" if above >= 1 else f"less than {above:.0%} of {unit}"
+
+
+def _numeric_attribute(
+    frame: pd.DataFrame, feature: str, reference: Sequence[float], unit: str
+) -> pd.Series:
+    key = feature.removeprefix(ATTRIBUTE_PREFIX)
+    values = _num(frame, feature)
+
+    def one(v: float) -> str:
+        if pd.isna(v):
+            return f"{key} unknown"
+        where = standing(float(v), reference, unit)
+        return f"{key} {number_text(float(v))}" + (f" ({where})" if where else "")
+
+    return values.map(one).astype(object)
+
+
+def phrase(
+    frame: pd.DataFrame,
+    feature: str,
+    *,
+    reference: Mapping[str, Sequence[float]] | None = None,
+    unit: str = "deals",
+) -> pd.Series:
+    """The phrase for one feature on every row of a feature frame. An attribute key
+    in `reference` (numeric attributes: the training values) reads as its number
+    and percentile, 'employees 8,801 (more than 80% of deals)'."""
+    key = feature.removeprefix(ATTRIBUTE_PREFIX)
     if feature in PHRASES:
         words = PHRASES[feature](frame)
+    elif feature.startswith(ATTRIBUTE_PREFIX) and reference and key in reference:
+        words = _numeric_attribute(frame, feature, reference[key], unit)
     elif feature.startswith(ATTRIBUTE_PREFIX):
-        key = feature.removeprefix(ATTRIBUTE_PREFIX)
         words = f"{key}: " + _text(frame, feature, "none")
     else:
         words = feature + ": " + _text(frame, feature, "none")
@@ -266,13 +316,21 @@ def _facts(contributions: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarra
 
 
 def top_reasons(
-    frame: pd.DataFrame, contributions: np.ndarray, names: tuple[str, ...], *, top: int = 3
+    frame: pd.DataFrame,
+    contributions: np.ndarray,
+    names: tuple[str, ...],
+    *,
+    top: int = 3,
+    reference: Mapping[str, Sequence[float]] | None = None,
+    unit: str = "deals",
 ) -> pd.DataFrame:
     """The `top` largest factors per row: `reason_i` (signed phrase) and `effect_i`
     (log-odds; positive raises the score). Features about the same fact (`FACTS`)
     count as one factor. Factors below MIN_EFFECT are left blank, and so is a factor
     worded by a rate that pushed against the rate's side of the average (a
-    below-average owner's rate raising the score): the next factor takes its place."""
+    below-average owner's rate raising the score): the next factor takes its place.
+    Numeric attributes (the keys of `reference`) read with their percentile among
+    the training `unit` (see `phrase`)."""
     n = contributions.shape[0]
     columns: dict[str, object] = {}
     total, pick = _facts(contributions, names) if n else (np.zeros((0, 0)), None)
@@ -282,7 +340,9 @@ def top_reasons(
             columns[f"reason_{i}"] = pd.Series(dtype=object)
             columns[f"effect_{i}"] = pd.Series(dtype=float)
         return pd.DataFrame(columns)
-    phrases = np.column_stack([phrase(frame, name).to_numpy(object) for name in names])
+    phrases = np.column_stack(
+        [phrase(frame, name, reference=reference, unit=unit).to_numpy(object) for name in names]
+    )
     sides = np.column_stack([rate_side(frame, name) for name in names])
     against = np.take_along_axis(sides, pick, axis=1) * np.sign(total) < 0
     # Contradicting factors rank after all others (an absolute effect is never < 0).
