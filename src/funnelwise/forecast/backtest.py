@@ -114,6 +114,29 @@ def _with_fallback(result: ForecastResult, requested: str, fallback: str) -> For
     return replace(result, requested=requested, fallback=fallback)
 
 
+def _window(
+    history_start: pd.Timestamp,
+    observed_until: pd.Timestamp,
+    horizon: float,
+    start: Instant | None = None,
+    end: Instant | None = None,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last cut-off allowed (unchecked): start (default: the first midnight
+    two horizons after the first deal) and end (default: the last instant whose
+    horizon is fully observed)."""
+    hi = (
+        to_timestamp(end, name="end")
+        if end is not None
+        else observed_until - pd.Timedelta(days=horizon)
+    )
+    lo = (
+        to_timestamp(start, name="start")
+        if start is not None
+        else history_start + pd.Timedelta(days=2 * horizon)
+    )
+    return lo.ceil("D"), hi
+
+
 def cutoff_dates(
     history_start: pd.Timestamp,
     observed_until: pd.Timestamp,
@@ -125,14 +148,8 @@ def cutoff_dates(
 ) -> list[pd.Timestamp]:
     """Midnight cut-offs every `every` days from start (default: first deal + 2 horizons)
     to end (default: the last date whose horizon is fully observed)."""
+    lo, hi = _window(history_start, observed_until, horizon, start, end)
     last = observed_until - pd.Timedelta(days=horizon)
-    hi = to_timestamp(end, name="end") if end is not None else last
-    lo = (
-        to_timestamp(start, name="start")
-        if start is not None
-        else history_start + pd.Timedelta(days=2 * horizon)
-    )
-    lo = lo.ceil("D")
     if hi > last:
         raise InputError(
             f"end {hi:%Y-%m-%d} leaves less than the {horizon:g}-day horizon before the end of "
@@ -141,9 +158,7 @@ def cutoff_dates(
     if lo > hi and start is None:
         span = (observed_until - history_start) / pd.Timedelta(days=1)
         longest = int(span // 3)
-        while longest > 1 and (history_start + pd.Timedelta(days=2 * longest)).ceil(
-            "D"
-        ) > observed_until - pd.Timedelta(days=longest):
+        while longest > 1 and _fits(history_start, observed_until, longest) < 0:
             longest -= 1  # the first cut-off is at a midnight
         raise NotEnoughDataError(
             f"no cut-off fits: the log covers {span:,.0f} days ({history_start:%Y-%m-%d} to "
@@ -163,6 +178,18 @@ def cutoff_dates(
     return [lo + pd.Timedelta(days=every * i) for i in range(n)]
 
 
+def _fits(
+    history_start: pd.Timestamp,
+    observed_until: pd.Timestamp,
+    horizon: float,
+    start: Instant | None = None,
+    end: Instant | None = None,
+) -> float:
+    """Whole days from the first allowed cut-off to the last (negative: none fits)."""
+    lo, hi = _window(history_start, observed_until, horizon, start, end)
+    return float(np.floor((hi - lo) / pd.Timedelta(days=1)))
+
+
 # Days between cut-offs never fall below this with every="auto".
 AUTO_MIN_SPACING = 7
 
@@ -178,16 +205,12 @@ def auto_spacing(
     """Whole days between cut-offs: one horizon (windows that do not overlap) when
     that leaves MIN_CUTOFFS cut-offs, else as close as needed for MIN_CUTOFFS, but
     not under AUTO_MIN_SPACING days (a log too short for that gets fewer, and the
-    backtest says they are too few)."""
-    try:
-        cuts = cutoff_dates(
-            history_start, observed_until, horizon=horizon, every=1.0, start=start, end=end
-        )
-    except NotEnoughDataError:
-        return horizon  # no cut-off at all: cutoff_dates says why, whatever the spacing
-    span = (cuts[-1] - cuts[0]) / pd.Timedelta(days=1)
-    fits = np.floor(span / (MIN_CUTOFFS - 1))
-    return float(min(horizon, max(AUTO_MIN_SPACING, fits)))
+    backtest says they are too few). Where no cut-off fits, one horizon: the
+    backtest then says why."""
+    span = _fits(history_start, observed_until, horizon, start, end)
+    if span < 0:
+        return horizon
+    return float(min(horizon, max(AUTO_MIN_SPACING, np.floor(span / (MIN_CUTOFFS - 1)))))
 
 
 def _pinball(actual: np.ndarray, pred: np.ndarray, q: float) -> float:
