@@ -26,7 +26,7 @@ class _Group(TyperGroup):
         except FunnelwiseError as exc:
             # Text, not markup: messages quote user data that may contain [brackets].
             message = Text.assemble(("error: ", "bold red"), str(exc))
-            err_console.print(message, highlight=False, soft_wrap=True)
+            err_console.print(message, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
 

@@ -167,7 +167,7 @@ def info(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
     print_record(record, fmt, title="funnelwise store")
     warning = unknown_stages_warning(unknown)
     if warning:
-        err_console.print(warning, highlight=False, markup=False, soft_wrap=True)
+        err_console.print(warning, highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -115,7 +115,6 @@ def choose_frame(names: Sequence[str], frame: str | None, fmt: OutputFormat) -> 
             f"add --frame NAME, or use --format json for all",
             highlight=False,
             markup=False,
-            soft_wrap=True,
         )
     return names[0]
 

@@ -183,8 +183,7 @@ def apply(
     if not len(scores.to_frame()):
         notes.append(_nothing_open(target, log, scorer.horizon_days))
     for note in notes:
-        # One line each, whatever the terminal's width: scripts grep for them.
-        err_console.print(note, highlight=False, markup=False, soft_wrap=True)
+        err_console.print(note, highlight=False, markup=False)
     key = scores.id_column
     reasons = [c for c in scores.to_frame().columns if c.startswith("reason_")]
     _emit(scores, fmt, csv_columns=[key, "probability", *reasons])
