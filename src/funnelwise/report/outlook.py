@@ -14,7 +14,7 @@ from funnelwise.forecast.backtest import MIN_CUTOFFS
 from funnelwise.report import charts, fmt
 from funnelwise.report.fmt import table
 from funnelwise.report.section import TITLES, Chart, Section, notice
-from funnelwise.scoring.result import signed
+from funnelwise.scoring.result import best_baseline, rankers, signed
 
 if TYPE_CHECKING:
     from funnelwise.analytics.flow import FlowResult
@@ -433,13 +433,6 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
     )
 
 
-def _ranking(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The scorers that can rank (those giving every test row the same score cannot)."""
-    if "cannot_rank" not in metrics:
-        return metrics
-    return metrics[~metrics["cannot_rank"].map(lambda v: isinstance(v, str))]
-
-
 # Below this ROC AUC a ranking is too close to chance (0.5) to act on alone.
 WEAK_AUC = 0.6
 
@@ -497,10 +490,9 @@ def _scoring_takeaway(
         f"moments), the {model} model ({m['scorer']}) ranks the {outcomes} with ROC AUC "
         f"{auc:.3f}."
     )
-    ranked = _ranking(baselines).dropna(subset=["roc_auc"])
-    ranked = ranked.sort_values("roc_auc", ascending=False)
-    if len(ranked):
-        text += _versus(ranked.iloc[0], auc, level)
+    best = best_baseline(baselines)
+    if best is not None:
+        text += _versus(best, auc, level)
     if auc < WEAK_AUC:
         text += (
             f" An AUC under {WEAK_AUC:.1f} is close to chance (0.5): the order of the scores "
@@ -537,7 +529,7 @@ def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
         m, metrics[metrics["kind"] != m["kind"]], target, bands, level=level
     )
     # The model's row stays; a baseline that cannot rank is a sentence, not a competitor.
-    shown = metrics[(metrics["kind"] == m["kind"]) | metrics.index.isin(_ranking(metrics).index)]
+    shown = metrics[(metrics["kind"] == m["kind"]) | metrics.index.isin(rankers(metrics).index)]
     order = list(shown["scorer"])
     rows = table(
         shown,

@@ -42,6 +42,23 @@ class Scores(Result):
         return str(self.meta["id_column"])
 
 
+def rankers(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of scorers that can rank (those giving every test row the same score,
+    with a `cannot_rank` sentence, cannot)."""
+    if "cannot_rank" not in metrics:
+        return metrics
+    return metrics[~metrics["cannot_rank"].map(lambda v: isinstance(v, str))]
+
+
+def best_baseline(baselines: pd.DataFrame) -> pd.Series | None:
+    """The baseline of highest ROC AUC among those that can rank (None without one):
+    the one the model is judged against."""
+    ranked = rankers(baselines).dropna(subset=["roc_auc"])
+    if ranked.empty:
+        return None
+    return ranked.sort_values("roc_auc", ascending=False, kind="stable").iloc[0]
+
+
 def signed(value: float, digits: int = 3) -> str:
     """A difference with its sign: '+0.012', '−0.004'; '0.000' when it rounds to zero."""
     text = f"{value:+.{digits}f}"
@@ -106,14 +123,10 @@ class Evaluation(Result):
         if "roc_auc_vs_model_lower" not in f or "roc_auc" not in f:
             return None
         reference = f["roc_auc_vs_model"].isna()
-        can_rank = ~f.get("cannot_rank", pd.Series(None, index=f.index)).map(
-            lambda v: isinstance(v, str)
-        )
-        baselines = f[~reference & can_rank].dropna(subset=["roc_auc"])
-        if not reference.any() or baselines.empty:
+        best = best_baseline(f[~reference])
+        if not reference.any() or best is None:
             return None
         model = f[reference].iloc[0]
-        best = baselines.sort_values("roc_auc", ascending=False, kind="stable").iloc[0]
         lo, hi = best["roc_auc_vs_model_lower"], best["roc_auc_vs_model_upper"]
         if pd.isna(lo) or pd.isna(hi) or lo <= 0:
             return None
