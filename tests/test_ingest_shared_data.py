@@ -3,6 +3,7 @@ the published counts. Skipped when the folder is absent."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import funnelwise as fw
 from conftest import shared_data
 from funnelwise.ingest import import_table
+from funnelwise.scoring import BoostedScorer
 from ingest_util import new_project, rows
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -73,6 +75,47 @@ def test_crm_amounts_are_booked_at_the_close(tmp_path: Path) -> None:
     assert (later.amount == later.listed).all()
     assert (later.amount_base == later.listed).all()
     store.close()
+
+
+def test_crm_account_columns_are_deal_attributes(tmp_path: Path) -> None:
+    """Every column of accounts.csv lands in the attributes of the account's deals
+    (compared with pandas, apart from the importer), and scoring reads
+    year_established, revenue and employees as numbers, with reasons in numbers."""
+    data = shared_data("crm-sales-opportunities", "sales_pipeline.csv")
+    accounts = pd.read_csv(data.parent / "accounts.csv", dtype=str).set_index("account")
+    pipeline = pd.read_csv(data, dtype=str)
+    store, process = new_project(tmp_path / "crm")
+    import_table(store, process, data, EXAMPLES / "crm-sales-opportunities" / "mapping.yaml")
+    attrs = store.raw.execute("SELECT deal_id, attributes FROM deals").df()
+    attrs = attrs.set_index("deal_id")["attributes"].map(json.loads)
+    columns = list(accounts.columns)
+    assert columns == [
+        "sector",
+        "year_established",
+        "revenue",
+        "employees",
+        "office_location",
+        "subsidiary_of",
+    ]
+    with_account = pipeline.dropna(subset=["account"])
+    assert len(with_account) == 7375
+    for deal_id, account in zip(with_account.opportunity_id, with_account.account, strict=True):
+        wanted = accounts.loc[account].dropna().to_dict()
+        assert {k: v for k, v in attrs[deal_id].items() if k in columns} == wanted
+    assert sum("subsidiary_of" in a for a in attrs) == 1292
+    store.close()
+    log = fw.open(tmp_path / "crm")
+    model = BoostedScorer(num_threads=1, n_estimators=50, snapshots=4, seed=0).fit(log)
+    assert set(model.keys_) >= set(columns)
+    assert model.numeric_keys_ == ("employees", "revenue", "year_established")
+    assert model.dropped_keys_ == ()
+    assert {"attr_revenue", "attr_year_established"} <= set(model.encoder_.numeric)
+    reasons = model.score(log, top=5).to_frame().filter(like="reason_").stack()
+    said = reasons[reasons.str.contains("revenue")]
+    assert len(said) > 0
+    pattern = r"^[+−] revenue ([\d,]+(\.\d+)?|unknown)( \((more|less) than (\d+%|all) of deals\))?$"
+    assert said.str.match(pattern).all(), said[~said.str.match(pattern)].head()
+    log.store.close()
 
 
 def test_olist_marketing_funnel(tmp_path: Path) -> None:
