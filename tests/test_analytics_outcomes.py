@@ -136,8 +136,60 @@ def test_an_empty_log_says_so(tmp_path: Path) -> None:
             fw.outcomes(log)
         with pytest.raises(fw.NotEnoughDataError, match="timing: the log holds no stage"):
             fw.timing(log)
-        # Counting analyses count nothing: empty frames, no error.
+        # Counting analyses count nothing: empty frames, no error, and they say why.
+        counted = [
+            fw.funnel(log),
+            fw.snapshot(log),
+            fw.flow(log, start="2024-01-01", end="2024-02-01"),
+            fw.kpis(log),
+            fw.bottlenecks(log),
+            fw.discovery(log),
+            fw.conformance(log),
+            fw.hygiene(log),
+            fw.whose_move(log),
+        ]
         assert fw.funnel(log).to_frame().empty and fw.discovery(log).variants.empty
-        assert fw.flow(log, start="2024-01-01", end="2024-02-01").waterfall.value.sum() == 0
+        assert counted[2].waterfall.value.sum() == 0
+        for result in counted:
+            assert "the log holds no deals as of" in result.meta["empty"], result.analysis
+            shown = _printed(result)
+            assert "Nothing to count: the log holds no deals" in shown, result.analysis
+            assert "Nothing to count" in result._repr_html_()
     finally:
         log.store.close()
+
+
+def _printed(result: object) -> str:
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(result)
+    return console.export_text()
+
+
+def test_an_empty_table_says_why_only_when_no_deal_is_there(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    from analytics_data import tiny_changed
+
+    log = fw.open(tiny_project)
+    try:
+        assert "empty" not in fw.funnel(log).meta
+        # Deals loaded but a clean pipeline: no hygiene flags is not "no deals".
+        assert "empty" not in fw.whose_move(log).meta
+        narrowed = fw.funnel(log.filter(source="no-such-source"))
+        assert narrowed.to_frame().empty
+        assert "holds no deals with these filters" in narrowed.meta["empty"]
+        before = fw.funnel(log.as_of("2023-06-01"))
+        assert "as of 2023-06-01" in before.meta["empty"]
+        # The header line shows instants to the second, dates at midnight alone.
+        assert "as_of: 2023-06-01;" in _printed(before)
+    finally:
+        log.store.close()
+    sql = (
+        "DELETE FROM stage_events; DELETE FROM deal_changes; DELETE FROM activities; "
+        "DELETE FROM deals; INSERT INTO leads (lead_id, created_at, source, origin) VALUES "
+        "('L1', TIMESTAMP '2024-01-05', 'web', 'test')"
+    )
+    with tiny_changed(tiny_project, tmp_path / "leads-only", sql) as leads_only:
+        assert "holds no deals as of 2024-03-01, only 1 lead" in fw.funnel(leads_only).meta["empty"]

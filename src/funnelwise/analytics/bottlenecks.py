@@ -27,6 +27,7 @@ import pandas as pd
 from funnelwise.analytics.common import (
     VALUE,
     base_meta,
+    empty_meta,
     group_deals,
     stage_frame,
     to_pandas,
@@ -128,7 +129,9 @@ def bottlenecks(
         )
     )
     frame = _rank(stages, lost, waiting, groups, log.process.currency)
-    meta = base_meta(log, by=by, groups=groups, days=days, unit=log.process.currency)
+    meta = base_meta(
+        log, by=by, groups=groups, days=days, unit=log.process.currency, **empty_meta(log, frame)
+    )
     meta["score"] = "share of the group's value lost + share of its excess value-days"
     return BottleneckResult({"ranking": frame}, meta)
 

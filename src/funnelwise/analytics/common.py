@@ -218,11 +218,30 @@ def require_rows(frame: pd.DataFrame, log: EventLog, analysis: str, what: str) -
     """Raise NotEnoughDataError when an analysis finds nothing to estimate from."""
     if len(frame):
         return
+    raise NotEnoughDataError(f"{analysis}: {_holds_none(log, what)}")
+
+
+def _holds_none(log: EventLog, what: str, extra: str = "") -> str:
     narrowed = " with these filters" if (log.where or log.since or log.until) else ""
-    raise NotEnoughDataError(
-        f"{analysis}: the log holds no {what}{narrowed} as of {log.now:%Y-%m-%d}; load deals "
+    return (
+        f"the log holds no {what}{narrowed} as of {log.now:%Y-%m-%d}{extra}; load deals "
         "(`funnelwise import ...` or `funnelwise demo DIR`), or widen the filters"
     )
+
+
+def empty_meta(log: EventLog, frame: pd.DataFrame) -> dict[str, str]:
+    """`{"empty": why}` when a counting analysis's main frame is empty because the
+    log holds no deals (as filtered, as of its instant); else `{}`.
+
+    Counting nothing is not an error (the frames stay empty, with their columns),
+    but an empty table alone does not say whether nothing matched or nothing was
+    loaded. Only an empty frame costs the extra counts.
+    """
+    if len(frame) or int(log.deals.count().execute()):
+        return {}
+    leads = int(log.leads.count().execute())
+    only = f", only {leads:,} lead{'s' if leads != 1 else ''}" if leads else ""
+    return {"empty": _holds_none(log, "deals", only)}
 
 
 def to_pandas(expr: ir.Table) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import pandas as pd
 from funnelwise.analytics.common import (
     MISSING,
     base_meta,
+    empty_meta,
     group_deals,
     stage_frame,
     to_pandas,
@@ -265,7 +266,15 @@ def _conformance(
             listed = listed.limit(list_limit)
         deal_list = to_pandas(listed.drop("conforming"))
     stages = _by_stage(log, moves, checked)
-    meta = base_meta(log, by=by, groups=groups, alpha=alpha, list_limit=list_limit, unit="deals")
+    meta = base_meta(
+        log,
+        by=by,
+        groups=groups,
+        alpha=alpha,
+        list_limit=list_limit,
+        unit="deals",
+        **empty_meta(log, summary),
+    )
     meta["fields_checked"] = "as the deal stands at the log's instant"
     return ConformanceResult(
         {"summary": summary, "owners": owners, "stages": stages, "deals": deal_list}, meta

@@ -17,7 +17,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from funnelwise.analytics.common import base_meta, exact_days, group_deals, to_pandas
+from funnelwise.analytics.common import base_meta, empty_meta, exact_days, group_deals, to_pandas
 from funnelwise.analytics.events import with_groups
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
@@ -120,7 +120,14 @@ def discovery(log: EventLog, *, by: str | None = None, top: int | None = None) -
     with with_groups(traces(log), deals, groups).cache() as t:
         variant_frame = _variants(t, groups, top)
         edges, nodes = _graph(t, groups)
-    meta = base_meta(log, by=by, groups=groups, top=top, unit="deals; calendar days")
+    meta = base_meta(
+        log,
+        by=by,
+        groups=groups,
+        top=top,
+        unit="deals; calendar days",
+        **empty_meta(log, variant_frame),
+    )
     meta["ordering"] = "events ordered by (entered_at, seq): independent of row order"
     return DiscoveryResult(
         {"variants": variant_frame, "edges": edges, "nodes": nodes},

@@ -31,6 +31,7 @@ import pandas as pd
 from funnelwise.analytics.common import (
     VALUE,
     base_meta,
+    empty_meta,
     group_deals,
     n_open_stages,
     resolve_stage,
@@ -220,6 +221,7 @@ def flow(
         close_from=lo,
         close_until=hi,
         unit=f"deals; value in {log.process.currency}",
+        **empty_meta(log, movements),
     )
     meta["accounting"] = "start + parts = end exactly (values summed in whole cents)"
     return FlowResult({"waterfall": waterfall, "movements": movements}, meta)

@@ -22,6 +22,7 @@ import pandas as pd
 from funnelwise.analytics.common import (
     VALUE,
     base_meta,
+    empty_meta,
     group_deals,
     n_open_stages,
     stage_frame,
@@ -115,7 +116,15 @@ def funnel(
     )
     entered = to_pandas(entered_q.group_by([*groups, "stage_id"]).aggregate(entered=ibis._.count()))
     frame = _assemble(log, hist, entered, groups, alpha)
-    meta = base_meta(log, by=by, cohort=cohort, alpha=alpha, groups=groups, unit="deals")
+    meta = base_meta(
+        log,
+        by=by,
+        cohort=cohort,
+        alpha=alpha,
+        groups=groups,
+        unit="deals",
+        **empty_meta(log, frame),
+    )
     meta["counting"] = (
         "a deal reaches a stage when it entered it or any later stage; won deals "
         "reached every stage"

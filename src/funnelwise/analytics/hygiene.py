@@ -27,6 +27,7 @@ from funnelwise.analytics.common import (
     VALUE,
     base_meta,
     elapsed_days,
+    empty_meta,
     group_deals,
     stage_frame,
     timestamp,
@@ -232,7 +233,15 @@ def hygiene(
             "issues",
         ]
         deal_list = to_pandas(listed.select(*dict.fromkeys(cols)))
-    meta = base_meta(log, by=by, groups=groups, stale=stale, list_limit=list_limit, unit="deals")
+    meta = base_meta(
+        log,
+        by=by,
+        groups=groups,
+        stale=stale,
+        list_limit=list_limit,
+        unit="deals",
+        **empty_meta(log, summary),
+    )
     meta["idle"] = "days since the last stage change or activity"
     return HygieneResult(
         {"summary": summary.reset_index(drop=True), "deals": deal_list, "thresholds": thresholds},

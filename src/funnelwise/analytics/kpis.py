@@ -22,6 +22,7 @@ from funnelwise.analytics.common import (
     VALUE,
     base_meta,
     elapsed_days,
+    empty_meta,
     group_deals,
     iter_groups,
     timestamp,
@@ -135,7 +136,15 @@ def kpis(
     frame = pd.DataFrame(rows, columns=[*groups, "kpi", "value", "lower", "upper", "n", "unit"])
     leads = _lead_figures(log, by, alpha)
     campaigns = _campaigns(log, costs)
-    meta = base_meta(log, by=by, groups=groups, target=target, alpha=alpha, unit=currency)
+    meta = base_meta(
+        log,
+        by=by,
+        groups=groups,
+        target=target,
+        alpha=alpha,
+        unit=currency,
+        **empty_meta(log, frame),
+    )
     return KpiResult({"kpis": frame, "leads": leads, "campaigns": campaigns}, meta)
 
 

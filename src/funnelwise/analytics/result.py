@@ -237,6 +237,17 @@ _HEADLINE_META = (
 )
 
 
+def _headline(value: Any) -> Any:
+    """A metadata value for the header line: instants to the second (a date alone
+    at midnight), since microseconds of "now" tell a reader nothing."""
+    if isinstance(value, dt.datetime) and not pd.isna(value):
+        stamp = pd.Timestamp(value)
+        if stamp == stamp.normalize():
+            return f"{stamp:%Y-%m-%d}"
+        return f"{stamp:%Y-%m-%d %H:%M:%S}"
+    return jsonable(value)
+
+
 @dataclass(frozen=True, eq=False)
 class Result:
     """Named frames and metadata of one analysis. Immutable: frames are copied out.
@@ -292,7 +303,7 @@ class Result:
 
     # -- rendering ---------------------------------------------------------------
     def _meta_line(self) -> str:
-        meta = jsonable(self.meta)
+        meta = {k: _headline(v) for k, v in self.meta.items()}
         shown = {k: meta[k] for k in _HEADLINE_META if meta.get(k) not in (None, [], {})}
         return "; ".join(f"{k}: {v}" for k, v in shown.items())
 
@@ -301,6 +312,8 @@ class Result:
         meta = self._meta_line()
         if meta:
             parts.append(f"<p><small>{html.escape(meta)}</small></p>")
+        if self.meta.get("empty"):
+            parts.append(f"<p>{html.escape(self.empty_line())}</p>")
         for name, f in self.frames.items():
             more = len(f) - DISPLAY_ROWS
             parts.append(f"<p><b>{html.escape(name)}</b> ({len(f):,} rows)</p>")
@@ -358,7 +371,13 @@ class Result:
         """The headline metadata and the tables of `rich_tables(names)`."""
         meta = self._meta_line()
         parts: list[RenderableType] = [Text(meta, style="dim")] if meta else []
+        if self.meta.get("empty"):
+            parts.append(Text(self.empty_line(), style="yellow"))
         return Group(*parts, *self.rich_tables(names))
+
+    def empty_line(self) -> str:
+        """Why the tables are empty (`meta["empty"]`, set when the log holds no deals)."""
+        return f"Nothing to count: {self.meta.get('empty', '')}."
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.renderable()

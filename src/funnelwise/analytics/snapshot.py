@@ -20,6 +20,7 @@ from funnelwise.analytics.common import (
     VALUE,
     base_meta,
     elapsed_days,
+    empty_meta,
     group_deals,
     stage_frame,
     timestamp,
@@ -136,7 +137,13 @@ def snapshot(
     )
     counts = ["deals", "past_close_date", "with_close_date"]
     totals[counts] = totals[counts].fillna(0).astype("int64")
-    meta = base_meta(cut, by=by, groups=groups, unit=f"deals; value in {cut.process.currency}")
+    meta = base_meta(
+        cut,
+        by=by,
+        groups=groups,
+        unit=f"deals; value in {cut.process.currency}",
+        **empty_meta(cut, frame),
+    )
     meta["weighting"] = "value × the stage probability in process.yaml (the CRM baseline)"
     return SnapshotResult({"stages": frame, "totals": totals}, meta)
 

@@ -20,6 +20,7 @@ import numpy as np
 from funnelwise.analytics.common import (
     base_meta,
     elapsed_days,
+    empty_meta,
     group_deals,
     stage_frame,
     timestamp,
@@ -117,6 +118,8 @@ def whose_move(log: EventLog, *, by: str | None = None, days: str = "calendar") 
         "buyer_share",
         "seller_share",
     ]
-    meta = base_meta(log, by=by, groups=groups, days=days, unit=f"{days} days")
+    meta = base_meta(
+        log, by=by, groups=groups, days=days, unit=f"{days} days", **empty_meta(log, f)
+    )
     meta["turns"] = "outbound or waiting_on_customer: buyer's move; inbound: seller's move"
     return WhoseMoveResult({"stages": f[cols]}, meta)
