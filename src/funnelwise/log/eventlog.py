@@ -56,6 +56,9 @@ DEAL_COLUMNS = (
     "version",
     "origin",
 )
+# Deal columns whose value as of a cutoff differs from the stored one: the tracked
+# fields and what follows the amount, and the outcome fields of a later close.
+AS_OF_FIELDS = frozenset((*TRACKED_FIELDS, "amount_base", "outcome", "loss_reason", "closed_at"))
 SECONDS_PER_DAY = 86400.0
 # Before any import: where a change came from no import, for ordering ties.
 _EARLIEST = ibis.literal(pd.Timestamp("1900-01-01"))
@@ -133,8 +136,9 @@ class EventLog:
         amount, ...) or a key of the deal's `attributes`; a list keeps any of its
         values, and None keeps deals without one. A key that is neither a column
         nor an attribute of any deal is an InputError (a typo would keep nothing).
-        With a cutoff, amount, owner and expected close date are matched as they
-        stood then.
+        With a cutoff, amount, owner, expected close date and the outcome (with its
+        close time and loss reason) are matched as they stood then: a deal won later
+        is open then.
         """
         if pipeline is not None:
             self.process.pipeline(pipeline)  # raises naming valid pipelines
@@ -257,7 +261,7 @@ class EventLog:
     def _matched_later(self, key: str) -> bool:
         """Whether `key` is matched on the deals as they stood at the cutoff (in
         `deals`, after their values are rebuilt) rather than on the stored ones."""
-        return self.cutoff is not None and key in TRACKED_FIELDS
+        return self.cutoff is not None and key in AS_OF_FIELDS
 
     def _matches(self, t: ir.Table, key: str, values: tuple[str | None, ...]) -> ir.BooleanValue:
         """Rows of `t` whose `key` is one of `values` (None: no value), compared as the
@@ -343,7 +347,7 @@ class EventLog:
             ),
             owner_id=ibis.ifelse(j._owner_id_has == 1, j._owner_id_val, j.owner_id),
         )
-        # Owner, amount and close date are matched as they stood at the cutoff.
+        # Owner, amount, close date and outcome are matched as they stood at the cutoff.
         for key, values in self.where:
             if self._matched_later(key):
                 j = j.filter(self._matches(j, key, values))
@@ -353,7 +357,8 @@ class EventLog:
     def _kept_ids(self) -> ir.Table:
         """The ids of the kept deals (filters, created by the cutoff). Rows of the other
         tables are kept by id alone: joining `deals` would rebuild every deal's values
-        as of the cutoff, which only a filter on owner, amount or close date needs."""
+        as of the cutoff, which only a filter on a value that differs then (owner,
+        amount, close date, outcome) needs."""
         if any(self._matched_later(key) for key, _ in self.where):
             return self.deals.select("deal_id")
         return self._filtered_deals().select("deal_id")
@@ -411,26 +416,29 @@ class EventLog:
             lead = lead.filter(lead.created_at >= self.since)
         if self.until is not None:
             lead = lead.filter(lead.created_at < self.until)
+        if self.cutoff is not None:
+            t = self.cutoff
+            lead = lead.filter(lead.created_at <= t)
+            converted_later = lead.converted_at > t
+            lead = lead.mutate(
+                converted_at=ibis.ifelse(
+                    converted_later, ibis.null("timestamp"), lead.converted_at
+                ),
+                converted_deal_id=ibis.ifelse(
+                    converted_later, ibis.null("string"), lead.converted_deal_id
+                ),
+                disqualified_at=ibis.ifelse(
+                    lead.disqualified_at > t, ibis.null("timestamp"), lead.disqualified_at
+                ),
+            )
         for key, values in self.where:
             # Leads share source, campaign and owner with deals, and other keys where
             # their attributes have them; a key no lead can have (region, product)
-            # describes deals only and leaves the leads as they are.
+            # describes deals only and leaves the leads as they are. Matched after the
+            # cutoff: a lead converted later is not converted then.
             if self._has_key("leads", key):
                 lead = lead.filter(self._matches(lead, key, values))
-        if self.cutoff is None:
-            return lead
-        t = self.cutoff
-        lead = lead.filter(lead.created_at <= t)
-        converted_later = lead.converted_at > t
-        return lead.mutate(
-            converted_at=ibis.ifelse(converted_later, ibis.null("timestamp"), lead.converted_at),
-            converted_deal_id=ibis.ifelse(
-                converted_later, ibis.null("string"), lead.converted_deal_id
-            ),
-            disqualified_at=ibis.ifelse(
-                lead.disqualified_at > t, ibis.null("timestamp"), lead.disqualified_at
-            ),
-        )
+        return lead
 
     @cached_property
     def stages(self) -> ir.Table:
