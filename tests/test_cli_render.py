@@ -73,3 +73,28 @@ def test_fit_widths_shrinks_headers_and_sentences_before_cutting_numbers() -> No
     assert fit_widths(headers, longest, numeric, 45) == [6, 6, 12, 10, 11]
     # Past every floor the widths stay there (the terminal crops) instead of vanishing.
     assert fit_widths(headers, longest, numeric, 10) == [CUT_MIN, CUT_MIN, 12, CUT_MIN, CUT_MIN]
+
+
+def test_intervals_and_names_wrap_at_spaces_before_anything_is_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Six interval columns and a two-word name: too wide for 90 columns on one line.
+    cells = {f"rate_{i}": ["89.8% [87–92]", "100.0% [100–100]"] for i in range(6)}
+    frame = pd.DataFrame({"name": ["Needs assessment", "Lead"], **cells})
+    text = _printed(frame, 90, monkeypatch)
+    assert "…" not in text
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 90
+    # Each estimate and its interval stay whole, on lines of their own.
+    assert sum(line.count("[100–100]") for line in lines) == 6
+    assert sum(line.count("100.0%") for line in lines) == 6
+    assert any("Needs" in line and "assessment" not in line for line in lines)
+
+
+def test_a_table_that_must_cut_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pd.DataFrame({f"value_{i}": [245_812_345.0] for i in range(12)})
+    text = _printed(frame, 80, monkeypatch)
+    assert "245,812,345" not in text and "│ 245" in text
+    assert "… marks cells cut to fit 80 columns" in " ".join(text.split())
+    wide = _printed(frame, 250, monkeypatch)
+    assert "245,812,345" in wide and "marks cells cut" not in wide

@@ -101,24 +101,32 @@ def cell_text(value: Any, percent: bool = False) -> str:
 
 
 def fit_widths(
-    headers: Sequence[int], longest: Sequence[int], numeric: Sequence[bool], room: int
+    headers: Sequence[int],
+    longest: Sequence[int],
+    numeric: Sequence[bool],
+    room: int,
+    words: Sequence[int] | None = None,
 ) -> list[int]:
     """Text widths of table columns (header and longest cell lengths given) that
     add up to at most `room`, where that can be done.
 
     Columns shrink widest first, in steps, each down to a floor: first headers
     fold down to their cells and sentences (cells over WRAP_AFTER) narrow to
-    WRAP_AFTER, then sentences to SENTENCE_MIN; only then are short cells cut
-    with an ellipsis to CUT_MIN, text before numbers. No column is squeezed away.
+    WRAP_AFTER, then sentences to SENTENCE_MIN; then short cells of several words
+    ("18.0% [17–19]", "Needs assessment") wrap at their spaces down to their
+    longest word (`words`, per column); only then are short cells cut with an
+    ellipsis to CUT_MIN, text before numbers. No column is squeezed away.
     """
     widths = [max(h, n) for h, n in zip(headers, longest, strict=True)]
     sentence = [n > WRAP_AFTER for n in longest]
     whole = [max(n, min(h, CUT_MIN)) for h, n in zip(headers, longest, strict=True)]
+    wrapped = [max(w, min(h, CUT_MIN)) for h, w in zip(headers, words or longest, strict=True)]
     narrow = [min(w, SENTENCE_MIN) for w in widths]
     cut = [min(w, CUT_MIN) for w in widths]
     floors = (
         [min(w, WRAP_AFTER) if s else f for w, s, f in zip(widths, sentence, whole, strict=True)],
         [a if s else f for a, s, f in zip(narrow, sentence, whole, strict=True)],
+        [a if s else f for a, s, f in zip(narrow, sentence, wrapped, strict=True)],
         [
             a if s else (f if n else c)
             for a, s, f, n, c in zip(narrow, sentence, whole, numeric, cut, strict=True)
@@ -138,8 +146,9 @@ def fit_widths(
 class TextTable:
     """A frame of text cells as a Rich table that fits the console width.
 
-    Numbers, intervals, ids and names stay whole on one line: folded, a number
-    reads as two. Headers fold and sentence columns wrap to make room; a short
+    Numbers, ids and single-word names are never folded: folded, a number reads
+    as two. Headers fold and sentence columns wrap to make room, then cells of
+    several words (an estimate and its interval) wrap at their spaces; a short
     cell is cut (with an ellipsis) only when nothing else is left to give. A
     frame without rows prints its title and "(no rows)": an empty box looks broken.
     """
@@ -157,19 +166,36 @@ class TextTable:
             return
         names = [str(c) for c in self.cells.columns]
         longest = [max(cell_len(v) for v in self.cells[c]) for c in self.cells.columns]
+        words = [
+            max(cell_len(w) for v in self.cells[c] for w in v.split(" "))
+            for c in self.cells.columns
+        ]
         # Each column adds a border and two spaces of padding; one border closes the row.
         room = options.max_width - 3 * len(names) - 1
         numeric = [c in self.numeric for c in self.cells.columns]
-        widths = fit_widths([cell_len(n) for n in names], longest, numeric, room)
-        table = Table(title=self.title, caption=self.caption)
-        for name, width, n, is_number in zip(names, widths, longest, numeric, strict=True):
-            short = n <= WRAP_AFTER
+        widths = fit_widths([cell_len(n) for n in names], longest, numeric, room, words)
+        caption = self.caption
+        if any(
+            n <= WRAP_AFTER and w < word for w, n, word in zip(widths, longest, words, strict=True)
+        ):
+            cut = (
+                f"… marks cells cut to fit {options.max_width} columns: widen the "
+                "terminal or use --format csv"
+            )
+            caption = f"{caption}; {cut}" if caption else cut
+        table = Table(title=self.title, caption=caption)
+        for name, width, n, word, is_number in zip(
+            names, widths, longest, words, numeric, strict=True
+        ):
+            # Short cells stay on one line while they fit; narrower, they wrap at
+            # spaces while every word fits, and are cut only below that.
+            one_line = n <= WRAP_AFTER and (width >= n or width < word)
             table.add_column(
                 Text(name, overflow="fold", no_wrap=False),
                 justify="right" if is_number else "left",
                 width=width,
-                no_wrap=short,
-                overflow="ellipsis" if short else "fold",
+                no_wrap=one_line,
+                overflow="ellipsis" if one_line else "fold",
             )
         for row in self.cells.itertuples(index=False, name=None):
             table.add_row(*row)
