@@ -42,3 +42,24 @@ def test_a_lead_filter_as_of_a_date_reads_the_conversion_then(tmp_path: Path) ->
     assert lead_ids(then.filter(converted_deal_id="D4")) == []
     assert lead_ids(then.filter(disqualified_at=None)) == ["L1", "L4"]
     log.store.close()
+
+
+def test_attribute_keys_are_matched_as_written_and_numbers_as_text(tmp_path: Path) -> None:
+    log = fw.open(build_tiny_plus(tmp_path / "p"))
+    log.store.raw.execute(
+        """UPDATE deals SET attributes = '{"Región": "Norte", "case:Goal": "Car",
+        "Stage.Type": "x", "Customer''s size": "L", "employees": 250}'
+        WHERE deal_id = 'D1'"""
+    )
+    log.store.raw.execute("""UPDATE leads SET attributes = '{"score": 7}' WHERE lead_id = 'L3'""")
+    # Accented letters, colons, dots and quotes are part of the key.
+    assert ids(log.filter(Región="Norte")) == ["D1"]
+    assert ids(log.filter(**{"case:Goal": "Car"})) == ["D1"]
+    assert ids(log.filter(**{"Stage.Type": "x"})) == ["D1"]
+    assert ids(log.filter(**{"Customer's size": "L"})) == ["D1"]
+    # A number written as a JSON number matches the number, and has a value.
+    assert ids(log.filter(employees=250)) == ["D1"]
+    assert ids(log.filter(employees="250")) == ["D1"]
+    assert "D1" not in ids(log.filter(employees=None))
+    assert lead_ids(log.filter(score=7)) == ["L3"]
+    log.store.close()

@@ -66,6 +66,30 @@ _EARLIEST = ibis.literal(pd.Timestamp("1900-01-01"))
 _EVENT_ORDER = ibis.window(group_by="deal_id", order_by=["entered_at", "seq"])
 
 
+def json_path(key: str) -> str:
+    """The JSON path of a top-level key, quoted as it is written (dots, colons,
+    quotes and accented letters are part of the key)."""
+    return "$." + json.dumps(key, ensure_ascii=False)
+
+
+@ibis.udf.scalar.builtin(name="json_value")
+def _json_value(document: str, path: str) -> str:  # type: ignore[empty-body]
+    """The scalar at `path` of a JSON text, as JSON text (a string keeps its quotes)."""
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _json_extract_string(document: str, path: str) -> str:  # type: ignore[empty-body]
+    """The value at `path` of a JSON text as plain text (numbers and booleans too)."""
+
+
+def json_text(document: ir.StringValue, key: str) -> ir.StringValue:
+    """The value of a top-level `key` of a JSON object text, as plain text: '250' for
+    a number, 'true' for a boolean, null where the key is missing or holds a list or
+    an object. (The key goes through json_value, whose path the SQL is written with
+    quotes escaped; the value is then read back whole, at path '$'.)"""
+    return _json_extract_string(_json_value(document, json_path(key)), "$")
+
+
 def days_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.FloatingValue:
     """Elapsed days from start to end as a float expression."""
     return (end.epoch_seconds() - start.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
@@ -176,7 +200,7 @@ class EventLog:
         """Whether `key` is a column of `table` or a key of any of its rows' attributes."""
         if key in self.store.table(table).columns:
             return True
-        path = "$." + json.dumps(key)
+        path = json_path(key)
         found = self.store.raw.execute(
             f"SELECT 1 FROM {table} WHERE json_extract(attributes, ?) IS NOT NULL LIMIT 1",
             [path],
@@ -241,7 +265,7 @@ class EventLog:
     def _attribute(self, deals: ir.Table, key: str) -> ir.Value:
         if key in deals.columns:
             return deals[key].cast("string")
-        return deals.attributes.cast("json")[key].str
+        return json_text(deals.attributes, key)
 
     def _filtered_deals(self) -> ir.Table:
         d = self.store.table("deals")
