@@ -127,3 +127,31 @@ def test_printed_figures_carry_their_intervals_and_shares_print_as_percent(
     assert np.isnan(k.loc["avg_deal_size", "lower"])
     assert shown["avg_deal_size"] == f"{k.loc['avg_deal_size', 'value']:,.0f}"
     assert shown["open_deals"] == "2"
+
+
+def test_lead_conversion_prints_as_a_share_beside_its_interval() -> None:
+    import pandas as pd
+
+    from funnelwise.analytics.kpis import KpiResult
+
+    leads = pd.DataFrame(
+        {
+            "leads": [9866],
+            "converted": [5000],
+            "disqualified": [4043],
+            "open": [823],
+            "naive_rate": [0.507],
+            "naive_lower": [0.497],
+            "naive_upper": [0.517],
+            "conversion": [0.508],
+            "conversion_lower": [0.498],
+            "conversion_upper": [0.518],
+            "days_to_convert_median": [4.0],
+        }
+    )
+    kpis = pd.DataFrame(columns=["kpi", "value", "lower", "upper", "n", "unit"])
+    shown = KpiResult({"kpis": kpis, "leads": leads}).display_frame("leads")
+    # The bounds sit in their estimate's cell, not again in columns of their own.
+    assert "naive_lower" not in shown and "conversion_upper" not in shown
+    assert shown.loc[0, "naive_rate"] == "50.7% [50–52]"
+    assert shown.loc[0, "conversion"] == "50.8% [50–52]"

@@ -52,7 +52,17 @@ class KpiResult(Result):
     display: ClassVar[Mapping[str, Sequence[str]]] = {
         "kpis": ["kpi", "value", "n", "unit"],
         "campaigns": ["key", "cost", "leads", "deals", "won", "won_value", "cpa", "roi"],
+        "leads": [
+            "leads",
+            "converted",
+            "disqualified",
+            "open",
+            "naive_rate",
+            "conversion",
+            "days_to_convert_median",
+        ],
     }
+    percent: ClassVar[frozenset[str]] = frozenset({"conversion"})
 
     kpis = frame_view("One row per group and figure: value, lower, upper, n, unit.")
 
