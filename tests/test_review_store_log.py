@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import funnelwise as fw
 from analytics_data import build_tiny_plus
+from funnelwise.errors import ProcessError, SourceImportError
+from funnelwise.ingest.tablemap import parse_mapping
 from funnelwise.log import EventLog
+from funnelwise.process import parse_process
 
 
 def ids(log: EventLog) -> list[str]:
@@ -63,3 +68,38 @@ def test_attribute_keys_are_matched_as_written_and_numbers_as_text(tmp_path: Pat
     assert "D1" not in ids(log.filter(employees=None))
     assert lead_ids(log.filter(score=7)) == ["L3"]
     log.store.close()
+
+
+SELF_ALIAS = """\
+name: x
+pipelines: &p
+  - id: a
+    stages: *p
+    outcomes: {won: {id: w}, lost: {id: l}}
+"""
+
+
+def test_an_alias_inside_its_own_value_is_one_problem_on_its_line() -> None:
+    with pytest.raises(ProcessError) as caught:
+        parse_process(SELF_ALIAS, file="p.yaml")
+    assert str(caught.value.problems[0]) == (
+        "p.yaml:4: pipelines[0].stages: is an alias (*name) of a value that contains it, "
+        "which would repeat without end; write the value out"
+    )
+    in_list = SELF_ALIAS.replace("pipelines: &p\n  - id: a", "pipelines:\n  - &p\n    id: a")
+    with pytest.raises(ProcessError, match=r"p.yaml:\d+: pipelines\[0\].stages\[0\]: is an alias"):
+        parse_process(in_list.replace("stages: *p", "stages: [*p]"), file="p.yaml")
+    with pytest.raises(SourceImportError, match=r"m.yaml:1: a.b: is an alias"):
+        parse_mapping("a: &x {b: *x}\n", file="m.yaml")
+    # An alias of a value elsewhere is read as that value.
+    shared = """\
+name: x
+pipelines:
+  - id: a
+    stages: &s [{id: s1}]
+    outcomes: {won: {id: w}, lost: {id: l}}
+  - id: b
+    stages: *s
+    outcomes: {won: {id: w}, lost: {id: l}}
+"""
+    assert [p.stage_ids for p in parse_process(shared).pipelines] == [("s1",), ("s1",)]

@@ -12,11 +12,29 @@ from funnelwise.errors import Problem, ProcessError
 from funnelwise.process.model import OUTCOME_KINDS, Process, normalize_name
 
 Loc = tuple[str | int, ...]
+_SELF_ALIAS = (
+    "is an alias (*name) of a value that contains it, which would repeat without end; "
+    "write the value out"
+)
 
 
-def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str) -> Any:
-    """Build plain Python data from a YAML node, recording each path's line (1-based)."""
+def _construct(
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    file: str,
+    within: tuple[yaml.Node, ...] = (),
+) -> Any:
+    """Build plain Python data from a YAML node, recording each path's line (1-based).
+
+    `within` holds the nodes that contain this one: an alias (`*name`) to one of
+    them would put a value inside itself, without end, and is a problem on the line
+    of its key (or of its list)."""
+    if any(node is outer for outer in within):
+        raise ProcessError([Problem(_fmt(loc), _SELF_ALIAS, file, _line_for(loc, lines))])
     lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        within = (*within, node)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -32,10 +50,11 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str) -> A
                         )
                     ]
                 )
-            out[key] = _construct(value_node, (*loc, key), lines, file)
+            lines[(*loc, key)] = key_node.start_mark.line + 1  # until the value's own
+            out[key] = _construct(value_node, (*loc, key), lines, file, within)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, (*loc, i), lines, file) for i, v in enumerate(node.value)]
+        return [_construct(v, (*loc, i), lines, file, within) for i, v in enumerate(node.value)]
     return _scalar(node, loc, file)
 
 
