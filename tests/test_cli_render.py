@@ -98,3 +98,11 @@ def test_a_table_that_must_cut_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "… marks cells cut to fit 80 columns" in " ".join(text.split())
     wide = _printed(frame, 250, monkeypatch)
     assert "245,812,345" in wide and "marks cells cut" not in wide
+
+
+def test_folded_headers_break_after_underscores(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 33 columns leave 26 characters of text: 20 for the id, 6 for the header.
+    frame = pd.DataFrame({"still_in_stage": [49], "deal_id": ["x" * 20]})
+    lines = _printed(frame, 33, monkeypatch).splitlines()
+    header = [line.split("┃")[1].strip() for line in lines if line.startswith("┃")]
+    assert [h for h in header if h] == ["still_", "in_", "stage"]

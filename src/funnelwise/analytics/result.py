@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -191,7 +192,7 @@ class TextTable:
             # spaces while every word fits, and are cut only below that.
             one_line = n <= WRAP_AFTER and (width >= n or width < word)
             table.add_column(
-                Text(name, overflow="fold", no_wrap=False),
+                Text(_header(name, width), overflow="fold", no_wrap=False),
                 justify="right" if is_number else "left",
                 width=width,
                 no_wrap=one_line,
@@ -200,6 +201,19 @@ class TextTable:
         for row in self.cells.itertuples(index=False, name=None):
             table.add_row(*row)
         yield table
+
+
+def _header(name: str, width: int) -> str:
+    """A column name folded to `width` after its underscores where it can be
+    ("share_" / "waiting" rather than "share_" / "waitin" / "g")."""
+    if cell_len(name) <= width:
+        return name
+    lines = [""]
+    for part in re.split(r"(?<=_)", name):
+        if lines[-1] and cell_len(lines[-1] + part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
 
 
 def numeric_columns(frame: pd.DataFrame) -> frozenset[str]:
