@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import funnelwise as fw
 from analytics_data import build_tiny_plus
-from funnelwise.errors import ProcessError, SourceImportError
+from funnelwise.cli import app
+from funnelwise.errors import ProcessError, ProjectError, SourceImportError, StoreError
 from funnelwise.ingest.tablemap import parse_mapping
 from funnelwise.log import EventLog
 from funnelwise.process import parse_process
+from funnelwise.project import Project
+from funnelwise.store import Store
 
 
 def ids(log: EventLog) -> list[str]:
@@ -103,3 +107,21 @@ pipelines:
     outcomes: {won: {id: w}, lost: {id: l}}
 """
     assert [p.stage_ids for p in parse_process(shared).pipelines] == [("s1",), ("s1",)]
+
+
+def test_a_file_where_a_folder_should_be_is_one_error_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file", encoding="utf-8")
+    with pytest.raises(StoreError) as caught:
+        Store.open(f"duckdb://{blocker}/sub/x.duckdb")
+    assert str(caught.value) == (
+        f"cannot create the store {blocker}/sub/x.duckdb: {blocker} is a file; "
+        "choose another folder"
+    )
+    with pytest.raises(ProjectError, match=f"cannot create the folder {blocker}: {blocker} is"):
+        Project(blocker).make_folder()
+    for folder in (blocker, blocker / "p"):
+        result = CliRunner().invoke(app, ["init", str(folder)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: cannot create the folder"), result.output
+        assert "Traceback" not in result.output

@@ -66,6 +66,12 @@ def precheck(path: Path) -> None:
             return
 
 
+def blocking_file(folder: Path) -> Path | None:
+    """The file that stands where `folder` or one of its parents should be, if any."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def _os_error(code: int) -> OSError:
     """The OSError (subclass) the system raises for `code`."""
     return OSError(code, os.strerror(code))

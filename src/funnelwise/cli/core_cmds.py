@@ -74,7 +74,7 @@ def init(
         raise InputError(
             f"{project.process_path} exists already; edit it, or pass --force to overwrite"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    project.make_folder()
     project.process_path.write_text(template_text(), encoding="utf-8")
     project.open_store(create=True).close()
     # The check command names the file (quoted for the shell): it works from where

@@ -63,7 +63,7 @@ def write_project(
         _refuse_own_process(root)
     # Computed before any write, so that a failure leaves no half-written project.
     truth = json.dumps(result.truth.to_dict())
-    root.mkdir(parents=True, exist_ok=True)
+    Project(root).make_folder()
     (root / PROCESS_FILE).write_text(template_text(), encoding="utf-8")
     total = len(TABLE_NAMES) + 1
     with Project(root).open_store(create=True) as store, store.transaction():
