@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -125,3 +126,19 @@ def test_a_file_where_a_folder_should_be_is_one_error_naming_it(tmp_path: Path) 
         assert result.exit_code == 2, result.output
         assert result.output.startswith("error: cannot create the folder"), result.output
         assert "Traceback" not in result.output
+
+
+def test_a_duckdb_file_that_is_no_funnelwise_store_is_named(tmp_path: Path) -> None:
+    empty, other = tmp_path / "empty.duckdb", tmp_path / "other.duckdb"
+    duckdb.connect(str(empty)).close()
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE deals (x INTEGER)")
+    with pytest.raises(ProjectError, match=r"empty\.duckdb is not a funnelwise store"):
+        fw.open(f"duckdb://{empty}", read_only=True)
+    with pytest.raises(StoreError, match=r"not a funnelwise store but holds tables .*\(deals\)"):
+        Store.open(f"duckdb://{other}")
+    result = CliRunner().invoke(app, ["--store", f"duckdb://{empty}", "info"])
+    assert result.exit_code == 2 and "not a funnelwise store" in result.output, result.output
+    # The other program's table is left as it was.
+    with duckdb.connect(str(other)) as con:
+        assert con.execute("SELECT count(*) FROM information_schema.tables").fetchone() == (1,)

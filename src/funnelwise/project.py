@@ -32,6 +32,11 @@ def write_process(store: Store, process: Process, text: str) -> None:
 
 def stored_process(store: Store) -> Process:
     """The process recorded in a store; ProjectError if none was ever written."""
+    if store.schema_version() == 0:
+        raise ProjectError(
+            f"{store.url} is not a funnelwise store (it has no funnelwise tables); give the "
+            "store of a project, or open the project folder"
+        )
     text = store.meta("process_yaml")
     if text is None:
         raise ProjectError(

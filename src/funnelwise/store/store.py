@@ -239,6 +239,14 @@ class Store:
             )
         if current == SCHEMA_VERSION:
             return current
+        if current == 0:
+            taken = sorted(set(self.backend.list_tables()) & set(TABLES))
+            if taken:
+                raise StoreError(
+                    f"{self.url} is not a funnelwise store but holds tables of its own "
+                    f"({', '.join(taken)}); keep the store in a file of its own, e.g. "
+                    "a new funnelwise.duckdb"
+                )
         with self.transaction():
             self.raw.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version "
