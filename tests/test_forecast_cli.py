@@ -62,6 +62,10 @@ def test_forecast_csv_and_table(tiny_project: Path) -> None:
     assert table.exit_code == 0, table.output
     assert "expected 440 USD" in table.stdout
     assert "chance of reaching 500 USD" in table.stdout
+    # Periods cut by the as-of date and the horizon say how many days they hold.
+    # Feb 6 to 29 and Mar 1 to 6 (the dates after the as-of date): 24 + 6 days.
+    assert re.search(r"2024-02 │ +24 │", table.stdout), table.stdout
+    assert re.search(r"2024-03 │ +6 │", table.stdout), table.stdout
 
 
 def test_forecast_bad_options_exit_2(tiny_project: Path) -> None:

@@ -336,7 +336,9 @@ def test_forecast_takeaway_quotes_the_distribution(log: EventLog, report: Report
     assert f"({usd(fc.components['open_pipeline'])} from deals open today" in text
     assert "method: Monte Carlo" in text and fc.method == "montecarlo"
     rows = report.section("forecast").tables[0].rows
-    assert [r[1] for r in rows] == [usd(v) for v in fc.periods["expected"]]
+    assert [r[2] for r in rows] == [usd(v) for v in fc.periods["expected"]]
+    # The days of the horizon the periods hold add up to the horizon.
+    assert sum(int(r[1]) for r in rows) == 90
 
 
 def test_backtest_section_quotes_the_scores(log: EventLog) -> None:

@@ -91,6 +91,7 @@ def _period_rows(
             "period": grid.labels * n_seg,
             "start": grid.shown_starts * n_seg,
             "end": grid.shown_ends * n_seg,
+            "days": list(np.diff(grid.end_days, prepend=0)) * n_seg,
             "expected": mean.ravel(),
             "p10": q[0].ravel(),
             "p50": q[1].ravel(),
@@ -182,10 +183,12 @@ class ForecastResult:
     """Bookings expected in `(as_of, as_of + horizon]`, as a distribution.
 
     Frames (copies come out of the accessors):
-    - `periods` (`to_frame()`): segment, period, start, end, expected, p10, p50, p90
-      (bookings inside each period; segment `all` is the total). A period holds the
-      instants after `start` up to `end`; on a log whose closes are dates, `start`
-      and `end` are the first and last dates it holds;
+    - `periods` (`to_frame()`): segment, period, start, end, days, expected, p10,
+      p50, p90 (bookings inside each period; segment `all` is the total). A period
+      holds the instants after `start` up to `end`; on a log whose closes are dates,
+      `start` and `end` are the first and last dates it holds; `days` is the number
+      of the horizon's whole days in it (less than the calendar's in a first or last
+      period cut by the as-of date or the horizon);
     - `totals`: per segment the horizon total with p10/p50/p90, and
       `prob_target` (probability that the total reaches `target`, `all` row);
     - `fan`: cumulative bookings at each period end: expected and quantiles

@@ -261,13 +261,14 @@ def forecast_section(result: ForecastResult) -> Section:
         periods,
         [
             ("Period", lambda r: str(r.period), False),
+            ("Days", lambda r: fmt.count(r.days), True),
             ("Expected", lambda r: fmt.money(r.expected, currency), True),
             ("P10", lambda r: fmt.money(r.p10, currency), True),
             ("Median", lambda r: fmt.money(r.p50, currency), True),
             ("P90", lambda r: fmt.money(r.p90, currency), True),
         ],
         caption="Bookings inside each period (won value, process currency); the first and "
-        "last periods may be partial.",
+        "last periods may be partial: Days gives the days of the horizon each holds.",
     )
     notes = [*result.notes]
     if result.fallback:
