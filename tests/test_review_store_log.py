@@ -13,6 +13,7 @@ import funnelwise as fw
 from analytics_data import build_tiny_plus
 from funnelwise.cli import app
 from funnelwise.errors import ProcessError, ProjectError, SourceImportError, StoreError
+from funnelwise.ingest.quality import unknown_stages
 from funnelwise.ingest.tablemap import parse_mapping
 from funnelwise.log import EventLog
 from funnelwise.process import parse_process
@@ -142,3 +143,21 @@ def test_a_duckdb_file_that_is_no_funnelwise_store_is_named(tmp_path: Path) -> N
     # The other program's table is left as it was.
     with duckdb.connect(str(other)) as con:
         assert con.execute("SELECT count(*) FROM information_schema.tables").fetchone() == (1,)
+
+
+def test_deals_of_a_pipeline_the_process_lacks_are_not_placed_in_its_stages(
+    tmp_path: Path,
+) -> None:
+    # D1 stored under a pipeline id that process.yaml (one pipeline, new-business)
+    # no longer has, as after renaming the pipeline there.
+    log = fw.open(build_tiny_plus(tmp_path / "p"))
+    log.store.raw.execute("UPDATE deals SET pipeline_id = 'old' WHERE deal_id = 'D1'")
+    e = log.positioned_events.to_pandas()
+    d1, rest = e[e.deal_id == "D1"], e[e.deal_id != "D1"]
+    assert set(d1.pipeline_id) == {"old"} and d1.kind.isna().all()
+    assert set(rest.pipeline_id) == {"new-business"} and rest.kind.notna().all()
+    assert unknown_stages(log) == {"lead": 1, "proposal": 1, "qualification": 1, "won": 1}
+    # Cut to the process's pipeline, D1 is left out.
+    kept = log.filter(pipeline="new-business").positioned_events.to_pandas()
+    assert "D1" not in set(kept.deal_id) and kept.kind.notna().all()
+    log.store.close()

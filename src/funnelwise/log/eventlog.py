@@ -479,14 +479,13 @@ class EventLog:
         particular order (no window: the cheapest table for counts and aggregates)."""
         e = self.stage_events
         s = self.store.table("stages").select("pipeline_id", "stage_id", "position", "kind")
-        pipelines = (
-            [self.pipeline_id] if self.pipeline_id else [p.id for p in self.process.pipelines]
-        )
-        if len(pipelines) == 1:
-            # One pipeline: every kept deal is in it, so the events need no join to the
-            # deals (stage_events is already cut to the kept deals).
-            e = e.mutate(pipeline_id=ibis.literal(pipelines[0]))
-            s = s.filter(s.pipeline_id == pipelines[0])
+        if self.pipeline_id is not None:
+            # Cut to one pipeline: every kept deal is in it, so the events need no join
+            # to the deals (stage_events is already cut to the kept deals). A process of
+            # one pipeline is no such cut: deals stored under another pipeline id (one
+            # renamed or removed in process.yaml since the import) are not in it.
+            e = e.mutate(pipeline_id=ibis.literal(self.pipeline_id))
+            s = s.filter(s.pipeline_id == self.pipeline_id)
         else:
             deals = self._filtered_deals().select("deal_id", "pipeline_id")
             e = e.join(deals, "deal_id")
