@@ -106,3 +106,14 @@ def test_folded_headers_break_after_underscores(monkeypatch: pytest.MonkeyPatch)
     lines = _printed(frame, 33, monkeypatch).splitlines()
     header = [line.split("┃")[1].strip() for line in lines if line.startswith("┃")]
     assert [h for h in header if h] == ["still_", "in_", "stage"]
+
+
+def test_an_empty_frame_with_dates_prints_as_csv_without_warnings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `funnelwise imports -f csv` on a project that has had no import yet.
+    frame = pd.DataFrame(
+        {"import_id": pd.Series([], dtype=str), "started_at": pd.Series([], dtype="datetime64[us]")}
+    )
+    print_frame(frame, OutputFormat.csv)
+    assert capsys.readouterr().out.splitlines() == ["import_id,started_at"]

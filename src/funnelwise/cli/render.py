@@ -75,7 +75,9 @@ def to_json(value: Any) -> str:
 
 def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """Lists in cells as comma-separated text: a Python repr is no CSV value."""
-    lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list | tuple)).any()]
+    # A plain loop over the cells: `map` keeps an empty column's dtype, and `any` over an
+    # empty date column warns that it will fail.
+    lists = [c for c in frame.columns if any(isinstance(v, list | tuple) for v in frame[c])]
     if not lists:
         return frame
     joined = {
