@@ -161,3 +161,25 @@ def test_deals_of_a_pipeline_the_process_lacks_are_not_placed_in_its_stages(
     kept = log.filter(pipeline="new-business").positioned_events.to_pandas()
     assert "D1" not in set(kept.deal_id) and kept.kind.notna().all()
     log.store.close()
+
+
+def test_yaml_syntax_errors_are_one_line_naming_where() -> None:
+    # A character YAML does not allow (NUL, a bell) is placed by line and column.
+    with pytest.raises(ProcessError) as caught:
+        parse_process("name: x\nb: x\x00\n", file="p.yaml")
+    assert str(caught.value.problems[0]) == (
+        "p.yaml:2: not valid YAML: character 0x0000 is not allowed (line 2, column 5); remove it"
+    )
+    with pytest.raises(SourceImportError) as mapping:
+        parse_mapping("a: 1\n\x07b: 2\n", file="m.yaml")
+    assert str(mapping.value).splitlines()[1] == (
+        "  - m.yaml:2: not valid YAML: character 0x0007 is not allowed (line 2, column 1); "
+        "remove it"
+    )
+    # A mapping file's syntax error reads as a process.yaml's: one line, no parser frames.
+    with pytest.raises(SourceImportError) as broken:
+        parse_mapping("a: [1, 2\nb: 3\n", file="m.yaml")
+    assert str(broken.value).splitlines()[1:] == [
+        "  - m.yaml:1: not valid YAML: expected ',' or ']', but got ':' (line 2, column 2), "
+        "while parsing a flow sequence begun on line 1, column 4"
+    ]

@@ -40,7 +40,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from funnelwise.errors import Problem, ProcessError, SourceImportError
-from funnelwise.process.loader import Loc, _construct, _fmt, _line_for, _pydantic_problems
+from funnelwise.process.loader import (
+    Loc,
+    _construct,
+    _fmt,
+    _line_for,
+    _pydantic_problems,
+    yaml_problem,
+)
 from funnelwise.store.schema import TABLES
 
 Shape = Literal["event_log", "snapshot", "leads"]
@@ -169,9 +176,7 @@ def parse_mapping(text: str, file: str = "mapping.yaml") -> tuple[TableMapping, 
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise fail([Problem("", f"not valid YAML: {exc}", file, line)]) from exc
+        raise fail([yaml_problem(exc, file, text)]) from exc
     if node is None:
         raise fail([Problem("", "the file is empty", file, 1)])
     lines: dict[Loc, int] = {}

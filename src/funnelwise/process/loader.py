@@ -195,7 +195,7 @@ def parse_process(text: str, file: str = "process.yaml") -> Process:
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
-        raise ProcessError([_yaml_problem(exc, file)]) from exc
+        raise ProcessError([yaml_problem(exc, file, text)]) from exc
     if node is None:
         raise ProcessError([Problem("", "the file is empty", file, 1)])
     lines: dict[Loc, int] = {}
@@ -238,10 +238,21 @@ def load_process(path: str | Path) -> Process:
     return parse_process(text, str(p))
 
 
-def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
+def yaml_problem(exc: yaml.YAMLError, file: str, source: str) -> Problem:
     """A YAML syntax error in the file's own terms: what was wrong where, and where
     the construct it broke began (an unclosed bracket is found a line later; the line
-    given is the bracket's)."""
+    given is the bracket's). A character YAML does not allow (a control character
+    such as NUL) is placed by its line and column in `source`, the file's text."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = source[: exc.position]
+        line = before.count("\n") + 1
+        column = exc.position - before.rfind("\n")
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = (
+            f"not valid YAML: character {code:#06x} is not allowed "
+            f"(line {line}, column {column}); remove it"
+        )
+        return Problem("", message, file, line)
     problem = getattr(exc, "problem", None) or str(exc)
     mark = getattr(exc, "problem_mark", None)
     context = getattr(exc, "context", None)
