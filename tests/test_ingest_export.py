@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 
 import funnelwise as fw
 from funnelwise.ingest import ImportOptions
 from funnelwise.ingest.export import event_table, write_event_table, write_xes
 from funnelwise.ingest.xes import XesOptions, import_xes
+from funnelwise.project import Project
 from ingest_util import FIXTURES, NOW, new_project, rows
+from test_report import RENEWALS
+from tiny import build_tiny
 
 
 def test_event_table_is_sorted_and_pm4py_named(tiny_log: fw.EventLog) -> None:
@@ -79,3 +83,69 @@ def test_activities_round_trip(tmp_path: Path) -> None:
     assert [r[:3] for r in rows(again, history)] == [r[:3] for r in rows(log.store, history)]
     log.store.close()
     again.close()
+
+
+def test_xes_round_trip_keeps_each_deals_pipeline_and_currency(tmp_path: Path) -> None:
+    # The tiny log with a second pipeline, and a renewal won in euros.
+    root = build_tiny(tmp_path / "two")
+    process_text = (root / "process.yaml").read_text(encoding="utf-8").rstrip("\n") + "\n"
+    (root / "process.yaml").write_text(process_text + RENEWALS, encoding="utf-8")
+    store = Project(root).open_store()
+    T = pd.Timestamp
+    with store.transaction():
+        store.insert(
+            "deals",
+            pd.DataFrame(
+                [
+                    {
+                        "deal_id": "R1",
+                        "pipeline_id": "renewals",
+                        "amount": 700.0,
+                        "currency": "EUR",
+                        "amount_base": 770.0,
+                        "created_at": T("2024-01-03"),
+                        "closed_at": T("2024-02-03"),
+                        "outcome": "won",
+                        "version": 1,
+                    }
+                ]
+            ),
+        )
+        store.insert(
+            "stage_events",
+            pd.DataFrame(
+                [
+                    ("R1", "renewal-review", T("2024-01-03"), 0),
+                    ("R1", "renewed", T("2024-02-03"), 1),
+                ],
+                columns=["deal_id", "stage_id", "entered_at", "seq"],
+            ),
+        )
+    store.close()
+    log = fw.open(root)
+    write_xes(log, tmp_path / "two.xes")
+    log.store.close()
+    (tmp_path / "fx.csv").write_text("currency,date,rate\nEUR,2024-01-01,1.1\n", encoding="utf-8")
+    back, process = new_project(tmp_path / "back", process_text + RENEWALS)
+    import_xes(
+        back,
+        process,
+        tmp_path / "two.xes",
+        xes=XesOptions(amount_attribute="amount"),
+        options=ImportOptions(now=NOW, fx=tmp_path / "fx.csv"),
+    )
+    # Before, R1 went into the default pipeline, open, as a USD 700 deal, and its two
+    # stage entries (ids of the other pipeline) became activities.
+    deals = "SELECT deal_id, pipeline_id, outcome, currency, amount FROM deals ORDER BY 1"
+    assert rows(back, deals)[-1] == ("R1", "renewals", "won", "EUR", 700.0)
+    assert {r[1] for r in rows(back, deals)[:-1]} == {"new-business"}
+    assert rows(back, "SELECT stage_id FROM stage_events WHERE deal_id = 'R1' ORDER BY seq") == [
+        ("renewal-review",),
+        ("renewed",),
+    ]
+    assert rows(back, "SELECT count(*) FROM activities") == [(0,)]
+    # Read into columns, the two keys are no deal attributes.
+    assert rows(back, "SELECT attributes FROM deals WHERE deal_id = 'R1'")[0][0] == (
+        '{"outcome":"won"}'
+    )
+    back.close()

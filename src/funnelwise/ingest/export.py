@@ -5,8 +5,9 @@ The table has PM4Py's column names (`case:concept:name`, `concept:name`,
 `funnelwise:kind` (stage or activity), `funnelwise:seq` and deal columns as
 `case:*`; rows are sorted by case, time and `seq`, as PM4Py needs. The XES file
 has one trace per deal (deal id, pipeline, amount, currency, outcome) and one
-event per stage entry (named by stage id) and, if asked, per activity. Stage
-ids map back to their stages when the file is imported again.
+event per stage entry (named by stage id) and, if asked, per activity. Imported
+again, stage ids map back to their stages, and each deal keeps its pipeline and
+currency (`funnelwise:pipeline`, `funnelwise:currency`).
 
 Both are built as Ibis expressions; the XES lines are formatted in the engine
 and streamed to the file in batches, so memory stays flat.
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 
 from funnelwise.analytics.common import union_all
 from funnelwise.errors import InputError
+from funnelwise.ingest.xes_tables import CASE_KEYS
 from funnelwise.log import EventLog
 from funnelwise.outfile import atomic_output
 
@@ -150,9 +152,9 @@ def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
         order=ibis.null("int64"),
         line=ibis.literal("  <trace>")
         + _attr("string", "concept:name", d.deal_id)
-        + _attr("string", "pipeline", d.pipeline_id)
+        + _attr("string", CASE_KEYS["pipeline"], d.pipeline_id)
         + _attr("float", "amount", d.amount)
-        + _attr("string", "currency", d.currency)
+        + _attr("string", CASE_KEYS["currency"], d.currency)
         + _attr("string", "outcome", d.outcome)
         + _attr("string", "owner", d.owner_id),
     )

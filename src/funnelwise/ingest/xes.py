@@ -39,6 +39,7 @@ from funnelwise.ingest.staging import SourceFile, Staging, literal, quote
 from funnelwise.ingest.validate import Problems
 from funnelwise.ingest.xes_lines import read_lines
 from funnelwise.ingest.xes_tables import (
+    CASE_KEYS,
     CASE_SCHEMA,
     EVENT_KEYS,
     EVENT_SCHEMA,
@@ -256,14 +257,16 @@ def _stage(
 ) -> SourceFile:
     """Scratch tables `xes_source` (one row per event, in file order) and `xes_cases`."""
     st.attach("_x_cases", cases)
-    amount = literal(opts.amount_attribute or "")
+    read = {"case_id": NAME, "amount": opts.amount_attribute or ""} | CASE_KEYS
+    columns = ", ".join(
+        f"max(value) FILTER (WHERE key = {literal(key)}) AS {col}" for col, key in read.items()
+    )
+    taken = ", ".join(literal(key) for key in read.values())
     st.create(
         "xes_cases",
-        f"""SELECT "case", min(_row) AS _row,
-                   max(value) FILTER (WHERE key = {literal(NAME)}) AS case_id,
-                   max(value) FILTER (WHERE key = {amount}) AS amount,
+        f"""SELECT "case", min(_row) AS _row, {columns},
                    list(struct_pack(k := key, v := value) ORDER BY key)
-                       FILTER (WHERE key NOT IN ('', {literal(NAME)}, {amount})) AS attrs
+                       FILTER (WHERE key NOT IN ('', {taken})) AS attrs
             FROM _x_cases GROUP BY "case" """,
     )
     # Cases are numbered 0, 1, ... in file order, each with a row: the case id of
@@ -272,7 +275,7 @@ def _stage(
     # plus the events of the case's earlier traces (a window over cases, not events).
     st.attach("_x_read", events)
     ids = st.con.execute(
-        """SELECT c.case_id, CAST(coalesce(sum(e.size) OVER (
+        """SELECT c.case_id, c.pipeline, CAST(coalesce(sum(e.size) OVER (
                    PARTITION BY nullif(trim(c.case_id), '') ORDER BY c."case"
                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS BIGINT) AS before
            FROM xes_cases c
@@ -282,6 +285,7 @@ def _stage(
     ).to_arrow_table()
     events = _typed_times(events)
     events = events.append_column("case_id", ids["case_id"].take(events["case"]))
+    events = events.append_column("pipeline", ids["pipeline"].take(events["case"]))
     nth = pc.add(events["index"].cast(pa.int64()), ids["before"].take(events["case"]))
     events = events.append_column("nth", nth)
     # The events stay in Arrow for the whole import; the source is a view over them.
@@ -289,14 +293,14 @@ def _stage(
     st.view(
         "xes_source",
         'SELECT _row, case_id AS "case", "index", nth, activity, timestamp, lifecycle, '
-        "resource, kind FROM _x_events",
+        "resource, kind, pipeline FROM _x_events",
     )
     src = SourceFile(
         name=path.name,
         path=path,
         sha256="",
         table="xes_source",
-        columns=("case", "index", *EVENT_KEYS),
+        columns=("case", "index", *EVENT_KEYS, "pipeline"),
         rows=events.num_rows,
     )
     return st.add_file(src)
@@ -381,6 +385,7 @@ def xes_reader(
             Field("lifecycle", "lifecycle"),
             Field("index", "index", "integer"),
             Field("_kind", "kind"),
+            Field("pipeline", "pipeline"),
         ]
         typed = typed_table(
             st, src.table, fields, problems, src=0, options=options.reading(), keep=["nth"]
@@ -406,7 +411,8 @@ def xes_reader(
             f"""
             SELECT 0 AS _src, c._row, nullif(trim(c.case_id), '') AS deal_id,
                    TRY_CAST(c.amount AS DOUBLE) AS amount,
-                   {literal(opts.currency) if opts.currency else "NULL::VARCHAR"} AS currency,
+                   coalesce(c.currency, {literal(opts.currency) if opts.currency else "NULL"})
+                       AS currency,
                    CASE WHEN len(c.attrs) > 0
                         THEN CAST(CAST(map_from_entries(c.attrs) AS JSON) AS VARCHAR) END
                        AS attributes,
@@ -444,6 +450,7 @@ def xes_reader(
             "stage": "activity",
             "entered_at": "timestamp",
             "amount": opts.amount_attribute or "amount",
+            "pipeline": CASE_KEYS["pipeline"],
         }
         return Staged(
             source="xes",

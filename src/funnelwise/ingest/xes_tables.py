@@ -27,6 +27,12 @@ EVENT_KEYS = {
     "resource": RESOURCE,
     "kind": "funnelwise:kind",  # written by `funnelwise export xes`
 }
+# Trace attributes that `funnelwise export xes` writes and the reader takes back into
+# the deal's columns (a pipeline and a currency of its own), not into its attributes.
+CASE_KEYS = {
+    "pipeline": "funnelwise:pipeline",
+    "currency": "funnelwise:currency",
+}
 EVENT_SCHEMA = pa.schema(
     [("_row", pa.int64()), ("case", pa.int64()), ("index", pa.int32())]
     + [(c, pa.string()) for c in EVENT_KEYS]
