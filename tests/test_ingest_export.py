@@ -145,7 +145,30 @@ def test_xes_round_trip_keeps_each_deals_pipeline_and_currency(tmp_path: Path) -
     ]
     assert rows(back, "SELECT count(*) FROM activities") == [(0,)]
     # Read into columns, the two keys are no deal attributes.
-    assert rows(back, "SELECT attributes FROM deals WHERE deal_id = 'R1'")[0][0] == (
-        '{"outcome":"won"}'
-    )
+    assert rows(back, "SELECT attributes FROM deals WHERE deal_id = 'R1'") == [(None,)]
     back.close()
+
+
+def test_xes_round_trip_keeps_the_outcome_out_of_earlier_dates(
+    tiny_log: fw.EventLog, tmp_path: Path
+) -> None:
+    write_xes(tiny_log, tmp_path / "tiny.xes")
+    store, process = new_project(tmp_path / "back")
+    import_xes(
+        store,
+        process,
+        tmp_path / "tiny.xes",
+        xes=XesOptions(amount_attribute="amount"),
+        options=ImportOptions(now=NOW),
+    )
+    store.close()
+    back = fw.open(tmp_path / "back")
+    # D1 is won on 2024-02-01, D2 lost on 01-20: as of 01-15 both are open. Before, the
+    # outcome and owner at the log's end came back as deal attributes
+    # ({"outcome": "won", "owner": "u2"}), there as of any date; now the events alone
+    # say them, as known then.
+    early = back.as_of("2024-01-15").deals.to_pandas().set_index("deal_id")
+    assert early.loc[["D1", "D2"], "outcome"].isna().all()
+    assert early["attributes"].isna().all()
+    assert back.deals.to_pandas().set_index("deal_id").loc["D1", "outcome"] == "won"
+    back.store.close()

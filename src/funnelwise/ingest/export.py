@@ -7,7 +7,8 @@ The table has PM4Py's column names (`case:concept:name`, `concept:name`,
 has one trace per deal (deal id, pipeline, amount, currency, outcome) and one
 event per stage entry (named by stage id) and, if asked, per activity. Imported
 again, stage ids map back to their stages, and each deal keeps its pipeline and
-currency (`funnelwise:pipeline`, `funnelwise:currency`).
+currency (`funnelwise:pipeline`, `funnelwise:currency`); its outcome and owner
+(`funnelwise:outcome`, `funnelwise:owner`) follow from the events again.
 
 Both are built as Ibis expressions; the XES lines are formatted in the engine
 and streamed to the file in batches, so memory stays flat.
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from funnelwise.analytics.common import union_all
 from funnelwise.errors import InputError
-from funnelwise.ingest.xes_tables import CASE_KEYS
+from funnelwise.ingest.xes_tables import CASE_KEYS, CASE_PREFIX
 from funnelwise.log import EventLog
 from funnelwise.outfile import atomic_output
 
@@ -155,8 +156,8 @@ def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
         + _attr("string", CASE_KEYS["pipeline"], d.pipeline_id)
         + _attr("float", "amount", d.amount)
         + _attr("string", CASE_KEYS["currency"], d.currency)
-        + _attr("string", "outcome", d.outcome)
-        + _attr("string", "owner", d.owner_id),
+        + _attr("string", f"{CASE_PREFIX}outcome", d.outcome)
+        + _attr("string", f"{CASE_PREFIX}owner", d.owner_id),
     )
     body = e.select(
         case=e.case,

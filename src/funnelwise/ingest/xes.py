@@ -40,6 +40,7 @@ from funnelwise.ingest.validate import Problems
 from funnelwise.ingest.xes_lines import read_lines
 from funnelwise.ingest.xes_tables import (
     CASE_KEYS,
+    CASE_PREFIX,
     CASE_SCHEMA,
     EVENT_KEYS,
     EVENT_SCHEMA,
@@ -266,7 +267,8 @@ def _stage(
         "xes_cases",
         f"""SELECT "case", min(_row) AS _row, {columns},
                    list(struct_pack(k := key, v := value) ORDER BY key)
-                       FILTER (WHERE key NOT IN ('', {taken})) AS attrs
+                       FILTER (WHERE key NOT IN ('', {taken})
+                               AND NOT starts_with(key, {literal(CASE_PREFIX)})) AS attrs
             FROM _x_cases GROUP BY "case" """,
     )
     # Cases are numbered 0, 1, ... in file order, each with a row: the case id of

@@ -27,11 +27,15 @@ EVENT_KEYS = {
     "resource": RESOURCE,
     "kind": "funnelwise:kind",  # written by `funnelwise export xes`
 }
-# Trace attributes that `funnelwise export xes` writes and the reader takes back into
-# the deal's columns (a pipeline and a currency of its own), not into its attributes.
+# Trace attributes that `funnelwise export xes` writes start with CASE_PREFIX, and none
+# becomes a deal attribute: the reader takes CASE_KEYS back into the deal's columns (a
+# pipeline and a currency of its own); the others (the outcome and owner at the end of
+# the log) follow from the events, and as attributes would tell every earlier date
+# how the deal ends.
+CASE_PREFIX = "funnelwise:"
 CASE_KEYS = {
-    "pipeline": "funnelwise:pipeline",
-    "currency": "funnelwise:currency",
+    "pipeline": f"{CASE_PREFIX}pipeline",
+    "currency": f"{CASE_PREFIX}currency",
 }
 EVENT_SCHEMA = pa.schema(
     [("_row", pa.int64()), ("case", pa.int64()), ("index", pa.int32())]
