@@ -3,6 +3,9 @@ on edge cases: values only known later, odd attribute keys, bad paths, odd files
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -183,3 +186,35 @@ def test_yaml_syntax_errors_are_one_line_naming_where() -> None:
         "  - m.yaml:1: not valid YAML: expected ',' or ']', but got ':' (line 2, column 2), "
         "while parsing a flow sequence begun on line 1, column 4"
     ]
+
+
+def test_a_reader_held_up_by_a_changed_process_yaml_is_told_why(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('ready', flush=True); time.sleep(120)",
+            str(root / "funnelwise.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    process = root / "process.yaml"
+    process.write_text(process.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        result = CliRunner().invoke(app, ["--project", str(root), "funnel"])
+        assert result.exit_code == 3
+        assert " ".join(result.output.split()) == (
+            f"error: cannot read the store {Project(root).store_url}: {process} has changed "
+            "since the store recorded it, and bringing it up to date needs the store alone "
+            f"while process {holder.pid} has it open. Retry when the other command has finished"
+        )
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert CliRunner().invoke(app, ["--project", str(root), "funnel"]).exit_code == 0

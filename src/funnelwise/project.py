@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from funnelwise.errors import ProjectError
+from funnelwise.errors import ProjectError, StoreError
 from funnelwise.outfile import blocking_file
 from funnelwise.process import Process, load_process, parse_process
 from funnelwise.store import SCHEMA_VERSION, Store
+from funnelwise.store.store import lock_holder
 
 PROCESS_FILE = "process.yaml"
 STORE_FILE = "funnelwise.duckdb"
@@ -108,10 +109,27 @@ class Project:
         )
         if read_only and not create:
             store = opener(create=False, read_only=True)
-            if store.schema_version() == SCHEMA_VERSION and store.meta("process_yaml") == text:
+            version = store.schema_version()
+            if version == SCHEMA_VERSION and store.meta("process_yaml") == text:
                 return store
             store.close()
-            with opener(create=False) as writable:  # opening for writing migrates
+            try:
+                writable = opener(create=False)  # opening for writing migrates
+            except StoreError as exc:
+                holder = lock_holder(exc.__cause__)
+                if holder is None:
+                    raise
+                update = (
+                    f"{self.process_path} has changed since the store recorded it"
+                    if version == SCHEMA_VERSION
+                    else f"the store needs an upgrade (schema {version} to {SCHEMA_VERSION})"
+                )
+                raise StoreError(
+                    f"cannot read the store {store.url}: {update}, and bringing it up to "
+                    f"date needs the store alone while {holder} has it open. Retry when "
+                    "the other command has finished"
+                ) from exc
+            with writable:
                 if writable.meta("process_yaml") != text:
                     write_process(writable, process, text)
             return opener(create=False, read_only=True)

@@ -110,13 +110,21 @@ def _connect(target: str, read_only: bool) -> Any:
         raise
 
 
+def lock_holder(exc: BaseException | None) -> str | None:
+    """'process 1234' (or 'another process') when `exc` is the engine refusing a store
+    that another process holds; None for any other error."""
+    text = str(exc)
+    if exc is None or "Conflicting lock" not in text:
+        return None
+    pid = re.search(r"\(PID (\d+)\)", text)
+    return f"process {pid.group(1)}" if pid else "another process"
+
+
 def _open_error(target: str, read_only: bool, exc: Exception) -> str:
     """Why a DuckDB store would not open, in funnelwise's terms."""
-    text = str(exc)
-    if "Conflicting lock" not in text:
-        return f"cannot open DuckDB store {target}: {text}"
-    pid = re.search(r"\(PID (\d+)\)", text)
-    holder = f"process {pid.group(1)}" if pid else "another process"
+    holder = lock_holder(exc)
+    if holder is None:
+        return f"cannot open DuckDB store {target}: {exc}"
     if read_only:
         return (
             f"cannot read the store {target}: {holder} is writing to it (an import or "
