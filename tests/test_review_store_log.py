@@ -19,7 +19,7 @@ from funnelwise.errors import ProcessError, ProjectError, SourceImportError, Sto
 from funnelwise.ingest.quality import unknown_stages
 from funnelwise.ingest.tablemap import parse_mapping
 from funnelwise.log import EventLog
-from funnelwise.process import parse_process
+from funnelwise.process import diff_processes, parse_process, template_text
 from funnelwise.project import Project
 from funnelwise.store import Store
 
@@ -218,3 +218,29 @@ def test_a_reader_held_up_by_a_changed_process_yaml_is_told_why(
         holder.kill()
         holder.communicate()
     assert CliRunner().invoke(app, ["--project", str(root), "funnel"]).exit_code == 0
+
+
+def test_process_diff_tells_outcomes_item_by_item_one_line_each(tmp_path: Path) -> None:
+    def with_stages(order: range) -> str:
+        extra = "".join(f"      - id: extra-stage-{i}\n" for i in order)
+        return template_text().replace("    outcomes:\n", extra + "    outcomes:\n")
+
+    before = with_stages(range(12))
+    # The extra stages in reverse order: the line telling it is longer than a terminal.
+    after = with_stages(range(11, -1, -1))
+    after = after.replace('aliases: ["Closed Won", "Ganada"]', 'aliases: ["Closed Won"]')
+    after = after.replace("name: Lost,", "name: Lost deal,")
+    changes = [str(c) for c in diff_processes(parse_process(before), parse_process(after))]
+    assert changes[0].startswith("~ pipelines[new-business].stages order: ['lead',")
+    assert len(changes[0]) > 300
+    assert changes[1:] == [
+        "- pipelines[new-business].outcomes.won.aliases 'Ganada'",
+        "~ pipelines[new-business].outcomes.lost.name: 'Lost' -> 'Lost deal'",
+    ]
+    (tmp_path / "a.yaml").write_text(before, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(after, encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["process", "diff", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == changes

@@ -84,6 +84,7 @@ def init(
         f"funnelwise process check {shlex.quote(str(project.process_path))}",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
 
 
@@ -103,7 +104,8 @@ def process_check(
     n_stages = sum(len(p.stages) for p in process.pipelines)
     console.print(
         f"[green]ok[/] {path}: {process.name!r}, {len(process.pipelines)} pipeline(s), "
-        f"{n_stages} stages, currency {process.currency}"
+        f"{n_stages} stages, currency {process.currency}",
+        soft_wrap=True,
     )
 
 
@@ -119,7 +121,7 @@ def process_diff(
         if not changes:
             console.print("no differences")
         for c in changes:
-            console.print(str(c), highlight=False, markup=False)
+            console.print(str(c), highlight=False, markup=False, soft_wrap=True)
         return
     import pandas as pd
 

@@ -78,10 +78,13 @@ def _pipeline_changes(a: Pipeline, b: Pipeline) -> list[Change]:
         out += _stage_changes(f"{base}.stages[{i}]", sa[i], sb[i])
     for kind in OUTCOME_KINDS:
         oa, ob = getattr(a.outcomes, kind), getattr(b.outcomes, kind)
-        if oa != ob:
-            out.append(
-                Change("changed", f"{base}.outcomes.{kind}", oa.model_dump(), ob.model_dump())
-            )
+        path = f"{base}.outcomes.{kind}"
+        out += [
+            Change("changed", f"{path}.{f}", getattr(oa, f), getattr(ob, f))
+            for f in ("id", "name")
+            if getattr(oa, f) != getattr(ob, f)
+        ]
+        out += _item_changes(f"{path}.aliases", oa.aliases, ob.aliases)
     return out
 
 
