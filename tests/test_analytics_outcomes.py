@@ -125,6 +125,7 @@ def test_censoring_aware_win_rate_covers_the_truth_where_naive_is_biased() -> No
 
 
 def test_an_empty_log_says_so(tmp_path: Path) -> None:
+    from funnelwise.ingest.quality import quality_report
     from funnelwise.process import template_text
     from funnelwise.project import Project
 
@@ -147,6 +148,7 @@ def test_an_empty_log_says_so(tmp_path: Path) -> None:
             fw.conformance(log),
             fw.hygiene(log),
             fw.whose_move(log),
+            quality_report(log),
         ]
         assert fw.funnel(log).to_frame().empty and fw.discovery(log).variants.empty
         assert counted[2].waterfall.value.sum() == 0

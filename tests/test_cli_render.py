@@ -117,3 +117,9 @@ def test_an_empty_frame_with_dates_prints_as_csv_without_warnings(
     )
     print_frame(frame, OutputFormat.csv)
     assert capsys.readouterr().out.splitlines() == ["import_id,started_at"]
+
+
+def test_instants_print_to_the_second_and_dates_alone() -> None:
+    assert cell_text(pd.Timestamp("2026-12-07 18:40:43.573536")) == "2026-12-07 18:40:43"
+    assert cell_text(pd.Timestamp("2024-12-30")) == "2024-12-30"
+    assert cell_text(pd.NaT) == "–"

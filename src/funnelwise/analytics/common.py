@@ -229,15 +229,15 @@ def _holds_none(log: EventLog, what: str, extra: str = "") -> str:
     )
 
 
-def empty_meta(log: EventLog, frame: pd.DataFrame) -> dict[str, str]:
-    """`{"empty": why}` when a counting analysis's main frame is empty because the
-    log holds no deals (as filtered, as of its instant); else `{}`.
+def empty_meta(log: EventLog, frame: pd.DataFrame | None = None) -> dict[str, str]:
+    """`{"empty": why}` when a counting analysis's main frame (if given) is empty
+    because the log holds no deals (as filtered, as of its instant); else `{}`.
 
-    Counting nothing is not an error (the frames stay empty, with their columns),
-    but an empty table alone does not say whether nothing matched or nothing was
-    loaded. Only an empty frame costs the extra counts.
+    Counting nothing is not an error (the frames stay empty, with their columns,
+    or count zeros), but an empty table alone does not say whether nothing
+    matched or nothing was loaded. Only an empty frame costs the extra counts.
     """
-    if len(frame) or int(log.deals.count().execute()):
+    if (frame is not None and len(frame)) or int(log.deals.count().execute()):
         return {}
     leads = int(log.leads.count().execute())
     only = f", only {leads:,} lead{'s' if leads != 1 else ''}" if leads else ""

@@ -71,9 +71,21 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def instant_text(value: dt.datetime) -> str:
+    """An instant for people: to the second, or the date alone at midnight (the
+    microseconds of "now" tell a reader nothing)."""
+    stamp = pd.Timestamp(value)
+    if stamp == stamp.normalize():
+        return f"{stamp:%Y-%m-%d}"
+    return f"{stamp:%Y-%m-%d %H:%M:%S}"
+
+
 def cell_text(value: Any, percent: bool = False) -> str:
     """A value as a table cell for people: whole numbers without decimals, small
-    ones with two, shares as percentages, lists comma-separated, missing as –."""
+    ones with two, shares as percentages, instants to the second (a date alone at
+    midnight), lists comma-separated, missing as –."""
+    if isinstance(value, dt.datetime) and not pd.isna(value):
+        return instant_text(value)
     value = jsonable(value)
     if isinstance(value, list):
         return ", ".join(cell_text(v, percent) for v in value) or "–"
@@ -278,13 +290,9 @@ _HEADLINE_META = (
 
 
 def _headline(value: Any) -> Any:
-    """A metadata value for the header line: instants to the second (a date alone
-    at midnight), since microseconds of "now" tell a reader nothing."""
+    """A metadata value for the header line (instants as `instant_text`)."""
     if isinstance(value, dt.datetime) and not pd.isna(value):
-        stamp = pd.Timestamp(value)
-        if stamp == stamp.normalize():
-            return f"{stamp:%Y-%m-%d}"
-        return f"{stamp:%Y-%m-%d %H:%M:%S}"
+        return instant_text(value)
     return jsonable(value)
 
 

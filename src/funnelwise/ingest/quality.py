@@ -24,6 +24,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from funnelwise.analytics.common import empty_meta
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
 from funnelwise.log.eventlog import left_join_on
@@ -265,5 +266,6 @@ def quality_report(log: EventLog) -> QualityReport:
             "deals": n_deals,
             "unit": "deals",
             "unknown_stages": unknown_stages(log),
+            **(empty_meta(log) if n_deals == 0 else {}),
         },
     )
