@@ -323,6 +323,17 @@ def test_an_output_path_that_cannot_be_written_is_said_without_a_traceback(
         assert reason in " ".join(result.output.split()), result.output
 
 
+def test_an_xes_export_under_a_tables_name_is_refused(own_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "events.csv"
+    result = runner.invoke(app, ["--project", str(own_project), "export", "xes", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "events.csv: export XES as .xes or .xes.gz" in " ".join(result.output.split())
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+    gz = tmp_path / "events.xes.gz"
+    result = runner.invoke(app, ["--project", str(own_project), "export", "xes", str(gz)])
+    assert result.exit_code == 0 and gz.stat().st_size > 0, result.output
+
+
 def test_an_export_creates_its_folder_like_the_report(own_project: Path, tmp_path: Path) -> None:
     out = tmp_path / "new" / "deeper" / "events.csv"
     result = runner.invoke(app, ["--project", str(own_project), "export", "table", str(out)])

@@ -192,6 +192,12 @@ def _text_out(path: Path, *, gz: bool) -> IO[str]:
 
 def write_xes(log: EventLog, path: Path, *, activities: bool = False) -> int:
     """Write the log as XES (gzip when the name ends in .gz); returns the lines written."""
+    if path.suffix.lower() in (".csv", ".parquet", ".pq", ".xlsx", ".json"):
+        # A table's name is a slip: the XES written under it would not read as one.
+        raise InputError(
+            f"{path.name}: export XES as .xes or .xes.gz (for a CSV or Parquet event "
+            "table: funnelwise export table FILE)"
+        )
     lines = xes_lines(log, activities=activities)
     written = 0
     gz = path.name.lower().endswith(".gz")
