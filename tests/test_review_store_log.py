@@ -244,3 +244,17 @@ def test_process_diff_tells_outcomes_item_by_item_one_line_each(tmp_path: Path) 
     )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == changes
+
+
+def test_paths_with_brackets_are_printed_as_written(tmp_path: Path) -> None:
+    folder = tmp_path / "[draft] team"
+    result = CliRunner().invoke(app, ["init", str(folder)])
+    assert result.exit_code == 0, result.output
+    check = CliRunner().invoke(app, ["process", "check", str(folder / "process.yaml")])
+    assert check.exit_code == 0, check.output
+    assert check.output.startswith(f"ok {folder}/process.yaml: 'Direct sales', 1 pipeline(s)")
+    demo = CliRunner().invoke(app, ["demo", str(tmp_path / "[x]"), "--deals", "20"])
+    assert demo.exit_code == 0, demo.output
+    lines = demo.output.splitlines()
+    assert lines[0].startswith(f"Demo project ready in {tmp_path}/[x]: 20 deals")
+    assert lines[2] == f"  funnelwise --project '{tmp_path}/[x]' info"

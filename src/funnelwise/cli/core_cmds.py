@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
@@ -46,14 +47,24 @@ def demo(
         result = generate(deals=deals, seed=seed, progress=progress)
         write_project(result, directory, progress=progress, replace_process=force)
     counts = log_info(Project(directory).root)
+    # The folder is printed as written: a name such as "[draft]" is no markup.
     console.print(
-        f"[bold green]Demo project ready[/] in [bold]{directory}[/]: "
-        f"{counts['deals']:,} deals, {counts['stage_events']:,} stage events."
+        f"[bold green]Demo project ready[/] in [bold]{escape(str(directory))}[/]: "
+        f"{counts['deals']:,} deals, {counts['stage_events']:,} stage events.",
+        soft_wrap=True,
     )
     console.print("Next:")
-    console.print(f"  funnelwise --project {directory} info")
     console.print(
-        f"  python -c \"import funnelwise as fw; print(fw.open('{directory}').counts())\""
+        f"  funnelwise --project {shlex.quote(str(directory))} info",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"  python -c \"import funnelwise as fw; print(fw.open('{directory}').counts())\"",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -103,7 +114,8 @@ def process_check(
     process = load_process(path)
     n_stages = sum(len(p.stages) for p in process.pipelines)
     console.print(
-        f"[green]ok[/] {path}: {process.name!r}, {len(process.pipelines)} pipeline(s), "
+        f"[green]ok[/] {escape(str(path))}: {escape(repr(process.name))}, "
+        f"{len(process.pipelines)} pipeline(s), "
         f"{n_stages} stages, currency {process.currency}",
         soft_wrap=True,
     )
