@@ -161,3 +161,17 @@ def test_backtest_every_auto_spaces_the_cut_offs_itself(tiny_project: Path) -> N
     result = runner.invoke(app, ["--project", str(tiny_project), "backtest", *args])
     assert result.exit_code == 0, result.output
     assert re.match(r"Backtest: \d+ cut-offs every 7 days from ", result.stdout), result.stdout
+
+
+def test_backtest_table_prints_shares_as_percentages(memoryless: Path) -> None:
+    args = ["--horizon", "30d", "--every", "45d", "--paths", "1000"]
+    result = runner.invoke(app, ["--project", str(memoryless), "backtest", *args])
+    assert result.exit_code == 0, result.output
+    lines = [line.split("│") for line in result.stdout.splitlines() if line.startswith("│")]
+    cells = {parts[1].strip(): [c.strip() for c in parts[2:6]] for parts in lines}
+    # WAPE, bias and coverage are shares; pinball is a ratio to mean bookings.
+    for method in ("run_rate", "montecarlo"):
+        wape, bias, pinball, coverage = cells[method]
+        assert wape.endswith("%") and bias.endswith("%") and coverage.endswith("%"), cells
+        assert not pinball.endswith("%"), cells
+    assert "coverage80: nearest 80%" in " ".join(result.stdout.split())

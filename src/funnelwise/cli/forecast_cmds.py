@@ -176,7 +176,13 @@ def _print_backtest(bt: BacktestResult) -> None:
     scores = bt.scores_frame()[
         ["method", "wape", "bias", "pinball", "coverage80", "n_cutoffs", "n_fallback"]
     ]
-    print_frame(scores, OutputFormat.table, title="accuracy per method (lower is better)")
+    print_frame(
+        scores,
+        OutputFormat.table,
+        title="accuracy per method (wape, |bias| and pinball: lower is better; "
+        "coverage80: nearest 80%)",
+        percent=("wape", "bias", "coverage80"),
+    )
     console.print(f"[bold]chosen: {bt.chosen}[/] — {bt.reason}", highlight=False)
 
 

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -87,14 +87,24 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**joined)
 
 
-def print_frame(frame: pd.DataFrame, fmt: OutputFormat, *, title: str | None = None) -> None:
-    """Print a frame in the chosen format (table for people, csv/json for tools)."""
+def print_frame(
+    frame: pd.DataFrame,
+    fmt: OutputFormat,
+    *,
+    title: str | None = None,
+    percent: Collection[str] = (),
+) -> None:
+    """Print a frame in the chosen format (table for people, csv/json for tools);
+    the `percent` columns are shares, shown as percentages in the table."""
     if fmt is OutputFormat.json:
         sys.stdout.write(to_json(frame) + "\n")
     elif fmt is OutputFormat.csv:
         _csv_ready(frame).to_csv(sys.stdout, index=False)
     else:
-        cells = frame.map(cell_text) if len(frame.columns) else frame
+        cells = pd.DataFrame(
+            {c: [cell_text(v, c in percent) for v in frame[c]] for c in frame.columns},
+            index=frame.index,
+        )
         console.print(TextTable(cells, title=title, numeric=numeric_columns(frame)))
 
 
