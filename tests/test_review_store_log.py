@@ -6,9 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +24,7 @@ from funnelwise.log import EventLog
 from funnelwise.process import diff_processes, parse_process, template_text
 from funnelwise.project import Project
 from funnelwise.store import Store
+from funnelwise.timeutil import to_timestamp
 
 
 def ids(log: EventLog) -> list[str]:
@@ -258,3 +261,16 @@ def test_paths_with_brackets_are_printed_as_written(tmp_path: Path) -> None:
     lines = demo.output.splitlines()
     assert lines[0].startswith(f"Demo project ready in {tmp_path}/[x]: 20 deals")
     assert lines[2] == f"  funnelwise --project '{tmp_path}/[x]' info"
+
+
+def test_now_and_today_are_the_present_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a machine in Tokyo (UTC+9) 'now' had read nine hours ahead of the data's UTC.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        utc_now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        for word in ("now", "today", " Now "):
+            assert abs(to_timestamp(word) - utc_now) < pd.Timedelta(minutes=1)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

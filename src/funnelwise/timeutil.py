@@ -15,8 +15,12 @@ Instant = str | dt.date | dt.datetime | pd.Timestamp
 def to_timestamp(value: Instant, *, name: str = "date") -> pd.Timestamp:
     """A naive-UTC pandas Timestamp from a string, date or datetime.
 
-    Aware values are converted to UTC. Raises InputError naming `name`.
+    Aware values are converted to UTC; 'now' and 'today' are the present instant in
+    UTC (pandas reads them on the machine's clock, in its time zone). Raises
+    InputError naming `name`.
     """
+    if isinstance(value, str) and value.strip().lower() in ("now", "today"):
+        return pd.Timestamp.now(tz="UTC").tz_localize(None)
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
