@@ -274,3 +274,19 @@ def test_now_and_today_are_the_present_in_utc(monkeypatch: pytest.MonkeyPatch) -
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_date_that_reads_both_ways_is_refused(tiny_log: EventLog) -> None:
+    # 03/04/2024 had been read month first (4 March) where most write 3 April.
+    with pytest.raises(fw.InputError) as caught:
+        tiny_log.as_of("03/04/2024")
+    assert str(caught.value) == (
+        "as_of: '03/04/2024' reads as 3 April or as 4 March; write it year-month-day, "
+        "e.g. 2024-04-03"
+    )
+    with pytest.raises(fw.InputError, match="reads as 2 January or as 1 February"):
+        tiny_log.filter(since="2.1.24")
+    # Dates that read one way only are read.
+    assert tiny_log.as_of("31/01/2024").cutoff == pd.Timestamp("2024-01-31")
+    assert tiny_log.as_of("04/04/2024").cutoff == pd.Timestamp("2024-04-04")
+    assert tiny_log.as_of("2024/03/04").cutoff == pd.Timestamp("2024-03-04")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 
@@ -12,15 +13,31 @@ from funnelwise.errors import InputError
 Instant = str | dt.date | dt.datetime | pd.Timestamp
 
 
+# A date written day and month first (03/04/2024, 3.4.24): pandas reads the month
+# first when both could be a month, which is the day in most of the world.
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})[/.](\d{1,2})[/.](\d{2}|\d{4})(?!\d)")
+
+
 def to_timestamp(value: Instant, *, name: str = "date") -> pd.Timestamp:
     """A naive-UTC pandas Timestamp from a string, date or datetime.
 
     Aware values are converted to UTC; 'now' and 'today' are the present instant in
-    UTC (pandas reads them on the machine's clock, in its time zone). Raises
-    InputError naming `name`.
+    UTC (pandas reads them on the machine's clock, in its time zone). A date with
+    day and month both 12 or less before the year (03/04/2024) is refused: it reads
+    either way. Raises InputError naming `name`.
     """
     if isinstance(value, str) and value.strip().lower() in ("now", "today"):
         return pd.Timestamp.now(tz="UTC").tz_localize(None)
+    both = _DAY_MONTH.match(value) if isinstance(value, str) else None
+    if both and both.group(1) != both.group(2) and max(map(int, both.group(1, 2))) <= 12:
+        text = both.string.strip()
+        first, second = (int(part) for part in both.group(1, 2))
+        year = int(both.group(3)) + (2000 if len(both.group(3)) == 2 else 0)
+        raise InputError(
+            f"{name}: {text!r} reads as {first} {calendar.month_name[second]} or as "
+            f"{second} {calendar.month_name[first]}; write it year-month-day, e.g. "
+            f"{dt.date(year, second, first).isoformat()}"
+        )
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
