@@ -123,3 +123,28 @@ def test_instants_print_to_the_second_and_dates_alone() -> None:
     assert cell_text(pd.Timestamp("2026-12-07 18:40:43.573536")) == "2026-12-07 18:40:43"
     assert cell_text(pd.Timestamp("2024-12-30")) == "2024-12-30"
     assert cell_text(pd.NaT) == "–"
+
+
+def test_a_shared_column_is_said_once_under_its_table() -> None:
+    from typing import ClassVar
+
+    from funnelwise.analytics.result import Result
+
+    class Scored(Result):
+        shared: ClassVar[tuple[str, ...]] = ("rows", "base_rate")
+        percent: ClassVar[frozenset[str]] = frozenset({"base_rate"})
+
+    same = pd.DataFrame(
+        {"scorer": ["a", "b"], "rows": [4366, 4366], "base_rate": [0.375, 0.375], "auc": [0.7, 0.6]}
+    )
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(Scored({"metrics": same}))
+    text = console.export_text()
+    assert "every row: rows 4,366; base_rate 37.5%" in " ".join(text.split())
+    assert "4,366 │" not in text and "base_rate ┃" not in text
+    # Where the rows differ, the column stays in the table.
+    differ = same.assign(rows=[4366, 4000])
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(Scored({"metrics": differ}))
+    text = console.export_text()
+    assert "4,000 │" in text and "every row: base_rate 37.5%" in " ".join(text.split())

@@ -314,6 +314,9 @@ class Result:
     percent: ClassVar[frozenset[str]] = frozenset()
     # Frames printed in the terminal (default: all); JSON and notebooks get all.
     terminal: ClassVar[tuple[str, ...]] = ()
+    # Columns that, holding one value in every row of a terminal table, are said
+    # once under it instead of repeated (the test set every scorer is scored on).
+    shared: ClassVar[tuple[str, ...]] = ()
 
     frames: Mapping[str, pd.DataFrame]
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -405,11 +408,17 @@ class Result:
         for name in names:
             f = self.frames[name]
             more = len(f) - DISPLAY_ROWS
+            cells = self.display_frame(name)
+            same = [c for c in self.shared if c in cells and len(cells) > 1]
+            same = [c for c in same if cells[c].nunique() == 1]
+            notes = [f"… {more:,} more rows"] if more > 0 else []
+            if same:
+                notes.append("every row: " + "; ".join(f"{c} {cells[c].iloc[0]}" for c in same))
             tables.append(
                 TextTable(
-                    self.display_frame(name),
+                    cells.drop(columns=same),
                     title=f"{self.title}: {name}",
-                    caption=f"… {more:,} more rows" if more > 0 else None,
+                    caption="; ".join(notes) or None,
                     numeric=numeric_columns(f),
                 )
             )

@@ -104,6 +104,7 @@ class Evaluation(Result):
         )
     }
     percent: ClassVar[frozenset[str]] = frozenset({"base_rate", "ece", "gains_top_decile"})
+    shared: ClassVar[tuple[str, ...]] = ("rows", "units", "base_rate")
 
     metrics = frame_view("One row per scorer: discrimination and calibration on the test rows")
     reliability = frame_view("Per scorer and probability bin: predicted against observed")
