@@ -290,3 +290,16 @@ def test_a_date_that_reads_both_ways_is_refused(tiny_log: EventLog) -> None:
     assert tiny_log.as_of("31/01/2024").cutoff == pd.Timestamp("2024-01-31")
     assert tiny_log.as_of("04/04/2024").cutoff == pd.Timestamp("2024-04-04")
     assert tiny_log.as_of("2024/03/04").cutoff == pd.Timestamp("2024-03-04")
+
+
+def test_filter_values_of_the_wrong_kind_are_input_errors(tiny_log: EventLog) -> None:
+    # True for a number had stopped with a ValueError traceback.
+    with pytest.raises(fw.InputError, match=r"^amount is a number; True is not one$"):
+        tiny_log.filter(amount=True)
+    with pytest.raises(fw.InputError, match=r"^created_at is a date; 3 is not one$"):
+        tiny_log.filter(created_at=3)
+    # A date value is read as as_of reads one.
+    with pytest.raises(fw.InputError, match="reads as 3 April or as 4 March"):
+        tiny_log.filter(created_at="03/04/2024")
+    berlin = pd.Timestamp("2024-01-01T01:00", tz="Europe/Berlin")
+    assert ids(tiny_log.filter(created_at=berlin)) == ["D1"]

@@ -218,17 +218,18 @@ class EventLog:
 
     def _as_text(self, key: str, value: object) -> str:
         """A filter value in one canonical text, checked against the deal column's
-        type: a number as a float's text, a date in ISO form (`_matches` reads it
-        back as the column's type)."""
+        type: a number as a float's text, a date in ISO form, read as `as_of` reads
+        it (an aware time in UTC; `_matches` reads it back as the column's type)."""
         dtype = self.store.table("deals").schema().get(key)
         if dtype is not None and (dtype.is_date() or dtype.is_timestamp()):
-            try:
-                stamp = pd.Timestamp(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise InputError(f"{key} is a date; {value!r} is not one") from None
+            if not isinstance(value, str | dt.date | pd.Timestamp):
+                raise InputError(f"{key} is a date; {value!r} is not one")
+            stamp = to_timestamp(value, name=key)
             return stamp.date().isoformat() if dtype.is_date() else stamp.isoformat()
-        if dtype is not None and dtype.is_numeric() and not isinstance(value, bool):
+        if dtype is not None and dtype.is_numeric():
             try:
+                if isinstance(value, bool):
+                    raise TypeError(value)
                 return repr(float(value))  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 raise InputError(f"{key} is a number; {value!r} is not one") from None
