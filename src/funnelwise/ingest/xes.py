@@ -192,7 +192,7 @@ def read_tree(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.
     events: list[pa.RecordBatch] = []
     cases: list[pa.RecordBatch] = []
     chunk = _Chunk()
-    n_cases = first = 0
+    n_cases = first = last = 0
     size = max(path.stat().st_size, 1)
     with _open(path) as (raw, fh):
         parser = etree.iterparse(
@@ -200,12 +200,13 @@ def read_tree(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.
         )
         try:
             for _, trace in parser:
-                line = trace.sourceline
+                found = x_events(trace)
+                rows = _rows([trace.sourceline, *(e.sourceline for e in found)], last)
+                line, last = rows[0], rows[-1]
                 chunk.cases += [
                     (n_cases, line, e.get("key"), e.get("value")) for e in x_case(trace)
                 ]
                 chunk.cases.append((n_cases, line, "", ""))  # every trace, even a bare one
-                found = x_events(trace)
                 counts = list(map(len, found))
                 keys, values = x_keys(trace), x_values(trace)
                 if not len(keys) == len(values) == sum(counts):
@@ -220,7 +221,7 @@ def read_tree(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.
                 chunk.keys += keys
                 chunk.values += values
                 chunk.counts += counts
-                chunk.lines += [e.sourceline for e in found]
+                chunk.lines += rows[1:]
                 chunk.sizes.append(len(found))
                 n_cases += 1
                 trace.clear()
@@ -238,6 +239,19 @@ def read_tree(path: Path, progress: ProgressCallback = no_progress) -> tuple[pa.
     events.append(chunk.events(first))
     cases.append(chunk.case_batch())
     return pa.Table.from_batches(events, EVENT_SCHEMA), pa.Table.from_batches(cases, CASE_SCHEMA)
+
+
+def _rows(lines: list[int | None], last: int) -> list[int]:
+    """Rows for a trace and its events (`lines`, from lxml) that name each of them
+    alone, after `last` (the row before them): the line of an element where it begins
+    on a line of its own, else one past the row before it. Problems and the quarantine
+    name an event by its row, and events at one time keep the order of their rows, so
+    two events must never share one: on a line of several elements, or past line
+    65,535, where libxml2 stops counting lines (every element there is on line 65,535
+    for lxml)."""
+    at = np.asarray([line or 0 for line in lines], dtype=np.int64)
+    k = np.arange(len(at))
+    return (np.maximum.accumulate(np.maximum(at - k, last + 1)) + k).tolist()
 
 
 def _typed_times(events: pa.Table) -> pa.Table:
@@ -309,40 +323,47 @@ def _stage(
 
 
 def _owners_so_far(st: Staging, events: str, rule: OwnerRule) -> str:
-    """Per event of every case (`events`: SQL of the clean events), the deal's owner
-    after it under `rule`."""
-    window = "PARTITION BY deal_id ORDER BY entered_at, _row"
+    """Per event of every case (`events`: SQL of the clean events), its place in the
+    deal's history (`_step`: by time, events at one time in file order) and the deal's
+    owner after it under `rule`. The owner changes and the deal's owner both read the
+    owners in `_step` order, so the deal's owner is the last change's new value."""
+    window = "PARTITION BY deal_id ORDER BY _step"
     return st.create(
         st.name("xes_owners"),
         f"""
-        WITH counted AS (
+        WITH stepped AS (
             SELECT _src, _row, deal_id, actor_id, entered_at,
-                   CASE WHEN actor_id IS NOT NULL THEN count(*) OVER (
-                       PARTITION BY deal_id, actor_id ORDER BY entered_at, _row
-                       ROWS UNBOUNDED PRECEDING) END AS n
+                   row_number() OVER (PARTITION BY deal_id ORDER BY entered_at, _row) AS _step
             FROM ({events}) WHERE deal_id IS NOT NULL),
+        counted AS (
+            SELECT *, CASE WHEN actor_id IS NOT NULL THEN count(*) OVER (
+                       PARTITION BY deal_id, actor_id ORDER BY _step
+                       ROWS UNBOUNDED PRECEDING) END AS n
+            FROM stepped),
         led AS (
             SELECT *, coalesce(n > coalesce(max(n) OVER (
                        {window} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), false)
                        AS leads
             FROM counted)
-        SELECT _src, _row, deal_id, entered_at, {_OWNER_PICK[rule][0]} AS owner_id
+        SELECT _src, _row, deal_id, entered_at, _step, {_OWNER_PICK[rule][0]} AS owner_id
         FROM led WINDOW w AS ({window} ROWS UNBOUNDED PRECEDING)
         """,
     )
 
 
 def _owner_changes(st: Staging, owners: str) -> str:
-    """Dated owner changes: every event after which a deal's owner differs from the
-    one before it."""
+    """Dated owner changes: every time after whose events a deal's owner differs from
+    the one before them. Events at one time make one change at most (the owner after
+    the last of them), as the store keeps no order among changes at one time: the
+    owner known at a time is the one after all of its events."""
     return st.create(
         st.name("xes_owner_changes"),
         f"""
         SELECT _src, _row, deal_id, 'owner_id' AS field, before AS old_value,
                owner_id AS new_value, entered_at AS changed_at, CAST(NULL AS VARCHAR) AS actor_id
-        FROM (SELECT *, lag(owner_id) OVER (PARTITION BY deal_id ORDER BY entered_at, _row)
-                            AS before
-              FROM {quote(owners)})
+        FROM (SELECT *, lag(owner_id) OVER (PARTITION BY deal_id ORDER BY _step) AS before
+              FROM (SELECT * FROM {quote(owners)} QUALIFY _step = max(_step) OVER (
+                        PARTITION BY deal_id, entered_at)))
         WHERE before IS NOT NULL AND owner_id IS DISTINCT FROM before
         """,
     )
@@ -421,7 +442,7 @@ def xes_reader(
                    e.created_at, e.owner_id
             FROM xes_cases c
             JOIN (SELECT deal_id, min(entered_at) AS created_at,
-                         arg_max(owner_id, (entered_at, _row)) AS owner_id
+                         arg_max(owner_id, _step) AS owner_id
                   FROM {quote(owners)} GROUP BY deal_id) e
               ON e.deal_id = nullif(trim(c.case_id), '')
             """,
