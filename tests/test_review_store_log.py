@@ -303,3 +303,16 @@ def test_filter_values_of_the_wrong_kind_are_input_errors(tiny_log: EventLog) ->
         tiny_log.filter(created_at="03/04/2024")
     berlin = pd.Timestamp("2024-01-01T01:00", tz="Europe/Berlin")
     assert ids(tiny_log.filter(created_at=berlin)) == ["D1"]
+
+
+def test_a_store_url_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No shell expands a ~ inside a URL: it had made a folder named '~' where the
+    # command ran, with the store (and its quarantine) in it.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with Store.open("duckdb://~/sales.duckdb") as store:
+        assert store.url == f"duckdb://{tmp_path}/home/sales.duckdb"
+    assert (tmp_path / "home" / "sales.duckdb").is_file()
+    assert not (tmp_path / "~").exists()

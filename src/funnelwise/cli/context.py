@@ -35,7 +35,7 @@ class CliContext:
         if self.store and self.store.startswith("duckdb://"):
             target = self.store.removeprefix("duckdb://")
             if target and target != ":memory:":
-                stores.append(Path(target))
+                stores.append(Path(target).expanduser())
         files = {self.project / PROCESS_FILE: "the project's process definition"}
         for store in stores:
             files.update(dict.fromkeys(store_files(store), "the project's store"))

@@ -178,7 +178,9 @@ class Store:
             target = url[len("duckdb://") :] or ":memory:"
             spill: str | None = None
             if target != ":memory:":
-                path = Path(target)
+                # `duckdb://~/sales.duckdb`: no shell expands a ~ inside a URL.
+                path = Path(target).expanduser()
+                url = f"duckdb://{path}"
                 if not path.exists() and not create:
                     raise StoreError(
                         f"no store at {path}; create a project with `funnelwise demo DIR` "
