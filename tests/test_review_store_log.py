@@ -316,3 +316,29 @@ def test_a_store_url_with_a_tilde_is_in_the_home_folder(
         assert store.url == f"duckdb://{tmp_path}/home/sales.duckdb"
     assert (tmp_path / "home" / "sales.duckdb").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_a_process_kept_without_its_store_gets_one_from_init(tmp_path: Path) -> None:
+    # A process.yaml from version control, its store not: init had refused ("exists
+    # already ... pass --force", which replaces the process with the template) while
+    # every command sent the user to init.
+    root = tmp_path / "team"
+    root.mkdir()
+    own = template_text().replace("name: Direct sales", "name: Our sales")
+    (root / "process.yaml").write_text(own, encoding="utf-8")
+    with pytest.raises(ProjectError) as caught:
+        fw.open(root, read_only=True)
+    assert str(caught.value) == (
+        f"{root} has its process.yaml but no store ({root / 'funnelwise.duckdb'}); create an "
+        f"empty one with `funnelwise init {root}` (the process is kept), or import data, "
+        "which creates it"
+    )
+    result = CliRunner().invoke(app, ["init", str(root)])
+    assert result.exit_code == 0, result.output
+    assert (root / "process.yaml").read_text(encoding="utf-8") == own
+    log = fw.open(root, read_only=True)
+    assert log.process.name == "Our sales" and log.counts()["deals"] == 0
+    log.store.close()
+    # With its store, the process is not written over without --force.
+    again = CliRunner().invoke(app, ["init", str(root)])
+    assert again.exit_code == 2 and "exists already" in again.output

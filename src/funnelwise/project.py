@@ -63,6 +63,11 @@ class Project:
         """The default store URL of this project."""
         return default_store_url(self.root)
 
+    @property
+    def store_path(self) -> Path:
+        """The default store file of this project."""
+        return self.root.resolve() / STORE_FILE
+
     def make_folder(self) -> None:
         """Create the project folder (and its parents) if missing; ProjectError naming
         the folder and the reason when it cannot be one (a file is in the way, no
@@ -104,6 +109,12 @@ class Project:
         """
         process = self.load_process()
         text = self.process_path.read_text(encoding="utf-8")
+        if url is None and not create and not self.store_path.exists():
+            raise ProjectError(
+                f"{self.root} has its {PROCESS_FILE} but no store ({self.store_path}); "
+                f"create an empty one with `funnelwise init {self.root}` (the process is "
+                "kept), or import data, which creates it"
+            )
         opener = partial(
             Store.open, url or self.store_url, memory_limit=memory_limit, threads=threads
         )

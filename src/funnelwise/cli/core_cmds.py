@@ -82,6 +82,18 @@ def init(
     """Write a commented process.yaml (the classic B2B process) and an empty store."""
     project = Project(directory)
     if project.process_path.exists() and not force:
+        if not project.store_path.exists():
+            # A process kept without its store (in version control, say): the store
+            # is made for it, the process is left as it is.
+            project.open_store(create=True).close()
+            console.print(
+                f"Kept {project.process_path} and created the empty store "
+                f"{project.store_path} for it.",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            return
         raise InputError(
             f"{project.process_path} exists already; edit it, or pass --force to overwrite"
         )
