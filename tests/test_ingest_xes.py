@@ -571,3 +571,30 @@ def test_an_event_set_aside_takes_no_other_with_it(tmp_path: Path, one_line: boo
         ("W", "sys"),
     ]
     store.close()
+
+
+@LAYOUTS
+def test_a_trace_without_events_is_set_aside_by_name(tmp_path: Path, one_line: bool) -> None:
+    log = _tied_log(tmp_path / "bare.xes", one_line=one_line)
+    text = log.read_text()
+    # After deal U: a trace B with an amount but no event, so no date to load it at.
+    at = text.index("<trace>", text.index('value="U"'))
+    bare = '<trace>\n<string key="concept:name" value="B"/>\n<float key="Amount" value="7"/>\n'
+    if one_line:
+        bare = bare.replace("\n", "")
+    log.write_text(text[:at] + bare + "</trace>" + ("" if one_line else "\n") + text[at:])
+    store, process = new_project(tmp_path / "p")
+    r = import_xes(store, process, log, xes=AMOUNT, options=OPTS)
+    assert rows(store, "SELECT deal_id FROM deals ORDER BY 1") == [("T",), ("U",), ("V",), ("W",)]
+    assert r.n_quarantined == 1
+    (problem,) = r.problems
+    assert (problem.column, problem.value, problem.quarantined) == ("trace concept:name", "B", True)
+    assert "has no event" in problem.reason
+    assert "(trace 3 of the file)" in problem.reason
+    if not one_line:  # its line, where lines are one element each
+        assert problem.row == text[:at].count("\n") + 1
+    # The quarantine file keeps its row, with its case id.
+    assert r.quarantine_path is not None
+    kept = pd.read_csv(r.quarantine_path / "bare.csv", dtype=str)
+    assert kept[["row", "case"]].values.tolist() == [[str(problem.row), "B"]]
+    store.close()

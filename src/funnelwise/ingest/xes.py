@@ -21,7 +21,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Literal, cast
 
@@ -369,6 +369,35 @@ def _owner_changes(st: Staging, owners: str) -> str:
     )
 
 
+def _set_aside_bare_traces(st: Staging, problems: Problems) -> None:
+    """Quarantine every trace without events whose case has none in another trace
+    either: it has no date to load a deal at. Its row goes to the quarantine file
+    with its case id, beside the events set aside."""
+    bare = st.view(
+        st.name("xes_bare"),
+        """SELECT _row, "case" AS _case, case_id AS "case", pipeline FROM xes_cases
+           WHERE "case" NOT IN (SELECT "case" FROM _x_events)
+             AND (nullif(trim(case_id), '') IS NULL OR trim(case_id) NOT IN (
+                  SELECT trim(case_id) FROM _x_events
+                  WHERE nullif(trim(case_id), '') IS NOT NULL))""",
+    )
+    added = problems.add(
+        "SELECT 0, _row, 'trace concept:name', \"case\", 'has no event, so no date to load a "
+        "deal at (trace ' || (_case + 1) || ' of the file); add its events or leave it out' "
+        f"FROM {quote(bare)}",
+        quarantine=True,
+        code="empty trace",
+    )
+    if added:
+        src = st.files[0]
+        rows = st.view(
+            st.name("xes_rows"),
+            f"SELECT * FROM {quote(src.table)} "
+            f"UNION ALL BY NAME SELECT * EXCLUDE (_case) FROM {quote(bare)}",
+        )
+        st.files[0] = replace(src, table=rows)
+
+
 def _note_owners(st: Staging, traces: str, rule: OwnerRule) -> None:
     """Say how owners were chosen (when the log names resources), and how many deals
     already stored with another owner (say, chosen by another rule) take the new one."""
@@ -448,6 +477,7 @@ def xes_reader(
             """,
         )
         _note_owners(st, traces, opts.owner)
+        _set_aside_bare_traces(st, problems)
         first = "row_number() OVER (PARTITION BY deal_id ORDER BY _row)"
         problems.add(
             f"SELECT _src, _row, 'trace concept:name', deal_id, 'repeats the case of the "
