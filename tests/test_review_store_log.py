@@ -342,3 +342,20 @@ def test_a_process_kept_without_its_store_gets_one_from_init(tmp_path: Path) -> 
     # With its store, the process is not written over without --force.
     again = CliRunner().invoke(app, ["init", str(root)])
     assert again.exit_code == 2 and "exists already" in again.output
+
+
+def test_writing_while_this_program_reads_the_store_says_what_to_close(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    reader = fw.open(root, read_only=True)
+    with pytest.raises(StoreError) as caught:
+        fw.open(root)
+    assert str(caught.value) == (
+        f"cannot write to the store {root / 'funnelwise.duckdb'}: this program has it open "
+        "for reading only; close that first (log.store.close()), or open it without read_only"
+    )
+    reader.store.close()
+    writer = fw.open(root)
+    assert writer.counts()["deals"] == 5
+    writer.store.close()

@@ -123,6 +123,12 @@ def lock_holder(exc: BaseException | None) -> str | None:
 def _open_error(target: str, read_only: bool, exc: Exception) -> str:
     """Why a DuckDB store would not open, in funnelwise's terms."""
     holder = lock_holder(exc)
+    if holder is None and not read_only and "different configuration" in str(exc):
+        # This process reads the store already (a notebook's read-only log).
+        return (
+            f"cannot write to the store {target}: this program has it open for reading "
+            "only; close that first (log.store.close()), or open it without read_only"
+        )
     if holder is None:
         return f"cannot open DuckDB store {target}: {exc}"
     if read_only:
