@@ -23,6 +23,7 @@ from typing import IO
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -132,9 +133,11 @@ def _xml(value: ir.Value) -> ir.StringValue:
     return text
 
 
-def _attr(tag: str, key: str, value: ir.Value) -> ir.StringValue:
-    """`<tag key=".." value=".."/>`, or '' when the value is NULL."""
-    line = ibis.literal(f'<{tag} key="{key}" value="') + _xml(value) + ibis.literal('"/>')
+def _attr(tag: str, key: str, value: ir.Value, indent: int) -> ir.StringValue:
+    """`<tag key=".." value=".."/>` on a line of its own (a newline, then `indent`
+    spaces), or '' when the value is NULL."""
+    start = f'\n{" " * indent}<{tag} key="{key}" value="'
+    line = ibis.literal(start) + _xml(value) + ibis.literal('"/>')
     return line.fill_null("")
 
 
@@ -143,7 +146,8 @@ def _when(value: ir.TimestampValue) -> ir.StringValue:
 
 
 def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
-    """One row per XES line (`line`), in file order: trace heads, events, trace ends."""
+    """The XES text in file order, one row (`line`) per trace head, event and trace
+    end, each element on a line of its own (what the quick XES reader reads)."""
     e = _events(log, activities)
     d = log.deals
     head = d.select(
@@ -152,12 +156,12 @@ def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
         at=ibis.null("timestamp"),
         order=ibis.null("int64"),
         line=ibis.literal("  <trace>")
-        + _attr("string", "concept:name", d.deal_id)
-        + _attr("string", CASE_KEYS["pipeline"], d.pipeline_id)
-        + _attr("float", "amount", d.amount)
-        + _attr("string", CASE_KEYS["currency"], d.currency)
-        + _attr("string", f"{CASE_PREFIX}outcome", d.outcome)
-        + _attr("string", f"{CASE_PREFIX}owner", d.owner_id),
+        + _attr("string", "concept:name", d.deal_id, 4)
+        + _attr("string", CASE_KEYS["pipeline"], d.pipeline_id, 4)
+        + _attr("float", "amount", d.amount, 4)
+        + _attr("string", CASE_KEYS["currency"], d.currency, 4)
+        + _attr("string", f"{CASE_PREFIX}outcome", d.outcome, 4)
+        + _attr("string", f"{CASE_PREFIX}owner", d.owner_id, 4),
     )
     body = e.select(
         case=e.case,
@@ -165,12 +169,12 @@ def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
         at=e.at,
         order=(e.kind == "activity").cast("int64") * 10**12 + e.seq.fill_null(0),
         line=ibis.literal("    <event>")
-        + _attr("string", "concept:name", e.name)
-        + _attr("date", "time:timestamp", _when(e.at))
-        + _attr("string", "lifecycle:transition", e.lifecycle)
-        + _attr("string", "org:resource", e.resource)
-        + _attr("string", "funnelwise:kind", e.kind)
-        + ibis.literal("</event>"),
+        + _attr("string", "concept:name", e.name, 6)
+        + _attr("date", "time:timestamp", _when(e.at), 6)
+        + _attr("string", "lifecycle:transition", e.lifecycle, 6)
+        + _attr("string", "org:resource", e.resource, 6)
+        + _attr("string", "funnelwise:kind", e.kind, 6)
+        + ibis.literal("\n    </event>"),
     )
     tail = d.select(
         case=d.deal_id,
@@ -191,7 +195,8 @@ def _text_out(path: Path, *, gz: bool) -> IO[str]:
 
 
 def write_xes(log: EventLog, path: Path, *, activities: bool = False) -> int:
-    """Write the log as XES (gzip when the name ends in .gz); returns the lines written."""
+    """Write the log as XES (gzip when the name ends in .gz), one element per line;
+    returns the lines written."""
     if path.suffix.lower() in (".csv", ".parquet", ".pq", ".xlsx", ".json"):
         # A table's name is a slip: the XES written under it would not read as one.
         raise InputError(
@@ -199,16 +204,16 @@ def write_xes(log: EventLog, path: Path, *, activities: bool = False) -> int:
             "table: funnelwise export table FILE)"
         )
     lines = xes_lines(log, activities=activities)
-    written = 0
+    written = XES_HEAD.count("\n") + 1  # the header's lines and the closing </log>
     gz = path.name.lower().endswith(".gz")
     with atomic_output(path) as temp, _text_out(temp, gz=gz) as fh:
         fh.write(XES_HEAD)
         # Streamed from the engine in batches (compiled here: the store is DuckDB).
         sql = log.store.backend.compile(lines)
         for batch in log.store.raw.execute(sql).to_arrow_reader(BATCH_ROWS):
-            text = batch.column(0).to_pylist()
-            fh.write("\n".join(text))
+            column = batch.column(0)
+            fh.write("\n".join(column.to_pylist()))
             fh.write("\n")
-            written += len(text)
+            written += len(column) + (pc.sum(pc.count_substring(column, "\n")).as_py() or 0)
         fh.write("</log>\n")
     return written
