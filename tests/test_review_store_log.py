@@ -359,3 +359,24 @@ def test_writing_while_this_program_reads_the_store_says_what_to_close(
     writer = fw.open(root)
     assert writer.counts()["deals"] == 5
     writer.store.close()
+
+
+def test_a_required_column_with_empty_values_is_refused_before_writing() -> None:
+    store = Store.open("duckdb://:memory:")
+    rows = pd.DataFrame(
+        {
+            "deal_id": ["a", "b", "c"],
+            "stage_id": ["lead"] * 3,
+            "entered_at": [pd.Timestamp("2024-01-01"), None, None],
+            "seq": [0, 1, 2],
+        }
+    )
+    # It had stopped with the engine's ConstraintException.
+    with pytest.raises(StoreError) as caught:
+        store.insert("stage_events", rows)
+    assert str(caught.value) == (
+        "column stage_events.entered_at is required, but 2 of 3 rows have no value "
+        "(the first is row 1, counting from 0)"
+    )
+    assert store.count("stage_events") == 0
+    store.close()

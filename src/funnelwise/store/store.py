@@ -68,7 +68,8 @@ def default_threads() -> int | None:
 def conform(table: str, data: pa.Table | pd.DataFrame) -> pa.Table:
     """Shape data to a canonical table: add missing columns as nulls, cast, order.
 
-    Raises StoreError naming unknown columns or columns that cannot be cast.
+    Raises StoreError naming unknown columns, columns that cannot be cast, and
+    required columns with empty values.
     """
     if table not in TABLES:
         raise StoreError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
@@ -91,6 +92,13 @@ def conform(table: str, data: pa.Table | pd.DataFrame) -> pa.Table:
                 raise StoreError(
                     f"column {table}.{field.name} cannot be stored as {field.type}: {exc}"
                 ) from exc
+            if not field.nullable and arrays[-1].null_count:
+                empty = arrays[-1].is_null().to_pylist().index(True)
+                raise StoreError(
+                    f"column {table}.{field.name} is required, but {arrays[-1].null_count:,} "
+                    f"of {data.num_rows:,} rows have no value (the first is row {empty}, "
+                    "counting from 0)"
+                )
         else:
             if not field.nullable:
                 raise StoreError(f"column {table}.{field.name} is required but missing")
