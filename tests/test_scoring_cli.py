@@ -40,6 +40,8 @@ def test_train_then_apply_stores_scores_per_deal(project: Path, tmp_path: Path) 
     assert trained["model_id"].startswith("boosted-")
     assert trained["target"] == "won"
     assert trained["train_positive"] >= 20
+    # The synthetic deals' attributes: a size band and an industry, both labels.
+    assert trained["attributes"] == "industry (label), segment (label)"
 
     code, out = _run(root, "apply", "--format", "csv")
     assert code == 0, out
@@ -275,3 +277,12 @@ def test_evaluate_says_when_a_baseline_ranks_better(
     assert ("better than the model" in text) is (lower > 0)
     if lower > 0:
         assert text.index(said) > text.rindex("└")  # under the table
+
+
+def test_train_says_how_each_attribute_is_read() -> None:
+    from funnelwise.cli.score_cmds import _attributes
+
+    assert _attributes(("employees", "sector"), ("employees",)) == (
+        "employees (number), sector (label)"
+    )
+    assert _attributes((), ()) == "none"

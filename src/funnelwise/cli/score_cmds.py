@@ -7,6 +7,7 @@ and scores are stored through the registry. No computation here.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -73,6 +74,12 @@ score_app = typer.Typer(
 )
 
 
+def _attributes(keys: Sequence[str], numeric: Sequence[str]) -> str:
+    """The attributes a model reads, each saying whether as a number or a label."""
+    read = [f"{k} ({'number' if k in numeric else 'label'})" for k in keys]
+    return ", ".join(read) or "none"
+
+
 def _log(ctx: typer.Context, as_of: str | None, *, read_only: bool = False) -> EventLog:
     log = cli_context(ctx).log(read_only=read_only)
     return cut(log, as_of)
@@ -127,6 +134,7 @@ def train(
         "trained_as_of": scorer.trained_as_of_,
         "calibration": scorer.calibrator_.method,
         **scorer.counts_,
+        "attributes": _attributes(scorer.keys_, scorer.numeric_keys_),
         "dropped_attributes": ", ".join(scorer.dropped_keys_) or "none",
     }
     print_record(record, fmt, title="Trained scorer")
