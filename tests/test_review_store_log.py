@@ -380,3 +380,24 @@ def test_a_required_column_with_empty_values_is_refused_before_writing() -> None
     )
     assert store.count("stage_events") == 0
     store.close()
+
+
+def test_an_id_or_currency_of_the_wrong_form_says_what_the_form_is() -> None:
+    text = """\
+name: x
+currency: dollars
+pipelines:
+  - id: a b
+    stages: [{id: "Calificación"}]
+    outcomes: {won: {id: w}, lost: {id: l}}
+"""
+    with pytest.raises(ProcessError) as caught:
+        parse_process(text, file="p.yaml")
+    # These had read "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.\\-]*$'".
+    form = "an id is made of a-z, A-Z, 0-9, _, . and -, starting with a letter or digit"
+    assert [str(p) for p in caught.value.problems] == [
+        "p.yaml:2: currency: a currency is a three-letter code such as USD or EUR (got 'DOLLARS')",
+        f"p.yaml:4: pipelines[0].id: {form} (got 'a b'); put other spellings in name or aliases",
+        f"p.yaml:5: pipelines[0].stages[0].id: {form} (got 'Calificación'); put other "
+        "spellings in name or aliases",
+    ]

@@ -117,6 +117,13 @@ def _pydantic_problems(err: ValidationError, lines: dict[Loc, int], file: str) -
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see `funnelwise init` for the schema)"
+        elif e["type"] == "string_pattern_mismatch" and loc[-1:] == ("id",):
+            msg = (
+                "an id is made of a-z, A-Z, 0-9, _, . and -, starting with a letter or digit "
+                f"(got {_short(e['input'])}); put other spellings in name or aliases"
+            )
+        elif e["type"] == "string_pattern_mismatch" and loc[-1:] == ("currency",):
+            msg = f"a currency is a three-letter code such as USD or EUR (got {_short(e['input'])})"
         elif e.get("input", ...) is None and e["type"] != "missing":
             # `key:` with nothing after it (or `~`, `null`) where a value is needed.
             msg = "is empty; give a value, or leave the key out"
