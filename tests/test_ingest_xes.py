@@ -187,16 +187,15 @@ def test_bpi_challenge_2012(tmp_path: Path) -> None:
     assert store.meta("observed_until") == "2012-03-14T15:04:54.681000"
     # Owners: the resource with the most events of each case, as pandas finds them
     # from the file; the first event of every case is the system user's.
-    expected = _owners_by_pandas(log)
+    events = _events_by_pandas(log)
+    expected = _owners_by_pandas(events)
     got = store.raw.execute("SELECT deal_id, owner_id FROM deals").df().set_index("deal_id")
     assert got.owner_id.sort_index().equals(expected.sort_index().rename("owner_id"))
     assert got.owner_id.nunique() > 50
     (note,) = [n for n in r.notes if n.startswith("owners:")]
     assert f"{expected.nunique()} distinct" in note
     assert rows(store, _OWNER_NOT_LAST_CHANGE) == [(0,)]
-    # Exported and read back (by lxml: the export puts a trace's attributes on its
-    # line, and most of the 288,374 lines are past 65,535), owners and their changes
-    # come back as they were.
+    # Exported and read back, owners and their changes come back as they were.
     from funnelwise.ingest.export import write_xes
 
     write_xes(fw.EventLog(store, project.load_process()), tmp_path / "bpi.xes", activities=True)
@@ -221,6 +220,20 @@ def test_bpi_challenge_2012(tmp_path: Path) -> None:
             again, f"SELECT count(*) FROM (({sql.format('first')}) EXCEPT ({sql.format('main')}))"
         ) == [(0,)], sql
     again.close()
+    # The system user kept from owning: a case is nobody's until a person works on it.
+    people = tmp_path / "people"
+    people.mkdir()
+    shutil.copy(root / "process.yaml", people / "process.yaml")
+    store = Project(people).open_store(create=True)
+    options = XesOptions(amount_attribute="AMOUNT_REQ", not_owners=("112",))
+    import_xes(store, Project(people).load_process(), log, xes=options)
+    got = store.raw.execute("SELECT deal_id, owner_id FROM deals").df().set_index("deal_id")
+    expected = _owners_by_pandas(events, skip=("112",)).rename("owner_id")
+    assert got.owner_id.dropna().sort_index().equals(expected.sort_index())
+    assert got.owner_id.isna().sum() == 13087 - len(expected) == 3432
+    assert rows(store, _OWNER_NOT_LAST_CHANGE) == [(0,)]
+    assert rows(store, "SELECT count(*) FROM deal_changes WHERE new_value = '112'") == [(0,)]
+    store.close()
 
 
 # Deals whose owner is not the new value of their last owner change.
@@ -231,9 +244,19 @@ _OWNER_NOT_LAST_CHANGE = """
     WHERE d.owner_id IS DISTINCT FROM c.owner"""
 
 
-def _owners_by_pandas(path: Path) -> pd.Series:
+def _owners_by_pandas(events: pd.DataFrame, skip: tuple[str, ...] = ()) -> pd.Series:
     """Per case, the org:resource with the most events (ties: the one who got there
-    first), read with the standard library's XML parser and counted in pandas."""
+    first), among those not in `skip`, counted in pandas from `_events_by_pandas`."""
+    df = events[~events.resource.isin(skip)].copy()
+    # A resource leads from the event that takes its count strictly past every other's.
+    df["n"] = df.groupby(["case", "resource"]).cumcount() + 1
+    before = df.groupby("case")["n"].transform(lambda n: n.cummax().shift(fill_value=0))
+    return df[df.n > before].groupby("case").resource.last()
+
+
+def _events_by_pandas(path: Path) -> pd.DataFrame:
+    """Case, file position, resource and time of every event naming a resource, in
+    time order (ties: file order), read with the standard library's XML parser."""
     import xml.etree.ElementTree as ET
 
     records: list[tuple[str, int, str | None, str]] = []
@@ -254,11 +277,7 @@ def _owners_by_pandas(path: Path) -> pd.Series:
                 el.clear()
     df = pd.DataFrame(records, columns=["case", "pos", "resource", "time"]).dropna()
     df["time"] = pd.to_datetime(df.time, utc=True, format="ISO8601")
-    df = df.sort_values(["case", "time", "pos"])
-    # A resource leads from the event that takes its count strictly past every other's.
-    df["n"] = df.groupby(["case", "resource"]).cumcount() + 1
-    before = df.groupby("case")["n"].transform(lambda n: n.cummax().shift(fill_value=0))
-    return df[df.n > before].groupby("case").resource.last()
+    return df.sort_values(["case", "time", "pos"])
 
 
 def test_a_repeated_case_id_joins_one_deal(tmp_path: Path) -> None:
@@ -451,6 +470,47 @@ def test_an_unknown_owner_rule_names_the_choices(tmp_path: Path) -> None:
         ("cy",),
         ("ana",),
         (None,),
+    ]
+    store.close()
+
+
+def test_a_resource_that_never_owns_leaves_deals_to_the_others(tmp_path: Path) -> None:
+    # T1 without sys: zoe leads from day 2, amy from day 4 (two events to zoe's one);
+    # T2's only other resource is ana (day 3); T3 names nobody.
+    log = _owners_log(tmp_path / "owners.xes")
+    store, process = new_project(tmp_path / "p")
+    xes = XesOptions(not_owners=("sys", "bob", "sys"))
+    r = import_xes(store, process, log, xes=xes, options=OPTS)
+    assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
+        ("T1", "amy"),
+        ("T2", "ana"),
+        ("T3", None),
+    ]
+    events = fw.EventLog(store, process)
+    # Until someone other than sys works on it, a deal is nobody's, as of any date.
+    for day, t1, t2 in [(1, None, None), (2, "zoe", None), (3, "zoe", "ana"), (4, "amy", "ana")]:
+        cut = events.as_of(pd.Timestamp(f"2024-01-{day:02d} 12:00")).deals.execute()
+        owners = dict(zip(cut.deal_id, cut.owner_id, strict=True))
+        assert (owners["T1"], owners["T2"]) == (t1, t2), day
+    (note,) = [n for n in r.notes if n.startswith("owners:")]
+    assert "--owner most, never sys, bob (--not-owner); 2 distinct" in note
+    assert any(n.startswith("--not-owner bob: no event of the log names this") for n in r.notes)
+    store.close()
+    # From the command line, repeated.
+    from typer.testing import CliRunner
+
+    from funnelwise.cli import app
+
+    root = tmp_path / "cli"
+    assert CliRunner().invoke(app, ["init", str(root)]).exit_code == 0
+    args = ["import", "xes", str(log), "--not-owner", "sys", "--not-owner", "ana"]
+    result = CliRunner().invoke(app, ["--project", str(root), *args])
+    assert result.exit_code == 0, result.output
+    store = Project(root).open_store()
+    assert rows(store, "SELECT deal_id, owner_id FROM deals ORDER BY 1") == [
+        ("T1", "amy"),
+        ("T2", None),
+        ("T3", None),
     ]
     store.close()
 

@@ -268,6 +268,14 @@ def import_xes_cmd(
             "event, or the latest so far, naming one)."
         ),
     ] = "most",
+    not_owner: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--not-owner",
+            help="An org:resource that never owns a deal, such as a system account "
+            "(repeat for several): its events load, but do not count towards the owner.",
+        ),
+    ] = None,
 ) -> ImportCall:
     """Import an XES event log: traces are deals, events stage entries or activities.
 
@@ -279,6 +287,7 @@ def import_xes_cmd(
         amount_attribute=amount_attribute,
         currency=currency,
         owner=owner,  # type: ignore[arg-type]  # checked by XesOptions
+        not_owners=tuple(not_owner or ()),
     )
     return lambda s, p, opts, progress: import_xes(
         s, p, file, xes=xes, options=opts, progress=progress

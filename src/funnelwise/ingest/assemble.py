@@ -484,7 +484,8 @@ class Assembler:
     def _deals_from_events(self, agg: str) -> str:
         """Deals made of their events: created at the first entry, closed by an outcome
         entry. With `deal_info` (XES cases) every listed deal is one, events or not,
-        with its amount, attributes and first event time."""
+        with its amount, attributes, first event time and owner (none where the
+        reader's owner rule found none, rather than the first entry's actor)."""
         info = self.staged.deal_info
         given = ("amount", "currency", "attributes") if info else ()
         cols = ", ".join(
@@ -515,7 +516,7 @@ class Assembler:
             source = f"""
                 SELECT i.deal_id, coalesce(a.pipeline_id, {default}) AS pipeline_id,
                        coalesce(i.created_at, a.first_at) AS created_at,
-                       coalesce(i.owner_id, a.first_actor) AS owner_id,
+                       i.owner_id,
                        {outcome} AS outcome, {closed} AS closed_at,
                        greatest(i.created_at, a.last_at) AS _recency, i._src, i._row,
                        CAST(CASE WHEN i.amount >= 0 THEN i.amount END AS DOUBLE) AS amount,

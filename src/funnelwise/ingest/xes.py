@@ -88,13 +88,20 @@ class XesOptions:
     owner known then; each change is a dated owner change): 'most' (default) the
     resource with the most events so far, counting every lifecycle transition
     (ties: the one who got there first); 'first' or 'last' the resource of the
-    case's first event, or of its latest so far, that names one."""
+    case's first event, or of its latest so far, that names one. `not_owners`
+    are resources that never own a deal, such as a system account that files
+    and declines applications (BPI Challenge 2012's 112): their events are
+    loaded with their resource but are not counted towards the owner."""
 
     amount_attribute: str | None = None
     currency: str | None = None
     owner: OwnerRule = "most"
+    not_owners: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        names = (self.not_owners,) if isinstance(self.not_owners, str) else self.not_owners
+        kept = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+        object.__setattr__(self, "not_owners", kept)
         if self.owner not in OWNER_RULES:
             raise InputError(
                 f"owner must be {', '.join(OWNER_RULES[:-1])} or {OWNER_RULES[-1]} "
@@ -322,17 +329,24 @@ def _stage(
     return st.add_file(src)
 
 
-def _owners_so_far(st: Staging, events: str, rule: OwnerRule) -> str:
+def _owners_so_far(
+    st: Staging, events: str, rule: OwnerRule, not_owners: tuple[str, ...] = ()
+) -> str:
     """Per event of every case (`events`: SQL of the clean events), its place in the
     deal's history (`_step`: by time, events at one time in file order) and the deal's
-    owner after it under `rule`. The owner changes and the deal's owner both read the
-    owners in `_step` order, so the deal's owner is the last change's new value."""
+    owner after it under `rule`, among the resources not in `not_owners`. The owner
+    changes and the deal's owner both read the owners in `_step` order, so the deal's
+    owner is the last change's new value."""
     window = "PARTITION BY deal_id ORDER BY _step"
+    actor = "actor_id"
+    if not_owners:
+        listed = ", ".join(literal(r) for r in not_owners)
+        actor = f"CASE WHEN actor_id IN ({listed}) THEN NULL ELSE actor_id END"
     return st.create(
         st.name("xes_owners"),
         f"""
         WITH stepped AS (
-            SELECT _src, _row, deal_id, actor_id, entered_at,
+            SELECT _src, _row, deal_id, {actor} AS actor_id, entered_at,
                    row_number() OVER (PARTITION BY deal_id ORDER BY entered_at, _row) AS _step
             FROM ({events}) WHERE deal_id IS NOT NULL),
         counted AS (
@@ -355,16 +369,19 @@ def _owner_changes(st: Staging, owners: str) -> str:
     """Dated owner changes: every time after whose events a deal's owner differs from
     the one before them. Events at one time make one change at most (the owner after
     the last of them), as the store keeps no order among changes at one time: the
-    owner known at a time is the one after all of its events."""
+    owner known at a time is the one after all of its events. A deal owned by no one
+    at first (its first events name no resource, or only `not_owners`) changes from
+    no owner to its first, so that the log as of then shows none."""
     return st.create(
         st.name("xes_owner_changes"),
         f"""
         SELECT _src, _row, deal_id, 'owner_id' AS field, before AS old_value,
                owner_id AS new_value, entered_at AS changed_at, CAST(NULL AS VARCHAR) AS actor_id
-        FROM (SELECT *, lag(owner_id) OVER (PARTITION BY deal_id ORDER BY _step) AS before
+        FROM (SELECT *, lag(owner_id) OVER w AS before, row_number() OVER w AS _k
               FROM (SELECT * FROM {quote(owners)} QUALIFY _step = max(_step) OVER (
-                        PARTITION BY deal_id, entered_at)))
-        WHERE before IS NOT NULL AND owner_id IS DISTINCT FROM before
+                        PARTITION BY deal_id, entered_at))
+              WINDOW w AS (PARTITION BY deal_id ORDER BY _step))
+        WHERE _k > 1 AND owner_id IS DISTINCT FROM before
         """,
     )
 
@@ -398,9 +415,27 @@ def _set_aside_bare_traces(st: Staging, problems: Problems) -> None:
         st.files[0] = replace(src, table=rows)
 
 
-def _note_owners(st: Staging, traces: str, rule: OwnerRule) -> None:
-    """Say how owners were chosen (when the log names resources), and how many deals
-    already stored with another owner (say, chosen by another rule) take the new one."""
+def _note_owners(
+    st: Staging, traces: str, events: str, rule: OwnerRule, not_owners: tuple[str, ...]
+) -> None:
+    """Say how owners were chosen (when the log names resources), which resources
+    were kept from owning, and how many deals already stored with another owner (say,
+    chosen by another rule) take the new one."""
+    if not_owners:
+        listed = ", ".join(literal(r) for r in not_owners)
+        found = {
+            r
+            for (r,) in st.sql(
+                f"SELECT DISTINCT actor_id FROM ({events}) WHERE actor_id IN ({listed})"
+            )
+        }
+        unknown = [r for r in not_owners if r not in found]
+        if unknown:
+            st.notes.append(
+                f"--not-owner {', '.join(unknown)}: no event of the log names "
+                f"{'this resource' if len(unknown) == 1 else 'these resources'} "
+                "(org:resource values are matched exactly)"
+            )
     owners, moved = st.sql(
         f"""SELECT count(DISTINCT t.owner_id),
                    count(DISTINCT t.deal_id) FILTER (
@@ -410,7 +445,10 @@ def _note_owners(st: Staging, traces: str, rule: OwnerRule) -> None:
     )[0]
     if not owners:
         return
-    note = f"owners: {_OWNER_PICK[rule][1]}, --owner {rule}; {owners:,} distinct"
+    note = f"owners: {_OWNER_PICK[rule][1]}, --owner {rule}"
+    if not_owners:
+        note += f", never {', '.join(not_owners)} (--not-owner)"
+    note += f"; {owners:,} distinct"
     if moved:
         deals = "deal" if moved == 1 else "deals"
         note += (
@@ -457,7 +495,7 @@ def xes_reader(
                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
             """,
         )
-        owners = _owners_so_far(st, problems.clean(events), opts.owner)
+        owners = _owners_so_far(st, problems.clean(events), opts.owner, opts.not_owners)
         traces = st.create(
             st.name("xes_traces"),
             f"""
@@ -476,7 +514,7 @@ def xes_reader(
               ON e.deal_id = nullif(trim(c.case_id), '')
             """,
         )
-        _note_owners(st, traces, opts.owner)
+        _note_owners(st, traces, problems.clean(events), opts.owner, opts.not_owners)
         _set_aside_bare_traces(st, problems)
         first = "row_number() OVER (PARTITION BY deal_id ORDER BY _row)"
         problems.add(
