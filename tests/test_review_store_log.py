@@ -3,6 +3,7 @@ on edge cases: values only known later, odd attribute keys, bad paths, odd files
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 import funnelwise as fw
-from analytics_data import build_tiny_plus
+from analytics_data import build_tiny_plus, load
 from funnelwise.cli import app
 from funnelwise.errors import ProcessError, ProjectError, SourceImportError, StoreError
 from funnelwise.ingest.quality import unknown_stages
@@ -25,6 +27,7 @@ from funnelwise.process import diff_processes, parse_process, template_text
 from funnelwise.project import Project
 from funnelwise.store import Store
 from funnelwise.timeutil import to_timestamp
+from test_eventlog import cutoffs, random_logs
 
 
 def ids(log: EventLog) -> list[str]:
@@ -401,3 +404,20 @@ pipelines:
         f"p.yaml:5: pipelines[0].stages[0].id: {form} (got 'Calificación'); put other "
         "spellings in name or aliases",
     ]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables=random_logs(), t=cutoffs)
+def test_a_filter_as_of_a_date_keeps_what_the_deals_then_show(
+    tables: dict[str, pd.DataFrame], t: dt.datetime
+) -> None:
+    log = load(tables)
+    try:
+        then = log.as_of(t).deals.to_pandas()
+        for key, value in (("outcome", None), ("outcome", "won"), ("amount", 300)):
+            by_hand = then[then[key].isna()] if value is None else then[then[key] == value]
+            expected = sorted(by_hand.deal_id)
+            assert ids(log.as_of(t).filter(**{key: value})) == expected
+            assert ids(log.filter(**{key: value}).as_of(t)) == expected
+    finally:
+        log.store.close()
