@@ -421,3 +421,17 @@ def test_a_filter_as_of_a_date_keeps_what_the_deals_then_show(
             assert ids(log.filter(**{key: value}).as_of(t)) == expected
     finally:
         log.store.close()
+
+
+def test_process_diff_tells_a_new_order_of_pipelines() -> None:
+    # The first pipeline is the default one; swapping two had read 'no differences'.
+    one = """\
+  - id: {}
+    stages: [{{id: s1}}]
+    outcomes: {{won: {{id: w}}, lost: {{id: l}}}}
+"""
+    a = parse_process("name: x\npipelines:\n" + one.format("p1") + one.format("p2"))
+    b = parse_process("name: x\npipelines:\n" + one.format("p2") + one.format("p1"))
+    assert [str(c) for c in diff_processes(a, b)] == [
+        "~ pipelines order: ['p1', 'p2'] -> ['p2', 'p1']"
+    ]

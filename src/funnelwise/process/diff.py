@@ -98,6 +98,11 @@ def diff_processes(a: Process, b: Process) -> list[Change]:
     pb = {p.id: p for p in b.pipelines}
     out += [Change("removed", f"pipelines[{i}]") for i in pa if i not in pb]
     out += [Change("added", f"pipelines[{i}]") for i in pb if i not in pa]
+    # The first pipeline is the default one, which imports use when a source names none.
+    common_a = [i for i in pa if i in pb]
+    common_b = [i for i in pb if i in pa]
+    if common_a != common_b:
+        out.append(Change("moved", "pipelines order", common_a, common_b))
     for i in pa:
         if i in pb:
             out += _pipeline_changes(pa[i], pb[i])
