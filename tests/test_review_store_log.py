@@ -3,6 +3,7 @@ on edge cases: values only known later, odd attribute keys, bad paths, odd files
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import subprocess
@@ -435,3 +436,34 @@ def test_process_diff_tells_a_new_order_of_pipelines() -> None:
     assert [str(c) for c in diff_processes(a, b)] == [
         "~ pipelines order: ['p1', 'p2'] -> ['p2', 'p1']"
     ]
+
+
+def test_a_transaction_with_a_failed_write_inside_writes_nothing_and_says_so() -> None:
+    store = Store.open("duckdb://:memory:")
+    frame = pd.DataFrame(
+        {
+            "deal_id": ["A"],
+            "pipeline_id": ["new-business"],
+            "created_at": [pd.Timestamp("2024-01-01")],
+            "version": [1],
+        }
+    )
+    lost = "nothing of the transaction was written"
+    # A nested block that fails, its error caught: it had been committed with the rest.
+    with pytest.raises(StoreError, match=lost), store.transaction():
+        store.set_meta("a", "1")
+        with contextlib.suppress(ValueError), store.transaction():
+            store.insert("deals", frame)
+            raise ValueError("checked after the insert")
+    # A statement the engine refused, its error caught: the engine had committed the
+    # transaction as empty and the block had ended as if all were written.
+    with pytest.raises(StoreError, match=lost), store.transaction():
+        store.set_meta("b", "2")
+        with contextlib.suppress(duckdb.Error):
+            store.raw.execute("INSERT INTO meta VALUES (NULL, 'x')")
+    assert store.count("deals") == 0 and store.meta("a") is None and store.meta("b") is None
+    # The store goes on working.
+    with store.transaction():
+        store.set_meta("c", "3")
+    assert store.meta("c") == "3"
+    store.close()

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
@@ -151,6 +152,12 @@ def _open_error(target: str, read_only: bool, exc: Exception) -> str:
     )
 
 
+_FAILED_INSIDE = (
+    "a write inside the transaction failed and its error was caught before the end of the "
+    "transaction; nothing of the transaction was written"
+)
+
+
 class Store:
     """A funnelwise store: the canonical tables behind an Ibis backend.
 
@@ -163,6 +170,7 @@ class Store:
         self.url = url
         self.backend = backend
         self._depth = 0
+        self._failed = False
 
     # -- opening ---------------------------------------------------------------
     @classmethod
@@ -311,23 +319,40 @@ class Store:
     # -- writing ---------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Store]:
-        """All writes inside land together or not at all; nested calls join the outer one."""
+        """All writes inside land together or not at all; nested calls join the outer one.
+
+        The engine keeps no savepoints, so a nested block that fails fails the whole
+        transaction, even where the caller catches its error; so does a statement the
+        engine refused (the engine would commit such a transaction as empty, silently).
+        Either way nothing is written and the outer block ends in a StoreError."""
         if self._depth:
             self._depth += 1
             try:
                 yield self
+            except BaseException:
+                self._failed = True
+                raise
             finally:
                 self._depth -= 1
             return
         self.raw.execute("BEGIN TRANSACTION")
-        self._depth = 1
+        self._depth, self._failed = 1, False
         try:
             yield self
+            if not self._failed:
+                self.raw.execute("SELECT 1")  # refused once a statement has failed
+        except duckdb.TransactionException as exc:
+            self._depth = 0
+            self.raw.execute("ROLLBACK")
+            raise StoreError(_FAILED_INSIDE) from exc
         except BaseException:
             self._depth = 0
             self.raw.execute("ROLLBACK")
             raise
         self._depth = 0
+        if self._failed:
+            self.raw.execute("ROLLBACK")
+            raise StoreError(_FAILED_INSIDE)
         self.raw.execute("COMMIT")
 
     def set_meta(self, key: str, value: str) -> None:
