@@ -467,3 +467,13 @@ def test_a_transaction_with_a_failed_write_inside_writes_nothing_and_says_so() -
         store.set_meta("c", "3")
     assert store.meta("c") == "3"
     store.close()
+
+
+def test_aliases_of_aliases_that_multiply_without_bound_are_one_problem() -> None:
+    # 475 characters that expand to 100 million values: the check had run for minutes.
+    lines = ["name: x", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    text = "\n".join([*lines, "pipelines: *a7", ""])
+    for parse, error in ((parse_process, ProcessError), (parse_mapping, SourceImportError)):
+        with pytest.raises(error, match="more than 50,000 values once its aliases"):
+            parse(text)

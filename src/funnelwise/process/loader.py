@@ -12,6 +12,8 @@ from funnelwise.errors import Problem, ProcessError
 from funnelwise.process.model import OUTCOME_KINDS, Process, normalize_name
 
 Loc = tuple[str | int, ...]
+# More values than any process or mapping file holds: beyond it, aliases of aliases.
+MAX_VALUES = 50_000
 _SELF_ALIAS = (
     "is an alias (*name) of a value that contains it, which would repeat without end; "
     "write the value out"
@@ -33,6 +35,12 @@ def _construct(
     if any(node is outer for outer in within):
         raise ProcessError([Problem(_fmt(loc), _SELF_ALIAS, file, _line_for(loc, lines))])
     lines[loc] = node.start_mark.line + 1
+    if len(lines) > MAX_VALUES:  # aliases of aliases multiply without bound
+        message = (
+            f"the file holds more than {MAX_VALUES:,} values once its aliases (*name) are "
+            "written out; write the repeated parts out or use fewer aliases"
+        )
+        raise ProcessError([Problem(_fmt(loc), message, file, lines[loc])])
     if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
         within = (*within, node)
     if isinstance(node, yaml.MappingNode):
