@@ -26,7 +26,7 @@ from funnelwise.ingest.tablemap import parse_mapping
 from funnelwise.log import EventLog
 from funnelwise.process import diff_processes, parse_process, template_text
 from funnelwise.project import Project
-from funnelwise.store import Store
+from funnelwise.store import SCHEMA_VERSION, Store
 from funnelwise.timeutil import to_timestamp
 from test_eventlog import cutoffs, random_logs
 
@@ -477,3 +477,23 @@ def test_aliases_of_aliases_that_multiply_without_bound_are_one_problem() -> Non
     for parse, error in ((parse_process, ProcessError), (parse_mapping, SourceImportError)):
         with pytest.raises(error, match="more than 50,000 values once its aliases"):
             parse(text)
+
+
+def test_a_store_of_a_later_funnelwise_is_refused_for_reading_too(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    store_file = root / "funnelwise.duckdb"
+    with duckdb.connect(str(store_file)) as con:
+        con.execute("INSERT INTO schema_version VALUES (99, 'later', now())")
+    expected = (
+        f"the store duckdb://{store_file} has schema version 99, newer than this "
+        f"funnelwise's ({SCHEMA_VERSION}); upgrade funnelwise to read it"
+    )
+    # Through the project it was refused without naming the store; through --store it
+    # had been read.
+    for target in (root, f"duckdb://{store_file}"):
+        for read_only in (True, False):
+            with pytest.raises(StoreError) as caught:
+                fw.open(target, read_only=read_only)
+            assert str(caught.value) == expected

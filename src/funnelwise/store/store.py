@@ -231,6 +231,10 @@ class Store:
             store = cls(url, backend)
             if not read_only:
                 store.migrate()
+            elif store.schema_version() > SCHEMA_VERSION:
+                message = store.newer_schema()  # a later funnelwise may store things
+                store.close()  # this one would misread
+                raise StoreError(message)
             return store
         raise StoreError(
             f"unsupported store URL {url!r}; use one of: "
@@ -261,14 +265,18 @@ class Store:
         row = self.raw.execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
+    def newer_schema(self) -> str:
+        """The error message for a store written by a later funnelwise."""
+        return (
+            f"the store {self.url} has schema version {self.schema_version()}, newer than "
+            f"this funnelwise's ({SCHEMA_VERSION}); upgrade funnelwise to read it"
+        )
+
     def migrate(self) -> int:
         """Apply pending numbered migrations in one transaction; returns the new version."""
         current = self.schema_version()
         if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"store schema version {current} is newer than this funnelwise "
-                f"({SCHEMA_VERSION}); upgrade funnelwise"
-            )
+            raise StoreError(self.newer_schema())
         if current == SCHEMA_VERSION:
             return current
         if current == 0:
