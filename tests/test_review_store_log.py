@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import ibis
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,9 +20,12 @@ from typer.testing import CliRunner
 
 import funnelwise as fw
 from analytics_data import build_tiny_plus, load
+from funnelwise.analytics.common import segment
+from funnelwise.analytics.conformance import field_missing
 from funnelwise.cli import app
 from funnelwise.errors import ProcessError, ProjectError, SourceImportError, StoreError
-from funnelwise.ingest.quality import unknown_stages
+from funnelwise.forecast.history import segment_expr
+from funnelwise.ingest.quality import _field_value, unknown_stages
 from funnelwise.ingest.tablemap import parse_mapping
 from funnelwise.log import EventLog
 from funnelwise.process import diff_processes, parse_process, template_text
@@ -497,3 +501,37 @@ def test_a_store_of_a_later_funnelwise_is_refused_for_reading_too(
             with pytest.raises(StoreError) as caught:
                 fw.open(target, read_only=read_only)
             assert str(caught.value) == expected
+
+
+def test_analyses_read_attribute_keys_with_a_dot_as_salesforce_imports_write_them(
+    tmp_path: Path,
+) -> None:
+    # A Salesforce import with accounts keeps 'account.Industry' and the like; `--by
+    # account.Industry` had said no deal has it, and an exit criterion naming it had
+    # counted it missing on every deal.
+    log = fw.open(build_tiny_plus(tmp_path / "p"))
+    log.store.raw.execute(
+        """UPDATE deals SET attributes = '{"account.Industry": "Retail",
+        "account.NumberOfEmployees": 120}' WHERE deal_id IN ('D1', 'D2')"""
+    )
+    frame = fw.funnel(log, by="account.Industry").to_frame()
+    assert set(frame["account.Industry"]) == {"Retail", "(missing)"}
+    deals = log.deals
+    for value in (
+        segment(log, deals, "account.NumberOfEmployees"),
+        segment_expr(deals, "account.NumberOfEmployees"),
+    ):
+        got = deals.select("deal_id", v=value).to_pandas().set_index("deal_id").v
+        assert got.to_dict() == {
+            "D1": "120",
+            "D2": "120",
+            "D3": "(missing)",
+            "D4": "(missing)",
+            "D5": "(missing)",
+        }
+    field = ibis.literal("account.Industry")
+    missing = deals.select("deal_id", m=field_missing(deals, field, ["account.Industry"]))
+    assert sorted(missing.filter(missing.m).deal_id.execute()) == ["D3", "D4", "D5"]
+    filled = deals.select("deal_id", f=_field_value(deals, "account.Industry"))
+    assert sorted(filled.filter(filled.f).deal_id.execute()) == ["D1", "D2"]
+    log.store.close()

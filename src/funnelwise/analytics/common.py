@@ -15,7 +15,7 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog
-from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY, base_rate
+from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY, base_rate, json_text
 from funnelwise.process.model import normalize_name
 
 Cohort = Literal["week", "month", "quarter", "year"]
@@ -59,7 +59,7 @@ def segment(log: EventLog, deals: ir.Table, by: str) -> ir.StringValue:
     """
     if by in deals.columns:
         return deals[by].cast("string").fill_null(MISSING)
-    value = deals.attributes.cast("json")[by].str
+    value = json_text(deals.attributes, by)
     if int(deals.filter(value.notnull()).count().execute()) == 0:
         columns = [c for c in DEAL_COLUMNS if c not in ("attributes", "version", "origin")]
         raise InputError(

@@ -35,6 +35,7 @@ from funnelwise.analytics.common import (
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import ALPHA, rate_columns
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import json_text
 
 VIOLATIONS = ("skipped", "backward", "reentries", "exits_missing_criteria")
 LIST_LIMIT = 1000
@@ -94,7 +95,7 @@ def field_missing(deals: ir.Table, field: ir.StringValue, names: Sequence[str]) 
     """Whether the named field is empty on the deal (a column, else an attribute key)."""
     cases = []
     for name in names:
-        value = deals[name] if name in deals.columns else deals.attributes.cast("json")[name].str
+        value = deals[name] if name in deals.columns else json_text(deals.attributes, name)
         cases.append((field == name, value.isnull()))
     return ibis.cases(*cases, else_=True) if cases else ibis.literal(False)
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
-from funnelwise.log.eventlog import base_rate
+from funnelwise.log.eventlog import base_rate, json_text
 
 # Time-in-stage bins (days): fine near zero, where real logs have many
 # same-instant moves, and coarse later. The last bin is open-ended.
@@ -102,10 +102,7 @@ def segment_expr(deals: ir.Table, by: str | None) -> ir.StringValue:
     """The segment of each deal: a deal column or a key of its JSON attributes."""
     if by is None:
         return ibis.literal("all")
-    if by in deals.columns:
-        value = deals[by].cast("string")
-    else:
-        value = deals.attributes.cast("json")[by].str
+    value = deals[by].cast("string") if by in deals.columns else json_text(deals.attributes, by)
     return value.fill_null(MISSING)
 
 

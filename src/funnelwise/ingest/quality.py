@@ -27,7 +27,7 @@ import pandas as pd
 from funnelwise.analytics.common import empty_meta
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.log import EventLog
-from funnelwise.log.eventlog import left_join_on
+from funnelwise.log.eventlog import json_text, left_join_on
 
 EXAMPLES = 3
 _OUTCOMES = ("won", "lost", "no_decision")
@@ -104,7 +104,7 @@ def _passed(log: EventLog) -> ir.Table:
 def _field_value(deals: ir.Table, name: str) -> ir.BooleanValue:
     if name in deals.columns:
         return deals[name].notnull()
-    return deals.attributes.cast("json")[name].notnull()
+    return json_text(deals.attributes, name).notnull()
 
 
 def _completeness(log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
