@@ -168,3 +168,28 @@ def test_lead_features_by_hand(tmp_path: Path) -> None:
     assert g.loc["L5", "early_activities"] == 1  # 01-06 only
     assert g.loc["L5", "activities_recent"] == 0  # nothing since 02-15
     assert g.loc["L5", "source_conversion_rate"] == pytest.approx((1 + m * 2 / 3) / (1 + m))
+
+
+def test_attribute_keys_with_dots_and_quotes_are_read_as_written(tmp_path: Path) -> None:
+    # Salesforce imports store an account's fields as `account.<Field>`: a JSON path
+    # would read `account.Employees` as a key `Employees` inside `account`.
+    root = build_tiny(tmp_path / "t")
+    store = Store.open(f"duckdb://{root / 'funnelwise.duckdb'}")
+    store.raw.execute(
+        "UPDATE deals SET attributes = "
+        """'{"account.Employees": 250, "account.Industry": "Energy", "Customer''s size": "big"}'"""
+        " WHERE deal_id = 'D3'"
+    )
+    store.close()
+    log = fw.open(root)
+    try:
+        keys = attribute_keys(log.deals)
+        assert set(keys) >= {"account.Employees", "account.Industry", "Customer's size"}
+        f = features(log.as_of("2024-02-20"), keys=keys).set_index("deal_id")
+        d3 = f.loc["D3"]
+        assert d3["attr_account.Employees"] == "250"
+        assert d3["attr_account.Industry"] == "Energy"
+        assert d3["attr_Customer's size"] == "big"
+        assert pd.isna(f.loc["D4", "attr_account.Industry"])
+    finally:
+        log.store.close()

@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from funnelwise.log import EventLog, days_between
-from funnelwise.log.eventlog import DEAL_COLUMNS, left_join_on
+from funnelwise.log.eventlog import DEAL_COLUMNS, json_text, left_join_on
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.snapshots import run_as_of
 
@@ -116,16 +116,16 @@ def attribute_keys(table: ir.Table, *, limit: int = MAX_ATTRIBUTE_KEYS) -> tuple
     return tuple(str(k) for k in frame["k"])
 
 
-def attribute_value(js: ir.JSONValue, key: str) -> ir.StringValue:
+def attribute_value(attributes: ir.StringValue, key: str) -> ir.StringValue:
     """An attribute's value as text: a JSON string as it is, a JSON number or
-    boolean written out (8801, 88.5, true); null when absent or null."""
-    v = js[key]
-    return ibis.coalesce(v.str, v.int.cast("string"), v.float.cast("string"), v.bool.cast("string"))
+    boolean written out (8801, 88.5, true); null when absent or null. The key is
+    matched as written, dots and all (`account.Industry`, as Salesforce imports
+    store an account's fields)."""
+    return json_text(attributes, key)
 
 
 def _attribute_columns(table: ir.Table, keys: tuple[str, ...]) -> dict[str, ir.Value]:
-    js = table.attributes.cast("json")
-    return {f"{ATTRIBUTE_PREFIX}{k}": attribute_value(js, k) for k in keys}
+    return {f"{ATTRIBUTE_PREFIX}{k}": attribute_value(table.attributes, k) for k in keys}
 
 
 # -- deals ------------------------------------------------------------------------
@@ -254,13 +254,14 @@ def _criteria_features(log: EventLog, deals: ir.Table) -> ir.Table:
             "deal_id", "pipeline_id", "attributes", *_FIELD_COLUMNS, _pos="stage_position"
         )
         due = d.join(fields, [d.pipeline_id == fields.pipeline_id, fields.f_position <= d._pos])
-        js = due.attributes.cast("json")
         names = sorted({f for _, _, f in field_rows})
         filled = ibis.cases(
             *[
                 (
                     due.field == name,
-                    due[name].notnull() if name in _FIELD_COLUMNS else js[name].notnull(),
+                    due[name].notnull()
+                    if name in _FIELD_COLUMNS
+                    else attribute_value(due.attributes, name).notnull(),
                 )
                 for name in names
             ],
@@ -457,9 +458,9 @@ def undecided(log: EventLog, target: str) -> ir.Table:
 def attribute_presence(table: ir.Table, keys: Sequence[str]) -> tuple[int, dict[str, float]]:
     """Rows of `table`, and per key the share of them whose JSON `attributes` have
     a value for it (as `attr_<key>`)."""
-    js = table.attributes.cast("json")
     counts = {
-        f"_k{i}": attribute_value(js, k).notnull().cast("int64").sum() for i, k in enumerate(keys)
+        f"_k{i}": attribute_value(table.attributes, k).notnull().cast("int64").sum()
+        for i, k in enumerate(keys)
     }
     row = table.aggregate(_n=table.count(), **counts).to_pandas().iloc[0]
     n = int(row["_n"])
