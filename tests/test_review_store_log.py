@@ -269,6 +269,11 @@ def test_paths_with_brackets_are_printed_as_written(tmp_path: Path) -> None:
     lines = demo.output.splitlines()
     assert lines[0].startswith(f"Demo project ready in {tmp_path}/[x]: 20 deals")
     assert lines[2] == f"  funnelwise --project '{tmp_path}/[x]' info"
+    out = tmp_path / "[x]" / "[r].html"
+    args = ["--project", str(tmp_path / "[x]"), "report", "--quick", "-o", str(out)]
+    report = CliRunner().invoke(app, args)
+    assert report.exit_code == 0, report.output
+    assert f"Report written to {out} (" in " ".join(report.output.split())
 
 
 def test_now_and_today_are_the_present_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from funnelwise.cli.context import cli_context
 from funnelwise.cli.progress import progress_bar
@@ -38,7 +39,10 @@ def report(
     with progress_bar() as progress:
         path = write_report(log, output, as_of=as_of, quick=quick, progress=progress)
     size = path.stat().st_size / 1e6
-    console.print(f"Report written to [bold]{path}[/] ({size:.1f} MB): open it in a browser.")
+    # The path is printed as written: a folder such as "[draft]" is no markup.
+    console.print(
+        f"Report written to [bold]{escape(str(path))}[/] ({size:.1f} MB): open it in a browser."
+    )
 
 
 def register(app: typer.Typer) -> None:
