@@ -184,6 +184,12 @@ def test_an_empty_table_says_why_only_when_no_deal_is_there(
         assert "holds no deals with these filters" in narrowed.meta["empty"]
         before = fw.funnel(log.as_of("2023-06-01"))
         assert "as of 2023-06-01" in before.meta["empty"]
+        # Cut before the data begins: a later date helps, loading deals does not.
+        assert before.meta["empty"].endswith(
+            "its first deal was created on 2024-01-01: use a later --as-of"
+        )
+        with pytest.raises(fw.NotEnoughDataError, match="created on 2024-01-01: use a later"):
+            fw.outcomes(log.as_of("2023-06-01"))
         # The header line shows instants to the second, dates at midnight alone.
         assert "as_of: 2023-06-01;" in _printed(before)
     finally:

@@ -223,9 +223,16 @@ def require_rows(frame: pd.DataFrame, log: EventLog, analysis: str, what: str) -
 
 def _holds_none(log: EventLog, what: str, extra: str = "") -> str:
     narrowed = " with these filters" if (log.where or log.since or log.until) else ""
+    said = f"the log holds no {what}{narrowed} as of {log.now:%Y-%m-%d}{extra}"
+    if log.cutoff is not None:
+        first = log.store.table("deals").created_at.min().execute()
+        if first is not None and not pd.isna(first) and pd.Timestamp(first) > log.cutoff:
+            # Cut before the data begins: a later date helps, loading more does not.
+            when = f"{pd.Timestamp(first):%Y-%m-%d}"
+            return f"{said}; its first deal was created on {when}: use a later --as-of"
     return (
-        f"the log holds no {what}{narrowed} as of {log.now:%Y-%m-%d}{extra}; load deals "
-        "(`funnelwise import ...` or `funnelwise demo DIR`), or widen the filters"
+        f"{said}; load deals (`funnelwise import ...` or `funnelwise demo DIR`), or widen "
+        "the filters"
     )
 
 
