@@ -89,6 +89,16 @@ def test_every_problem_reported_once_with_its_line() -> None:
     assert "claimed by stages 'qualify' and 'won'" in found[4]
 
 
+@pytest.mark.parametrize("value", [".inf", ".nan"])
+def test_a_target_must_be_a_finite_number(value: str) -> None:
+    # .inf would pass "greater than 0" and mean that no deal is ever over target.
+    found = problems_of(MINIMAL.replace("target_days: 10", f"target_days: {value}"))
+    assert found == [
+        f"p.yaml:8: pipelines[0].stages[0].target_days: Input should be a finite number "
+        f"(got {value[1:]})"
+    ]
+
+
 def test_yaml_syntax_error_and_duplicate_key() -> None:
     assert problems_of("name: [unclosed\n")[0].startswith("p.yaml:")
     dup = problems_of("name: a\nname: b\npipelines: []\n")

@@ -29,7 +29,9 @@ def normalize_name(text: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinite or NaN numbers: a target of .inf days would pass `gt=0` and mean
+    # that no deal is ever over target.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ExitCriteria(_Strict):
