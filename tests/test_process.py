@@ -191,3 +191,42 @@ def test_a_value_yaml_cannot_build_is_a_problem_on_its_line() -> None:
     assert found == [
         "p.yaml:1: name: cannot read 'x': could not determine a constructor for the tag '!custom'"
     ]
+
+
+MERGED = """\
+name: Merged
+pipelines:
+  - id: main
+    stages:
+      - &base
+        id: qualify
+        target_days: 10
+        probability: 0.2
+      - <<: *base
+        id: propose
+        probability: 0.5
+      - <<: [{target_days: 3}, *base]
+        id: close
+    outcomes:
+      won: {id: won}
+      lost: {id: lost}
+"""
+
+
+def test_merge_keys_bring_a_mappings_keys_and_its_own_win() -> None:
+    stages = parse_process(MERGED).default_pipeline.stages
+    assert [(s.id, s.target_days, s.probability) for s in stages] == [
+        ("qualify", 10.0, 0.2),
+        ("propose", 10.0, 0.5),  # its own probability over the merged one
+        ("close", 3.0, 0.2),  # the first merged mapping over the later ones
+    ]
+    # A merged value's problem names the stage that takes it, on the line it is written.
+    bad = MERGED.replace("target_days: 10", "target_days: -3")
+    assert problems_of(bad) == [
+        f"p.yaml:7: pipelines[0].stages[{i}].target_days: Input should be greater than 0 (got -3)"
+        for i in (0, 1)
+    ]
+    assert problems_of(MERGED.replace("<<: *base", "<<: 5")) == [
+        "p.yaml:9: pipelines[0].stages[1].<<: a merge (<<:) takes a mapping, such as "
+        "*defaults, or a list of them"
+    ]

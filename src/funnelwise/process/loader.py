@@ -12,6 +12,7 @@ from funnelwise.errors import Problem, ProcessError
 from funnelwise.process.model import OUTCOME_KINDS, Process, normalize_name
 
 Loc = tuple[str | int, ...]
+MERGE_TAG = "tag:yaml.org,2002:merge"
 # More values than any process or mapping file holds: beyond it, aliases of aliases.
 MAX_VALUES = 50_000
 _SELF_ALIAS = (
@@ -45,9 +46,18 @@ def _construct(
         within = (*within, node)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
+        # Merge keys (`<<: *defaults`, or a list of them) first: the mapping's own keys
+        # then override what they bring, as YAML's merge says, whatever the order.
         for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                merged = _merged(value_node, (*loc, "<<"), lines, file, within)
+                out.update({k: v for k, v in merged.items() if k not in out})
+        own: set[str] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
             key = str(key_node.value)
-            if key in out:
+            if key in own:
                 raise ProcessError(
                     [
                         Problem(
@@ -58,12 +68,35 @@ def _construct(
                         )
                     ]
                 )
+            own.add(key)
             lines[(*loc, key)] = key_node.start_mark.line + 1  # until the value's own
             out[key] = _construct(value_node, (*loc, key), lines, file, within)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(v, (*loc, i), lines, file, within) for i, v in enumerate(node.value)]
     return _scalar(node, loc, file)
+
+
+def _merged(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], file: str, within: tuple[yaml.Node, ...]
+) -> dict[str, Any]:
+    """The keys a merge (`<<:`) brings: of one mapping, or of a list of them, the
+    earlier ones first."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out: dict[str, Any] = {}
+    for i, source in enumerate(sources):
+        at = (*loc, i) if isinstance(node, yaml.SequenceNode) else loc
+        if not isinstance(source, yaml.MappingNode):
+            message = "a merge (<<:) takes a mapping, such as *defaults, or a list of them"
+            raise ProcessError([Problem(_fmt(at), message, file, source.start_mark.line + 1)])
+        value = _construct(source, at, lines, file, within)
+        taken = [k for k in value if k not in out]
+        out.update({k: value[k] for k in taken})
+        # A merged key's problems point at its own line, under the mapping that takes it.
+        for path in [p for p in lines if len(p) > len(at) and p[: len(at)] == at]:
+            if path[len(at)] in taken:
+                lines.setdefault((*loc[:-1], *path[len(at) :]), lines[path])
+    return out
 
 
 def _scalar(node: yaml.Node, loc: Loc, file: str) -> Any:
