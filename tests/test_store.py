@@ -145,3 +145,16 @@ def test_read_only_store_reads_and_refuses_writes(tmp_path: Path) -> None:
     with Store.open(url) as writer, Store.open(url, create=False, read_only=True) as reader:
         writer.set_meta("owner", "revops")
         assert reader.meta("owner") == "revops"
+
+
+def test_replace_checks_the_data_before_deleting_anything() -> None:
+    with Store.open("duckdb://:memory:") as store:
+        store.insert("deals", deal_rows("D1", "D2"))
+        with pytest.raises(StoreError, match="unknown table 'deal'; tables: "):
+            store.replace("deal", deal_rows("D3"))
+        with pytest.raises(StoreError, match="not in table 'deals'"):
+            store.replace("deals", deal_rows("D3").assign(colour="red"))
+        # Nothing was deleted by the refused replacements; a good one replaces.
+        assert store.raw.execute("SELECT count(*) FROM deals").fetchone()[0] == 2
+        assert store.replace("deals", deal_rows("D3")) == 1
+        assert store.raw.execute("SELECT deal_id FROM deals").fetchall() == [("D3",)]

@@ -410,7 +410,11 @@ class Store:
             return self.count(table) - before
 
     def replace(self, table: str, data: pa.Table | pd.DataFrame) -> int:
-        """Replace the whole content of a table (used for process-derived tables)."""
+        """Replace the whole content of a table (used for process-derived tables).
+
+        The data is checked against the table first: an unknown table or a bad row
+        is a StoreError before anything is deleted."""
+        arrow = conform(table, data)
         with self.transaction():
             self.raw.execute(f"DELETE FROM {table}")
-            return self.insert(table, data)
+            return self.insert(table, arrow)
