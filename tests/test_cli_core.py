@@ -355,3 +355,31 @@ def test_score_train_says_what_its_counts_count(tmp_path: Path) -> None:
     csv = runner.invoke(app, [*args, "--format", "csv"])
     assert csv.exit_code == 0, csv.output
     assert "rows: open" not in csv.output
+
+
+def test_an_export_as_of_a_date_holds_nothing_later(own_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "events.csv"
+    args = ["--project", str(own_project), "export", "table", str(out), "--as-of", "2024-01-15"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    events = pd.read_csv(out)
+    # As known on 15 January: D1, D2, D3 and D5 had been created; D4 (1 February) not.
+    assert set(events["case:concept:name"]) == {"D1", "D2", "D3", "D5"}
+    assert pd.to_datetime(events["time:timestamp"], utc=True).max() <= pd.Timestamp(
+        "2024-01-15", tz="UTC"
+    )
+    window = ["--since", "2024-01-02", "--until", "2024-01-06"]
+    xes = tmp_path / "window.xes"
+    args = ["--project", str(own_project), "export", "xes", str(xes), *window]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = xes.read_text(encoding="utf-8").splitlines()
+    # Each trace's id is on the line after its <trace>: deals created 2 to 5 January.
+    ids = [lines[i + 1] for i, line in enumerate(lines) if line.strip() == "<trace>"]
+    assert sorted(n.split('value="')[1].split('"')[0] for n in ids) == ["D2", "D5"]
+    args = ["--project", str(own_project), "quality", "--as-of", "2024-01-15", "-f", "json"]
+    quality = runner.invoke(app, args)
+    assert quality.exit_code == 0, quality.output
+    assert json.loads(quality.stdout)["meta"]["deals"] == 4

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from funnelwise.cli.context import cli_context
+from funnelwise.cli.analytics_cmds import AsOfOpt, SinceOpt, UntilOpt
+from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import (
     FrameOpt,
@@ -377,17 +378,29 @@ PipelineOpt = Annotated[str | None, typer.Option("--pipeline", help="Only this p
 ActivitiesOpt = Annotated[
     bool, typer.Option("--activities/--no-activities", help="Include activities as events.")
 ]
+ExportAsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Export the log as it was known at this date (no later event)."),
+]
 export_app = typer.Typer(
     help="Export the log for process-mining tools (PM4Py, ProM, ...).", no_args_is_help=True
 )
 
 
 @contextmanager
-def _log(ctx: typer.Context, pipeline: str | None) -> Iterator[EventLog]:
-    """The project's log (one pipeline if given), closed afterwards."""
-    log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline)
+def _log(
+    ctx: typer.Context,
+    pipeline: str | None,
+    *,
+    as_of: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Iterator[EventLog]:
+    """The project's log (one pipeline, deals created in a window, as known at a
+    date, where given), closed afterwards."""
+    log = cli_context(ctx).log(read_only=True)
     try:
-        yield log
+        yield cut(log.filter(pipeline=pipeline, since=since, until=until), as_of)
     finally:
         log.store.close()
 
@@ -395,6 +408,7 @@ def _log(ctx: typer.Context, pipeline: str | None) -> Iterator[EventLog]:
 def quality(
     ctx: typer.Context,
     pipeline: PipelineOpt = None,
+    as_of: AsOfOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     frame: FrameOpt = None,
 ) -> None:
@@ -406,7 +420,7 @@ def quality(
     entering (a snapshot export records none of the stages between)."""
     from funnelwise.ingest.quality import quality_report
 
-    with _log(ctx, pipeline) as log:
+    with _log(ctx, pipeline, as_of=as_of) as log:
         report = quality_report(log)
     print_result(report, fmt, frame=frame)
 
@@ -417,14 +431,17 @@ def export_xes(
     file: Annotated[Path, typer.Argument(help="XES file to write (.xes, or .xes.gz).")],
     activities: ActivitiesOpt = True,
     pipeline: PipelineOpt = None,
+    as_of: ExportAsOfOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
 ) -> None:
     """Write the log as XES: one trace per deal, one event per stage entry (and activity)."""
     from funnelwise.ingest.export import write_xes
 
     cli_context(ctx).output(file, option="FILE")
-    with _log(ctx, pipeline) as log:
+    with _log(ctx, pipeline, as_of=as_of, since=since, until=until) as log:
         lines = write_xes(log, file, activities=activities)
-    console.print(f"Wrote {file} ({lines:,} lines).")
+    console.print(f"Wrote {file} ({lines:,} lines).", markup=False, highlight=False)
 
 
 @export_app.command("table")
@@ -433,6 +450,9 @@ def export_table(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file to write.")],
     activities: ActivitiesOpt = False,
     pipeline: PipelineOpt = None,
+    as_of: ExportAsOfOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
 ) -> None:
     """Write a PM4Py-compatible event table, sorted by case and time.
 
@@ -440,9 +460,9 @@ def export_table(
     from funnelwise.ingest.export import write_event_table
 
     cli_context(ctx).output(file, option="FILE")
-    with _log(ctx, pipeline) as log:
+    with _log(ctx, pipeline, as_of=as_of, since=since, until=until) as log:
         n = write_event_table(log, file, activities=activities)
-    console.print(f"Wrote {file} ({n:,} events).")
+    console.print(f"Wrote {file} ({n:,} events).", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
