@@ -181,6 +181,12 @@ def test_an_empty_value_reads_as_null_like_yaml() -> None:
     ]
     # An empty value as the last thing in the file too.
     assert problems_of("name:\n")[0].startswith("p.yaml:1: name: is empty")
+    # A key that must be given is not told it may be left out.
+    required = MINIMAL.replace("name: Tiny", "name:").replace("won: {id: won,", "won: {id: ,")
+    assert problems_of(required)[:2] == [
+        "p.yaml:1: name: is empty; give a value",
+        "p.yaml:12: pipelines[0].outcomes.won.id: is empty; give a value",
+    ]
 
 
 def test_a_value_yaml_cannot_build_is_a_problem_on_its_line() -> None:

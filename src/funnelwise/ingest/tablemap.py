@@ -195,7 +195,7 @@ def parse_mapping(text: str, file: str = "mapping.yaml") -> tuple[TableMapping, 
         hint = "see `funnelwise init` for the schema"
         found = [
             replace(p, message=p.message.replace(hint, "see the mapping files in examples/"))
-            for p in _pydantic_problems(err, lines, file)
+            for p in _pydantic_problems(err, lines, file, TableMapping)
         ]
         problems = found + problems
     if problems:

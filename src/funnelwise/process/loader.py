@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from funnelwise.errors import Problem, ProcessError
 from funnelwise.process.model import OUTCOME_KINDS, Process, normalize_name
@@ -147,7 +147,37 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def _pydantic_problems(err: ValidationError, lines: dict[Loc, int], file: str) -> list[Problem]:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class an annotation holds (itself, or inside a tuple or an Optional)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _required(model: type[BaseModel] | None, loc: Loc) -> bool:
+    """Whether the key at `loc` must be given, walking the models from `model`
+    (False where the path leaves them: a free-form mapping, say)."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model else None
+        model = _model_in(field.annotation) if field else None
+    field = model.model_fields.get(str(loc[-1])) if model and loc else None
+    return bool(field and field.is_required())
+
+
+def _pydantic_problems(
+    err: ValidationError,
+    lines: dict[Loc, int],
+    file: str,
+    model: type[BaseModel] | None = None,
+) -> list[Problem]:
+    """One problem per validation error, on its line; `model` (the one validated)
+    tells which keys must be given, so an empty one is not told it may be left out."""
     problems = []
     failed = [tuple(e["loc"]) for e in err.errors()]
     for e in err.errors():
@@ -167,7 +197,9 @@ def _pydantic_problems(err: ValidationError, lines: dict[Loc, int], file: str) -
             msg = f"a currency is a three-letter code such as USD or EUR (got {_short(e['input'])})"
         elif e.get("input", ...) is None and e["type"] != "missing":
             # `key:` with nothing after it (or `~`, `null`) where a value is needed.
-            msg = "is empty; give a value, or leave the key out"
+            msg = "is empty; give a value" + (
+                "" if _required(model, loc) else ", or leave the key out"
+            )
         elif "input" in e and e["type"] != "missing":
             msg = f"{msg} (got {_short(e['input'])})"
         problems.append(Problem(_fmt(loc), msg, file, _line_for(loc, lines)))
@@ -254,7 +286,7 @@ def parse_process(text: str, file: str = "process.yaml") -> Process:
     try:
         process = Process.model_validate(data)
     except ValidationError as err:
-        problems = _pydantic_problems(err, lines, file) + problems
+        problems = _pydantic_problems(err, lines, file, Process) + problems
     if problems:
         raise ProcessError(sorted(problems, key=lambda p: (p.line or 0, p.path)))
     return process
