@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from funnelwise.ingest import ImportOptions
 from funnelwise.ingest.export import event_table, write_event_table, write_xes
 from funnelwise.ingest.xes import XesOptions, import_xes
 from funnelwise.project import Project
+from funnelwise.store import Store
 from ingest_util import FIXTURES, NOW, new_project, rows
 from test_report import RENEWALS
 from tiny import build_tiny
@@ -169,7 +171,8 @@ def test_xes_round_trip_keeps_the_outcome_out_of_earlier_dates(
     # say them, as known then.
     early = back.as_of("2024-01-15").deals.to_pandas().set_index("deal_id")
     assert early.loc[["D1", "D2"], "outcome"].isna().all()
-    assert early["attributes"].isna().all()
+    kept = early["attributes"].dropna().map(json.loads)
+    assert not any({"outcome", "owner"} & set(doc) for doc in kept)
     assert back.deals.to_pandas().set_index("deal_id").loc["D1", "outcome"] == "won"
     back.store.close()
 
@@ -191,3 +194,51 @@ def test_the_xes_export_is_one_element_per_line(tiny_log: fw.EventLog, tmp_path:
     events, cases = read
     assert sum(len(b) for b in events) == text.count("<event>") > 0
     assert sum(len(b) for b in cases) > 0
+
+
+def test_xes_round_trip_keeps_the_deals_attributes(tmp_path: Path) -> None:
+    doc = {
+        "segment": "smb",
+        "account.Industry": 'R&D "labs" <EU>',
+        "employees": 250,
+        "score": 0.75,
+        "partner": True,
+        "tags": ["a", "b"],
+    }
+    root = build_tiny(tmp_path / "tiny")
+    with Store.open(f"duckdb://{root / 'funnelwise.duckdb'}") as s:
+        s.raw.execute("UPDATE deals SET attributes = ? WHERE deal_id = 'D3'", [json.dumps(doc)])
+    log = fw.open(root)
+    text_path = tmp_path / "tiny.xes"
+    write_xes(log, text_path)
+    log.store.close()
+    text = text_path.read_text(encoding="utf-8")
+    # Typed as XES types, escaped, in key order; a list has no XES form here.
+    assert (
+        '    <string key="account.Industry" value="R&amp;D &quot;labs&quot; &lt;EU&gt;"/>\n'
+        '    <int key="employees" value="250"/>\n'
+        '    <boolean key="partner" value="true"/>\n'
+        '    <float key="score" value="0.75"/>\n'
+        '    <string key="segment" value="smb"/>\n'
+    ) in text
+    assert "tags" not in text
+    back, process = new_project(tmp_path / "back")
+    import_xes(
+        back,
+        process,
+        text_path,
+        xes=XesOptions(amount_attribute="amount"),
+        options=ImportOptions(now=NOW),
+    )
+    got = dict(rows(back, "SELECT deal_id, attributes FROM deals ORDER BY 1"))
+    back.close()
+    d3 = json.loads(got["D3"])
+    # Values come back as the text XES carries them.
+    assert d3 == {
+        "account.Industry": 'R&D "labs" <EU>',
+        "employees": "250",
+        "score": "0.75",
+        "partner": "true",
+        "segment": "smb",
+    }
+    assert json.loads(got["D2"]) == {"segment": "ent"} and got["D4"] is None

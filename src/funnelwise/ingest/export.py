@@ -145,23 +145,56 @@ def _when(value: ir.TimestampValue) -> ir.StringValue:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + ibis.literal("+00:00")
 
 
+# The XES type of a deal attribute's JSON value (strings, and anything else, as string).
+_XES_TYPES = {"BIGINT": "int", "UBIGINT": "int", "DOUBLE": "float", "BOOLEAN": "boolean"}
+
+
+def _attribute_lines(log: EventLog, deals: ir.Table) -> ir.Table:
+    """Per deal (`case`), its attributes as trace attribute lines (`attr_lines`), in
+    key order, typed as int, float, boolean or string. Lists, objects and nulls are
+    left out, and so are keys the trace head writes itself."""
+    sql = log.store.backend.compile(deals.select("deal_id", "attributes"))
+
+    def esc(x: str) -> str:
+        for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
+            x = f"replace({x}, '{raw}', '{escaped}')"
+        return x
+
+    types = " ".join(f"WHEN '{j}' THEN '{x}'" for j, x in _XES_TYPES.items())
+    tag = f"CASE json_type(j.value) {types} ELSE 'string' END"
+    taken = ", ".join(f"'{k}'" for k in ("concept:name", "amount"))
+    return log.store.backend.sql(
+        f"""SELECT deal_id AS "case", string_agg(
+                chr(10) || '    <' || {tag} || ' key="' || {esc("j.key")} || '" value="'
+                || {esc("(j.value ->> '$')")} || '"/>', '' ORDER BY j.key) AS attr_lines
+            FROM ({sql}) d, json_each(d.attributes) j
+            WHERE json_type(j.value) NOT IN ('OBJECT', 'ARRAY', 'NULL')
+              AND j.key NOT IN ({taken}) AND NOT starts_with(j.key, '{CASE_PREFIX}')
+            GROUP BY deal_id"""
+    )
+
+
 def xes_lines(log: EventLog, *, activities: bool = False) -> ir.Table:
     """The XES text in file order, one row (`line`) per trace head, event and trace
-    end, each element on a line of its own (what the quick XES reader reads)."""
+    end, each element on a line of its own (what the quick XES reader reads). A
+    trace carries its deal's attributes (`_attribute_lines`)."""
     e = _events(log, activities)
     d = log.deals
-    head = d.select(
-        case=d.deal_id,
+    extra = _attribute_lines(log, d)
+    h = d.left_join(extra, d.deal_id == extra.case)
+    head = h.select(
+        case=h.deal_id,
         part=ibis.literal(0),
         at=ibis.null("timestamp"),
         order=ibis.null("int64"),
         line=ibis.literal("  <trace>")
-        + _attr("string", "concept:name", d.deal_id, 4)
-        + _attr("string", CASE_KEYS["pipeline"], d.pipeline_id, 4)
-        + _attr("float", "amount", d.amount, 4)
-        + _attr("string", CASE_KEYS["currency"], d.currency, 4)
-        + _attr("string", f"{CASE_PREFIX}outcome", d.outcome, 4)
-        + _attr("string", f"{CASE_PREFIX}owner", d.owner_id, 4),
+        + _attr("string", "concept:name", h.deal_id, 4)
+        + _attr("string", CASE_KEYS["pipeline"], h.pipeline_id, 4)
+        + _attr("float", "amount", h.amount, 4)
+        + _attr("string", CASE_KEYS["currency"], h.currency, 4)
+        + _attr("string", f"{CASE_PREFIX}outcome", h.outcome, 4)
+        + _attr("string", f"{CASE_PREFIX}owner", h.owner_id, 4)
+        + h.attr_lines.fill_null(""),
     )
     body = e.select(
         case=e.case,
