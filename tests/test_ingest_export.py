@@ -19,6 +19,20 @@ from test_report import RENEWALS
 from tiny import build_tiny
 
 
+def _imported_back(path: Path, root: Path) -> Store:
+    """A new project in `root` with the exported XES at `path` imported (the export
+    writes the amount as `amount`); its store, open."""
+    store, process = new_project(root)
+    import_xes(
+        store,
+        process,
+        path,
+        xes=XesOptions(amount_attribute="amount"),
+        options=ImportOptions(now=NOW),
+    )
+    return store
+
+
 def test_event_table_is_sorted_and_pm4py_named(tiny_log: fw.EventLog) -> None:
     table = event_table(tiny_log)
     assert table.column_names[:5] == [
@@ -43,14 +57,7 @@ def test_event_table_is_sorted_and_pm4py_named(tiny_log: fw.EventLog) -> None:
 def test_xes_round_trip_keeps_history_and_outcomes(tiny_log: fw.EventLog, tmp_path: Path) -> None:
     path = tmp_path / "tiny.xes.gz"
     write_xes(tiny_log, path)
-    store, process = new_project(tmp_path / "back")
-    import_xes(
-        store,
-        process,
-        path,
-        xes=XesOptions(amount_attribute="amount"),
-        options=ImportOptions(now=NOW),
-    )
+    store = _imported_back(path, tmp_path / "back")
     original = rows(
         tiny_log.store,
         "SELECT deal_id, stage_id, entered_at FROM stage_events ORDER BY deal_id, entered_at, seq",
@@ -155,15 +162,7 @@ def test_xes_round_trip_keeps_the_outcome_out_of_earlier_dates(
     tiny_log: fw.EventLog, tmp_path: Path
 ) -> None:
     write_xes(tiny_log, tmp_path / "tiny.xes")
-    store, process = new_project(tmp_path / "back")
-    import_xes(
-        store,
-        process,
-        tmp_path / "tiny.xes",
-        xes=XesOptions(amount_attribute="amount"),
-        options=ImportOptions(now=NOW),
-    )
-    store.close()
+    _imported_back(tmp_path / "tiny.xes", tmp_path / "back").close()
     back = fw.open(tmp_path / "back")
     # D1 is won on 2024-02-01, D2 lost on 01-20: as of 01-15 both are open. Before, the
     # outcome and owner at the log's end came back as deal attributes
@@ -222,14 +221,7 @@ def test_xes_round_trip_keeps_the_deals_attributes(tmp_path: Path) -> None:
         '    <string key="segment" value="smb"/>\n'
     ) in text
     assert "tags" not in text
-    back, process = new_project(tmp_path / "back")
-    import_xes(
-        back,
-        process,
-        text_path,
-        xes=XesOptions(amount_attribute="amount"),
-        options=ImportOptions(now=NOW),
-    )
+    back = _imported_back(text_path, tmp_path / "back")
     got = dict(rows(back, "SELECT deal_id, attributes FROM deals ORDER BY 1"))
     back.close()
     d3 = json.loads(got["D3"])
