@@ -72,6 +72,17 @@ def blocking_file(folder: Path) -> Path | None:
     return existing if existing is not None and not existing.is_dir() else None
 
 
+def make_folder(folder: Path) -> str | None:
+    """Create `folder` and its parents if missing: None when it is there, else why it
+    cannot be (a file in the way, or the system's reason)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = blocking_file(folder)
+        return f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+    return None
+
+
 def _os_error(code: int) -> OSError:
     """The OSError (subclass) the system raises for `code`."""
     return OSError(code, os.strerror(code))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from funnelwise.errors import ProjectError, StoreError
-from funnelwise.outfile import blocking_file
+from funnelwise.outfile import make_folder
 from funnelwise.process import Process, load_process, parse_process
 from funnelwise.store import SCHEMA_VERSION, Store
 from funnelwise.store.store import lock_holder
@@ -72,14 +72,11 @@ class Project:
         """Create the project folder (and its parents) if missing; ProjectError naming
         the folder and the reason when it cannot be one (a file is in the way, no
         permission)."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            blocker = blocking_file(self.root)
-            reason = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+        reason = make_folder(self.root)
+        if reason:
             raise ProjectError(
                 f"cannot create the folder {self.root}: {reason}; choose another folder"
-            ) from None
+            )
 
     def load_process(self) -> Process:
         """Read and validate the project's process.yaml."""

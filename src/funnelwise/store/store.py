@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from funnelwise.errors import StoreError
-from funnelwise.outfile import blocking_file
+from funnelwise.outfile import make_folder
 from funnelwise.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, arrow_schema
 
 SUPPORTED_SCHEMES = ("duckdb://",)
@@ -208,14 +208,11 @@ class Store:
                         f"no store at {path}; create a project with `funnelwise demo DIR` "
                         "or `funnelwise init DIR`"
                     )
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    blocker = blocking_file(path.parent)
-                    reason = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+                reason = make_folder(path.parent)
+                if reason:
                     raise StoreError(
                         f"cannot create the store {path}: {reason}; choose another folder"
-                    ) from None
+                    )
                 target = str(path)
                 spill = f"{path}.tmp"
             try:
