@@ -14,9 +14,9 @@ from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import (
     OutputFormat,
     console,
-    err_console,
     print_frame,
     print_record,
+    say,
 )
 from funnelwise.errors import InputError
 from funnelwise.info import log_info, unknown_stages_warning
@@ -54,18 +54,8 @@ def demo(
         soft_wrap=True,
     )
     console.print("Next:")
-    console.print(
-        f"  funnelwise --project {shlex.quote(str(directory))} info",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    console.print(
-        f"  python -c \"import funnelwise as fw; print(fw.open('{directory}').counts())\"",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(f"  funnelwise --project {shlex.quote(str(directory))} info")
+    say(f"  python -c \"import funnelwise as fw; print(fw.open('{directory}').counts())\"")
 
 
 def _remove_store(directory: Path) -> None:
@@ -86,12 +76,9 @@ def init(
             # A process kept without its store (in version control, say): the store
             # is made for it, the process is left as it is.
             project.open_store(create=True).close()
-            console.print(
+            say(
                 f"Kept {project.process_path} and created the empty store "
-                f"{project.store_path} for it.",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
+                f"{project.store_path} for it."
             )
             return
         raise InputError(
@@ -102,12 +89,9 @@ def init(
     project.open_store(create=True).close()
     # The check command names the file (quoted for the shell): it works from where
     # the user stands.
-    console.print(
+    say(
         f"Wrote {project.process_path}. Edit it, then: "
-        f"funnelwise process check {shlex.quote(str(project.process_path))}",
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
+        f"funnelwise process check {shlex.quote(str(project.process_path))}"
     )
 
 
@@ -145,7 +129,7 @@ def process_diff(
         if not changes:
             console.print("no differences")
         for c in changes:
-            console.print(str(c), highlight=False, markup=False, soft_wrap=True)
+            say(str(c))
         return
     import pandas as pd
 
@@ -193,7 +177,7 @@ def info(ctx: typer.Context, fmt: FormatOpt = OutputFormat.table) -> None:
     print_record(record, fmt, title="funnelwise store")
     warning = unknown_stages_warning(unknown)
     if warning:
-        err_console.print(warning, highlight=False, markup=False)
+        say(warning, err=True)
 
 
 def register(app: typer.Typer) -> None:

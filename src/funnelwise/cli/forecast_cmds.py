@@ -15,9 +15,9 @@ from funnelwise.cli.render import (
     FrameOpt,
     OutputFormat,
     console,
-    err_console,
     print_frame,
     print_frames,
+    say,
     to_json,
 )
 from funnelwise.forecast import METHODS, BacktestResult, ForecastResult, backtest, forecast
@@ -79,7 +79,7 @@ def _print_forecast(r: ForecastResult) -> None:
     if r.fallback:
         console.print(f"[yellow]fell back:[/] {r.fallback}", highlight=False, markup=True)
     for note in r.notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        say(f"note: {note}")
     # `days` says how much of its calendar period a period cut by the as-of date or
     # the horizon holds.
     frame = r.to_frame().drop(columns=["start", "end"])
@@ -157,12 +157,11 @@ def forecast_cmd(
 
     if fmt is OutputFormat.csv or (fmt is OutputFormat.table and frame is not None):
         # A table alone does not say which method answered, nor why: stderr does.
-        say = lambda text: err_console.print(text, highlight=False, markup=False)  # noqa: E731
-        say(f"note: {result.method} forecast")
+        say(f"note: {result.method} forecast", err=True)
         if result.fallback:
-            say(f"fell back: {result.fallback}")
+            say(f"fell back: {result.fallback}", err=True)
         for note in result.notes:
-            say(f"note: {note}")
+            say(f"note: {note}", err=True)
     print_frames(result.frames, fmt, frame=frame, whole=whole)
 
 
@@ -230,7 +229,7 @@ def backtest_cmd(
         if fmt is OutputFormat.json:
             scores = {m: s.to_dict() for m, s in bt.scores.items()}
             sys.stdout.write(to_json({"methods": scores, "chosen": bt.chosen}) + "\n")
-            err_console.print(f"chosen {bt.chosen}: {bt.reason}", highlight=False, markup=False)
+            say(f"chosen {bt.chosen}: {bt.reason}", err=True)
         else:
             _print_backtest(bt)
 

@@ -20,6 +20,7 @@ from funnelwise.cli.render import (
     console,
     print_frame,
     print_result,
+    say,
     to_json,
 )
 from funnelwise.errors import ProjectError
@@ -131,7 +132,7 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
         return
     if not result.loaded:
         for note in result.notes:
-            console.print(note, highlight=False, markup=False, soft_wrap=True)
+            say(note)
         return
     print_frame(result.to_frame(), fmt, title=f"import {result.import_id}")
     if fmt is not OutputFormat.table:
@@ -144,11 +145,11 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
             soft_wrap=True,
         )
     for g in result.problem_groups[:SHOW_PROBLEMS]:
-        console.print(f"  {g}", highlight=False, markup=False, soft_wrap=True)
+        say(f"  {g}")
     if len(result.problem_groups) > SHOW_PROBLEMS:
         console.print(f"  ... {len(result.problem_groups) - SHOW_PROBLEMS} more kinds")
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+        say(f"note: {note}")
     if result.previous_imports:
         console.print(
             "These files were imported before as "
@@ -441,7 +442,7 @@ def export_xes(
     cli_context(ctx).output(file, option="FILE")
     with _log(ctx, pipeline, as_of=as_of, since=since, until=until) as log:
         lines = write_xes(log, file, activities=activities)
-    console.print(f"Wrote {file} ({lines:,} lines).", markup=False, highlight=False)
+    say(f"Wrote {file} ({lines:,} lines).")
 
 
 @export_app.command("table")
@@ -462,7 +463,7 @@ def export_table(
     cli_context(ctx).output(file, option="FILE")
     with _log(ctx, pipeline, as_of=as_of, since=since, until=until) as log:
         n = write_event_table(log, file, activities=activities)
-    console.print(f"Wrote {file} ({n:,} events).", markup=False, highlight=False)
+    say(f"Wrote {file} ({n:,} events).")
 
 
 def register(app: typer.Typer) -> None:

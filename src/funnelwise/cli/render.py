@@ -29,6 +29,15 @@ if not console.is_terminal and "COLUMNS" not in os.environ:
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print `text` as written (no markup, no highlighting: a path such as [draft] or
+    a value in brackets stays as it is), on stderr with `err`. On a terminal a long
+    line wraps at words; piped, and always on stderr, it stays one line: scripts
+    grep for it."""
+    out = err_console if err else console
+    out.print(text, highlight=False, markup=False, soft_wrap=err or not out.is_terminal)
+
+
 class OutputFormat(StrEnum):
     """How a command prints its result."""
 
@@ -122,11 +131,10 @@ def choose_frame(names: Sequence[str], frame: str | None, fmt: OutputFormat) -> 
         return None
     if len(names) > 1:
         others = ", ".join(names[1:])
-        err_console.print(
+        say(
             f"note: CSV of the {names[0]} table; for the others ({others}) "
             f"add --frame NAME, or use --format json for all",
-            highlight=False,
-            markup=False,
+            err=True,
         )
     return names[0]
 

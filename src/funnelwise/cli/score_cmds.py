@@ -19,9 +19,9 @@ from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import (
     OutputFormat,
     console,
-    err_console,
     print_frame,
     print_record,
+    say,
     to_json,
 )
 from funnelwise.log import EventLog
@@ -140,12 +140,10 @@ def train(
     print_record(record, fmt, title="Trained scorer")
     if fmt is OutputFormat.table:
         unit, outcome = ("leads", "converted") if scorer.target == "converted" else ("deals", "won")
-        console.print(
+        say(
             f"rows: open {unit} as known at past instants (a {unit[:-1]} counts once for "
             f"each past instant at which it was open); positive / negative: distinct {unit} "
-            f"among them that went on to be {outcome} / not {outcome}.",
-            highlight=False,
-            markup=False,
+            f"among them that went on to be {outcome} / not {outcome}."
         )
 
 
@@ -191,7 +189,7 @@ def apply(
     if not len(scores.to_frame()):
         notes.append(_nothing_open(target, log, scorer.horizon_days))
     for note in notes:
-        err_console.print(note, highlight=False, markup=False)
+        say(note, err=True)
     key = scores.id_column
     reasons = [c for c in scores.to_frame().columns if c.startswith("reason_")]
     _emit(scores, fmt, csv_columns=[key, "probability", *reasons])
