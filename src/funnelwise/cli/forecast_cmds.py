@@ -80,8 +80,6 @@ def _print_forecast(r: ForecastResult) -> None:
         console.print(f"[yellow]fell back:[/] {r.fallback}", highlight=False, markup=True)
     for note in r.notes:
         say(f"note: {note}")
-    # `days` says how much of its calendar period a period cut by the as-of date or
-    # the horizon holds.
     frame = r.to_frame().drop(columns=["start", "end"])
     print_frame(frame, OutputFormat.table, title="bookings per period")
     if r.by:

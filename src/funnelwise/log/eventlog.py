@@ -85,8 +85,8 @@ def _json_extract_string(document: str, path: str) -> str:  # type: ignore[empty
 def json_text(document: ir.StringValue, key: str) -> ir.StringValue:
     """The value of a top-level `key` of a JSON object text, as plain text: '250' for
     a number, 'true' for a boolean, null where the key is missing or holds a list or
-    an object. (The key goes through json_value, whose path the SQL is written with
-    quotes escaped; the value is then read back whole, at path '$'.)"""
+    an object. (json_value finds the key by its quoted path and returns the value as
+    JSON text; json_extract_string then reads that text whole, at path '$'.)"""
     return _json_extract_string(_json_value(document, json_path(key)), "$")
 
 
