@@ -201,3 +201,43 @@ def test_an_empty_table_says_why_only_when_no_deal_is_there(
     )
     with tiny_changed(tiny_project, tmp_path / "leads-only", sql) as leads_only:
         assert "holds no deals as of 2024-03-01, only 1 lead" in fw.funnel(leads_only).meta["empty"]
+
+
+def test_incidence_at_horizons_and_by_source_covers_the_truth() -> None:
+    # The interval of every horizon and of every source's win probability, not
+    # only the overall rate at the end of follow-up, must hold the true value.
+    synth = pytest.importorskip("funnelwise.synth", reason="needs funnelwise.synth")
+    params = synth.SynthParams(change=None)
+    truth = synth.generate(deals=200, seed=0, params=params).truth
+    horizons = (30, 90, 180, 365)  # the defaults
+    curve = truth.true_cumulative_incidence(list(horizons)).set_index("days")
+    seg = truth.segments()
+    by_segment = truth.absorption_by_segment()
+    won_by_source = (
+        seg.assign(won=seg.weight * by_segment[:, 0]).groupby("source").won.sum()
+        / seg.groupby("source").weight.sum()
+    )
+    hits = {"horizon": 0, "source": 0}
+    checks = {"horizon": 0, "source": 0}
+    for s in range(20):
+        data = synth.generate(deals=1500, seed=100 + s, params=params)
+        log = load_tables(data.tables, data.observed_until.isoformat())
+        try:
+            h = fw.outcomes(log, from_stages=False).horizons
+            by = fw.outcomes(log, by="source", from_stages=False).summary.set_index("source")
+        finally:
+            log.store.close()
+        assert sorted(set(h.day)) == list(horizons)
+        for row in h[h.outcome.isin(["won", "lost"])].itertuples():
+            assert row.at_risk > 0 and np.isfinite(row.cif)
+            checks["horizon"] += 1
+            hits["horizon"] += row.lower <= curve.loc[row.day, row.outcome] <= row.upper
+        assert set(by.index) == set(won_by_source.index)
+        for source, p in won_by_source.items():
+            checks["source"] += 1
+            hits["source"] += by.loc[source, "p_won_lower"] <= p <= by.loc[source, "p_won_upper"]
+    assert checks == {"horizon": 20 * 2 * len(horizons), "source": 20 * len(won_by_source)}
+    # 95% intervals: at least 88% of the checks hold the truth (a 1-in-1000 event for
+    # exact intervals with these counts), and they are not so wide that all do trivially.
+    for kind in hits:
+        assert hits[kind] >= 0.88 * checks[kind], (kind, hits[kind], checks[kind])
