@@ -4,8 +4,10 @@ A deal *reaches* a stage when it entered that stage or any later one, and a
 won deal has reached every stage: so a funnel never widens, and deals that
 skipped a stage are counted as reaching it and shown in `skipped`. Every rate
 carries its denominator and a Wilson interval. Rates over all deals that
-reached a stage count the ones still open there as not (yet) converted; the
-`decided` rates leave those out, the two bracket the truth. For the
+reached a stage count the ones still open there as not (yet) converted, a
+floor for those deals; the `decided` rates leave them out, which is right only
+if the open ones go on to convert like the decided ones did (not a ceiling:
+where losses come sooner than wins, the open ones convert better). For the
 censoring-aware answer use `outcomes()`.
 """
 
