@@ -821,3 +821,28 @@ def test_decimal_marks_are_decided_by_the_column_and_the_file(tmp_path: Path) ->
     assert rows(store, amounts) == [("E", 1250.5), ("F", 12.5), ("G", 0.75)]
     assert [n for n in r.notes if "mixes decimal commas and points (2 values" in n]
     store.close()
+
+
+def test_nan_and_infinite_amounts_are_not_numbers(tmp_path: Path) -> None:
+    # A pandas or spreadsheet export may write a missing amount as nan, an overflow as
+    # inf: loaded as they read, one of them makes every sum of the column NaN.
+    store, r = _snapshot_rows(
+        tmp_path,
+        "A,a,Prospecting,2024-03-01,,,nan,USD,n,s",
+        "B,b,Prospecting,2024-03-01,,,Infinity,USD,n,s",
+        "C,c,Prospecting,2024-03-01,,,1e400,USD,n,s",
+        "D,d,Prospecting,2024-03-01,,,250,USD,n,s",
+    )
+    assert rows(store, "SELECT deal_id, amount FROM deals ORDER BY 1") == [
+        ("A", None),
+        ("B", None),
+        ("C", None),
+        ("D", 250.0),
+    ]
+    assert rows(store, "SELECT sum(amount_base) FROM deals") == [(250.0,)]
+    assert [(p.row, p.column, p.value, p.reason, p.quarantined) for p in r.problems] == [
+        (2, "value", "nan", "not a number", False),
+        (3, "value", "Infinity", "not a number", False),
+        (4, "value", "1e400", "not a number", False),
+    ]
+    store.close()

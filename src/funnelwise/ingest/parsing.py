@@ -401,10 +401,11 @@ def number_expr(column: str, sql_type: str, decimal: Decimal = ".") -> str:
     """SQL reading a column as DOUBLE: plain numbers, 1,234.56, 1.234,56, 12,5, with
     spaces, apostrophes, currency symbols and codes stripped. Each value is read by
     the mark it can only have; `decimal` reads those that can have either (6.100:
-    6.1 with a point, 6100 with a comma)."""
+    6.1 with a point, 6100 with a comma). NaN and infinities (`nan`, `inf`, `1e400`)
+    are not read: they would turn every sum of the column into NaN or infinity."""
     col = quote(column)
     if sql_type != "VARCHAR":
-        return f"TRY_CAST({col} AS DOUBLE)"
+        return _finite(f"TRY_CAST({col} AS DOUBLE)")
     c = _number_text(col)
     commas_out = f"replace({c}, ',', '')"
     dots_out = f"replace(replace({c}, '.', ''), ',', '.')"
@@ -427,7 +428,15 @@ def number_expr(column: str, sql_type: str, decimal: Decimal = ".") -> str:
         if decimal == "."
         else f"CASE WHEN NOT (contains({text}, '.') OR contains({text}, ',')) THEN {text} END"
     )
-    return f"coalesce(TRY_CAST({plain} AS DOUBLE), TRY_CAST(CASE {cases} ELSE {c} END AS DOUBLE))"
+    return _finite(
+        f"coalesce(TRY_CAST({plain} AS DOUBLE), TRY_CAST(CASE {cases} ELSE {c} END AS DOUBLE))"
+    )
+
+
+def _finite(number: str) -> str:
+    """SQL for a DOUBLE expression with NaN and the infinities made NULL."""
+    # nullif evaluates its argument once (a CASE on isfinite would parse twice).
+    return f"nullif(nullif(nullif({number}, 'nan'::DOUBLE), 'inf'::DOUBLE), '-inf'::DOUBLE)"
 
 
 def bool_expr(column: str, sql_type: str) -> str:
