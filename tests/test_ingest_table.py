@@ -14,6 +14,7 @@ import pytest
 import funnelwise as fw
 from funnelwise.errors import SourceImportError
 from funnelwise.ingest import ImportOptions, import_table, list_imports
+from funnelwise.ingest.encoding import detect_encoding
 from funnelwise.ingest.load import ImportResult
 from funnelwise.store import Store
 from ingest_util import FIXTURES, NOW, dump, history, new_project, rows
@@ -845,4 +846,28 @@ def test_nan_and_infinite_amounts_are_not_numbers(tmp_path: Path) -> None:
         (3, "value", "Infinity", "not a number", False),
         (4, "value", "1e400", "not a number", False),
     ]
+    store.close()
+
+
+def test_a_windows_1252_export_with_euro_amounts_reads_as_written(tmp_path: Path) -> None:
+    # Excel's "CSV" on a German Windows: cp1252, semicolons, € after the amount. A
+    # detector free to guess anything took it for mac_iceland: € read as Ä, ö as ˆ.
+    lines = [
+        "deal_id;stage;entered;owner;amount",
+        "D1;Prospecting;2024-01-01;Jörg;1.234,50 €",
+        "D2;Prospecting;2024-01-05;Jörg;99 €",
+    ]
+    path = tmp_path / "e.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    assert detect_encoding(path) == "cp1252"
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, path, T / "events.yaml", options=OPTS)
+    assert r.problems == ()
+    assert rows(store, "SELECT deal_id, owner_id, amount FROM deals ORDER BY 1") == [
+        ("D1", "Jörg", 1234.5),
+        ("D2", "Jörg", 99.0),
+    ]
+    # The euro sign alone decides no less (it was taken for BOM-less UTF-16).
+    path.write_bytes("x\n€ 5\n".encode("cp1252"))
+    assert detect_encoding(path) == "cp1252"
     store.close()

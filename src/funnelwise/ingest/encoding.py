@@ -17,7 +17,26 @@ _CHUNK = 1 << 20
 # Single-byte Western encodings that detectors confuse with each other; for
 # bytes 0x80-0x9f only Windows-1252 has printable characters (€, ’, “, ”, …),
 # so when a detector names one of these and the text decodes as 1252, 1252 wins.
-_WESTERN = {"latin_1", "iso8859_1", "iso8859_15", "cp1252", "windows_1252", "cp850", "mac_roman"}
+_WESTERN = {
+    "latin_1",
+    "iso8859_1",
+    "iso8859_15",
+    "cp1252",
+    "windows_1252",
+    "cp437",
+    "cp850",
+    "mac_roman",
+}
+# The encodings a spreadsheet or CRM writes a CSV in: Windows and ISO code pages, the
+# two DOS ones of Excel's "CSV (MS-DOS)", the East Asian ones. On a short sample a
+# detector left to all it knows names Mac Classic, DOS national pages or BOM-less
+# UTF-16 (a German export with a euro sign read as mac_iceland, € as Ä).
+_CANDIDATES = [
+    *(f"cp{n}" for n in range(1250, 1259)),
+    *("latin_1", "iso8859_2", "iso8859_5", "iso8859_7", "iso8859_9", "iso8859_15"),
+    *("cp437", "cp850"),
+    *("cp932", "shift_jis", "euc_jp", "gb18030", "big5", "cp949", "euc_kr", "koi8_r"),
+]
 
 
 def _canonical(name: str) -> str:
@@ -53,7 +72,7 @@ def detect_encoding(path: Path, *, sample_bytes: int = SAMPLE_BYTES) -> str:
         return "utf_8"
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
+    best = from_bytes(sample, cp_isolation=_CANDIDATES).best()
     guess = _canonical(best.encoding) if best is not None else "cp1252"
     if guess in _WESTERN or guess.startswith(("cp125", "iso8859")):
         try:
