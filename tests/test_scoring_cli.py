@@ -286,3 +286,17 @@ def test_train_says_how_each_attribute_is_read() -> None:
         "employees (number), sector (label)"
     )
     assert _attributes((), ()) == "none"
+
+
+def test_apply_on_a_log_without_units_says_so(tiny_project: Path, tmp_path: Path) -> None:
+    """The tiny log has no leads, and a new project no deals: no later --as-of can
+    help, and no date reads 'NaT'."""
+    code, out = _run(tiny_project, "apply", "--target", "converted")
+    text = " ".join(out.split())
+    assert code == 2, out
+    assert "the log holds no leads: there is nothing to score" in text
+    assert "NaT" not in text and "later --as-of" not in text
+    empty = tmp_path / "empty"
+    assert runner.invoke(app, ["init", str(empty)]).exit_code == 0
+    code, out = _run(empty, "apply")
+    assert code == 2 and "the log holds no deals" in " ".join(out.split())

@@ -123,8 +123,14 @@ def _check_units_by(store: Store, target: str, as_of: pd.Timestamp) -> None:
     unit = "deal" if target == "won" else "lead"
     table = store.table(f"{unit}s")
     first = table.created_at.min().to_pandas()
-    if first is None or pd.isna(first) or pd.Timestamp(first) > as_of:
-        since = f" (the first was created on {pd.Timestamp(first).date()})" if first else ""
+    if first is None or pd.isna(first):
+        # No later --as-of can help: the store holds none at all.
+        raise InputError(
+            f"the log holds no {unit}s: there is nothing to score, nor to train a model "
+            f"on. Import {unit}s first (`funnelwise import`)"
+        )
+    if pd.Timestamp(first) > as_of:
+        since = f" (the first was created on {pd.Timestamp(first).date()})"
         when = as_of.date() if as_of == as_of.normalize() else as_of
         raise InputError(
             f"no {unit} had been created by {when}{since}: there is nothing to score as of "
