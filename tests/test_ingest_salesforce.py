@@ -137,6 +137,23 @@ def test_wrong_encoding_is_a_clear_error(tmp_path: Path) -> None:
     store.close()
 
 
+def test_an_empty_file_is_named_as_empty(tmp_path: Path) -> None:
+    # A download cut short leaves a file of no bytes (or a byte-order mark alone): it
+    # was read as one column 'column0' and reported as lacking every standard column.
+    folder = tmp_path / "export"
+    shutil.copytree(SF, folder)
+    store, process = new_project(tmp_path / "p")
+    for content in (b"", b"\xef\xbb\xbf\r\n"):
+        (folder / "OpportunityHistory.csv").write_bytes(content)
+        with pytest.raises(SourceImportError) as err:
+            import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+        assert str(err.value) == (
+            "OpportunityHistory.csv is empty: not even a header row; export the file again"
+        )
+    assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
+    store.close()
+
+
 def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()

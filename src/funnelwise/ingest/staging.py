@@ -274,6 +274,12 @@ class Staging:
         # Hash while DuckDB parses: both release the interpreter.
         digest = self._hashing.submit(file_hash, path)
         readable, codec = utf8_copy(path, encoding, self.scratch)
+        if _blank(readable):
+            # DuckDB reads an empty file as one column named column0, which every
+            # reader would then report as a file lacking its columns.
+            raise SourceImportError(
+                f"{path.name} is empty: not even a header row; export the file again"
+            )
         table = self.name("src")
         # RFC 4180 quoting always: detection would take a stray quote for plain text.
         opts = ["header = true", "all_varchar = true", "strict_mode = true", "quote = '\"'"]
@@ -461,6 +467,15 @@ def _csv_error(path: Path, codec: str, exc: Exception) -> str:
 
 
 _DELIMITERS = (",", ";", "\t", "|")
+
+
+def _blank(path: Path) -> bool:
+    """Whether a UTF-8 file holds nothing but a byte-order mark and white space."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+        if fh.read(1):
+            return False
+    return not head.removeprefix(b"\xef\xbb\xbf").strip()
 
 
 def _one_glued_column(columns: dict[str, str]) -> bool:
