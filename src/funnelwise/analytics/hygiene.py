@@ -3,9 +3,9 @@
 For every open deal at the log's instant:
 
 - stale: days since the last touch (its last stage change or activity) beyond
-  its stage's threshold, learned from history (the stage's p90 time in stage,
-  Kaplan–Meier with deals still in the stage censored), or the stage's target,
-  or a fixed number of days;
+  its stage's threshold, learned from history (the p90 of a visit to the
+  stage, Kaplan–Meier with visits still running censored: the idle time lies
+  within the current visit), or the stage's target, or a fixed number of days;
 - past close date: the expected close date has passed;
 - pushed: how often the expected close date moved later, and by how many days;
 - amount changes: how often the amount changed, and by how much in all;
@@ -37,7 +37,7 @@ from funnelwise.analytics.conformance import exit_criteria, field_missing
 from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import summarize_durations
-from funnelwise.analytics.timing import RESOLUTION_PER_DAY, time_in_stage
+from funnelwise.analytics.timing import RESOLUTION_PER_DAY, visit_times
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 
@@ -81,7 +81,7 @@ def _thresholds(log: EventLog, stale: str | float) -> pd.DataFrame:
         raise InputError(f"stale: {stale!r} is not one of p90, target or a number of days")
     if stale == "target":
         return stages.assign(threshold_days=stages["target_days"], basis="target")
-    t = time_in_stage(log)
+    t = visit_times(log)
     tt = ((t.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
     pooled = to_pandas(
         t.mutate(t=tt)
