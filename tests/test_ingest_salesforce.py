@@ -154,6 +154,26 @@ def test_an_empty_file_is_named_as_empty(tmp_path: Path) -> None:
     store.close()
 
 
+def test_history_of_a_deal_not_exported_is_one_problem_per_row(tmp_path: Path) -> None:
+    # An Opportunity export filtered to fewer deals than the history: each history row
+    # of O1 is a stage entry and three field changes, and was reported four times.
+    folder = tmp_path / "export"
+    shutil.copytree(SF, folder)
+    text = (SF / "Opportunity.csv").read_bytes().decode("cp1252")
+    o1 = text[text.index(O1) : text.index("\r\n" + O2) + 2]
+    (folder / "Opportunity.csv").write_bytes(text.replace(o1, "").encode("cp1252"))
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    unknown = [(p.file, p.row) for p in r.problems if p.code == "unknown deal"]
+    assert unknown == [("OpportunityHistory.csv", row) for row in (2, 3, 4, 5, 6, 12)] + [
+        ("Task.csv", 2)
+    ]
+    assert r.n_problems == len(r.problems) == 8  # and O4's negative amount
+    (group,) = [g for g in r.problem_groups if g.file == "OpportunityHistory.csv"]
+    assert group.rows == 6
+    store.close()
+
+
 def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()

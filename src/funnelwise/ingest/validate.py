@@ -88,11 +88,16 @@ class Problems:
         """Record the rows of `query` (src, row, column, value, reason); returns how many.
 
         `code` names the kind of problem for the summary ('unreadable', 'duplicate', ...).
+        A problem already recorded (same row, column and reason) is not recorded again.
         """
         before = self.count()
+        # One source row can feed several staged rows (a Salesforce history row is a
+        # stage entry and three field changes), each checked: the row's problem once.
         self.st.con.execute(
-            f"INSERT INTO _problems SELECT s, r, c, CAST(v AS VARCHAR), m, {quarantine}, "
-            f"{literal(code)} FROM ({query}) AS p(s, r, c, v, m)"
+            f"INSERT INTO _problems SELECT DISTINCT s, r, c, CAST(v AS VARCHAR), m, "
+            f"{quarantine}, {literal(code)} FROM ({query}) AS p(s, r, c, v, m) "
+            "WHERE NOT EXISTS (SELECT 1 FROM _problems x WHERE x._src = p.s "
+            "AND x._row = p.r AND x.col = p.c AND x.reason = p.m)"
         )
         added = self.count() - before
         self.dirty = self.dirty or (quarantine and added > 0)
