@@ -785,3 +785,23 @@ def test_funnel_counts_open_deals_at_the_furthest_stage_and_says_so(tiny_report:
     snap = tiny_report.section("snapshot").tables[0]
     assert {row[0]: row[1] for row in snap.rows}["Qualification"] == "2"
     assert "one that moved back since sits in an earlier stage" in " ".join(funnel.notes)
+
+
+def test_owners_who_all_tie_are_not_compared_with_themselves(tiny_project: Path) -> None:
+    """As CRM Sales Opportunities as of 2016-10-25: five open deals, every owner at
+    100%. The caption had read 'from 100% of X's 2 deals to 100% of X's 2'."""
+    from funnelwise.report import sections
+
+    log = fw.open(tiny_project)
+    try:
+        c = analytics.conformance(log)
+    finally:
+        log.store.close()
+    owners = c.owners.assign(conforming_rate=1.0)
+    assert len(owners) == 2
+    tied = type(c)({**c.frames, "owners": owners}, c.meta)
+    caption = sections.conformance_section(tied).charts[0].takeaway
+    assert caption == (
+        "All 2 owners have the same share of deals that followed the process, 100%; bars "
+        "are 95% intervals, wide for owners of few deals."
+    )

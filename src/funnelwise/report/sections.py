@@ -783,6 +783,13 @@ def _owners_caption(owners: pd.DataFrame, level: float) -> str:
         )
     lo = owners.loc[owners["conforming_rate"].idxmin()]
     hi = owners.loc[owners["conforming_rate"].idxmax()]
+    if lo["conforming_rate"] == hi["conforming_rate"]:
+        # A tie everywhere: "from 100% of A's 2 deals to 100% of A's 2" compares A with A.
+        return (
+            f"All {len(owners):,} owners have the same share of deals that followed the "
+            f"process, {fmt.pct(lo['conforming_rate'])}; bars are {round(100 * level)}% "
+            "intervals, wide for owners of few deals."
+        )
     return (
         f"Per owner: from {fmt.pct(lo['conforming_rate'])} of {lo['owner_id']}'s "
         f"{fmt.count(lo['deals'])} deals to {fmt.pct(hi['conforming_rate'])} of "
