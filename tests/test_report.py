@@ -805,3 +805,21 @@ def test_owners_who_all_tie_are_not_compared_with_themselves(tiny_project: Path)
         "All 2 owners have the same share of deals that followed the process, 100%; bars "
         "are 95% intervals, wide for owners of few deals."
     )
+
+
+def test_sections_without_closed_deals_say_what_each_needs_them_for(tiny_project: Path) -> None:
+    # The first close is D2's, lost on 2024-01-20: as of 01-15 every deal is open.
+    log = fw.open(tiny_project)
+    try:
+        report = build_report(log, as_of="2024-01-15", backtest_every=None)
+    finally:
+        log.store.close()
+    assert report.section("kpis").takeaway == (
+        "No deal has closed yet as of 2024-01-15: win rate, deal size and cycle time need "
+        "closed deals."
+    )
+    # The scoring section had said the same about win rate, deal size and cycle time.
+    assert report.section("scoring").takeaway == (
+        "No deal has closed yet as of 2024-01-15: a win model learns from closed deals and "
+        "is checked on later ones."
+    )

@@ -64,12 +64,12 @@ class Options:
 class Analysis:
     """One analysis the report runs: its key (the section's), where its function
     lives, how to call it (returning None: not wanted with these options), and
-    whether it needs closed deals."""
+    what in it needs closed deals (empty: nothing), said when no deal has closed."""
 
     name: str
     module: str
     call: Callable[[Callable[..., Any], EventLog, Options], Any]
-    needs_closed: bool = False
+    needs_closed: str = ""
     function_name: str | None = None  # default: the name
 
     def function(self) -> Callable[..., Any] | None:
@@ -125,7 +125,12 @@ ANALYSES: tuple[Analysis, ...] = (
         function_name="quality_report",
     ),
     Analysis("outcomes", ANALYTICS, lambda f, log, o: f(log)),
-    Analysis("kpis", ANALYTICS, lambda f, log, o: f(log), needs_closed=True),
+    Analysis(
+        "kpis",
+        ANALYTICS,
+        lambda f, log, o: f(log),
+        needs_closed="win rate, deal size and cycle time need closed deals",
+    ),
     Analysis("timing", ANALYTICS, lambda f, log, o: f(log)),
     Analysis("whose_move", ANALYTICS, lambda f, log, o: f(log)),
     Analysis("bottlenecks", ANALYTICS, lambda f, log, o: f(log)),
@@ -146,7 +151,7 @@ ANALYSES: tuple[Analysis, ...] = (
         "scoring",
         "funnelwise.scoring",
         _scoring,
-        needs_closed=True,
+        needs_closed="a win model learns from closed deals and is checked on later ones",
         function_name="evaluate_scorers",
     ),
 )
@@ -308,8 +313,7 @@ def _part(
             continue
         if analysis.needs_closed and _no_closed_deals(results):
             missing[analysis.name] = (
-                f"No deal has closed yet as of {fmt.date(log.now)}: win rate, deal size "
-                "and cycle time need closed deals."
+                f"No deal has closed yet as of {fmt.date(log.now)}: {analysis.needs_closed}."
             )
         else:
             try:
