@@ -133,7 +133,7 @@ def outcomes(
 
 @analysis_command
 def timing(log: EventLog, *, by: ByOpt = None, days: DaysOpt = "calendar") -> Result:
-    """Time in each stage (median, p75, p90, mean, share over target) and cycle time."""
+    """Time per visit to each stage (median, p75, p90, mean, share over target) and cycle time."""
     return analytics.timing(log, by=by, days=days)
 
 
