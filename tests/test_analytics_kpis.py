@@ -155,3 +155,28 @@ def test_lead_conversion_prints_as_a_share_beside_its_interval() -> None:
     assert "naive_lower" not in shown and "conversion_upper" not in shown
     assert shown.loc[0, "naive_rate"] == "50.7% [50–52]"
     assert shown.loc[0, "conversion"] == "50.8% [50–52]"
+
+
+def test_lead_conversion_by_source_covers_the_synthetic_truth() -> None:
+    # Each source's leads convert at the rate the generator was given. (Its open
+    # leads stay open for good, so this does not tell censoring from counting
+    # them as lost: the hand-computed test above does.)
+    synth = pytest.importorskip("funnelwise.synth", reason="needs funnelwise.synth")
+    from analytics_data import load_tables
+
+    params = synth.SynthParams(change=None)
+    truth = dict(zip(params.sources, params.lead_conversion, strict=True))
+    hits = checks = 0
+    for seed in range(8):
+        data = synth.generate(deals=1500, seed=400 + seed, params=params)
+        log = load_tables(data.tables, data.observed_until.isoformat())
+        try:
+            leads = fw.kpis(log, by="source").leads.set_index("source")
+        finally:
+            log.store.close()
+        assert set(leads.index) == set(truth) and leads.open.sum() > 0
+        for source, p in truth.items():
+            row = leads.loc[source]
+            checks += 1
+            hits += row.conversion_lower <= p <= row.conversion_upper
+    assert hits >= 0.88 * checks, (hits, checks)
