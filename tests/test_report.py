@@ -823,3 +823,15 @@ def test_sections_without_closed_deals_say_what_each_needs_them_for(tiny_project
         "No deal has closed yet as of 2024-01-15: a win model learns from closed deals and "
         "is checked on later ones."
     )
+
+
+def test_cli_notes_an_as_of_after_the_end_of_the_data(tiny_project: Path, tmp_path: Path) -> None:
+    # As every analysis command: the figures are as of the data's end, and stderr says so.
+    out = tmp_path / "r.html"
+    args = ["--project", str(tiny_project), "report", "-o", str(out), "--as-of", "2030-01-01"]
+    result = CliRunner().invoke(app, [*args, "--quick"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        "note: --as-of 2030-01-01 is after the end of the data; the figures are as of 2024-03-01"
+    )
+    assert "Sales process report as of 2024-03-01" in out.read_text(encoding="utf-8")

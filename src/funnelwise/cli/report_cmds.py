@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from funnelwise.cli.context import cli_context
+from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import console
 
@@ -35,9 +35,10 @@ def report(
 
     c = cli_context(ctx)
     output = c.output(output, option="--output")
-    log = c.log(read_only=True)
+    # As every analysis command: a date after the end of the data is noted on stderr.
+    log = cut(c.log(read_only=True), as_of)
     with progress_bar() as progress:
-        path = write_report(log, output, as_of=as_of, quick=quick, progress=progress)
+        path = write_report(log, output, quick=quick, progress=progress)
     size = path.stat().st_size / 1e6
     # The path is printed as written: a folder such as "[draft]" is no markup.
     console.print(
