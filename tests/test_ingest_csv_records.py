@@ -125,3 +125,32 @@ def test_an_unclosed_quote_is_quarantined_and_the_lines_after_it_load(tmp_path: 
     ]
     assert history(store, "D3") == [("lead", "2024-01-07 00:00")]
     store.close()
+
+
+def test_records_of_empty_fields_are_skipped_with_a_note(tmp_path: Path) -> None:
+    # A spreadsheet saved as CSV writes ",," for each formatted but empty row, here
+    # between records and at the end. Each was quarantined with three "required value
+    # is missing" problems, and --on-error fail loaded nothing for them.
+    text = (
+        "deal_id,stage,entered\n"
+        "D1,Prospecting,2024-01-01\n"  # row 2
+        ",,\n"  # row 3
+        "D1,Qualify,2024-01-02\n"  # row 4
+        "D2,Prospecting,\n"  # row 5: a missing date, quarantined
+        ",,\n,,\n"  # rows 6 and 7
+    )
+    data, mapping = _files(tmp_path, text)
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, data, mapping, options=OPTS)
+    assert [(p.row, p.column) for p in r.problems] == [(5, "entered")]
+    assert "events.csv: 3 empty records (delimiters only) skipped, the first on row 3" in r.notes
+    assert history(store, "D1") == [
+        ("lead", "2024-01-01 00:00"),
+        ("qualification", "2024-01-02 00:00"),
+    ]
+    store.close()
+    data.write_text(text.replace("D2,Prospecting,\n", ""), encoding="utf-8")
+    store, process = new_project(tmp_path / "q")
+    r = import_table(store, process, data, mapping, options=replace(OPTS, on_error="fail"))
+    assert rows(store, "SELECT count(*) FROM stage_events") == [(2,)]
+    store.close()

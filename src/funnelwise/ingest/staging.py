@@ -318,11 +318,22 @@ class Staging:
             if rejects is None:
                 raise SourceImportError(_csv_error(path, codec, exc)) from exc
             rows = self._rows_around(rejects)
+        data = quote(table + "_data")
+        # A record of empty fields only (the ",,,," a spreadsheet writes for a formatted
+        # but empty row) holds nothing to load or to set aside: quarantined, it would
+        # stop an import with --on-error fail.
+        empty = " AND ".join(f"t.{quote(c)} IS NULL" for c in self.columns(table + "_data"))
+        blank, first = self.sql(f"SELECT count(*), min({rows}) FROM {data} t WHERE {empty}")[0]
         # rowid follows insertion order, which DuckDB keeps for CSV reads.
         self.con.execute(
-            f"CREATE VIEW {quote(table)} AS "
-            f"SELECT {rows} AS _row, * FROM {quote(table + '_data')} t"
+            f"CREATE VIEW {quote(table)} AS SELECT {rows} AS _row, * FROM {data} t"
+            + (f" WHERE NOT ({empty})" if blank else "")
         )
+        if blank:
+            self.notes.append(
+                f"{path.name}: {blank:,} empty records (delimiters only) skipped, "
+                f"the first on row {first}"
+            )
         src = self._add(path, table, codec, digest)
         if rejects is not None:
             self.unparsed.append(
