@@ -300,3 +300,16 @@ def test_apply_on_a_log_without_units_says_so(tiny_project: Path, tmp_path: Path
     assert runner.invoke(app, ["init", str(empty)]).exit_code == 0
     code, out = _run(empty, "apply")
     assert code == 2 and "the log holds no deals" in " ".join(out.split())
+
+
+def test_a_stale_lead_model_is_refreshed_with_its_target(project: Path) -> None:
+    # `score train` alone trains the win model: the lead model's note names its target.
+    from funnelwise.scoring import RuleScorer
+
+    log = fw.open(project)
+    try:
+        scorer = RuleScorer(target="converted").fit(log.as_of("2023-09-01"))
+        note = scorer.score(log).meta["note"]
+    finally:
+        log.store.close()
+    assert note.endswith("run `funnelwise score train --target converted` to refresh it")

@@ -407,10 +407,12 @@ class Scorer:
         }
         age = (log.now - pd.Timestamp(self.trained_as_of_)) / pd.Timedelta(days=1)
         if age > STALE_DAYS:
+            # The command trains `won` unless told: a lead model needs its target named.
+            flag = "" if self.target == "won" else f" --target {self.target}"
             meta["note"] = (
                 f"the model learned from outcomes up to {self.trained_as_of_:%Y-%m-%d}, "
                 f"{age:.0f} days before {log.now:%Y-%m-%d}: what happened since is not in "
-                "it; run `funnelwise score train` to refresh it"
+                f"it; run `funnelwise score train{flag}` to refresh it"
             )
         return Scores({"scores": out.reset_index(drop=True)}, meta)
 
