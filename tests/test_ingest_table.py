@@ -871,3 +871,30 @@ def test_a_windows_1252_export_with_euro_amounts_reads_as_written(tmp_path: Path
     path.write_bytes("x\n€ 5\n".encode("cp1252"))
     assert detect_encoding(path) == "cp1252"
     store.close()
+
+
+def test_a_header_that_repeats_a_name_is_noted(tmp_path: Path) -> None:
+    # Two columns called amount (a report with a converted and an original amount, say)
+    # and one called Amount: the engine renames the later ones, so the mapping's amount
+    # is the first and a real amount_1 column is read as amount_1_1. It was silent.
+    data = tmp_path / "e.csv"
+    data.write_text(
+        "deal_id,stage,entered,amount,Amount,amount_1,amount\nD1,Prospecting,2024-01-01,5,6,7,8\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "shape: event_log\n"
+        "columns: {deal_id: deal_id, stage: stage, entered_at: entered, amount: amount}\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, data, mapping, options=OPTS)
+    assert rows(store, "SELECT amount FROM deals") == [(5.0,)]
+    assert r.notes == (
+        "e.csv: the header repeats a name (letter case aside), so columns are read under "
+        "other names: 'Amount' (column 5) as 'Amount_1', 'amount_1' (column 6) as "
+        "'amount_1_1', 'amount' (column 7) as 'amount_2'; a name given twice means its "
+        "first column",
+    )
+    store.close()

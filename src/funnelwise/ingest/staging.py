@@ -334,6 +334,14 @@ class Staging:
                 f"{path.name}: {blank:,} empty records (delimiters only) skipped, "
                 f"the first on row {first}"
             )
+        renamed = _renamed(readable, delimiter, list(self.columns(table + "_data")))
+        if renamed:
+            listed = ", ".join(f"{h!r} (column {i}) as {c!r}" for i, h, c in renamed)
+            self.notes.append(
+                f"{path.name}: the header repeats a name (letter case aside), so columns "
+                f"are read under other names: {listed}; a name given twice means its "
+                "first column"
+            )
         src = self._add(path, table, codec, digest)
         if rejects is not None:
             self.unparsed.append(
@@ -493,6 +501,24 @@ def _one_glued_column(columns: dict[str, str]) -> bool:
     """Whether a CSV read as one column whose name holds a delimiter."""
     names = [c for c in columns if c != "_row"]
     return len(names) == 1 and any(d in names[0] for d in _DELIMITERS)
+
+
+def _renamed(path: Path, delimiter: str | None, columns: list[str]) -> list[tuple[int, str, str]]:
+    """(column number from 1, header name, name read) of the columns DuckDB renamed
+    because the header repeats a name (it suffixes `_1`, `_2`, ... to later ones)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        try:
+            header = next(csv.reader(fh, delimiter=delimiter or _header_delimiter(path)))
+        except (StopIteration, csv.Error):
+            return []
+    if len(header) != len(columns):
+        return []  # another delimiter than the header's most frequent one
+    # DuckDB trims names and calls an empty one column<n>: not renames to report.
+    return [
+        (i, h.strip(), c)
+        for i, (h, c) in enumerate(zip(header, columns, strict=True), start=1)
+        if h.strip() and h.strip() != c
+    ]
 
 
 def _header_delimiter(path: Path) -> str:
