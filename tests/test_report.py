@@ -835,3 +835,44 @@ def test_cli_notes_an_as_of_after_the_end_of_the_data(tiny_project: Path, tmp_pa
         "note: --as-of 2030-01-01 is after the end of the data; the figures are as of 2024-03-01"
     )
     assert "Sales process report as of 2024-03-01" in out.read_text(encoding="utf-8")
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a figure's plotly JSON (labels, ticks, hover texts, titles)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple | np.ndarray):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_charts_draw_user_text_as_typed(tiny_project: Path, tmp_path: Path) -> None:
+    """Plotly reads tags in labels: a stage named with an <a href> had been drawn as
+    a link, and <b> in an owner id as bold. Written as entities they read as typed."""
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    process = root / "process.yaml"
+    stage = 'R&D <a href="https://example.com">review</a>'
+    text = process.read_text(encoding="utf-8").replace(
+        "name: Qualification", "name: '" + stage + "'"
+    )
+    process.write_text(text, encoding="utf-8")
+    log = fw.open(root)
+    try:
+        log.store.raw.execute("UPDATE deals SET owner_id = '<b>u1</b>' WHERE owner_id = 'u1'")
+        report = build_report(log, backtest_every=None, scoring=False)
+    finally:
+        log.store.close()
+    drawn = [
+        s
+        for section in report.sections
+        for chart in section.charts
+        for s in _strings(chart.figure.to_plotly_json())
+    ]
+    assert not [s for s in drawn if "<a href" in s or "<b>u1" in s]
+    typed = 'R&amp;D &lt;a href="https://example.com"&gt;review&lt;/a&gt;'
+    assert any(typed in s for s in drawn) and any("&lt;b&gt;u1&lt;/b&gt;" in s for s in drawn)
+    # The tables and prose are escaped by the page itself.
+    page = report.html()
+    assert "R&amp;D &lt;a href=&#34;https://example.com&#34;&gt;review&lt;/a&gt;" in page

@@ -55,6 +55,17 @@ STEP_LABELS = {
 CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 
 
+def plain(text: object) -> str:
+    """User text (a stage name, an owner id) as plotly shows it: plotly reads tags such
+    as <b>, <br> and <a href=...> and entities in every label, so a name holding them
+    would be drawn bold, broken or as a link; written as entities, it reads as typed."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain(values: pd.Series) -> list[str]:
+    return [plain(v) for v in values]
+
+
 def _rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -146,7 +157,7 @@ def funnel_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
         subplot_titles=("Deals reaching the stage", f"Their value ({currency})"),
     )
     fig.update_annotations(font_size=13)  # the panel titles
-    names = list(stages["name"])
+    names = _plain(stages["name"])
     panels = (
         (stages["reached"], stages["step_rate"], PRIMARY, fmt.count, "%{x:,} deals"),
         (
@@ -219,7 +230,7 @@ def stage_win_chart(summary: pd.DataFrame) -> go.Figure:
     """Probability of ending won from each stage (with interval) beside the naive
     closed-only rate from the same stage (drawn side by side at each stage)."""
     fig = go.Figure()
-    names = list(summary["name"])
+    names = _plain(summary["name"])
     at = list(range(len(names)))
     fig.add_scatter(
         x=[i - 0.1 for i in at],
@@ -261,7 +272,7 @@ def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=list(stages["name"]),
+        subplot_titles=_plain(stages["name"]),
         horizontal_spacing=0.06,
         vertical_spacing=0.16 if rows > 1 else 0.1,
     )
@@ -306,7 +317,7 @@ def process_map_chart(edges: pd.DataFrame, stages: pd.DataFrame) -> go.Figure:
     no decision (grey)."""
     line = stages[stages["kind"].isin(["open", "won"])].sort_values("position")
     x_of = {str(sid): float(i) for i, sid in enumerate(line["stage_id"])}
-    name = dict(zip(stages["stage_id"], stages["name"], strict=True))
+    name = {sid: plain(n) for sid, n in zip(stages["stage_id"], stages["name"], strict=True)}
     moves = edges[edges["source"].isin(x_of) & edges["target"].isin(x_of)]
     span = moves["target"].map(x_of) - moves["source"].map(x_of)
     biggest = float(moves["count"].max()) if len(moves) else 1.0
@@ -327,7 +338,7 @@ def process_map_chart(edges: pd.DataFrame, stages: pd.DataFrame) -> go.Figure:
             layer="below",
         )
         label = fmt.count(m["count"]) + " · " + fmt.days(m["median_days"]).replace(" days", " d")
-        source, target = name.get(m["source"], m["source"]), name.get(m["target"], m["target"])
+        source, target = (name.get(m[k], plain(m[k])) for k in ("source", "target"))
         tips.append(
             (
                 a + d / 2,
@@ -354,7 +365,7 @@ def process_map_chart(edges: pd.DataFrame, stages: pd.DataFrame) -> go.Figure:
     )
     for st in line.itertuples(index=False):
         # Long names wrap once so neighbouring boxes do not overlap.
-        label = str(st.name).replace(" ", "<br>", 1) if len(str(st.name)) > 11 else str(st.name)
+        label = plain(st.name).replace(" ", "<br>", 1) if len(str(st.name)) > 11 else plain(st.name)
         exits = []
         out = edges[edges["source"] == st.stage_id]
         for kind in ("lost", "no_decision"):
@@ -447,7 +458,7 @@ def adherence_chart(owners: pd.DataFrame, overall: float | None) -> go.Figure:
     """Share of each owner's deals that followed the process, with its interval,
     owners sorted by that share; the dashed line is the share over all deals."""
     o = owners.sort_values("conforming_rate", kind="stable")
-    labels = [f"{r.owner_id} · {r.team}" for r in o.itertuples(index=False)]
+    labels = [plain(f"{r.owner_id} · {r.team}") for r in o.itertuples(index=False)]
     fig = go.Figure()
     fig.add_scatter(
         x=o["conforming_rate"],
@@ -475,7 +486,7 @@ def _hbars(
         text = [fmt.pct(v) if percent else fmt.count(v) for v in frame[column]]
         fig.add_bar(
             x=frame[column],
-            y=frame["name"],
+            y=_plain(frame["name"]),
             orientation="h",
             name=label,
             marker_color=color,
@@ -586,7 +597,7 @@ def snapshot_chart(stages: pd.DataFrame, currency: str) -> go.Figure:
     """Open value per current stage beside its stage-probability-weighted value, with
     the deal count on each bar."""
     fig = go.Figure()
-    names = list(stages["name"])
+    names = _plain(stages["name"])
     fig.add_bar(
         x=names,
         y=stages["value"],
