@@ -154,3 +154,27 @@ def test_records_of_empty_fields_are_skipped_with_a_note(tmp_path: Path) -> None
     r = import_table(store, process, data, mapping, options=replace(OPTS, on_error="fail"))
     assert rows(store, "SELECT count(*) FROM stage_events") == [(2,)]
     store.close()
+
+
+def test_a_record_of_several_megabytes_is_read(tmp_path: Path) -> None:
+    # A notes cell holding a pasted mail thread of 3 MB, with line breaks and accents:
+    # the record was set aside as "Maximum line size of 2000000 bytes exceeded".
+    thread = "Re: propuesta — ver adjunto, línea larga\n" * 75_000
+    data = tmp_path / "events.csv"
+    with data.open("w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["deal_id", "stage", "entered", "notes"])
+        out.writerow(["D1", "Prospecting", "2024-01-01", thread])
+        out.writerow(["D1", "Qualify", "2024-01-02", ""])
+    assert data.stat().st_size > 3_000_000
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(MAPPING + "attributes: rest\n", encoding="utf-8")
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, data, mapping, options=OPTS)
+    assert r.problems == ()
+    assert history(store, "D1") == [
+        ("lead", "2024-01-01 00:00"),
+        ("qualification", "2024-01-02 00:00"),
+    ]
+    assert rows(store, "SELECT length(attributes->>'notes') FROM deals") == [(len(thread),)]
+    store.close()

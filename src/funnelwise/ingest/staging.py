@@ -32,6 +32,9 @@ from funnelwise.store import Store
 MEMORY_LIMIT = "1GB"
 SCRATCH_CHECKPOINT = "64GB"
 MAX_RESTARTS = 100  # unclosed quotes in a CSV after which it is not read at all
+# A text cell may hold a pasted mail thread or an inline image: DuckDB's default of
+# 2 MB per record set such deals aside. The buffer stays at DuckDB's default size.
+_RECORD_LIMIT = f"max_line_size = {16 << 20}, buffer_size = {32 << 20}"
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -283,7 +286,7 @@ class Staging:
         table = self.name("src")
         # RFC 4180 quoting always: detection would take a stray quote for plain text.
         opts = ["header = true", "all_varchar = true", "strict_mode = true", "quote = '\"'"]
-        opts.append("escape = '\"'")
+        opts += ["escape = '\"'", _RECORD_LIMIT]
         if delimiter:
             opts.append(f"delim = {literal(delimiter)}")
 
@@ -364,7 +367,7 @@ class Staging:
             dialect = (
                 f"auto_detect = false, columns = {columns}, delim = {literal(delim)}, "
                 "quote = '\"', escape = '\"', strict_mode = true, ignore_errors = true, "
-                "store_rejects = true"
+                f"store_rejects = true, {_RECORD_LIMIT}"
             )
             pieces: list[str] = []  # SELECTs of (line, value, reason) per piece read
             piece, offset, first_line = path, 0, 2
