@@ -898,3 +898,33 @@ def test_a_header_that_repeats_a_name_is_noted(tmp_path: Path) -> None:
         "first column",
     )
     store.close()
+
+
+def test_empty_sheet_rows_are_skipped_with_a_note(tmp_path: Path) -> None:
+    # A sheet with two empty rows between records (trailing ones the reader never sees):
+    # each was quarantined with three "required value is missing" problems.
+    frame = pd.DataFrame(
+        [
+            ["D1", "Prospecting", "2024-01-01", "ana", "100"],
+            [None, None, None, None, None],
+            [None, None, None, None, None],
+            ["D1", "Qualify", "2024-01-02", "ana", None],
+        ],
+        columns=["deal_id", "stage", "entered", "owner", "amount"],
+    )
+    frame.to_excel(tmp_path / "e.xlsx", index=False)
+    store, process = new_project(tmp_path / "p")
+    r = import_table(
+        store,
+        process,
+        tmp_path / "e.xlsx",
+        T / "events.yaml",
+        options=replace(OPTS, on_error="fail"),
+    )
+    assert r.problems == ()
+    assert r.notes == ("e.xlsx: 2 empty rows skipped, the first on row 3",)
+    assert history(store, "D1") == [
+        ("lead", "2024-01-01 00:00"),
+        ("qualification", "2024-01-02 00:00"),
+    ]
+    store.close()

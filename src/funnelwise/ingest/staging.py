@@ -469,6 +469,14 @@ class Staging:
             raise SourceImportError(f"{path.name}: not a readable Excel file: {exc}") from exc
         frame.columns = [str(c) for c in frame.columns]
         frame.insert(0, "_row", range(2, len(frame) + 2))
+        # As in a CSV: a row of empty cells (formatted but unused) holds nothing to load.
+        empty = frame.drop(columns="_row").isna().all(axis=1)
+        if empty.any():
+            first = int(frame["_row"][empty].iloc[0])
+            self.notes.append(
+                f"{path.name}: {int(empty.sum()):,} empty rows skipped, the first on row {first}"
+            )
+            frame = frame[~empty]
         data = pa.Table.from_pandas(frame, preserve_index=False)
         table = self.register(self.name("src"), data)
         return self._add(path, table, None)
