@@ -35,7 +35,7 @@ from funnelwise.report.outlook import (
 )
 from funnelwise.report.sections import data_section
 from funnelwise.scoring import BoostedScorer, RuleScorer, evaluate_scorers
-from funnelwise.scoring.registry import latest_scores, save_scores
+from funnelwise.scoring.registry import latest_scores, save_model, save_scores
 from funnelwise.synth import generate, write_project
 from tiny import build_tiny
 
@@ -876,3 +876,25 @@ def test_charts_draw_user_text_as_typed(tiny_project: Path, tmp_path: Path) -> N
     # The tables and prose are escaped by the page itself.
     page = report.html()
     assert "R&amp;D &lt;a href=&#34;https://example.com&#34;&gt;review&lt;/a&gt;" in page
+
+
+def test_deals_opened_since_the_scoring_are_counted_as_unscored(
+    tiny_project: Path, tmp_path: Path
+) -> None:
+    # Scored as of 01-15 (D3 open then); D4 opened on 02-01. On 03-01 both are open:
+    # the section had spoken of '1 open deal' where the pipeline holds 2.
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    log = fw.open(root)
+    try:
+        early = log.as_of("2024-01-15")
+        scorer = RuleScorer().fit(early)
+        model_id = save_model(log.store, scorer)
+        save_scores(log.store, scorer.score(early, model_id=model_id))
+        section = scores_section({"won": latest_scores(log)})
+    finally:
+        log.store.close()
+    assert section.takeaway.startswith(
+        "The scores of the 1 scored open deal add up to 0 expected wins; 1 of the 2 open deals "
+        "has no score (opened after 2024-01-15): `funnelwise score apply` scores them."
+    )
+    assert section.tables[0].caption.startswith("The 1 of the 1 scored open deal most likely")

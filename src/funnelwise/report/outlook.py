@@ -400,6 +400,9 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
             else pd.Series("", index=top.index)
         )
         top = pd.DataFrame({"unit": top[key], "probability": top["probability"], "why": why})
+        # Units opened since the scoring have no score: the scored ones are not all.
+        unscored = int(s.meta.get("undecided_now", len(frame))) - len(frame)
+        listed = f"scored open {unit}" if unscored > 0 else f"open {unit}"
         tables.append(
             table(
                 top,
@@ -408,7 +411,7 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
                     (f"P({verb})", lambda r: fmt.pct(r.probability), True),
                     ("Why", lambda r: str(r.why), False),
                 ],
-                caption=f"The {len(top)} of {fmt.plural(len(frame), 'open ' + unit)} most "
+                caption=f"The {len(top)} of the {fmt.plural(len(frame), listed)} most "
                 f"likely to be {verb}; + raised the score, − lowered it.",
                 title=f"Open {unit}s by probability of being {verb}",
             )
@@ -416,9 +419,16 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
         expected = float(frame["probability"].sum())
         outcome = "wins" if target == "won" else "conversions"
         parts.append(
-            f"the scores of the {fmt.plural(len(frame), 'open ' + unit)} add up to "
+            f"the scores of the {fmt.plural(len(frame), listed)} add up to "
             f"{expected:,.0f} expected {outcome}"
         )
+        if unscored > 0:
+            parts.append(
+                f"{fmt.count(unscored)} of the {fmt.plural(len(frame) + unscored, 'open ' + unit)}"
+                f" {'has' if unscored == 1 else 'have'} no score (opened after "
+                f"{fmt.date(s.meta.get('as_of'))}): `funnelwise score apply"
+                f"{'' if target == 'won' else ' --target converted'}` scores them"
+            )
         notes.append(
             f"{unit.capitalize()} scores: model {s.meta.get('model_id')} (trained on outcomes up "
             f"to {fmt.date(s.meta.get('trained_as_of'))}), scored as of "
