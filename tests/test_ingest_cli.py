@@ -60,6 +60,24 @@ def test_import_table_json_and_imports(tmp_path: Path) -> None:
     assert "nothing was loaded twice" in " ".join(table.stdout.split())
 
 
+def test_a_file_imported_again_in_another_time_zone_is_not_said_to_load_nothing(
+    tmp_path: Path,
+) -> None:
+    # The same bytes read in another time zone load every stage entry again an hour
+    # apart; the command said "nothing was loaded twice".
+    root = _project(tmp_path)
+    t = FIXTURES / "table"
+    args = ["--project", str(root), "import", "table", str(t / "events.csv")]
+    args += ["-m", str(t / "events.yaml")]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, [*args, "--timezone", "Europe/Madrid"])
+    assert again.exit_code == 0
+    text = " ".join(again.stdout.split())
+    assert "nothing was loaded twice" not in text
+    assert "yet 14 rows were loaded that they did not load" in text
+    assert "--timezone" in text
+
+
 def test_import_fail_exits_with_the_rows(tmp_path: Path) -> None:
     root = _project(tmp_path)
     t = FIXTURES / "table"

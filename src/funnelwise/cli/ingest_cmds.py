@@ -151,12 +151,19 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
     for note in result.notes:
         say(f"note: {note}")
     if result.previous_imports:
-        console.print(
-            "These files were imported before as "
-            + ", ".join(result.previous_imports)
-            + "; nothing was loaded twice.",
-            soft_wrap=True,
-        )
+        before = "These files were imported before as " + ", ".join(result.previous_imports)
+        again = sum(c.loaded for c in result.counts.values())
+        if again:
+            # The same bytes read differently (another time zone, day order, encoding
+            # or mapping) load as new rows beside the earlier ones.
+            say(
+                f"{before}; yet {again:,} rows were loaded that they did not load: rows "
+                "they set aside, or rows read differently now (--timezone, --dayfirst, "
+                "--encoding or the mapping changed), which then stand beside the earlier "
+                "ones."
+            )
+        else:
+            say(f"{before}; nothing was loaded twice.")
     problems = _count(result.n_problems, "problem")
     quarantined = _count(result.n_quarantined, "row")
     summary = f"{problems}, {quarantined} quarantined" if result.n_problems else "no problems"
