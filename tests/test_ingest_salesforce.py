@@ -7,6 +7,7 @@ English names), tasks and events."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -172,6 +173,47 @@ def test_history_of_a_deal_not_exported_is_one_problem_per_row(tmp_path: Path) -
     (group,) = [g for g in r.problem_groups if g.file == "OpportunityHistory.csv"]
     assert group.rows == 6
     store.close()
+
+
+def test_a_data_loader_export_with_headers_in_capitals(tmp_path: Path) -> None:
+    # Data Loader writes the headers in capitals (ID, STAGENAME, REGION__C): the export
+    # was refused as lacking Id, StageName and CreatedDate, and custom fields matched
+    # only in the case `__c` would have been left out.
+    folder = tmp_path / "export"
+    shutil.copytree(SF, folder)
+    for name in ("Opportunity.csv", "OpportunityHistory.csv", "Task.csv", "Event.csv"):
+        data = (folder / name).read_bytes()
+        end = data.index(b"\n")
+        (folder / name).write_bytes(data[:end].upper() + data[end:])
+    dumps = []
+    for source in (SF, folder):
+        store, process = new_project(tmp_path / f"p{len(dumps)}")
+        import_salesforce(store, process, SalesforceFiles.find(source), options=OPTS)
+        dumps.append(dump(store))
+        store.close()
+    plain, capitals = dumps
+    assert capitals["deals"][0][-1] == (
+        '{"TYPE":"Nuevo negocio","REGION__C":"Norte","SEGMENTO__C":"Pymes"}'
+    )
+    for table in ("deals", "stage_events", "deal_changes", "activities"):
+        assert [_keys_folded(r) for r in capitals[table]] == plain[table], table
+
+
+def _keys_folded(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A dumped row with the keys of its JSON attributes (last) as Data Export spells
+    the fixture's fields."""
+    spelled = {"TYPE": "Type", "REGION__C": "Region__c", "SEGMENTO__C": "Segmento__c"}
+    last = row[-1]
+    if not isinstance(last, str) or not last.startswith("{"):
+        return row
+    return (
+        *row[:-1],
+        json.dumps(
+            {spelled[k]: v for k, v in json.loads(last).items()},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ),
+    )
 
 
 def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:

@@ -100,12 +100,19 @@ class SalesforceFiles:
 
 
 def _need(src: SourceFile, *columns: str) -> None:
-    missing = [c for c in columns if c not in src.columns]
+    missing = [c for c in columns if src.pick(c) is None]
     if missing:
         raise SourceImportError(
             f"{src.name} lacks the column(s) {', '.join(missing)}; export it with the "
             f"standard API field names. Its columns: {', '.join(src.columns)}"
         )
+
+
+def _extra(column: str, standard: tuple[str, ...]) -> bool:
+    """Whether a column is a custom field (`…__c`) or one of `standard`, in any letter
+    case: Data Loader writes the headers in capitals (ID, STAGENAME, REGION__C)."""
+    low = column.lower()
+    return low.endswith("__c") or low in {s.lower() for s in standard}
 
 
 def _field(
@@ -176,11 +183,11 @@ class _SalesforceReader:
         """Account.csv shaped like the canonical `accounts`, with the Id as the
         opportunities spell it; numbers that do not read are left empty (noted)."""
         col = {
-            c: f"nullif(trim(a.{quote(c)}), '')" if c in acc.columns else "NULL"
+            c: f"nullif(trim(a.{quote(c)}), '')" if acc.pick(c) else "NULL"
             for c in ("Name", "Industry", "BillingCountry", "NumberOfEmployees", "AnnualRevenue")
         }
         for field, sql_type in (("NumberOfEmployees", "BIGINT"), ("AnnualRevenue", "DOUBLE")):
-            if field in acc.columns:
+            if acc.pick(field):
                 problems.add(
                     f"SELECT {idx}, a._row, {literal(field)}, {col[field]}, "
                     f"'is not a number; left empty' FROM {quote(acc.table)} a "
@@ -189,9 +196,8 @@ class _SalesforceReader:
                     quarantine=False,
                     code="unreadable",
                 )
-        rest = [
-            c for c in acc.columns if (c in _ACCOUNT_FIELDS or c.endswith("__c")) and c not in col
-        ]
+        named = {c.lower() for c in col}
+        rest = [c for c in acc.columns if _extra(c, _ACCOUNT_FIELDS) and c.lower() not in named]
         return st.view(
             st.name("sf_account_rows"),
             f"""SELECT coalesce(o.account_id, trim(a.Id)) AS account_id, {col["Name"]} AS name,
@@ -234,7 +240,7 @@ class _SalesforceReader:
         acc, acc_idx = self._read(st, self.files.accounts)
         _need(acc, "Id")
         _one_row_per_id(st, acc)
-        fields = [c for c in acc.columns if c in _ACCOUNT_FIELDS or c.endswith("__c")]
+        fields = [c for c in acc.columns if _extra(c, _ACCOUNT_FIELDS)]
         unknown = st.scalar(
             f"SELECT count(DISTINCT o.AccountId) FROM {quote(opp.table)} o "
             f"WHERE nullif(trim(o.AccountId), '') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
@@ -258,11 +264,11 @@ class _SalesforceReader:
         """The opportunities staged as deals, and the accounts and users, if given."""
         src, idx = self._read(st, self.files.opportunities)
         _need(src, "Id", "StageName", "CreatedDate")
-        custom = [c for c in src.columns if c.endswith("__c") or c in _ATTRIBUTE_FIELDS]
+        custom = [c for c in src.columns if _extra(c, _ATTRIBUTE_FIELDS)]
         table, account_pairs, accounts = self._with_account(st, problems, src)
         users = self._users(st)
         pairs = [(c, c) for c in custom] + account_pairs
-        if self.files.users is not None and "OwnerId" in src.columns:
+        if self.files.users is not None and src.pick("OwnerId"):
             pairs.append(("owner.id", "OwnerId"))
         table, attr_fields = with_attributes(st, table, pairs)
         fields = [
@@ -365,7 +371,7 @@ class _SalesforceReader:
             src, idx = self._read(st, path)
             _need(src, "Id", "WhatId")
             when = [
-                c
+                column
                 for c in (
                     "CompletedDateTime",
                     "StartDateTime",
@@ -373,13 +379,13 @@ class _SalesforceReader:
                     "ActivityDate",
                     "CreatedDate",
                 )
-                if c in src.columns
+                if (column := src.pick(c))
             ]
             if not when:
                 raise SourceImportError(
                     f"{src.name} has no date column (ActivityDate, StartDateTime or CreatedDate)"
                 )
-            kind = next((c for c in ("TaskSubtype", "Type") if c in src.columns), None)
+            kind = src.pick("TaskSubtype", "Type")
             fields = [
                 _field(src, "activity_id", "Id", required=True),
                 _field(src, "_what", "WhatId"),
