@@ -20,7 +20,6 @@ from typing import ClassVar
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
 import pandas as pd
 
 from funnelwise.analytics.common import (
@@ -36,8 +35,7 @@ from funnelwise.analytics.common import (
 from funnelwise.analytics.conformance import exit_criteria, field_missing
 from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
-from funnelwise.analytics.stats import summarize_durations
-from funnelwise.analytics.timing import RESOLUTION_PER_DAY, visit_times
+from funnelwise.analytics.timing import visit_summaries
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 
@@ -81,20 +79,8 @@ def _thresholds(log: EventLog, stale: str | float) -> pd.DataFrame:
         raise InputError(f"stale: {stale!r} is not one of p90, target or a number of days")
     if stale == "target":
         return stages.assign(threshold_days=stages["target_days"], basis="target")
-    t = visit_times(log)
-    tt = ((t.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
-    pooled = to_pandas(
-        t.mutate(t=tt)
-        .group_by(["pipeline_id", "stage_id", "t", "censored"])
-        .aggregate(n=ibis._.count())
-    )
-    p90 = {
-        key: summarize_durations(part["t"], part["censored"], part["n"]).p90
-        for key, part in pooled.groupby(["pipeline_id", "stage_id"])
-    }
-    values = [
-        p90.get((p, s), np.nan) for p, s in zip(stages.pipeline_id, stages.stage_id, strict=True)
-    ]
+    p90 = visit_summaries(log)[["pipeline_id", "stage_id", "p90"]]
+    values = stages.merge(p90, on=["pipeline_id", "stage_id"], how="left")["p90"].to_numpy()
     out = stages.assign(threshold_days=values, basis="p90")
     # Too few finished visits to see a p90: fall back on the stage's target.
     fallback = out["threshold_days"].isna()

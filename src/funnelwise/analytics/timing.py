@@ -40,6 +40,7 @@ from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.stats import (
     ALPHA,
     OUTCOME_CODES,
+    DurationSummary,
     cumulative_incidence,
     incidence_quantile,
     summarize_durations,
@@ -119,6 +120,26 @@ def visit_times(log: EventLog, *, days: str = "calendar") -> ir.Table:
         days=elapsed_days(v.entered_at, visit_end(log, v), days).clip(lower=0),
         censored=v.censored,
     )
+
+
+def visit_summaries(log: EventLog, *, days: str = "calendar") -> pd.DataFrame:
+    """Per pipeline and open stage with a visit: the Kaplan–Meier summary of a
+    visit's days, visits still running censored (columns pipeline_id, stage_id
+    and the fields of `DurationSummary`; no target)."""
+    v = visit_times(log, days=days)
+    t = ((v.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
+    pooled = to_pandas(
+        v.mutate(t=t)
+        .group_by(["pipeline_id", "stage_id", "t", "censored"])
+        .aggregate(n=ibis._.count())
+    )
+    rows = [
+        {"pipeline_id": p, "stage_id": s}
+        | asdict(summarize_durations(part["t"], part["censored"], part["n"]))
+        for (p, s), part in pooled.groupby(["pipeline_id", "stage_id"], sort=True)
+    ]
+    columns = ["pipeline_id", "stage_id", *DurationSummary.__dataclass_fields__]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def time_in_stage(log: EventLog, *, days: str = "calendar") -> ir.Table:
