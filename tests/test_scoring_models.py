@@ -380,6 +380,10 @@ def test_reasons_in_words() -> None:
         "− source: none",
     ]
     assert r.loc[0, "effect_1"] == pytest.approx(-1.2)
+    # A stage without a usual time yet: the days alone, no comparison.
+    frame.loc[0, "stage_time_ratio"] = np.nan
+    r = top_reasons(frame, contrib, names, top=1)
+    assert r.loc[0, "reason_1"] == "− in Proposal for 30 days"
 
 
 def test_one_reason_per_fact_with_the_sign_of_its_total() -> None:

@@ -22,6 +22,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from funnelwise.analytics.timing import visit_summaries
 from funnelwise.log import EventLog, days_between
 from funnelwise.log.eventlog import DEAL_COLUMNS, json_text, left_join_on
 from funnelwise.progressing import ProgressCallback
@@ -130,10 +131,19 @@ def _attribute_columns(table: ir.Table, keys: tuple[str, ...]) -> dict[str, ir.V
 
 # -- deals ------------------------------------------------------------------------
 def _stage_history(log: EventLog) -> tuple[ir.Table, ir.Table]:
-    """Per stage: the median days of completed visits. Per deal: moves and re-entries."""
+    """Per stage: the median days of a visit. Per deal: moves and re-entries.
+
+    The median is Kaplan–Meier's, visits still running censored: the median of
+    finished visits alone leaves out the long ones still running and makes a
+    deal look slower than usual. None while fewer than half the visits ended.
+    """
     iv = log.stage_intervals
-    done = iv.filter(~iv.censored & ~iv.terminal)
-    usual = done.group_by(["pipeline_id", "stage_id"]).aggregate(usual_days=done.days.median())
+    summaries = visit_summaries(log)[["pipeline_id", "stage_id", "median"]]
+    usual = ibis.memtable(
+        summaries.rename(columns={"median": "usual_days"}).astype(
+            {"pipeline_id": "string", "stage_id": "string", "usual_days": "float64"}
+        )
+    )
     st = log.store.table("stages").select(
         "pipeline_id", next_stage_id="stage_id", _next_pos="position", _next_kind="kind"
     )
@@ -319,8 +329,13 @@ def deal_feature_table(log: EventLog, *, keys: tuple[str, ...] = ()) -> ir.Table
     c = left_join_on(c, _criteria_features(log, c), "deal_id")
     entered = c.current_stage_entered_at.fill_null(c.created_at)
     in_stage = days_between(entered, now)
-    # A stage's usual time is floored at one hour, so the ratio stays finite.
-    usual_days = ibis.greatest(c.usual_days, ibis.literal(1.0 / 24.0))
+    # A stage's usual time is floored at one hour, so the ratio stays finite; without
+    # a usual time there is no ratio (greatest() would take the floor for a null).
+    usual_days = ibis.ifelse(
+        c.usual_days.isnull(),
+        ibis.null("float64"),
+        ibis.greatest(c.usual_days, ibis.literal(1.0 / 24.0)),
+    )
     first_amount = c._first_amount.fill_null(c.amount)
     activities = c.activities.fill_null(0)
     return c.select(

@@ -72,7 +72,9 @@ def _stage_time(f: pd.DataFrame) -> pd.Series:
     longer = "in " + stage + " " + _fmt(r, "{v:.1f}× longer than usual")
     shorter = "in " + stage + " for " + _fmt(d, "{v:.0f} days, quicker than usual")
     usual = "in " + stage + " about as long as usual"
-    return _pick([(r >= 1.5, longer), (r <= 0.67, shorter)], usual)
+    # A stage where fewer than half the visits have ended has no usual time yet.
+    unknown = "in " + stage + " for " + _fmt(d, "{v:.0f} days", "a while")
+    return _pick([(r.isna(), unknown), (r >= 1.5, longer), (r <= 0.67, shorter)], usual)
 
 
 def _close_date(f: pd.DataFrame) -> pd.Series:
