@@ -898,3 +898,19 @@ def test_deals_opened_since_the_scoring_are_counted_as_unscored(
         "has no score (opened after 2024-01-15): `funnelwise score apply` scores them."
     )
     assert section.tables[0].caption.startswith("The 1 of the 1 scored open deal most likely")
+
+
+def test_the_scores_section_keeps_its_key(tiny_project: Path, tmp_path: Path) -> None:
+    # The id column of the scores ('deal_id') had become the section's key: its anchor
+    # read #s-0-deal_id and report.section("scores") raised KeyError once scores existed.
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    log = fw.open(root)
+    try:
+        scorer = RuleScorer().fit(log)
+        save_scores(log.store, scorer.score(log, model_id=save_model(log.store, scorer)))
+        report = build_report(log, backtest_every=None, scoring=False)
+    finally:
+        log.store.close()
+    section = report.section("scores")
+    assert not section.empty and section.tables[0].rows[0][0] in ("D3", "D4")
+    assert 'id="s-0-scores"' in report.html()

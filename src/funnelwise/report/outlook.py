@@ -391,7 +391,7 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
         frame = s.to_frame()
         unit = "deal" if target == "won" else "lead"
         verb = "won" if target == "won" else "converted"
-        key = s.id_column
+        id_column = s.id_column
         reasons = [c for c in frame.columns if c.startswith("reason_")]
         top = frame.head(TOP_SCORED)
         why = (
@@ -399,7 +399,7 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
             if reasons
             else pd.Series("", index=top.index)
         )
-        top = pd.DataFrame({"unit": top[key], "probability": top["probability"], "why": why})
+        top = pd.DataFrame({"unit": top[id_column], "probability": top["probability"], "why": why})
         # Units opened since the scoring have no score: the scored ones are not all.
         unscored = int(s.meta.get("undecided_now", len(frame))) - len(frame)
         listed = f"scored open {unit}" if unscored > 0 else f"open {unit}"
