@@ -23,23 +23,24 @@ def test_bottleneck_ranking_by_hand(tiny_log: fw.EventLog) -> None:
         "closing": 0,
     }
     assert (r.loc["lead", "lost_value"], r.loc["lead", "no_decision_value"]) == (0, 800)
-    # Excess over target × value. Lead (7 days): D5 41 -> 34 × 800, D2 8 -> 1 × 500.
-    # Qualification (14): D3 37 so far -> 23 × 2000, D4 29 so far -> 15 × 300.
-    # Proposal (14): D1 17 -> 3 × 1000.
+    # Excess over target × value, per visit. Lead (7 days): D5 41 -> 34 × 800, D2 8 ->
+    # 1 × 500. Qualification (14): D3's first visit 8 -> 0 and its second, 29 days so
+    # far -> 15 × 2000 (its total of 37 against one target had said 23); D4 29 so far
+    # -> 15 × 300. Proposal (14): D1 17 -> 3 × 1000.
     assert r.loc["lead", "excess_value_days"] == 34 * 800 + 500
-    assert r.loc["qualification", "excess_value_days"] == 23 * 2000 + 15 * 300
-    assert r.loc["qualification", "excess_days"] == 38
+    assert r.loc["qualification", "excess_value_days"] == 15 * 2000 + 15 * 300
+    assert r.loc["qualification", "excess_days"] == 30
     assert r.loc["proposal", "excess_value_days"] == 3000
-    total_wait = 27700 + 50500 + 3000
+    total_wait = 27700 + 34500 + 3000
     q = r.loc["qualification"]
-    assert q.score == pytest.approx(500 / 1300 + 50500 / total_wait)
+    assert q.score == pytest.approx(500 / 1300 + 34500 / total_wait)
     assert r.loc["lead", "score"] == pytest.approx(800 / 1300 + 27700 / total_wait)
-    # Qualification first (score 1.007), lead second (0.957), then proposal.
-    assert r.sort_values("rank").index[:3].tolist() == ["qualification", "lead", "proposal"]
+    # Lead first (score 1.040), qualification second (0.914), then proposal.
+    assert r.sort_values("rank").index[:3].tolist() == ["lead", "qualification", "proposal"]
     assert q.why == (
         "Qualification: USD 500 left the pipeline here (1 deal lost or closed without a "
-        "decision, 38% of all value lost); 2 deals worth USD 2.3k waited 22 days beyond the "
-        "14-day target on average, weighted by value (62% of all excess waiting in value-days)."
+        "decision, 38% of all value lost); 2 deals worth USD 2.3k waited 15 days beyond the "
+        "14-day target on average, weighted by value (53% of all excess waiting in value-days)."
     )
     assert r.loc["closing", "why"].startswith("Closing: no deal was lost here")
     assert r.deals_lost_without_value.sum() == 0

@@ -5,9 +5,11 @@ Two measures per stage, one ranking:
 - leakage: the value of deals that ended lost or without decision while this
   was their last open stage (a deal closed with no open-stage entry at all
   leaked at its pipeline's first stage, where the funnel counts it);
-- excess waiting: for every deal, its days in the stage beyond the stage's
-  target, times the deal's value (value-days; deals still in the stage count
-  their waiting so far).
+- excess waiting: for every visit to the stage, its days beyond the stage's
+  target (the same per-visit reading as the time-in-stage figures), times the
+  deal's value (value-days; visits still running count their waiting so far).
+  A deal that came back counts each visit's excess, not its total against one
+  target.
 
 Each stage's score is its share of all leakage plus its share of all excess
 waiting, so the ranking weighs both equally whatever their units; each row
@@ -35,7 +37,7 @@ from funnelwise.analytics.common import (
 )
 from funnelwise.analytics.events import current_positions
 from funnelwise.analytics.result import Result, frame_view
-from funnelwise.analytics.timing import time_in_stage
+from funnelwise.analytics.timing import visit_times
 from funnelwise.log import EventLog
 from funnelwise.log.eventlog import left_join_on
 
@@ -74,9 +76,10 @@ def bottlenecks(
     their outcome, count at the pipeline's first stage, as in the funnel, so
     every lost deal is in the shares), deals_lost_without_value (of those, with
     no positive amount: their value is unknown, not 0), value_lost, lost_value, no_decision_value;
-    deals_over_target, value_over_target, excess_days (summed over deals),
-    excess_value_days (excess days × deal value); the shares of each within the group, score
-    (sum of the two shares), rank (1 = worst) and `why`, a sentence.
+    deals_over_target (deals with a visit longer than the target), value_over_target,
+    excess_days (summed over visits), excess_value_days (excess days × deal value);
+    the shares of each within the group, score (sum of the two shares), rank
+    (1 = worst) and `why`, a sentence.
     """
     deals, groups = group_deals(log, log.deals, by=by)
     value = deals[VALUE].fill_null(0.0)
@@ -116,10 +119,12 @@ def bottlenecks(
         .astype({"target_days": "float64"})
         .rename(columns={"pipeline_id": "_p", "stage_id": "_s"})
     )
-    t = time_in_stage(log, days=days)
-    t = t.join(targets, (t.pipeline_id == targets._p) & (t.stage_id == targets._s))
-    t = t.join(d.drop("outcome"), "deal_id")
-    excess = (t.days - t.target_days).clip(lower=0).fill_null(0.0)
+    v = visit_times(log, days=days)
+    v = v.join(targets, (v.pipeline_id == targets._p) & (v.stage_id == targets._s))
+    v = v.mutate(_excess=(v.days - v.target_days).clip(lower=0).fill_null(0.0))
+    per_deal = v.group_by(["deal_id", "stage_id"]).aggregate(excess=v._excess.sum())
+    t = per_deal.join(d.drop("outcome"), "deal_id")
+    excess = t.excess
     waiting = to_pandas(
         t.group_by([*groups, "stage_id"]).aggregate(
             deals_over_target=(excess > 0).cast("int64").sum(),
