@@ -928,3 +928,25 @@ def test_empty_sheet_rows_are_skipped_with_a_note(tmp_path: Path) -> None:
         ("qualification", "2024-01-02 00:00"),
     ]
     store.close()
+
+
+def test_amounts_with_any_currency_symbol_read(tmp_path: Path) -> None:
+    # Formatted amounts as a spreadsheet saved as CSV writes them: only $, €, £ and ¥
+    # were stripped, so these were "not a number" and loaded empty.
+    store, r = _snapshot_rows(
+        tmp_path,
+        'A,a,Prospecting,2024-03-01,,,"R$ 1.234,56",USD,n,s',
+        'B,b,Prospecting,2024-03-01,,,"₹1,234.00",USD,n,s',
+        'C,c,Prospecting,2024-03-01,,,"1 234,50 ₽",USD,n,s',
+        'D,d,Prospecting,2024-03-01,,,"US$1,000.50",USD,n,s',
+        "E,e,Prospecting,2024-03-01,,,₩50000,USD,n,s",
+    )
+    assert r.problems == ()
+    assert rows(store, "SELECT deal_id, amount FROM deals ORDER BY 1") == [
+        ("A", 1234.56),
+        ("B", 1234.0),
+        ("C", 1234.5),
+        ("D", 1000.5),
+        ("E", 50000.0),
+    ]
+    store.close()

@@ -308,8 +308,10 @@ def _are(n: int) -> str:
 
 
 # Spaces (also the no-break and narrow ones French and Swiss exports group digits with),
-# apostrophes (Swiss grouping), currency symbols and ISO codes, stripped before reading.
-_NUMBER_NOISE = "[\\s\\x{00A0}\\x{202F}\\x{2009}\\x{0027}\\x{2019}$€£¥]|[A-Z]{3}"
+# apostrophes (Swiss grouping), ISO codes and currency symbols (any, as a spreadsheet
+# saved as CSV writes them: ₹, ₽, ₩, with the letters of R$, US$ or NZ$), stripped
+# before reading.
+_NUMBER_NOISE = "[\\s\\x{00A0}\\x{202F}\\x{2009}\\x{0027}\\x{2019}]|[A-Z]{0,2}\\p{Sc}|[A-Z]{3}"
 # Values only one decimal mark can read: a second group, both marks, a first group of
 # four digits or of 0, or other than three digits after the mark.
 _ONLY_COMMA = (
