@@ -216,6 +216,34 @@ def _keys_folded(row: tuple[object, ...]) -> tuple[object, ...]:
     )
 
 
+def test_opportunity_ids_of_15_characters_match_references_of_18(tmp_path: Path) -> None:
+    # A report exports 15-character Ids, Data Loader the history and tasks with 18: the
+    # 18-character references were "refers to a deal that is neither in this import".
+    folder = tmp_path / "export"
+    shutil.copytree(SF, folder)
+    text = (SF / "Opportunity.csv").read_bytes().decode("cp1252")
+    for long in (O1, O2, O3):
+        text = text.replace(long, long[:15])
+    (folder / "Opportunity.csv").write_bytes(text.encode("cp1252"))
+    store, process = new_project(tmp_path / "p")
+    r = import_salesforce(store, process, SalesforceFiles.find(folder), options=OPTS)
+    assert [(p.file, p.row) for p in r.problems if p.code == "unknown deal"] == [
+        ("OpportunityHistory.csv", 12)  # 0065g00000ZZZZZ, in no export
+    ]
+    assert history(store, O1[:15]) == [
+        ("lead", "2024-01-10 09:00"),
+        ("qualification", "2024-01-15 10:00"),
+        ("proposal", "2024-02-05 12:00"),
+        ("won", "2024-03-01 15:30"),
+    ]
+    assert rows(store, "SELECT deal_id, count(*) FROM activities GROUP BY 1 ORDER BY 1") == [
+        (O1[:15], 1),
+        (O2[:15], 1),
+        (O3[:15], 1),
+    ]
+    store.close()
+
+
 def test_opportunities_alone_give_known_events_only(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()

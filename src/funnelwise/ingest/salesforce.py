@@ -303,16 +303,18 @@ class _SalesforceReader:
         return deals, accounts, users
 
     def _resolve(self, st: Staging, deals: str, table: str, column: str) -> str:
-        """`table` with deal_id: `column` matched to an opportunity Id, 15 or 18 chars."""
+        """`table` with deal_id: `column` matched to an opportunity Id, 15 or 18 chars
+        on either side (a report exports 15, Data Loader 18)."""
+        ref = f"t.{quote(column)}"
         return st.view(
             st.name("sf_ref"),
-            f"""SELECT t.*, coalesce(o.deal_id, o15.deal_id, t.{quote(column)}) AS deal_id
+            f"""SELECT t.*, coalesce(o.deal_id, o15.deal_id, {ref}) AS deal_id
                 FROM {quote(table)} t
                 LEFT JOIN (SELECT DISTINCT deal_id FROM {quote(deals)}) o
-                       ON o.deal_id = t.{quote(column)}
+                       ON o.deal_id = {ref}
                 LEFT JOIN (SELECT left(deal_id, 15) AS k, any_value(deal_id) AS deal_id
-                           FROM {quote(deals)} WHERE length(deal_id) = 18 GROUP BY 1) o15
-                       ON length(t.{quote(column)}) = 15 AND o15.k = t.{quote(column)}""",
+                           FROM {quote(deals)} WHERE length(deal_id) IN (15, 18) GROUP BY 1) o15
+                       ON length({ref}) IN (15, 18) AND o15.k = left({ref}, 15)""",
         )
 
     def _history(self, st: Staging, problems: Problems, deals: str) -> tuple[str, str]:
