@@ -914,3 +914,25 @@ def test_the_scores_section_keeps_its_key(tiny_project: Path, tmp_path: Path) ->
     section = report.section("scores")
     assert not section.empty and section.tables[0].rows[0][0] in ("D3", "D4")
     assert 'id="s-0-scores"' in report.html()
+
+
+def test_reliability_panels_say_which_axis_is_predicted() -> None:
+    from funnelwise.report.charts import reliability_chart
+
+    order = ["LightGBM, calibrated", "Naive Bayes", "Logistic regression"]
+    curve = pd.DataFrame(
+        {
+            "scorer": order,
+            "predicted": [0.2, 0.3, 0.4],
+            "observed_rate": [0.25, 0.3, 0.35],
+            "observed_lower": [0.2, 0.25, 0.3],
+            "observed_upper": [0.3, 0.35, 0.4],
+            "rows": [40, 40, 40],
+        }
+    )
+    layout = reliability_chart(curve, order).layout
+    # Three panels in two columns: the second and third have none below them.
+    x = [layout[f"xaxis{k}"].title.text for k in ("", "2", "3")]
+    y = [layout[f"yaxis{k}"].title.text for k in ("", "2", "3")]
+    assert x == [None, "predicted probability", "predicted probability"]
+    assert y == ["observed rate", None, "observed rate"]

@@ -573,6 +573,13 @@ def reliability_chart(reliability: pd.DataFrame, order: list[str]) -> go.Figure:
         )
     fig.update_xaxes(range=[0, 1], tickformat=".0%", dtick=0.25, showgrid=True, gridcolor=GRID)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", dtick=0.25)
+    # Which axis is which, once: under the panels of the last row, left of the first column.
+    for i in range(n):
+        r, c = i // cols + 1, i % cols + 1
+        if i + cols >= n:  # no panel below
+            fig.update_xaxes(title_text="predicted probability", row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text="observed rate", row=r, col=c)
     return style(fig, height=60 + 260 * rows)
 
 
