@@ -92,6 +92,26 @@ def test_conform_names_bad_columns() -> None:
     assert table.column("outcome").null_count == 1
 
 
+def test_an_outcome_needs_its_kind_and_close_time() -> None:
+    # Without a close time, as_of would show the deal closed at every date; an
+    # outcome spelled as a CRM stage ("Closed Won") would count as no outcome known.
+    store = Store.open("duckdb://:memory:")
+    rows = deal_rows("A", "B", "C").assign(
+        outcome=["won", "lost", None],
+        closed_at=pd.to_datetime(["2024-02-01", None, None]),
+    )
+    with pytest.raises(
+        StoreError, match=r"1 of 3 rows have an outcome but no closed_at .*row 1.*'B'"
+    ):
+        store.insert("deals", rows)
+    rows.loc[1, "outcome"] = "Closed Won"
+    with pytest.raises(StoreError, match=r"1 of 3 rows have an outcome other than won, lost"):
+        store.insert("deals", rows)
+    assert store.count("deals") == 0
+    rows.loc[1, ["outcome", "closed_at"]] = ["lost", pd.Timestamp("2024-03-01")]
+    assert store.insert("deals", rows) == 3
+
+
 def test_unknown_url_scheme_lists_supported() -> None:
     with pytest.raises(StoreError, match="duckdb://"):
         Store.open("sqlite:///x.db")

@@ -16,9 +16,11 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from funnelwise.errors import StoreError
 from funnelwise.outfile import make_folder
+from funnelwise.process.model import OUTCOME_KINDS
 from funnelwise.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, arrow_schema
 
 SUPPORTED_SCHEMES = ("duckdb://",)
@@ -104,7 +106,32 @@ def conform(table: str, data: pa.Table | pd.DataFrame) -> pa.Table:
             if not field.nullable:
                 raise StoreError(f"column {table}.{field.name} is required but missing")
             arrays.append(pa.nulls(data.num_rows, field.type))
-    return pa.Table.from_arrays(arrays, schema=schema.remove_metadata())
+    out = pa.Table.from_arrays(arrays, schema=schema.remove_metadata())
+    if table == "deals":
+        _check_outcomes(out)
+    return out
+
+
+def _check_outcomes(deals: pa.Table) -> None:
+    """An outcome is one of the three kinds and comes with its close time: without
+    one, `as_of` could not tell when the deal closed and would show it closed at
+    every date, even before it was created."""
+    outcome = deals.column("outcome")
+    known = pc.is_in(outcome, value_set=pa.array(OUTCOME_KINDS))
+    bad = pc.and_(pc.is_valid(outcome), pc.invert(known))
+    undated = pc.and_(pc.is_valid(outcome), pc.is_null(deals.column("closed_at")))
+    for rows, reason in (
+        (bad, f"an outcome other than {', '.join(OUTCOME_KINDS)} (or empty while open)"),
+        (undated, "an outcome but no closed_at"),
+    ):
+        n = pc.sum(rows).as_py() or 0
+        if n:
+            first = pc.index(rows, True).as_py()
+            raise StoreError(
+                f"deals: {n:,} of {deals.num_rows:,} rows have {reason} (the first is row "
+                f"{first}, counting from 0: deal {deals.column('deal_id')[first].as_py()!r}, "
+                f"outcome {outcome[first].as_py()!r})"
+            )
 
 
 def _connect(target: str, read_only: bool) -> Any:
