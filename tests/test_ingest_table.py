@@ -950,3 +950,30 @@ def test_amounts_with_any_currency_symbol_read(tmp_path: Path) -> None:
         ("E", 50000.0),
     ]
     store.close()
+
+
+def test_dates_that_read_both_ways_follow_the_file_s_other_date_columns(
+    tmp_path: Path,
+) -> None:
+    # Every created date reads both ways, the close date 25/01/2024 only day first: one
+    # export, one locale. The created dates were read month first, so A closed before
+    # it was created (quarantined) and B was created on 2 March instead of 3 February.
+    store, r = _snapshot_rows(
+        tmp_path,
+        "A,a,Won,05/01/2024,,25/01/2024,10,USD,n,s",
+        "B,b,Prospecting,03/02/2024,,,10,USD,n,s",
+    )
+    assert r.problems == ()
+    assert rows(store, "SELECT deal_id, created_at, closed_at FROM deals ORDER BY 1") == [
+        (
+            "A",
+            pd.Timestamp("2024-01-05").to_pydatetime(),
+            pd.Timestamp("2024-01-25").to_pydatetime(),
+        ),
+        ("B", pd.Timestamp("2024-02-03").to_pydatetime(), None),
+    ]
+    assert (
+        "s.csv: column 'created': 2 of its dates such as 03/04, which read both ways, read "
+        "day first (03/04 as 3 April), as the file's other date columns show it"
+    ) in r.notes
+    store.close()

@@ -159,8 +159,22 @@ def _fitting_formats(st: Staging, table: str, column: str, candidates: list[str]
     return chosen
 
 
+def _file_dayfirst(scans: Sequence[_DateScan]) -> bool | None:
+    """Whether the date columns of a file that decide (values only one order reads,
+    in one order only) say day first, month first, or nothing (None)."""
+    clear = [s for s in scans if not (s.day_first and s.month_first)]
+    day = sum(s.day_first for s in clear)
+    month = sum(s.month_first for s in clear)
+    return bool(day) if bool(day) != bool(month) else None
+
+
 def _choose_dayfirst(
-    st: Staging, scan: _DateScan, column: str, file: str, options: ReadOptions
+    st: Staging,
+    scan: _DateScan,
+    column: str,
+    file: str,
+    options: ReadOptions,
+    file_dayfirst: bool | None = None,
 ) -> bool:
     if scan.day_first and scan.month_first:
         chosen = options.dayfirst if options.dayfirst else scan.day_first > scan.month_first
@@ -181,6 +195,16 @@ def _choose_dayfirst(
                 f"{'25/04' if chosen else '04/25'} read no other way"
             )
         return chosen
+    if scan.ambiguous and not options.dayfirst and file_dayfirst is not None:
+        # One export, one locale: a created date of 05/01 is read as the file's close
+        # date of 25/01 shows.
+        st.notes.append(
+            f"{file}: column {column!r}: {scan.ambiguous:,} of its dates such as 03/04, "
+            f"which read both ways, read {'day' if file_dayfirst else 'month'} first (03/04 "
+            f"as {'3 April' if file_dayfirst else 'March 4'}), as the file's other date "
+            "columns show it"
+        )
+        return file_dayfirst
     if scan.ambiguous and not options.dayfirst:
         st.notes.append(
             f"{file}: column {column!r} has {scan.ambiguous} dates such as 03/04 that read "
@@ -198,8 +222,14 @@ def date_expr(
     sql_type: str,
     file: str,
     options: ReadOptions,
+    scan: _DateScan | None = None,
+    file_dayfirst: bool | None = None,
 ) -> str:
-    """SQL reading `column` as a naive-UTC TIMESTAMP (or DATE for kind 'date')."""
+    """SQL reading `column` as a naive-UTC TIMESTAMP (or DATE for kind 'date').
+
+    `scan` is the column's scan when already made; `file_dayfirst` the day order the
+    file's other date columns show (see `_file_dayfirst`), for a column that does not
+    decide by itself."""
     col = quote(column)
     target = "DATE" if kind == "date" else "TIMESTAMP"
     if sql_type.startswith("TIMESTAMP WITH TIME ZONE"):
@@ -208,7 +238,7 @@ def date_expr(
         return f"CAST({col} AS {target})"
     if sql_type != "VARCHAR":
         return f"TRY_CAST({col} AS {target})"
-    scan = _scan_dates(st, table, column)
+    scan = scan or _scan_dates(st, table, column)
     x = _text(col)
     if scan.offsets or options.local_time:
         iso = f"timezone('UTC', TRY_CAST({x} AS TIMESTAMPTZ))"
@@ -216,7 +246,7 @@ def date_expr(
         iso = f"TRY_CAST({x} AS TIMESTAMP)"
     formats = [options.date_format] if options.date_format else []
     if scan.other:
-        dayfirst = _choose_dayfirst(st, scan, column, file, options)
+        dayfirst = _choose_dayfirst(st, scan, column, file, options, file_dayfirst)
         formats += _fitting_formats(st, table, column, _formats(dayfirst))
     if not formats:
         return f"CAST({iso} AS {target})"
@@ -480,6 +510,12 @@ def typed_table(
         if f.kind in ("number", "integer") and f.column and types.get(f.column) == "VARCHAR"
     }
     decimals = _choose_decimals(st, numbers, file, options) if numbers else {}
+    dates = {
+        f.column: _scan_dates(st, source, f.column)
+        for f in fields
+        if f.kind in ("timestamp", "date") and f.column and types.get(f.column) == "VARCHAR"
+    }
+    file_dayfirst = _file_dayfirst(list(dates.values()))
     for i, f in enumerate(fields):
         if f.const is not None:
             outer.append(f"{literal(f.const)} AS {quote(f.name)}")
@@ -497,7 +533,15 @@ def typed_table(
             expr = _text(col)
         elif f.kind in ("timestamp", "date"):
             expr = date_expr(
-                st, source, f.column, kind=f.kind, sql_type=sql_type, file=file, options=options
+                st,
+                source,
+                f.column,
+                kind=f.kind,
+                sql_type=sql_type,
+                file=file,
+                options=options,
+                scan=dates.get(f.column),
+                file_dayfirst=file_dayfirst,
             )
         elif f.kind == "number":
             expr = number_expr(f.column, sql_type, decimals.get(f.column, "."))
