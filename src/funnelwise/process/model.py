@@ -51,6 +51,7 @@ class Stage(_Strict):
     learn: tuple[str, ...] = ()
     content: tuple[str, ...] = ()
     exit_criteria: ExitCriteria = ExitCriteria()
+    # Days a visit should take; timing and bottlenecks hold each visit to it.
     target_days: float | None = Field(default=None, gt=0)
     probability: float | None = Field(default=None, ge=0, le=1)
 
