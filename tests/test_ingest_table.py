@@ -977,3 +977,23 @@ def test_dates_that_read_both_ways_follow_the_file_s_other_date_columns(
         "day first (03/04 as 3 April), as the file's other date columns show it"
     ) in r.notes
     store.close()
+
+
+def test_a_sheet_header_that_repeats_a_name_is_noted(tmp_path: Path) -> None:
+    # pandas renames a repeated name amount.1 and the engine Amount (amount in another
+    # case) Amount_1: the later columns went into the attributes under names the sheet
+    # does not have, without a word.
+    frame = pd.DataFrame(
+        [["D1", "Prospecting", "2024-01-05", "ana", "5", "6", "7"]],
+        columns=["deal_id", "stage", "entered", "owner", "amount", "Amount", "amount"],
+    )
+    frame.to_excel(tmp_path / "e.xlsx", index=False)
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "e.xlsx", T / "events.yaml", options=OPTS)
+    assert rows(store, "SELECT amount FROM deals") == [(5.0,)]
+    assert r.notes == (
+        "e.xlsx: the header repeats a name (letter case aside), so columns are read under "
+        "other names: 'Amount' (column 6) as 'Amount_1', 'amount' (column 7) as 'amount.1'; "
+        "a name given twice means its first column",
+    )
+    store.close()

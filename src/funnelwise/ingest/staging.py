@@ -337,14 +337,9 @@ class Staging:
                 f"{path.name}: {blank:,} empty records (delimiters only) skipped, "
                 f"the first on row {first}"
             )
-        renamed = _renamed(readable, delimiter, list(self.columns(table + "_data")))
-        if renamed:
-            listed = ", ".join(f"{h!r} (column {i}) as {c!r}" for i, h, c in renamed)
-            self.notes.append(
-                f"{path.name}: the header repeats a name (letter case aside), so columns "
-                f"are read under other names: {listed}; a name given twice means its "
-                "first column"
-            )
+        self._note_renamed(
+            path, _csv_header(readable, delimiter), list(self.columns(table + "_data"))
+        )
         src = self._add(path, table, codec, digest)
         if rejects is not None:
             self.unparsed.append(
@@ -445,6 +440,26 @@ class Staging:
             f"WHERE s.first_rowid <= t.rowid), 0)"
         )
 
+    def _note_renamed(self, path: Path, header: list[str], columns: list[str]) -> None:
+        """A note naming the columns read under another name than their header's: where
+        the header repeats a name (letter case aside), the reader suffixes later ones
+        (DuckDB `_1`, pandas `.1`)."""
+        if len(header) != len(columns):
+            return  # a CSV with another delimiter than the header's most frequent one
+        # DuckDB trims names and calls an empty one column<n>: not renames to report.
+        renamed = [
+            (i, h.strip(), c)
+            for i, (h, c) in enumerate(zip(header, columns, strict=True), start=1)
+            if h.strip() and h.strip() != c
+        ]
+        if renamed:
+            listed = ", ".join(f"{h!r} (column {i}) as {c!r}" for i, h, c in renamed)
+            self.notes.append(
+                f"{path.name}: the header repeats a name (letter case aside), so columns "
+                f"are read under other names: {listed}; a name given twice means its "
+                "first column"
+            )
+
     def _read_parquet(self, path: Path) -> SourceFile:
         table = self.name("src")
         try:
@@ -479,6 +494,16 @@ class Staging:
             frame = frame[~empty]
         data = pa.Table.from_pandas(frame, preserve_index=False)
         table = self.register(self.name("src"), data)
+        read = [c for c in self.columns(table) if c != "_row"]
+        names = set(read)
+        mangled = any(c.rsplit(".", 1)[0] in names for c in read if re.fullmatch(r".+\.\d+", c))
+        if mangled or read != list(frame.columns[1:]):
+            # Only then the header is read as written: a second pass over the sheet.
+            raw = pd.read_excel(
+                path, sheet_name=sheet or 0, header=None, nrows=1, dtype=str, engine="openpyxl"
+            )
+            header = ["" if pd.isna(v) else str(v) for v in raw.iloc[0]] if len(raw) else []
+            self._note_renamed(path, header, read)
         return self._add(path, table, None)
 
 
@@ -514,22 +539,13 @@ def _one_glued_column(columns: dict[str, str]) -> bool:
     return len(names) == 1 and any(d in names[0] for d in _DELIMITERS)
 
 
-def _renamed(path: Path, delimiter: str | None, columns: list[str]) -> list[tuple[int, str, str]]:
-    """(column number from 1, header name, name read) of the columns DuckDB renamed
-    because the header repeats a name (it suffixes `_1`, `_2`, ... to later ones)."""
+def _csv_header(path: Path, delimiter: str | None) -> list[str]:
+    """The names of a CSV's header as written (none when it cannot be read)."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
         try:
-            header = next(csv.reader(fh, delimiter=delimiter or _header_delimiter(path)))
+            return next(csv.reader(fh, delimiter=delimiter or _header_delimiter(path)))
         except (StopIteration, csv.Error):
             return []
-    if len(header) != len(columns):
-        return []  # another delimiter than the header's most frequent one
-    # DuckDB trims names and calls an empty one column<n>: not renames to report.
-    return [
-        (i, h.strip(), c)
-        for i, (h, c) in enumerate(zip(header, columns, strict=True), start=1)
-        if h.strip() and h.strip() != c
-    ]
 
 
 def _header_delimiter(path: Path) -> str:
