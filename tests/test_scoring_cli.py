@@ -313,3 +313,13 @@ def test_a_stale_lead_model_is_refreshed_with_its_target(project: Path) -> None:
     finally:
         log.store.close()
     assert note.endswith("run `funnelwise score train --target converted` to refresh it")
+
+
+def test_apply_refuses_a_model_id_with_the_rule(tiny_project: Path, tmp_path: Path) -> None:
+    # The id had been ignored without a word: the rule scored, not the model named.
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    code, out = _run(root, "apply", "--model", "rule", "--model-id", "boosted-x")
+    assert code == 2, out
+    assert "--model-id boosted-x picks a stored trained model, while --model rule builds" in (
+        " ".join(out.split())
+    )

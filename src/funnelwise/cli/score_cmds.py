@@ -24,6 +24,7 @@ from funnelwise.cli.render import (
     say,
     to_json,
 )
+from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 
 if TYPE_CHECKING:
@@ -170,6 +171,12 @@ def apply(
     from funnelwise.scoring.base import Scorer
     from funnelwise.scoring.registry import load_model, save_model, save_scores
 
+    if model is ModelKind.rule and model_id is not None:
+        # The rule is built from process.yaml, never loaded: the id would go unused.
+        raise InputError(
+            f"--model-id {model_id} picks a stored trained model, while --model rule builds "
+            "the rule score from process.yaml: give one or the other"
+        )
     log = _log(ctx, as_of)
     scorer: Scorer
     if model is ModelKind.rule:
