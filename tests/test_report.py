@@ -936,3 +936,23 @@ def test_reliability_panels_say_which_axis_is_predicted() -> None:
     y = [layout[f"yaxis{k}"].title.text for k in ("", "2", "3")]
     assert x == [None, "predicted probability", "predicted probability"]
     assert y == ["observed rate", None, "observed rate"]
+
+
+def test_one_open_stage_is_not_compared_with_itself(tiny_project: Path) -> None:
+    """A process of one open stage: the caption had read 'From Lead 27% of deals end
+    won, from Lead 27% (95% CI 1–69%)'."""
+    from funnelwise.report import sections
+
+    log = fw.open(tiny_project)
+    try:
+        result = analytics.outcomes(log)
+    finally:
+        log.store.close()
+    summary = result.summary[result.summary["scope"].isin(["created", "lead"])]
+    one = type(result)({**result.frames, "summary": summary}, result.meta)
+    lead = summary.set_index("scope").loc["lead"]
+    caption = sections.outcomes_section(one, {"lead": "Lead"}).charts[1].takeaway
+    assert caption == (
+        f"From Lead {_pct(lead['p_won'])} of deals end won "
+        f"({_ci(lead['p_won_lower'], lead['p_won_upper'])})."
+    )

@@ -451,14 +451,15 @@ def outcomes_section(result: OutcomesResult, stage_names: Mapping[str, str]) -> 
     ]
     if len(by_stage):
         a, b = by_stage.iloc[0], by_stage.iloc[-1]
-        chart_list.append(
-            Chart(
-                charts.stage_win_chart(by_stage),
-                f"From {a['name']} {fmt.pct(a['p_won'])} of deals end won, from {b['name']} "
-                f"{fmt.pct(b['p_won'])} "
-                f"({fmt.ci(b['p_won_lower'], b['p_won_upper'], level=level)}).",
-            )
+        interval = fmt.ci(b["p_won_lower"], b["p_won_upper"], level=level)
+        # One open stage: the first is the last, and "from A x, from A x" says it twice.
+        line = (
+            f"From {b['name']} {fmt.pct(b['p_won'])} of deals end won ({interval})."
+            if len(by_stage) == 1
+            else f"From {a['name']} {fmt.pct(a['p_won'])} of deals end won, from {b['name']} "
+            f"{fmt.pct(b['p_won'])} ({interval})."
         )
+        chart_list.append(Chart(charts.stage_win_chart(by_stage), line))
     names = dict(stage_names) | {"created": "Any new deal"}
     rows = table(
         summary.assign(label=summary["scope"].map(lambda sid: names.get(sid, sid))),
