@@ -956,3 +956,16 @@ def test_one_open_stage_is_not_compared_with_itself(tiny_project: Path) -> None:
         f"From Lead {_pct(lead['p_won'])} of deals end won "
         f"({_ci(lead['p_won_lower'], lead['p_won_upper'])})."
     )
+
+
+def test_a_report_cut_before_the_first_deal_names_its_date(tiny_project: Path) -> None:
+    # As the analyses say it; the report had advised loading deals, which the log has.
+    log = fw.open(tiny_project)
+    try:
+        report = build_report(log, as_of="2023-12-01", backtest_every=None, scoring=False)
+    finally:
+        log.store.close()
+    assert report.section("no-deals").takeaway == (
+        "The log holds no deals as of 2023-12-01; its first deal was created on 2024-01-01: "
+        "use a later --as-of."
+    )

@@ -325,11 +325,16 @@ def _part(
                     results[analysis.name] = result
         step()
         if analysis.name == "funnel" and _no_deals(results):
-            # Nothing else has anything to say about a log without deals.
+            # Nothing else has anything to say about a log without deals. Cut at a
+            # date, the funnel says why, as the command line does: before the first
+            # deal it names that deal's date, which no advice to load deals gives.
+            why = str(results["funnel"].meta.get("empty") or "")
             empty = notice(
                 "no-deals",
                 "No deals",
-                f"This log holds no deals as of {fmt.date(log.now)}: load deals "
+                why[:1].upper() + why[1:] + "."
+                if why and log.cutoff is not None
+                else f"This log holds no deals as of {fmt.date(log.now)}: load deals "
                 "(funnelwise import) or choose a later --as-of date.",
             )
             return Part(log.pipeline_id, label, (empty,), results)
