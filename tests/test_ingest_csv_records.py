@@ -178,3 +178,26 @@ def test_a_record_of_several_megabytes_is_read(tmp_path: Path) -> None:
     ]
     assert rows(store, "SELECT length(attributes->>'notes') FROM deals") == [(len(thread),)]
     store.close()
+
+
+def test_a_short_record_under_a_header_that_repeats_a_name_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    # A header naming 'note' twice stopped the lenient read: one short record made the
+    # whole file "cannot read as CSV ...; check the delimiter and quoting".
+    text = (
+        "deal_id,stage,entered,note,note\n"
+        "D1,Prospecting,2024-01-01,a,b\n"
+        "D2,Prospecting\n"  # row 3: fields short
+        "D1,Qualify,2024-01-02,c,d\n"
+    )
+    data, mapping = _files(tmp_path, text)
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, data, mapping, options=OPTS)
+    assert [(p.row, p.column, p.quarantined) for p in r.problems] == [(3, "(record)", True)]
+    assert any("'note' (column 5) as 'note_1'" in n for n in r.notes)
+    assert history(store, "D1") == [
+        ("lead", "2024-01-01 00:00"),
+        ("qualification", "2024-01-02 00:00"),
+    ]
+    store.close()

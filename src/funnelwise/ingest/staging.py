@@ -356,9 +356,8 @@ class Staging:
             delim = delimiter or _header_delimiter(path)
             with path.open(encoding="utf-8-sig", newline="") as fh:
                 header = next(csv.reader(fh, delimiter=delim))
-            if len(set(header)) != len(header):
-                return None
-            columns = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in header) + "}"
+            names = _column_names(header)
+            columns = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in names) + "}"
             dialect = (
                 f"auto_detect = false, columns = {columns}, delim = {literal(delim)}, "
                 "quote = '\"', escape = '\"', strict_mode = true, ignore_errors = true, "
@@ -537,6 +536,22 @@ def _one_glued_column(columns: dict[str, str]) -> bool:
     """Whether a CSV read as one column whose name holds a delimiter."""
     names = [c for c in columns if c != "_row"]
     return len(names) == 1 and any(d in names[0] for d in _DELIMITERS)
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """The column names DuckDB's own header reading gives: trimmed, column<n> for an
+    empty one, and a name already taken (letter case aside) suffixed `_1`, `_2`, ..."""
+    used: set[str] = set()
+    names = []
+    for i, h in enumerate(header):
+        base = h.strip() or f"column{i}"
+        name, n = base, 0
+        while name.lower() in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name.lower())
+        names.append(name)
+    return names
 
 
 def _csv_header(path: Path, delimiter: str | None) -> list[str]:
