@@ -344,7 +344,8 @@ def test_dates_offsets_future_and_dayfirst(tmp_path: Path) -> None:
 
 
 def test_two_digit_years_are_never_year_zero(tmp_path: Path) -> None:
-    # %m.%d.%Y reads "01.02.00" as year 0; the two-digit form must win, in any order.
+    # %d.%m.%Y reads "01.05.00" as year 0; the two-digit form must win, in any order.
+    # (Dates with dots that read both ways are read day first.)
     (tmp_path / "e.csv").write_text(
         "deal_id,stage,entered\nA,Prospecting,01.02.2000\nA,Qualify,01.05.00\n"
     )
@@ -354,8 +355,8 @@ def test_two_digit_years_are_never_year_zero(tmp_path: Path) -> None:
     store, process = new_project(tmp_path / "p")
     r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
     assert history(store, "A") == [
-        ("lead", "2000-01-02 00:00"),
-        ("qualification", "2000-01-05 00:00"),
+        ("lead", "2000-02-01 00:00"),
+        ("qualification", "2000-05-01 00:00"),
     ]
     assert not r.problems
     store.close()
@@ -417,6 +418,18 @@ def test_dates_in_another_form_than_the_column_are_noted(tmp_path: Path) -> None
     assert notes == []
     notes, _ = _entered_notes(tmp_path / "d", "25/03/2023", "26/03/2023 10:30")
     assert notes == []
+    # Only dates that read both ways, written with dots: day first, as such dates are
+    # written (they had been read month first, 03.04 as March 4).
+    notes, found = _entered_notes(tmp_path / "e", "03.02.2023", "05.03.2023")
+    assert [d for _, d in found] == ["2023-02-03 00:00", "2023-03-05 00:00"]
+    assert notes == [
+        "e.csv: column 'entered': 2 of its dates such as 03.04.2024, which read both ways, "
+        "read day first (03.04 as 3 April), as dates written with dots are"
+    ]
+    # With slashes nothing decides: month first, and the note says how to change it.
+    notes, found = _entered_notes(tmp_path / "f", "03/02/2023", "05/03/2023")
+    assert [d for _, d in found] == ["2023-03-02 00:00", "2023-05-03 00:00"]
+    assert "read as month first (pass --dayfirst for day first)" in notes[0]
 
 
 def test_time_zone_of_naive_times(tmp_path: Path) -> None:

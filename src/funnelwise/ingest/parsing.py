@@ -9,10 +9,11 @@ Dates: ISO 8601 (with or without a UTC offset; naive times are read in the
 import's time zone, UTC unless told) and day/month/year forms with `/`, `-` or
 `.`. Whether `03/04/2024` is March or April is decided per column from the
 values that can only be one of the two (`25/04/2024` is day first); when no
-value decides, `--dayfirst` does (month first otherwise); either way a note says
-how the ones that read both ways were read. Dates in another form than most of
-their column's (one 15/03/2023 among ISO dates) are read, and a note says how
-many, the first row and how it was read.
+value decides, the file's other date columns do, then `--dayfirst` (month first
+otherwise, but day first for dates written with dots, 03.04.2024); either way a
+note says how the ones that read both ways were read. Dates in another form
+than most of their column's (one 15/03/2023 among ISO dates) are read, and a
+note says how many, the first row and how it was read.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class _DateScan:
     offsets: int  # values with a UTC offset or Z
     other: int  # values that are not ISO 8601
     iso: int  # values that look like ISO 8601 (a four-digit year first)
+    dotted: int  # of the ambiguous ones, those written with dots (03.04.2024)
 
 
 # Earlier years come only from a two-digit year read as four digits.
@@ -112,7 +114,9 @@ def _scan_dates(st: Staging, table: str, column: str) -> _DateScan:
                count(*) FILTER (WHERE a <= 12 AND b <= 12),
                count(*) FILTER (WHERE iso AND (strpos(x[11:], '+') > 0
                                 OR strpos(x[11:], '-') > 0 OR x[-1:] = 'Z')),
-               count(*) FILTER (WHERE NOT iso), count(*) FILTER (WHERE iso)
+               count(*) FILTER (WHERE NOT iso), count(*) FILTER (WHERE iso),
+               count(*) FILTER (WHERE a <= 12 AND b <= 12 AND regexp_matches(
+                                x, '^\d{{1,2}}\.\d{{1,2}}\.'))
         FROM (
             SELECT x, iso, TRY_CAST(g.a AS INTEGER) AS a, TRY_CAST(g.b AS INTEGER) AS b
             FROM (
@@ -205,6 +209,15 @@ def _choose_dayfirst(
             "columns show it"
         )
         return file_dayfirst
+    if scan.ambiguous and not options.dayfirst and scan.dotted == scan.ambiguous:
+        # Dates with dots are written day first wherever they are common (Germany,
+        # Russia, Poland, Turkey, Scandinavia); no locale writes 04.25.2024.
+        st.notes.append(
+            f"{file}: column {column!r}: {scan.ambiguous:,} of its dates such as 03.04.2024, "
+            "which read both ways, read day first (03.04 as 3 April), as dates written "
+            "with dots are"
+        )
+        return True
     if scan.ambiguous and not options.dayfirst:
         st.notes.append(
             f"{file}: column {column!r} has {scan.ambiguous} dates such as 03/04 that read "
