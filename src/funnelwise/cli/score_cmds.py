@@ -204,8 +204,13 @@ def apply(
 
 def _nothing_open(target: Target, log: EventLog, horizon_days: float) -> str:
     """Why `apply` scored nothing."""
+    from funnelwise.scoring.features import has_leads
+
     if target is Target.won:
         return f"No open deal as of {log.now}: nothing to score."
+    if not has_leads(log):
+        # Not "every lead is converted or disqualified": there is none to be.
+        return f"No open lead as of {log.now}: the log holds no leads; nothing to score."
     return (
         f"No open lead as of {log.now}: every lead is converted, disqualified, or older "
         f"than the {horizon_days:g}-day horizon (decided by then); nothing to score."
