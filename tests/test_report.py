@@ -214,7 +214,7 @@ def test_timing_takeaway_names_the_stage_most_over_target(log: EventLog, report:
     w = st.loc[st["over_target"].idxmax()]
     text = report.section("timing").takeaway
     assert text.startswith(f"{w['name']} overruns its {round(w['target_days'])}-day target")
-    assert f"{_pct(w['over_target'])} of deals stay longer" in text
+    assert f"{_pct(w['over_target'])} of visits last longer" in text
     assert _ci(w["over_target_lower"], w["over_target_upper"]) in text
 
 
@@ -894,8 +894,8 @@ def test_deals_opened_since_the_scoring_are_counted_as_unscored(
     finally:
         log.store.close()
     assert section.takeaway.startswith(
-        "The scores of the 1 scored open deal add up to 0 expected wins; 1 of the 2 open deals "
-        "has no score (opened after 2024-01-15): `funnelwise score apply` scores them."
+        "The scores of the 1 scored open deal add up to 0 expected wins; 1 open deal opened "
+        "after 2024-01-15 has no score: `funnelwise score apply` scores them."
     )
     assert section.tables[0].caption.startswith("The 1 of the 1 scored open deal most likely")
 
@@ -969,3 +969,22 @@ def test_a_report_cut_before_the_first_deal_names_its_date(tiny_project: Path) -
         "The log holds no deals as of 2023-12-01; its first deal was created on 2024-01-01: "
         "use a later --as-of."
     )
+
+
+def test_leads_past_the_horizon_are_not_called_unscored(synth_dir: Path, tmp_path: Path) -> None:
+    # Lead scores leave out leads older than the scorer's horizon, by design: scored as
+    # of the log's end, no lead opened since, and none is said to lack a score. The
+    # section had read '648 of the 823 open leads have no score (opened after <today>)'.
+    root = Path(shutil.copytree(synth_dir, tmp_path / "p"))
+    log = fw.open(root)
+    try:
+        scorer = RuleScorer(target="converted").fit(log)
+        save_scores(log.store, scorer.score(log, model_id=save_model(log.store, scorer)))
+        scores = latest_scores(log, target="converted")
+    finally:
+        log.store.close()
+    assert scores is not None
+    section = scores_section({"converted": scores}, key="lead_scores")
+    assert "no score" not in section.takeaway
+    assert section.takeaway.startswith(f"The scores of the {len(scores.to_frame()):,} open leads")
+    assert scores.meta["opened_since"] == 0

@@ -264,7 +264,7 @@ def stage_win_chart(summary: pd.DataFrame) -> go.Figure:
 
 
 def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.Figure:
-    """Small multiples, one per stage: deals by whole days in the stage (finished and
+    """Small multiples, one per stage: visits by whole days in the stage (finished and
     still running), the median (solid) and the target (dashed)."""
     n = len(stages)
     cols = 3 if n > 4 else max(n, 1)
@@ -291,7 +291,7 @@ def time_in_stage_chart(stages: pd.DataFrame, distribution: pd.DataFrame) -> go.
                 name=label,
                 legendgroup=column,
                 showlegend=i == 0,
-                hovertemplate=f"day %{{x}}: %{{y:,}} deals<extra>{label}</extra>",
+                hovertemplate=f"day %{{x}}: %{{y:,}} visits<extra>{label}</extra>",
                 row=r,
                 col=c,
             )

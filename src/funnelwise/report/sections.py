@@ -395,7 +395,8 @@ def funnel_section(result: FunnelResult) -> Section:
             "A deal reaches a stage when it entered it or any later stage, so skipped stages "
             "are counted as reached and shown as skipped. Step conversion counts deals still "
             "open at the previous stage as not (yet) converted; 'among decided' leaves them "
-            "out. The two bracket the truth. 'Open, got this far' counts the open deals at "
+            "out, as if they will convert as the decided ones did: the first is a floor, the "
+            "second no ceiling. 'Open, got this far' counts the open deals at "
             "the furthest stage they reached: one that moved back since sits in an earlier "
             "stage of the pipeline today.",
         ),
@@ -507,20 +508,20 @@ def timing_section(result: TimingResult) -> Section:
         w = with_target.loc[with_target["over_target"].idxmax()]
         takeaway = (
             f"{w['name']} overruns its {fmt.day_span(w['target_days'])} target most often: "
-            f"{fmt.pct(w['over_target'])} of deals stay longer "
+            f"{fmt.pct(w['over_target'])} of visits last longer "
             f"({fmt.ci(w['over_target_lower'], w['over_target_upper'], level=level)}); "
             f"median {fmt.days(w['median'])}."
         )
     else:
         slowest = st.dropna(subset=["median"])
         if slowest.empty:
-            takeaway = "Too few deals have left any stage to estimate a median time."
+            takeaway = "Too few visits have ended in any stage to estimate a median time."
         else:
             w = slowest.loc[slowest["median"].idxmax()]
-            takeaway = f"Deals stay longest in {w['name']}: median {fmt.days(w['median'])}."
+            takeaway = f"Deals stay longest in {w['name']}: median {fmt.days(w['median'])} a visit."
     chart = Chart(
         charts.time_in_stage_chart(st, result.distribution),
-        "Each panel: deals by whole days spent in the stage; solid line the median, dashed "
+        "Each panel: visits by whole days spent in the stage; solid line the median, dashed "
         "line the target. Axes are cut at 1.5× the larger of p90 and target.",
     )
     rows = table(
@@ -528,6 +529,7 @@ def timing_section(result: TimingResult) -> Section:
         [
             ("Stage", lambda r: str(r.name), False),
             ("Deals", lambda r: fmt.count(r.deals), True),
+            ("Visits", lambda r: fmt.count(r.visits), True),
             ("Still in it", lambda r: fmt.count(r.still_in_stage), True),
             ("Median days", lambda r: fmt.days_ci(r.median, r.median_lower, r.median_upper), True),
             ("p75", lambda r: fmt.days_value(r.p75), True),
@@ -539,7 +541,10 @@ def timing_section(result: TimingResult) -> Section:
                 True,
             ),
         ],
-        caption=f"Days in the stage over all visits; {round(100 * level)}% intervals in brackets.",
+        caption=(
+            "Days per visit: a deal that came back to a stage counts each stay; "
+            f"{round(100 * level)}% intervals in brackets."
+        ),
     )
     cycle = result.cycle
     tables = [rows]
