@@ -401,7 +401,7 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
         )
         top = pd.DataFrame({"unit": top[id_column], "probability": top["probability"], "why": why})
         # Units opened since the scoring have no score: the scored ones are not all.
-        unscored = int(s.meta.get("undecided_now", len(frame))) - len(frame)
+        unscored = int(s.meta.get("opened_since", 0))
         listed = f"scored open {unit}" if unscored > 0 else f"open {unit}"
         tables.append(
             table(
@@ -424,9 +424,9 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
         )
         if unscored > 0:
             parts.append(
-                f"{fmt.count(unscored)} of the {fmt.plural(len(frame) + unscored, 'open ' + unit)}"
-                f" {'has' if unscored == 1 else 'have'} no score (opened after "
-                f"{fmt.date(s.meta.get('as_of'))}): `funnelwise score apply"
+                f"{fmt.plural(unscored, 'open ' + unit)} opened after "
+                f"{fmt.date(s.meta.get('as_of'))} {'has' if unscored == 1 else 'have'} no "
+                "score: `funnelwise score apply"
                 f"{'' if target == 'won' else ' --target converted'}` scores them"
             )
         notes.append(

@@ -175,7 +175,8 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
 
     Meta as `Scorer.score` gives it, with `as_of` the instant scored (which may
     be before `log.now`: say so when showing them), `open` the units listed and
-    `undecided_now` all the log's undecided units at `log.now`, scored or not.
+    `opened_since` the undecided units created after the instant scored (which
+    no score covers).
     """
     key = TARGETS[target].id_column
     s = log.store.table("scores")
@@ -187,7 +188,8 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
     s = s.filter((s.model_id == model_id) & (s.as_of == as_of))
     units = undecided(log, target)
     # Units opened after the scoring instant have no score: said beside the scored ones.
-    undecided_now = int(units.count().to_pandas())
+    # (A lead older than the scorer's horizon is not scored by design: not counted.)
+    opened_since = int(units.filter(units.created_at > as_of).count().to_pandas())
     rows = s.semi_join(units.select(**{key: units[key]}), key)
     frame = rows.select(key, "probability", "reasons").to_pandas()
     frame = frame.sort_values(["probability", key], ascending=[False, True], kind="stable")
@@ -206,6 +208,6 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
         "model_id": model_id,
         "trained_as_of": model["trained_as_of"].iloc[0] if len(model) else None,
         "open": len(frame),
-        "undecided_now": undecided_now,
+        "opened_since": opened_since,
     }
     return Scores({"scores": frame.reset_index(drop=True)}, meta)
