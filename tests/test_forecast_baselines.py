@@ -262,3 +262,20 @@ def test_a_log_without_deals_says_why_it_cannot_be_forecast(
         for method in ("montecarlo", "weighted_pipeline"):
             with pytest.raises(NotEnoughDataError, match="holds no deals, only 2 leads"):
                 fw.forecast(log, method=method)
+
+
+def test_an_as_of_before_the_first_deal_names_its_date(tiny_project: Path, tmp_path: Path) -> None:
+    # Leads came first (as in the demo): the deals are in the log, only later than the
+    # as-of date, so advice to import them would send the reader the wrong way.
+    sql = (
+        "INSERT INTO leads (lead_id, created_at, source, origin) VALUES "
+        "('L1', TIMESTAMP '2023-05-05', 'web', 'test')"
+    )
+    with (
+        tiny_changed(tiny_project, tmp_path / "leads-first", sql) as log,
+        pytest.raises(NotEnoughDataError) as caught,
+    ):
+        fw.forecast(log, as_of="2023-06-01")
+    message = str(caught.value)
+    assert "its first deal was created on 2024-01-01: forecast from a later --as-of" in message
+    assert "import" not in message

@@ -475,6 +475,16 @@ def _midnight_share(log: EventLog) -> float:
 
 def _no_deals(log: EventLog) -> str:
     """Why a log without deals cannot be forecast, and what would help."""
+    said = f"the log holds no deals as of {log.now:%Y-%m-%d}"
+    if log.cutoff is not None:
+        first = log.store.table("deals").created_at.min().execute()
+        if first is not None and not pd.isna(first) and pd.Timestamp(first) > log.cutoff:
+            # Cut before the data begins: a later date helps, importing more does not
+            # (nor the deals of the leads created by then: they are in the log).
+            return (
+                f"{said}; its first deal was created on {pd.Timestamp(first):%Y-%m-%d}: "
+                "forecast from a later --as-of date"
+            )
     leads = int(log.leads.count().execute())
     if leads:
         return (
@@ -483,8 +493,8 @@ def _no_deals(log: EventLog) -> str:
             "(`kpis` shows how leads convert)"
         )
     return (
-        f"the log holds no deals as of {log.now:%Y-%m-%d}: a bookings forecast learns from "
-        "deals and their outcomes; import deals, or forecast from a later --as-of date"
+        f"{said}: a bookings forecast learns from deals and their outcomes; import deals, "
+        "or forecast from a later --as-of date"
     )
 
 
