@@ -175,3 +175,12 @@ def test_backtest_table_prints_shares_as_percentages(memoryless: Path) -> None:
         assert wape.endswith("%") and bias.endswith("%") and coverage.endswith("%"), cells
         assert not pinball.endswith("%"), cells
     assert "coverage80: nearest 80%" in " ".join(result.stdout.split())
+
+
+def test_forecast_as_of_after_the_data_says_so(tiny_project: Path) -> None:
+    # As every analysis command: the figures are of the data's end, and stderr says so.
+    args = ["--project", str(tiny_project), "forecast", "--as-of", "2030-01-01", "-f", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "note: --as-of 2030-01-01 is after the end of the data" in result.stderr
+    assert json.loads(result.stdout)["as_of"] == "2024-03-01T00:00:00"

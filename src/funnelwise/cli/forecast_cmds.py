@@ -9,7 +9,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from funnelwise.cli.context import cli_context
+from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import (
     FrameOpt,
@@ -124,13 +124,13 @@ def forecast_cmd(
     check_paths(paths, name="--paths")
     check_spacing(every, name="--every")
     check_target(target, name="--target")
-    log = cli_context(ctx).log(read_only=True)
+    # As every analysis command: a date after the end of the data is noted on stderr.
+    log = cut(cli_context(ctx).log(read_only=True), as_of)
 
     def run(progress: ProgressCallback | None = None) -> ForecastResult:
         return forecast(
             log,
             horizon=horizon,
-            as_of=as_of,
             period=period,
             by=by,
             target=target,
