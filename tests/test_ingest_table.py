@@ -343,6 +343,35 @@ def test_dates_offsets_future_and_dayfirst(tmp_path: Path) -> None:
     store.close()
 
 
+def test_placeholder_dates_before_1970_are_quarantined(tmp_path: Path) -> None:
+    # Exports write 1900-01-01 (or 01/01/1900, 0001-01-01) for "no date": loaded, the
+    # deal would be 124 years old and every history window would start in 1900.
+    (tmp_path / "e.csv").write_text(
+        "deal_id,stage,entered\n"
+        "A,Prospecting,2024-03-01\n"
+        "A,Qualify,1900-01-01\n"
+        "B,Prospecting,01/01/1900\n"
+        "C,Prospecting,0001-01-01\n"
+        "D,Prospecting,1970-01-01\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    old = [p for p in r.problems if p.quarantined]
+    assert sorted((p.row, p.column) for p in old) == [
+        (3, "entered"),
+        (4, "entered"),
+        (5, "entered"),
+    ]
+    assert all("before 1970: a placeholder for no date" in p.reason for p in old)
+    assert history(store, "A") == [("lead", "2024-03-01 00:00")]
+    assert history(store, "D") == [("lead", "1970-01-01 00:00")]
+    assert store.count("deals") == 2
+    store.close()
+
+
 def test_two_digit_years_are_never_year_zero(tmp_path: Path) -> None:
     # %d.%m.%Y reads "01.05.00" as year 0; the two-digit form must win, in any order.
     # (Dates with dots that read both ways are read day first.)

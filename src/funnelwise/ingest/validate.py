@@ -189,10 +189,17 @@ def _ts(value: pd.Timestamp) -> str:
     return f"TIMESTAMP {literal(value.isoformat(sep=' '))}"
 
 
+# No sales record predates this: earlier times are placeholders an export writes for
+# "no date" (1900-01-01, 0001-01-01), and loaded as dates they would stretch every
+# cycle time and history window back to them.
+EARLIEST = pd.Timestamp("1970-01-01")
+
+
 def check_future(
     problems: Problems, table: str, columns: Mapping[str, str], now: pd.Timestamp
 ) -> None:
-    """Quarantine rows with a timestamp after `now` (columns: name -> source label)."""
+    """Quarantine rows with a timestamp after `now`, or before 1970 (a placeholder, not
+    a date); columns: name -> source label."""
     for col, label in columns.items():
         problems.add(
             f"SELECT _src, _row, {literal(label)}, {quote(col)}, "
@@ -200,6 +207,13 @@ def check_future(
             f"FROM {quote(table)} WHERE {quote(col)} > {_ts(now)}",
             quarantine=True,
             code="in the future",
+        )
+        problems.add(
+            f"SELECT _src, _row, {literal(label)}, {quote(col)}, "
+            "'is before 1970: a placeholder for no date, such as 1900-01-01?' "
+            f"FROM {quote(table)} WHERE {quote(col)} < {_ts(EARLIEST)}",
+            quarantine=True,
+            code="before 1970",
         )
 
 
