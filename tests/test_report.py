@@ -677,6 +677,16 @@ def test_missing_close_dates_are_not_counted_as_on_time(tmp_path: Path) -> None:
         assert snap.takeaway.endswith(f"target time and {snap_says}.")
         hyg = outlook.hygiene_section(analytics.hygiene(log), {})
         assert hyg_says in hyg.takeaway
+    # One stale deal (D3, idle 29 days; D4 called 10 days before) and one without its
+    # expected close date: the verbs agree with their counts.
+    log.store.raw.execute(
+        "UPDATE deals SET expected_close_date = '2024-04-01' WHERE deal_id = 'D4'; "
+        "INSERT INTO activities (activity_id, deal_id, kind, \"at\") "
+        "VALUES ('A9', 'D4', 'call', '2024-02-20')"
+    )
+    hyg = outlook.hygiene_section(analytics.hygiene(log, stale=20), {})
+    assert hyg.takeaway.startswith("Of 2 open deals, 1 is stale, ")
+    assert hyg.takeaway.endswith(" and 1 lacks exit-criteria fields.")
     log.store.close()
 
 

@@ -128,9 +128,11 @@ def hygiene_section(result: HygieneResult, stage_names: Mapping[str, str]) -> Se
         f"({fmt.count(s['days_pushed'])} days in all), "
     )
     takeaway = (
-        f"Of {fmt.plural(s['open_deals'], 'open deal')}, {fmt.count(s['stale'])} are stale, "
+        f"Of {fmt.plural(s['open_deals'], 'open deal')}, {fmt.count(s['stale'])} "
+        f"{_verb(s['stale'], 'is', 'are')} stale, "
         f"{closing}{fmt.count(s['amount_changed'])} changed amount and "
-        f"{fmt.count(s['missing_fields'])} lack exit-criteria fields."
+        f"{fmt.count(s['missing_fields'])} {_verb(s['missing_fields'], 'lacks', 'lack')} "
+        "exit-criteria fields."
     )
     deals = result.deals.head(TOP_HYGIENE_DEALS)
     tables = []
@@ -574,3 +576,8 @@ def scoring_section(result: Evaluation, key: str = "scoring") -> Section:
         tables=(rows,),
         bullets=tuple(result.cannot_rank()),
     )
+
+
+def _verb(n: float, one: str, many: str) -> str:
+    """The verb's form for a count: '1 is', '2 are'."""
+    return one if not fmt.missing(n) and round(n) == 1 else many

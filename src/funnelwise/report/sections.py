@@ -608,7 +608,8 @@ def discovery_section(result: DiscoveryResult, stages: pd.DataFrame) -> Section:
 
     top = variants.iloc[0]
     takeaway = (
-        f"Deals took {fmt.plural(len(variants), 'different path')} through the stages; the "
+        f"Deals took {fmt.plural(len(variants), 'path', 'different paths')} through the "
+        "stages; the "
         f"most common, {path(str(top['variant']))}, covers {fmt.pct(top['share'], 1)} of deals."
     )
     moves = edges[edges["source"].isin(position) & edges["target"].isin(position)]
