@@ -133,7 +133,10 @@ def _json(root: Path, command: str, *options: str) -> dict[str, Any]:
 
 def test_backtest_json_shape(memoryless: Path) -> None:
     out = _json(memoryless, "backtest", "--horizon", "30d", "--every", "45d")
-    assert set(out) == {"methods", "chosen"}
+    # The result's own JSON: its notes and cut-off rows too, not the scores alone.
+    assert set(out) >= {"methods", "chosen", "reason", "notes", "cutoffs", "spread"}
+    assert any(n.startswith("montecarlo_calibrated: ") for n in out["notes"]), out["notes"]
+    assert len(out["cutoffs"]) == 4 * 5
     assert set(out["methods"]) == {
         "weighted_pipeline",
         "weighted_historical",
@@ -175,6 +178,8 @@ def test_backtest_table_prints_shares_as_percentages(memoryless: Path) -> None:
         assert wape.endswith("%") and bias.endswith("%") and coverage.endswith("%"), cells
         assert not pinball.endswith("%"), cells
     assert "coverage80: nearest 80%" in " ".join(result.stdout.split())
+    # What the backtest noted (a method left out, the calibration) is printed too.
+    assert "note: montecarlo_calibrated: at the end of observation" in result.stdout
 
 
 def test_forecast_as_of_after_the_data_says_so(tiny_project: Path) -> None:

@@ -181,6 +181,8 @@ def _print_backtest(bt: BacktestResult) -> None:
         percent=("wape", "bias", "coverage80"),
     )
     console.print(f"[bold]chosen: {bt.chosen}[/] — {bt.reason}", highlight=False)
+    for note in bt.notes:
+        say(f"note: {note}")
 
 
 def backtest_cmd(
@@ -225,12 +227,15 @@ def backtest_cmd(
 
     def whole() -> None:
         if fmt is OutputFormat.json:
-            scores = {m: s.to_dict() for m, s in bt.scores.items()}
-            sys.stdout.write(to_json({"methods": scores, "chosen": bt.chosen}) + "\n")
+            sys.stdout.write(to_json(bt.to_dict()) + "\n")
             say(f"chosen {bt.chosen}: {bt.reason}", err=True)
         else:
             _print_backtest(bt)
 
+    if fmt is OutputFormat.csv or (fmt is OutputFormat.table and frame is not None):
+        # A table alone does not say which method a backtest left out, nor why: stderr does.
+        for note in bt.notes:
+            say(f"note: {note}", err=True)
     print_frames(bt.frames, fmt, frame=frame, whole=whole)
 
 
