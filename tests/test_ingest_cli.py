@@ -240,6 +240,30 @@ def test_import_messages_are_one_line_each_when_piped(tmp_path: Path) -> None:
     assert done.startswith("Done: ") and done.endswith(".")
 
 
+def test_the_closing_line_keeps_brackets_and_reads_to_the_second(tmp_path: Path) -> None:
+    # A project folder named "[draft]" had lost its brackets to markup in the
+    # quarantine path, and the time had printed with microseconds.
+    (tmp_path / "[draft]").mkdir()
+    root = _project(tmp_path / "[draft]")
+    src = tmp_path / "events.csv"
+    src.write_text(
+        "id,stage,at\nD1,Prospecting,2024-01-02 10:00:00.123456\nD2,Prospecting,1900-01-01\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "shape: event_log\ncolumns: {deal_id: id, stage: stage, entered_at: at}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app, ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
+    )
+    assert result.exit_code == 0, result.output
+    done = result.stdout.splitlines()[-1]
+    assert f"(see {root / 'quarantine'}" in done
+    assert done.endswith("; observed until 2024-01-02 10:00:00.")
+
+
 def test_the_problem_list_explains_a_skipped_copy(tmp_path: Path) -> None:
     root = _project(tmp_path)
     src = tmp_path / "events.csv"

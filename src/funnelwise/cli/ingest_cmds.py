@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from funnelwise.analytics.result import instant_text
 from funnelwise.cli.analytics_cmds import AsOfOpt, SinceOpt, UntilOpt
 from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.progress import progress_bar
@@ -168,9 +169,10 @@ def _render(result: ImportResult, fmt: OutputFormat) -> None:
     quarantined = _count(result.n_quarantined, "row")
     summary = f"{problems}, {quarantined} quarantined" if result.n_problems else "no problems"
     where = f" (see {result.quarantine_path})" if result.quarantine_path else ""
-    console.print(
-        f"Done: {summary}{where}; observed until {result.observed_until}.", soft_wrap=True
-    )
+    # As written: a quarantine folder in [brackets] is a path, not markup.
+    until = result.observed_until
+    observed = f"; observed until {instant_text(until)}" if until is not None else ""
+    say(f"Done: {summary}{where}{observed}.")
 
 
 def _count(n: int, noun: str) -> str:
