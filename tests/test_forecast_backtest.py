@@ -429,3 +429,16 @@ def test_a_backtest_spaced_automatically_has_enough_cut_offs(project: Path) -> N
     # 500 days: too short for cut-offs a horizon apart, so closer, and just enough.
     assert len(bt.cutoffs) == MIN_CUTOFFS
     assert bt.every_days == auto_spacing(first, log.now, horizon=90) < 90
+
+
+def test_auto_without_history_for_a_backtest_falls_back_and_says_why(
+    tiny_log: fw.EventLog,
+) -> None:
+    # Two months cannot hold the three 90-day horizons a backtest needs: as any method
+    # short of history, auto answers with a fallback that says so, and does not fail.
+    r = fw.forecast(tiny_log, method="auto", horizon="90d", n_paths=200)
+    assert (r.requested, r.method) == ("auto", "weighted_pipeline")
+    assert r.fallback is not None
+    assert r.fallback.startswith("auto: a backtest chooses the method, and no cut-off fits")
+    assert "montecarlo: closed deals: the log has 3" in r.fallback
+    assert r.expected == pytest.approx(fw.forecast(tiny_log, horizon="90d").expected)

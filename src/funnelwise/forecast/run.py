@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from funnelwise.errors import NotEnoughDataError
 from funnelwise.forecast.backtest import CALIBRATED, backtest, predict_with_fallback
 from funnelwise.forecast.history import pull_history
 from funnelwise.forecast.options import check_paths, check_spacing, check_target, horizon_days
@@ -37,7 +38,8 @@ def forecast(
     method as of past dates every `every` days, then use the best and say why; the
     Monte Carlo with its interval calibrated on its backtest errors is one of them).
     A method that lacks history falls back to the weighted-pipeline baseline,
-    and the result says so (`fallback`).
+    and the result says so (`fallback`); so does auto when the history holds no
+    backtest (montecarlo answers then, falling back in turn).
     """
     # Checked before any work: a backtest (`auto`) takes minutes to reach them.
     horizon_days(horizon)
@@ -49,16 +51,23 @@ def forecast(
     notes: tuple[str, ...] = ()
     diagnostics: dict[str, object] = {}
     chosen, spread = method, 1.0
+    unchosen: str | None = None
     if method == "auto":
-        bt = backtest(
-            cut, horizon=horizon, every=every, n_paths=n_paths, seed=seed, progress=progress
-        )
-        chosen = bt.chosen
-        notes = (f"method chosen by a backtest of {len(bt.cutoffs)} cut-offs: {bt.reason}",)
-        if chosen == CALIBRATED:
-            chosen, spread = "montecarlo", bt.spread
-            notes = (*notes, *bt.notes)
-        diagnostics = {f"backtest_{m}_pinball": s.pinball for m, s in bt.scores.items()}
+        try:
+            bt = backtest(
+                cut, horizon=horizon, every=every, n_paths=n_paths, seed=seed, progress=progress
+            )
+        except NotEnoughDataError as exc:
+            # Too little history to compare methods is too little history, as for any
+            # method: the default answers (and falls back in turn), and says why.
+            chosen, unchosen = "montecarlo", f"auto: a backtest chooses the method, and {exc}"
+        else:
+            chosen = bt.chosen
+            notes = (f"method chosen by a backtest of {len(bt.cutoffs)} cut-offs: {bt.reason}",)
+            if chosen == CALIBRATED:
+                chosen, spread = "montecarlo", bt.spread
+                notes = (*notes, *bt.notes)
+            diagnostics = {f"backtest_{m}_pinball": s.pinball for m, s in bt.scores.items()}
     history = pull_history(cut, by=by)
     result = predict_with_fallback(
         chosen,
@@ -72,9 +81,13 @@ def forecast(
     )
     if method != "auto":
         return result
+    fallback = result.fallback
+    if unchosen is not None:
+        fallback = f"{unchosen}; {fallback}" if fallback else f"{unchosen} — montecarlo answered"
     return replace(
         result,
         requested="auto",
+        fallback=fallback,
         notes=(*notes, *result.notes),
         diagnostics={**result.diagnostics, **diagnostics},
     )
