@@ -148,6 +148,17 @@ def test_past_bookings_for_the_fan_chart(tiny_log: fw.EventLog) -> None:
     assert not starts_a_period(T("2024-02-01 10:00"), "month")
 
 
+def test_past_bookings_by_horizon_come_in_windows_of_the_horizon(tiny_log: fw.EventLog) -> None:
+    # Beside a 30-day forecast, the past in 30-day windows: one 60-day window would read
+    # as twice the bookings. D1 (1,000, won "2024-02-01") is in the second.
+    r = WeightedPipeline().fit(tiny_log).predict(horizon="30d", period="horizon")
+    assert r.history.period.tolist() == ["2024-01-02+30d", "2024-02-01+30d"]
+    assert r.history.booked.tolist() == [0.0, 1000.0]
+    assert r.to_frame().period.tolist() == ["2024-03-02+30d"]
+    # A history shorter than the horizon holds no whole window.
+    assert WeightedPipeline().fit(tiny_log).predict(horizon="90d", period="horizon").history.empty
+
+
 # -- the calendar ----------------------------------------------------------------------
 
 

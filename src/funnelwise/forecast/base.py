@@ -28,12 +28,38 @@ class NotFittedError(InputError):
     """A forecaster was asked to predict before `fit(log)`."""
 
 
-def past_bookings(history: History, *, period: str, lookback_days: float) -> pd.DataFrame:
+def past_bookings(
+    history: History, *, period: str, lookback_days: float, horizon_days: float | None = None
+) -> pd.DataFrame:
     """Bookings won per calendar period over `lookback_days` before `history.now`,
-    not before the first deal (empty frame without history): the left side of a fan chart."""
+    not before the first deal (empty frame without history): the left side of a fan chart.
+    With period "horizon", per whole window of `horizon_days` (default: the look-back)."""
     days = min(lookback_days, history.history_days)
     if days < 1:
         return pd.DataFrame(columns=["period", "start", "end", "booked"])
+    if period == "horizon" and horizon_days is not None:
+        # Past windows as long as the forecast's one, or the two would not compare (two
+        # horizons under one label read as bookings doubled); a window cut short by the
+        # first deal is left out, as a cut-short month is.
+        n = int(days // horizon_days + 1e-9)
+        if n < 1:
+            return pd.DataFrame(columns=["period", "start", "end", "booked"])
+        grids = [
+            period_grid(
+                history.now - pd.Timedelta(days=(n - i) * horizon_days),
+                horizon_days,
+                period,
+                dated=history.dated,
+            )
+            for i in range(n)
+        ]
+        booked = sum_by_period(
+            history.wins.closed_at.to_numpy(),
+            history.wins.amount_base.fillna(0.0).to_numpy(),
+            [grids[0].starts[0], *(g.ends[0] for g in grids)],
+        )
+        frames = [g.frame().drop(columns="end_day") for g in grids]
+        return pd.concat(frames, ignore_index=True).assign(booked=booked)
     grid = period_grid(history.now - pd.Timedelta(days=days), days, period, dated=history.dated)
     booked = sum_by_period(
         history.wins.closed_at.to_numpy(),
@@ -104,7 +130,9 @@ class Forecaster:
             periods=summary.periods,
             totals=summary.totals,
             fan=summary.fan,
-            history=past_bookings(history, period=grid.period, lookback_days=2 * days),
+            history=past_bookings(
+                history, period=grid.period, lookback_days=2 * days, horizon_days=days
+            ),
             **extra,
         )
 
