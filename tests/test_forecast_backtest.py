@@ -442,3 +442,14 @@ def test_auto_without_history_for_a_backtest_falls_back_and_says_why(
     assert r.fallback.startswith("auto: a backtest chooses the method, and no cut-off fits")
     assert "montecarlo: closed deals: the log has 3" in r.fallback
     assert r.expected == pytest.approx(fw.forecast(tiny_log, horizon="90d").expected)
+
+
+def test_a_start_before_the_first_deal_is_named(tiny_log: fw.EventLog) -> None:
+    # A cut-off before any deal has nothing to forecast from: the backtest says so in
+    # its own terms, not with a forecast's advice to pick a later --as-of.
+    with pytest.raises(
+        NotEnoughDataError,
+        match="start 2023-12-01 is before the log's first deal, created on 2024-01-01; "
+        "use a later start",
+    ):
+        backtest(tiny_log, horizon="14d", start="2023-12-01", end="2024-01-15", n_paths=200)

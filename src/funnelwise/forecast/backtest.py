@@ -322,6 +322,15 @@ def backtest(
     cutoffs = cutoff_dates(
         pd.Timestamp(first), log.now, horizon=days, every=step, start=start, end=end
     )
+    if cutoffs[0] < pd.Timestamp(first):
+        # A cut-off before the first deal has nothing to forecast from.
+        made = pd.Timestamp(first)
+        when = f"{made:%Y-%m-%d}" if made == made.normalize() else f"{made:%Y-%m-%d %H:%M}"
+        raise NotEnoughDataError(
+            f"start {cutoffs[0]:%Y-%m-%d} is before the log's first deal, created on {when}; "
+            "use a later start (by default the first cut-off is two horizons after the "
+            "first deal)"
+        )
     won = log.deals.filter((log.deals.outcome == "won") & log.deals.closed_at.notnull())
     won_f = won.select("closed_at", "created_at", "amount_base").to_pandas()
     closed = won_f.closed_at.to_numpy(dtype="datetime64[ns]")
