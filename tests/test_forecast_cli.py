@@ -189,3 +189,10 @@ def test_forecast_as_of_after_the_data_says_so(tiny_project: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "note: --as-of 2030-01-01 is after the end of the data" in result.stderr
     assert json.loads(result.stdout)["as_of"] == "2024-03-01T00:00:00"
+
+
+def test_forecast_of_one_day_says_so_in_the_singular(tiny_project: Path) -> None:
+    args = ["--project", str(tiny_project), "forecast", "--horizon", "1d"]
+    result = runner.invoke(app, [*args, "--method", "weighted_pipeline"])
+    assert result.exit_code == 0, result.output
+    assert "forecast of bookings, 2024-03-01 + 1 day\n" in result.stdout, result.stdout

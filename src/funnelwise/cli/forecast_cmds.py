@@ -53,9 +53,10 @@ def _money(value: float | None, currency: str) -> str:
 
 
 def _print_forecast(r: ForecastResult) -> None:
+    days = round(r.horizon_days, 1)
     head = (
         f"[bold]{r.method}[/] forecast of bookings, {r.as_of:%Y-%m-%d} + "
-        f"{round(r.horizon_days, 1):g} days" + (f" by {r.by}" if r.by else "")
+        f"{days:g} day{'' if days == 1 else 's'}" + (f" by {r.by}" if r.by else "")
     )
     console.print(head)
     console.print(
