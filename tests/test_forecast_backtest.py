@@ -453,3 +453,23 @@ def test_a_start_before_the_first_deal_is_named(tiny_log: fw.EventLog) -> None:
         "use a later start",
     ):
         backtest(tiny_log, horizon="14d", start="2023-12-01", end="2024-01-15", n_paths=200)
+
+
+def test_a_cut_off_no_method_can_answer_names_itself(tiny_project: Path, tmp_path: Path) -> None:
+    # Without stage probabilities no baseline answers a day after the first deal: the
+    # backtest says at which cut-off and what helps (its start), not an --as-of.
+    root = Path(shutil.copytree(tiny_project, tmp_path / "p"))
+    text = (root / "process.yaml").read_text(encoding="utf-8")
+    (root / "process.yaml").write_text(
+        "\n".join(ln for ln in text.splitlines() if "probability:" not in ln) + "\n",
+        encoding="utf-8",
+    )
+    log = fw.open(root)
+    try:
+        with pytest.raises(NotEnoughDataError) as caught:
+            backtest(log, horizon="14d", start="2024-01-02", end="2024-01-02", n_paths=200)
+    finally:
+        log.store.close()
+    message = str(caught.value)
+    assert message.startswith("at the cut-off of 2024-01-02, no forecasting method has")
+    assert message.endswith("; start the backtest later")

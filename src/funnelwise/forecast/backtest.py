@@ -359,6 +359,11 @@ def backtest(
             except InputError as exc:
                 unusable[m] = str(exc)
                 continue
+            except NotEnoughDataError as exc:
+                # Not even a baseline can answer this early: a later first cut-off helps.
+                raise NotEnoughDataError(
+                    f"at the cut-off of {t:%Y-%m-%d}, {exc}; start the backtest later"
+                ) from exc
             rows.append(
                 {
                     "cutoff": t,
