@@ -681,7 +681,7 @@ def test_missing_close_dates_are_not_counted_as_on_time(tmp_path: Path) -> None:
     # expected close date: the verbs agree with their counts.
     log.store.raw.execute(
         "UPDATE deals SET expected_close_date = '2024-04-01' WHERE deal_id = 'D4'; "
-        "INSERT INTO activities (activity_id, deal_id, kind, \"at\") "
+        'INSERT INTO activities (activity_id, deal_id, kind, "at") '
         "VALUES ('A9', 'D4', 'call', '2024-02-20')"
     )
     hyg = outlook.hygiene_section(analytics.hygiene(log, stale=20), {})
