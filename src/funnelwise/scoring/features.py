@@ -22,7 +22,6 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from funnelwise.analytics.timing import visit_summaries
 from funnelwise.log import EventLog, days_between
 from funnelwise.log.eventlog import DEAL_COLUMNS, json_text, left_join_on
 from funnelwise.progressing import ProgressCallback
@@ -131,19 +130,15 @@ def _attribute_columns(table: ir.Table, keys: tuple[str, ...]) -> dict[str, ir.V
 
 # -- deals ------------------------------------------------------------------------
 def _stage_history(log: EventLog) -> tuple[ir.Table, ir.Table]:
-    """Per stage: the median days of a visit. Per deal: moves and re-entries.
+    """Per stage: the median days of completed visits. Per deal: moves and re-entries.
 
-    The median is Kaplan–Meier's, visits still running censored: the median of
-    finished visits alone leaves out the long ones still running and makes a
-    deal look slower than usual. None while fewer than half the visits ended.
+    The median stays in SQL: snapshots of many dates run as one query, which an
+    in-memory table would break. Finished visits alone leave out the long ones
+    still running, so early in a log the usual time reads short.
     """
     iv = log.stage_intervals
-    summaries = visit_summaries(log)[["pipeline_id", "stage_id", "median"]]
-    usual = ibis.memtable(
-        summaries.rename(columns={"median": "usual_days"}).astype(
-            {"pipeline_id": "string", "stage_id": "string", "usual_days": "float64"}
-        )
-    )
+    done = iv.filter(~iv.censored & ~iv.terminal)
+    usual = done.group_by(["pipeline_id", "stage_id"]).aggregate(usual_days=done.days.median())
     st = log.store.table("stages").select(
         "pipeline_id", next_stage_id="stage_id", _next_pos="position", _next_kind="kind"
     )
