@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import funnelwise as fw
 from funnelwise.cli.app import app
@@ -21,6 +21,20 @@ def _project(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "process.yaml").write_text(template_text(), encoding="utf-8")
     return root
+
+
+def _import_events(root: Path, src: Path, text: str, extra: str = "") -> Result:
+    """Write an event-log CSV (columns id, stage, at, and `extra` mapped by name) beside
+    a mapping, and import it into the project at root with `import table`."""
+    src.write_text(text, encoding="utf-8")
+    mapping = src.parent / "mapping.yaml"
+    mapped = "deal_id: id, stage: stage, entered_at: at" + (f", {extra}: {extra}" if extra else "")
+    mapping.write_text(f"shape: event_log\ncolumns: {{{mapped}}}\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
+    )
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def _json(root: Path, *args: str) -> dict[str, object]:
@@ -218,21 +232,12 @@ def test_quality_and_export(tiny_project: Path, tmp_path: Path) -> None:
 
 def test_import_messages_are_one_line_each_when_piped(tmp_path: Path) -> None:
     """A note longer than the width of piped output stays on one line."""
-    root = _project(tmp_path)
-    src = tmp_path / "a-rather-long-name-for-a-crm-report-of-stage-history.csv"
-    src.write_text(
+    result = _import_events(
+        _project(tmp_path),
+        tmp_path / "a-rather-long-name-for-a-crm-report-of-stage-history.csv",
         'id,stage,at,amount\nD1,Prospecting,2024-01-02,"12,000"\nD1,Closed Won,2024-02-01,\n',
-        encoding="utf-8",
+        extra="amount",
     )
-    mapping = tmp_path / "mapping.yaml"
-    mapping.write_text(
-        "shape: event_log\ncolumns: {deal_id: id, stage: stage, entered_at: at, amount: amount}\n",
-        encoding="utf-8",
-    )
-    result = runner.invoke(
-        app, ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
-    )
-    assert result.exit_code == 0, result.output
     notes = [line for line in result.stdout.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and len(notes[0]) > 200, result.stdout
     assert notes[0].endswith("pass --decimal-comma for the other way)")
@@ -245,41 +250,23 @@ def test_the_closing_line_keeps_brackets_and_reads_to_the_second(tmp_path: Path)
     # quarantine path, and the time had printed with microseconds.
     (tmp_path / "[draft]").mkdir()
     root = _project(tmp_path / "[draft]")
-    src = tmp_path / "events.csv"
-    src.write_text(
+    result = _import_events(
+        root,
+        tmp_path / "events.csv",
         "id,stage,at\nD1,Prospecting,2024-01-02 10:00:00.123456\nD2,Prospecting,1900-01-01\n",
-        encoding="utf-8",
     )
-    mapping = tmp_path / "mapping.yaml"
-    mapping.write_text(
-        "shape: event_log\ncolumns: {deal_id: id, stage: stage, entered_at: at}\n",
-        encoding="utf-8",
-    )
-    result = runner.invoke(
-        app, ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
-    )
-    assert result.exit_code == 0, result.output
     done = result.stdout.splitlines()[-1]
     assert f"(see {root / 'quarantine'}" in done
     assert done.endswith("; observed until 2024-01-02 10:00:00.")
 
 
 def test_the_problem_list_explains_a_skipped_copy(tmp_path: Path) -> None:
-    root = _project(tmp_path)
-    src = tmp_path / "events.csv"
-    src.write_text(
+    result = _import_events(
+        _project(tmp_path),
+        tmp_path / "events.csv",
         "id,stage,at\nD1,Prospecting,2024-01-02\nD1,Prospecting,2024-01-02\n"
         "D1,Closed Won,2024-02-01\n",
-        encoding="utf-8",
     )
-    mapping = tmp_path / "mapping.yaml"
-    mapping.write_text(
-        "shape: event_log\ncolumns: {deal_id: id, stage: stage, entered_at: at}\n",
-        encoding="utf-8",
-    )
-    args = ["--project", str(root), "import", "table", str(src), "--mapping", str(mapping)]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("Problems ("))
     assert "skipped: an exact copy of a loaded row" in header
