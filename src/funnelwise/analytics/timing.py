@@ -107,19 +107,21 @@ class TimingResult(Result):
 def visit_times(log: EventLog, *, days: str = "calendar") -> ir.Table:
     """Per visit to an open stage: its days (an Ibis table).
 
-    Columns: deal_id, pipeline_id, stage_id, days, censored (the visit is still
-    running at `log.now`, so `days` is time so far).
+    Columns: deal_id, pipeline_id, stage_id, days, t (days pooled to the hour, the
+    input of the survival fits), censored (the visit is still running at `log.now`,
+    so `days` is time so far).
     """
     check_choice(days, ["calendar", "business"], "days")
     v = log.stage_intervals
     v = v.filter(v.kind == "open")
-    return v.select(
+    v = v.select(
         "deal_id",
         "pipeline_id",
         "stage_id",
         days=elapsed_days(v.entered_at, visit_end(log, v), days).clip(lower=0),
         censored=v.censored,
     )
+    return v.mutate(t=(v.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY)
 
 
 def visit_summaries(log: EventLog, *, days: str = "calendar") -> pd.DataFrame:
@@ -127,11 +129,8 @@ def visit_summaries(log: EventLog, *, days: str = "calendar") -> pd.DataFrame:
     visit's days, visits still running censored (columns pipeline_id, stage_id
     and the fields of `DurationSummary`; no target)."""
     v = visit_times(log, days=days)
-    t = ((v.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
     pooled = to_pandas(
-        v.mutate(t=t)
-        .group_by(["pipeline_id", "stage_id", "t", "censored"])
-        .aggregate(n=ibis._.count())
+        v.group_by(["pipeline_id", "stage_id", "t", "censored"]).aggregate(n=v.count())
     )
     rows = [
         {"pipeline_id": p, "stage_id": s}
@@ -191,8 +190,7 @@ def timing(
         )
     )
     j = left_join_on(j, targets, ["pipeline_id", "stage_id"])
-    t = ((j.days * RESOLUTION_PER_DAY).round() / RESOLUTION_PER_DAY).name("t")
-    m = j.mutate(t=t, _over=(j.days > j.target_days).fill_null(False).cast("int64"))
+    m = j.mutate(_over=(j.days > j.target_days).fill_null(False).cast("int64"))
     pooled = to_pandas(
         m.group_by([*groups, "stage_id", "t", "censored"]).aggregate(
             n=m.count(), over=m._over.sum()

@@ -39,10 +39,10 @@ from funnelwise.ingest.validate import (
     SKIPPED,
     Problems,
     check_duplicate_keys,
-    check_future,
     check_negative,
     check_order,
     check_references,
+    check_time_range,
 )
 from funnelwise.process import OUTCOME_KINDS, Process
 from funnelwise.store import Store
@@ -201,7 +201,7 @@ class Assembler:
         check_negative(p, deals, "amount", lab("amount"))
         # Close dates are checked once the outcome is known: for an open deal a
         # source's close date is an expected one, and may well lie ahead.
-        check_future(p, deals, {"created_at": lab("created_at")}, self.now)
+        check_time_range(p, deals, {"created_at": lab("created_at")}, self.now)
         return deals
 
     def _newest(self, deals: str) -> pd.Timestamp | None:
@@ -355,7 +355,7 @@ class Assembler:
         """Checked events with `pipeline_id` (from their deal, or their own column)."""
         st, s, p = self.st, self.staged, self.problems
         lab = lambda c: s.label("events", c)  # noqa: E731
-        check_future(p, events, {"entered_at": lab("entered_at")}, self.now)
+        check_time_range(p, events, {"entered_at": lab("entered_at")}, self.now)
         if deals is None:
             return self._with_pipeline(events, default_pipeline)
         known = self._store_deals(events, deals)
@@ -632,7 +632,7 @@ class Assembler:
         # A plain name: the checks quote it themselves (it read "'closed'" quoted twice).
         closed = s.label("deals", "closed_at")
         check_order(p, final, "created_at", "closed_at", closed, "is before the deal was created")
-        check_future(p, final, {"closed_at": closed}, self.now)
+        check_time_range(p, final, {"closed_at": closed}, self.now)
         self.problems.add(
             f"SELECT _src, _row, {literal(self.staged.label('deals', 'created_at'))}, NULL, "
             f"'no creation date and no stage history' FROM {quote(final)} "

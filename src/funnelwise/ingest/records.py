@@ -14,8 +14,8 @@ from funnelwise.ingest.staging import Staging, literal, quote
 from funnelwise.ingest.validate import (
     Problems,
     check_duplicate_keys,
-    check_future,
     check_references,
+    check_time_range,
 )
 
 CHANGE_COLUMNS = {
@@ -71,7 +71,7 @@ def changes_table(
     assert staged.changes is not None
     table = st.create(st.name("changes"), normalized(st, staged.changes, CHANGE_COLUMNS))
     lab = lambda c: staged.label("changes", c)  # noqa: E731
-    check_future(problems, table, {"changed_at": lab("changed_at")}, now)
+    check_time_range(problems, table, {"changed_at": lab("changed_at")}, now)
     check_references(problems, table, "deal_id", lab("deal_id"), known)
     useful = st.create(
         st.name("changes_useful"),
@@ -134,7 +134,7 @@ def activities_table(
             st.name("activities"), normalized(st, staged.activities, ACTIVITY_COLUMNS)
         )
         lab = lambda c: staged.label("activities", c)  # noqa: E731
-        check_future(problems, table, {"at": lab("at")}, now)
+        check_time_range(problems, table, {"at": lab("at")}, now)
         check_references(problems, table, "deal_id", lab("deal_id"), known)
         compare = [c for c in ACTIVITY_COLUMNS if c != "activity_id"]
         check_duplicate_keys(st, problems, table, "activity_id", lab("activity_id"), compare)
@@ -155,7 +155,7 @@ def leads_table(st: Staging, staged: Staged, problems: Problems, now: pd.Timesta
     lab = lambda c: staged.label("leads", c)  # noqa: E731
     compare = [c for c in LEAD_COLUMNS if c != "lead_id"]
     check_duplicate_keys(st, problems, table, "lead_id", lab("lead_id"), compare)
-    check_future(
+    check_time_range(
         problems,
         table,
         {c: lab(c) for c in ("created_at", "converted_at", "disqualified_at")},

@@ -195,7 +195,7 @@ def _ts(value: pd.Timestamp) -> str:
 EARLIEST = pd.Timestamp("1970-01-01")
 
 
-def check_future(
+def check_time_range(
     problems: Problems, table: str, columns: Mapping[str, str], now: pd.Timestamp
 ) -> None:
     """Quarantine rows with a timestamp after `now`, or before 1970 (a placeholder, not
