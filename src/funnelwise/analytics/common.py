@@ -15,7 +15,13 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog
-from funnelwise.log.eventlog import DEAL_COLUMNS, SECONDS_PER_DAY, base_rate, json_text
+from funnelwise.log.eventlog import (
+    DEAL_COLUMNS,
+    SECONDS_PER_DAY,
+    base_rate,
+    first_deal_after_cut,
+    json_text,
+)
 from funnelwise.process.model import normalize_name
 
 Cohort = Literal["week", "month", "quarter", "year"]
@@ -224,12 +230,9 @@ def require_rows(frame: pd.DataFrame, log: EventLog, analysis: str, what: str) -
 def _holds_none(log: EventLog, what: str, extra: str = "") -> str:
     narrowed = " with these filters" if (log.where or log.since or log.until) else ""
     said = f"the log holds no {what}{narrowed} as of {log.now:%Y-%m-%d}{extra}"
-    if log.cutoff is not None:
-        first = log.store.table("deals").created_at.min().execute()
-        if first is not None and not pd.isna(first) and pd.Timestamp(first) > log.cutoff:
-            # Cut before the data begins: a later date helps, loading more does not.
-            when = f"{pd.Timestamp(first):%Y-%m-%d}"
-            return f"{said}; its first deal was created on {when}: use a later --as-of"
+    first = first_deal_after_cut(log)
+    if first is not None:
+        return f"{said}; its first deal was created on {first:%Y-%m-%d}: use a later --as-of"
     return (
         f"{said}; load deals (`funnelwise import ...` or `funnelwise demo DIR`), or widen "
         "the filters"

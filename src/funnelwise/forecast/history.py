@@ -36,7 +36,7 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
-from funnelwise.log.eventlog import base_rate, json_text
+from funnelwise.log.eventlog import base_rate, first_deal_after_cut, json_text
 
 # Time-in-stage bins (days): fine near zero, where real logs have many
 # same-instant moves, and coarse later. The last bin is open-ended.
@@ -476,15 +476,14 @@ def _midnight_share(log: EventLog) -> float:
 def _no_deals(log: EventLog) -> str:
     """Why a log without deals cannot be forecast, and what would help."""
     said = f"the log holds no deals as of {log.now:%Y-%m-%d}"
-    if log.cutoff is not None:
-        first = log.store.table("deals").created_at.min().execute()
-        if first is not None and not pd.isna(first) and pd.Timestamp(first) > log.cutoff:
-            # Cut before the data begins: a later date helps, importing more does not
-            # (nor the deals of the leads created by then: they are in the log).
-            return (
-                f"{said}; its first deal was created on {pd.Timestamp(first):%Y-%m-%d}: "
-                "forecast from a later --as-of date"
-            )
+    first = first_deal_after_cut(log)
+    if first is not None:
+        # Importing more would not help (nor the deals of the leads created by then:
+        # they are in the log).
+        return (
+            f"{said}; its first deal was created on {first:%Y-%m-%d}: "
+            "forecast from a later --as-of date"
+        )
     leads = int(log.leads.count().execute())
     if leads:
         return (

@@ -95,6 +95,17 @@ def days_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.Floatin
     return (end.epoch_seconds() - start.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
 
 
+def first_deal_after_cut(log: EventLog) -> pd.Timestamp | None:
+    """When the store's first deal was created, if the log is cut before it (a later
+    as-of date would help, loading more would not); None otherwise."""
+    if log.cutoff is None:
+        return None
+    first = log.store.table("deals").created_at.min().execute()
+    if first is None or pd.isna(first) or pd.Timestamp(first) <= log.cutoff:
+        return None
+    return pd.Timestamp(first)
+
+
 def base_rate(deals: ir.Table, currency: str) -> ir.FloatingValue:
     """The deal's rate from amount to amount_base, which an earlier amount moves with.
 
