@@ -9,7 +9,6 @@ rate of 1/2. The only win is D1 (1,000 on 2024-02-01), 60 days into the log.
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import funnelwise as fw
 from analytics_data import tiny_changed
@@ -27,7 +27,9 @@ from funnelwise.forecast import (
     WeightedHistorical,
     WeightedPipeline,
 )
+from funnelwise.forecast.arrivals import AmountPool
 from funnelwise.forecast.history import pull_history
+from funnelwise.forecast.montecarlo import independent_paths
 from funnelwise.forecast.options import horizon_days
 from funnelwise.forecast.periods import period_grid, starts_a_period, sum_by_period
 
@@ -37,10 +39,13 @@ Z90 = 1.2815515655446004  # standard normal 90th percentile
 
 def test_weighted_pipeline_by_hand(tiny_log: fw.EventLog) -> None:
     r = WeightedPipeline().fit(tiny_log).predict(horizon="30d", period="month")
-    # Only D3 closes by 2024-03-31: 2,000 × 0.2; independent-deal sd = 2,000 × √(0.2 × 0.8).
+    # Only D3 closes by 2024-03-31: 2,000 × 0.2 expected, but it books 2,000 (one time
+    # in five) or nothing: P10 and P50 are 0 and P90 2,000 (a normal curve said 1,425).
     assert r.expected == pytest.approx(400.0)
-    assert r.p90 == pytest.approx(400 + Z90 * 800)
-    assert r.p10 == 0.0  # the normal approximation is cut at zero
+    assert (r.p10, r.p50, r.p90) == (0.0, 0.0, 2000.0)
+    assert r.n_paths == 10_000 and r.seed == 0
+    reach = WeightedPipeline().fit(tiny_log).predict(horizon="30d", target=2000.0)
+    assert reach.prob_target == pytest.approx(0.2, abs=0.015)
     assert r.as_of == T("2024-03-01") and r.method == "weighted_pipeline"
     longer = WeightedPipeline().fit(tiny_log).predict(horizon="90d", period="month")
     per = longer.to_frame().set_index("period").expected
@@ -70,8 +75,12 @@ def test_weighted_pipeline_by_segment(tiny_log: fw.EventLog) -> None:
     r = WeightedPipeline(by="source").fit(tiny_log).predict(horizon="90d", target=500.0)
     totals = r.totals.set_index("segment")
     assert totals.expected.to_dict() == pytest.approx({"all": 460.0, "web": 400.0, "partner": 60.0})
-    sd = math.sqrt(2000**2 * 0.16 + 300**2 * 0.16)
-    assert r.prob_target == pytest.approx(1 - 0.5 * math.erfc(-(500 - 460) / sd / math.sqrt(2)))
+    # D3 (web, 2,000) and D4 (partner, 300), each won with chance 0.2: the total is 0,
+    # 300, 2,000 or 2,300 with chances 0.64, 0.16, 0.16, 0.04; 500 is reached when D3 is.
+    assert r.prob_target == pytest.approx(0.2, abs=0.015)
+    assert totals.loc["all", ["p10", "p50", "p90"]].tolist() == [0.0, 0.0, 2000.0]
+    assert totals.loc["partner", ["p50", "p90"]].tolist() == [0.0, 300.0]
+    assert totals.loc["web", ["p50", "p90"]].tolist() == [0.0, 2000.0]
 
 
 def test_weighted_historical_by_hand(tiny_log: fw.EventLog) -> None:
@@ -81,16 +90,18 @@ def test_weighted_historical_by_hand(tiny_log: fw.EventLog) -> None:
     assert rates.loc["lead", "probability"] == pytest.approx(1 / 3)
     r = est.predict(horizon="30d")
     assert r.expected == pytest.approx(1000.0)
-    assert r.p90 == pytest.approx(1000 + Z90 * 1000)
+    assert (r.p10, r.p90) == (0.0, 2000.0)  # D3's 2,000 at even odds
 
 
 def test_run_rate_by_hand(tiny_log: fw.EventLog) -> None:
     est = RunRate(min_wins=1).fit(tiny_log)
     assert est.window_days_ == 60.0  # the log is shorter than the 26-week window
-    r = est.predict(horizon="30d", period="horizon")
-    assert r.expected == pytest.approx(500.0)
-    # Compound Poisson: variance = (Σ amount² / window days) × horizon days.
-    assert r.p90 == pytest.approx(500 + Z90 * math.sqrt(1000**2 / 60 * 30))
+    r = est.predict(horizon="60d", period="horizon", target=2000.0)
+    assert r.expected == pytest.approx(1000.0)
+    # One win of 1,000 in 60 days: over the next 60 a Poisson(1) number of wins of
+    # 1,000 each, P(N ≤ 0, 1, 2) = 0.368, 0.736, 0.920; P(N ≥ 2) = 0.264.
+    assert (r.p10, r.p50, r.p90) == (0.0, 1000.0, 2000.0)
+    assert r.prob_target == pytest.approx(0.264, abs=0.015)
     assert len(r.to_frame()) == 1
 
 
@@ -105,7 +116,7 @@ def test_too_little_history_says_how_much(tiny_log: fw.EventLog) -> None:
 
 def test_unfitted_and_bad_options(tiny_log: fw.EventLog) -> None:
     est = WeightedPipeline(by="source")
-    assert est.get_params() == {"by": "source"}
+    assert est.get_params() == {"by": "source", "n_paths": 10_000, "seed": 0}
     assert not hasattr(est, "history_")
     with pytest.raises(NotFittedError, match=r"call \.fit\(log\) first"):
         est.predict()
@@ -116,6 +127,8 @@ def test_unfitted_and_bad_options(tiny_log: fw.EventLog) -> None:
         fitted.predict(horizon="12h")
     with pytest.raises(InputError, match="no deal has a value for it"):
         WeightedPipeline(by="colour").fit(tiny_log)
+    with pytest.raises(InputError, match="n_paths must be at least"):
+        RunRate(n_paths=10).fit(tiny_log)
 
 
 def test_process_without_probabilities_is_named(tiny_project: Path, tmp_path: Path) -> None:
@@ -290,3 +303,56 @@ def test_an_as_of_before_the_first_deal_names_its_date(tiny_project: Path, tmp_p
     message = str(caught.value)
     assert "its first deal was created on 2024-01-01: forecast from a later --as-of" in message
     assert "import" not in message
+
+
+def test_independent_deals_follow_the_binomial_exactly_or_by_their_moments() -> None:
+    # 400 deals of 1,000 at 0.3, all closing in the first of three months: the total
+    # is 1,000 × Binomial(400, 0.3), whether each deal is drawn (large budget) or all
+    # but the largest enter through their exact mean and variance (small budget).
+    grid = period_grid(T("2024-01-01"), 90, "month")
+    cum = np.tile([0.3, 0.3, 0.3], (400, 1))
+    amount, seg = np.full(400, 1000.0), np.zeros(400, dtype=np.int64)
+    truth = stats.binom(400, 0.3)
+    for budget in (1e8, 3e5):
+        paths, expected, info = independent_paths(
+            cum, amount, seg, 1, grid, n_paths=10_000, seed=1, budget=budget
+        )
+        assert expected[0].tolist() == pytest.approx([120_000.0, 0.0, 0.0])
+        total = paths.sum(axis=(1, 2)) / 1000
+        for q in (0.1, 0.5, 0.9):
+            assert abs(np.quantile(total, q) - truth.ppf(q)) <= 1.0
+        assert np.abs(paths[:, :, 1:]).max() < 1e-6  # nothing closes after the first month
+    assert info == {"exact_deals": 10, "approximated_deals": 390}
+
+
+def test_a_whale_stays_a_coin_flip_beside_many_small_deals() -> None:
+    # One deal of 1,000,000 at 0.2 beside 400 of 1,000 at 0.3, with room to draw only
+    # ten deals one by one: the whale is among them, so P90 holds it and P50 does not.
+    # Below 1,000,000, P(total ≤ x) = 0.8 F(x), F the small deals' law: the median is
+    # F's 0.625 quantile; above, 0.8 + 0.2 F(x − 1,000,000): P90 is F's median on top.
+    grid = period_grid(T("2024-01-01"), 30, "month")
+    amount = np.concatenate([[1e6], np.full(400, 1000.0)])
+    cum = np.concatenate([[0.2], np.full(400, 0.3)])[:, None]
+    paths, _, info = independent_paths(
+        cum, amount, np.zeros(401, dtype=np.int64), 1, grid, n_paths=10_000, seed=2, budget=1e5
+    )
+    total = paths.sum(axis=(1, 2))
+    small = stats.binom(400, 0.3)
+    assert np.quantile(total, 0.5) == pytest.approx(1000 * small.ppf(0.625), abs=2000)
+    assert np.quantile(total, 0.9) == pytest.approx(1e6 + 1000 * small.ppf(0.5), abs=3000)
+    assert np.mean(total >= 1e6) == pytest.approx(0.2, abs=0.015)
+    assert info["exact_deals"] == 10
+
+
+def test_sums_of_many_amounts_keep_the_compound_moments() -> None:
+    # Beyond EXACT_SUMS draws a cell's sum comes from a gamma with the exact mean
+    # (k μ) and variance (k σ²); below, each amount is drawn.
+    pool = AmountPool(keys=(("all", ""),), amounts=(np.array([100.0, 300.0, 800.0]),), n_wins=3)
+    rng = np.random.default_rng(3)
+    for k in (5, 200):
+        sums = pool.draw_sums(rng, np.full(40_000, k), np.zeros(40_000, dtype=np.int64))
+        assert sums.mean() == pytest.approx(k * 400.0, rel=0.01)
+        assert sums.var() == pytest.approx(k * (740_000 / 3 - 400.0**2), rel=0.05)
+    few = pool.draw_sums(rng, np.array([[0, 1], [2, 0]]), np.zeros((2, 2), dtype=np.int64))
+    assert few[0, 0] == 0.0 and few[1, 1] == 0.0
+    assert few[0, 1] in (100.0, 300.0, 800.0)

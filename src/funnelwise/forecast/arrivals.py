@@ -23,6 +23,7 @@ from funnelwise.forecast.history import History
 SEASON_MIN_DAYS = 730.0  # two years before a month-of-year index means anything
 POOL_DAYS = 365.0  # amounts of new wins follow the wins of this trailing window
 MIN_POOL = 5  # fewer wins in a pool than this: it borrows a wider pool
+EXACT_SUMS = 30  # draws per cell up to which amounts are drawn one by one
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,39 @@ class AmountPool:
     def second_moment(self) -> np.ndarray:
         """Mean squared amount per pool."""
         return np.array([(a * a).mean() for a in self.amounts])
+
+    def draw_sums(self, rng: np.random.Generator, n: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """Per cell, the sum of `n` amounts drawn (with replacement) from pool `pool`
+        (arrays of one shape). Few draws in a cell: each amount is drawn. Many: the sum
+        is drawn from the gamma with its exact mean and variance (positive, skewed like
+        the sum), which keeps large counts cheap."""
+        flat_n, flat_pool = n.ravel(), pool.ravel()
+        out = np.zeros(flat_n.shape)
+        lengths = np.array([len(a) for a in self.amounts], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+        few = flat_n <= EXACT_SUMS
+        cells = np.flatnonzero(few & (flat_n > 0))
+        counts = flat_n[cells]
+        which = np.repeat(flat_pool[cells], counts)
+        picks = starts[which] + (rng.random(len(which)) * lengths[which]).astype(np.int64)
+        out[cells] = np.bincount(
+            np.repeat(np.arange(len(cells)), counts),
+            weights=np.concatenate(self.amounts)[picks] if len(picks) else np.zeros(0),
+            minlength=len(cells),
+        )
+        many = np.flatnonzero(~few)
+        if len(many):
+            mean = self.mean()
+            var = np.maximum(self.second_moment() - mean**2, 0.0)
+            mu, v = mean[flat_pool[many]], var[flat_pool[many]]
+            k = flat_n[many]
+            out[many] = np.where(
+                v > 0,
+                rng.gamma(np.where(v > 0, k * mu**2 / np.where(v > 0, v, 1.0), 1.0))
+                * np.where(mu > 0, v / np.where(mu > 0, mu, 1.0), 0.0),
+                k * mu,
+            )
+        return out.reshape(n.shape)
 
     def index(self, segment: pd.Series, band: pd.Series) -> np.ndarray:
         """Pool index of (segment, band) pairs (-1 if absent)."""

@@ -59,11 +59,11 @@ def make_forecaster(
     """A forecaster by name (see METHODS); InputError naming the valid ones. `spread`
     scales the Monte Carlo's interval (see `calibration.py`)."""
     if method == "weighted_pipeline":
-        return WeightedPipeline(by=by)
+        return WeightedPipeline(by=by, n_paths=n_paths, seed=seed)
     if method == "weighted_historical":
-        return WeightedHistorical(by=by)
+        return WeightedHistorical(by=by, n_paths=n_paths, seed=seed)
     if method == "run_rate":
-        return RunRate(by=by)
+        return RunRate(by=by, n_paths=n_paths, seed=seed)
     if method == "montecarlo":
         return MonteCarlo(by=by, n_paths=n_paths, seed=seed, spread=spread)
     raise InputError(f"unknown method {method!r}; methods: {', '.join(METHODS)}, auto")

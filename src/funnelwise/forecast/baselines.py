@@ -14,10 +14,13 @@
 - `RunRate`: bookings per day over a trailing window, times the days ahead.
 
 A CRM shows one number. To score baselines on the same footing as the
-Monte Carlo model, each also gets the interval its own assumptions imply:
-independent deals (a sum of Bernoulli amounts, normal approximation) for
-the weighted pipelines, a compound Poisson process of past wins for the run
-rate. Amounts are amount_base, in the process currency.
+Monte Carlo model, each also gets the distribution its own assumptions imply,
+drawn over `n_paths` simulated futures (seeded): for the weighted pipelines,
+each deal won or not with its probability, independently of the others; for
+the run rate, a Poisson number of wins at the trailing rate, each worth the
+amount of a past win drawn at random. A normal curve would not do: one open
+deal of 12,500 at 20% books 0 or 12,500, never the 8,908 a normal's P90 says.
+Amounts are amount_base, in the process currency.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ import numpy as np
 import pandas as pd
 
 from funnelwise.errors import InputError
+from funnelwise.forecast.arrivals import AmountPool
 from funnelwise.forecast.base import DAY, Forecaster, fill_amounts, require, segments_of
 from funnelwise.forecast.history import History
+from funnelwise.forecast.montecarlo import independent_paths
+from funnelwise.forecast.options import check_paths
 from funnelwise.forecast.periods import PeriodGrid
-from funnelwise.forecast.result import ForecastSummary, summary_from_normal
+from funnelwise.forecast.result import ForecastSummary, summary_from_paths
 from funnelwise.timeutil import to_days
 
 
@@ -47,10 +53,16 @@ def period_shares(grid: PeriodGrid) -> np.ndarray:
 
 
 def weighted_pipeline(
-    history: History, grid: PeriodGrid, prob: np.ndarray, target: float | None
+    history: History,
+    grid: PeriodGrid,
+    prob: np.ndarray,
+    target: float | None,
+    *,
+    n_paths: int,
+    seed: int,
 ) -> tuple[ForecastSummary, dict[str, Any]]:
     """Σ amount × prob over open deals closing in the horizon, per segment and period,
-    with the variance of independent deals (Σ amount² × p × (1 − p))."""
+    with the distribution of independent deals, each won with its `prob` or not."""
     od = history.open_deals
     segments = segments_of(history, od.segment)
     seg = _seg_index(od.segment, segments)
@@ -66,18 +78,24 @@ def weighted_pipeline(
         day[dated] = after + (0 if grid.dated else 1)
     inside = dated & (day >= 1) & (day <= grid.n_days)
     overdue = dated & (day < 1)
-    k = len(grid)
-    mean = np.zeros((len(segments), k))
-    var = np.zeros((len(segments), k))
-    m_i, v_i = amount * prob, amount**2 * prob * (1.0 - prob)
-    period = np.searchsorted(grid.end_days, day[inside])  # first period ending on/after the day
-    np.add.at(mean, (seg[inside], period), m_i[inside])
-    np.add.at(var, (seg[inside], period), v_i[inside])
-    share = period_shares(grid)
     undated = ~dated
-    np.add.at(mean, seg[undated], m_i[undated, None] * share[None, :])
-    np.add.at(var, seg[undated], v_i[undated, None] * share[None, :])
-    if not inside.any() and not undated.any():
+    # Chance of being won by the end of each period: a dated deal closes in the period
+    # holding its date; an undated one at an even pace over the horizon.
+    cum = np.zeros((len(od), len(grid)))
+    period = np.searchsorted(grid.end_days, day)  # first period ending on/after the day
+    cum[inside] = prob[inside, None] * (np.arange(len(grid))[None, :] >= period[inside, None])
+    cum[undated] = prob[undated, None] * np.cumsum(period_shares(grid))[None, :]
+    counted = inside | undated
+    paths, expected, info = independent_paths(
+        cum[counted],
+        amount[counted],
+        seg[counted],
+        len(segments),
+        grid,
+        n_paths=n_paths,
+        seed=seed,
+    )
+    if not counted.any():
         notes.append(
             f"no open deal is expected to close by {history.now + DAY * grid.n_days:%Y-%m-%d}: "
             "the weighted pipeline is zero"
@@ -94,33 +112,47 @@ def weighted_pipeline(
             "and are left out, as a CRM does"
         )
     extra = {
+        "n_paths": n_paths,
+        "seed": seed,
         "notes": tuple(notes),
-        "components": {"open_pipeline": float(mean.sum()), "new_pipeline": 0.0},
+        "components": {"open_pipeline": float(expected.sum()), "new_pipeline": 0.0},
         "diagnostics": {
             "open_deals": len(od),
             "deals_in_horizon": int(inside.sum()),
             "deals_undated": int(undated.sum()),
             "deals_overdue": int(overdue.sum()),
             "open_value": float(amount.sum()),
+            **info,
         },
     }
-    return summary_from_normal(mean, var, grid, segments, target), extra
+    return summary_from_paths(paths, expected, grid, segments, target), extra
 
 
 def _stage_key(frame: pd.DataFrame, stage_col: str) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([frame.pipeline_id, frame[stage_col]])
 
 
-class WeightedPipeline(Forecaster):
+class _Simulated(Forecaster):
+    """A baseline whose interval is drawn over `n_paths` futures from `seed`."""
+
+    def __init__(self, *, by: str | None = None, n_paths: int = 10_000, seed: int = 0) -> None:
+        super().__init__(by=by)
+        self.n_paths = n_paths
+        self.seed = seed
+
+    def fit_history(self, history: History) -> Forecaster:
+        check_paths(self.n_paths)
+        return super().fit_history(history)
+
+
+class WeightedPipeline(_Simulated):
     """Weighted pipeline with the probabilities written in process.yaml (the CRM number).
 
+    Options: `n_paths` simulated futures and their `seed`, for the interval.
     Fitted: `probabilities_` (pipeline_id, stage_id, probability).
     """
 
     name = "weighted_pipeline"
-
-    def __init__(self, *, by: str | None = None) -> None:
-        super().__init__(by=by)
 
     def _fit(self, history: History) -> None:
         st = history.stages
@@ -144,7 +176,9 @@ class WeightedPipeline(Forecaster):
     def _predict(
         self, history: History, grid: PeriodGrid, target: float | None
     ) -> tuple[ForecastSummary, dict[str, Any]]:
-        return weighted_pipeline(history, grid, self._probs(history), target)
+        return weighted_pipeline(
+            history, grid, self._probs(history), target, n_paths=self.n_paths, seed=self.seed
+        )
 
 
 class WeightedHistorical(WeightedPipeline):
@@ -157,8 +191,10 @@ class WeightedHistorical(WeightedPipeline):
 
     name = "weighted_historical"
 
-    def __init__(self, *, by: str | None = None, min_closed: int = 10) -> None:
-        super().__init__(by=by)
+    def __init__(
+        self, *, by: str | None = None, n_paths: int = 10_000, seed: int = 0, min_closed: int = 10
+    ) -> None:
+        super().__init__(by=by, n_paths=n_paths, seed=seed)
         self.min_closed = min_closed
 
     def _fit(self, history: History) -> None:
@@ -179,11 +215,12 @@ class WeightedHistorical(WeightedPipeline):
         self.probabilities_ = f.reset_index(drop=True)
 
 
-class RunRate(Forecaster):
+class RunRate(_Simulated):
     """Bookings per day over the trailing `window`, times the days ahead.
 
-    Intervals treat future wins as a compound Poisson process with the
-    trailing rate of wins and their amounts. Needs `min_wins` wins in the
+    Intervals treat future wins as a compound Poisson process: per period a
+    Poisson number of wins at the trailing rate, each worth a past win's amount
+    drawn at random (`n_paths` futures from `seed`). Needs `min_wins` wins in the
     window; with less history than the window it uses what there is (at least
     `min_days`). Fitted: `rate_per_day_`, `window_days_`, `n_wins_`.
     """
@@ -194,11 +231,13 @@ class RunRate(Forecaster):
         self,
         *,
         by: str | None = None,
+        n_paths: int = 10_000,
+        seed: int = 0,
         window: str | float = "26w",
         min_wins: int = 3,
         min_days: float = 28.0,
     ) -> None:
-        super().__init__(by=by)
+        super().__init__(by=by, n_paths=n_paths, seed=seed)
         self.window = window
         self.min_wins = min_wins
         self.min_days = min_days
@@ -233,17 +272,30 @@ class RunRate(Forecaster):
         w = self.wins_
         segments = segments_of(history, w.segment)
         seg = _seg_index(w.segment, segments)
+        # A win without an amount books nothing known: it counts as a win of 0.
         a = w.amount_base.fillna(0.0).to_numpy(float)
-        # Per segment: Σ amount and Σ amount² per day of the window.
+        pool = AmountPool(
+            keys=tuple((s, "") for s in segments),
+            amounts=tuple(a[seg == i] for i in range(len(segments))),
+            n_wins=len(a),
+        )
+        wins_per_day = np.bincount(seg, minlength=len(segments)) / self.window_days_
         m1 = np.bincount(seg, weights=a, minlength=len(segments)) / self.window_days_
-        m2 = np.bincount(seg, weights=a * a, minlength=len(segments)) / self.window_days_
         days = np.diff(np.concatenate([[0], grid.end_days])).astype(float)
-        mean, var = m1[:, None] * days[None, :], m2[:, None] * days[None, :]
+        rng = np.random.default_rng(self.seed)
+        n = rng.poisson(
+            wins_per_day[None, :, None] * days[None, None, :],
+            (self.n_paths, len(segments), len(grid)),
+        )
+        which = np.broadcast_to(np.arange(len(segments))[None, :, None], n.shape)
+        paths = pool.draw_sums(rng, n, which)
         extra = {
+            "n_paths": self.n_paths,
+            "seed": self.seed,
             "diagnostics": {
                 "window_days": self.window_days_,
                 "wins_in_window": self.n_wins_,
                 "rate_per_day": self.rate_per_day_,
             },
         }
-        return summary_from_normal(mean, var, grid, segments, target), extra
+        return summary_from_paths(paths, m1[:, None] * days[None, :], grid, segments, target), extra

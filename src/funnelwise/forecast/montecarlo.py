@@ -67,7 +67,6 @@ TAU_GRID = np.unique(np.concatenate([EDGES, *_STEPS]))
 U16 = 65536.0
 MIN_DRIFT = 20  # won visits a stage needs before its amount drift is used
 MAX_SPAN_WEEKS = 4  # weekly shock windows, when months are too few, span at most this
-EXACT_SUMS = 30  # new wins per path and period up to which amounts are drawn one by one
 
 
 def odds_scaled(p: np.ndarray, m: float | np.ndarray) -> np.ndarray:
@@ -516,7 +515,7 @@ class _Sampler:
     sigma_win: float
     sigma_arrivals: float
     arrivals: Arrivals | None
-    pool: AmountPool
+    pool: AmountPool | None
     n_seg: int
     grid: PeriodGrid
     budget: float
@@ -644,7 +643,10 @@ class _Sampler:
                 z = rng.standard_normal((p_n, n_seg, k_n))
                 for s in range(n_seg):
                     vals, vecs = np.linalg.eigh(cov[s])
-                    root = vecs * np.sqrt(np.maximum(vals, 0.0))
+                    # Rounding leaves tiny eigenvalues where the covariance has none (a
+                    # period no deal can close in): they would book cents there.
+                    vals = np.where(vals > 1e-9 * max(vals.max(), 0.0), vals, 0.0)
+                    root = vecs * np.sqrt(vals)
                     cum[:, s, :] += mu[s] + z[:, s, :] @ root.T
             per = exact_per + np.diff(cum, axis=2, prepend=0.0)
             if new is not None:
@@ -656,6 +658,47 @@ class _Sampler:
         info = {"exact_deals": len(exact), "approximated_deals": len(rest), "shock_centre": centre}
         parts = {"open_pipeline": float(exp_open.sum()), "new_pipeline": float(exp_new.sum())}
         return paths, exp_open + exp_new, parts, info
+
+
+def independent_paths(
+    cum_win: np.ndarray,
+    amount: np.ndarray,
+    seg: np.ndarray,
+    n_seg: int,
+    grid: PeriodGrid,
+    *,
+    n_paths: int,
+    seed: int,
+    budget: float = 1e8,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Bookings of deals won independently of one another: deal i (amount, segment
+    index `seg`) is won by the end of period k with probability `cum_win[i, k]`
+    (non-decreasing in k). Returns paths (n_paths, n_seg, K), the exact expectation
+    (n_seg, K) and sampling facts. Drawn as the Monte Carlo draws open deals, without
+    shared shocks or new deals: beyond `budget` deal × path × period draws the largest
+    deals stay exact and the rest enter as a normal with their exact moments."""
+    sampler = _Sampler(
+        rng=np.random.default_rng(seed),
+        n_paths=n_paths,
+        levels=1,
+        sigma_win=0.0,
+        sigma_arrivals=0.0,
+        arrivals=None,
+        pool=None,
+        n_seg=n_seg,
+        grid=grid,
+        budget=budget,
+    )
+    paths, expected, _, info = sampler.run(
+        w_open=cum_win[None],
+        deal_class=np.arange(len(amount)),
+        amount=amount,
+        deal_seg=seg,
+        w_new=np.zeros((1, 0, 0)),
+        starts=pd.DataFrame(),
+        as_of=pd.Timestamp(0),
+    )
+    return paths, expected, {k: info[k] for k in ("exact_deals", "approximated_deals")}
 
 
 class _NewWins:
@@ -671,13 +714,10 @@ class _NewWins:
         self.onehot = np.zeros((len(starts), self.n_seg))
         self.onehot[np.arange(len(starts)), self.seg] = 1.0
         self.share = starts.share.to_numpy(float)
-        pool = sampler.pool
+        assert sampler.pool is not None
+        self.pool = sampler.pool
         self.pool_idx = starts.pool.to_numpy(np.int64)
-        self.amounts = np.concatenate(pool.amounts)
-        self.start = np.concatenate([[0], np.cumsum([len(a) for a in pool.amounts])])[:-1]
-        self.length = np.array([len(a) for a in pool.amounts])
-        self.mean = pool.mean()[self.pool_idx]
-        self.var = np.maximum(pool.second_moment() - pool.mean() ** 2, 0.0)[self.pool_idx]
+        self.mean = self.pool.mean()[self.pool_idx]
         daily = sampler.arrivals.daily(as_of, grid.n_days)
         # conv[e, k]: arrivals on day E_k - e (1-based) have e days to be won by E_k.
         lag = grid.end_days[None, :] - 1 - np.arange(grid.n_days)[:, None]
@@ -697,32 +737,6 @@ class _NewWins:
         mean = np.zeros((self.n_seg, inc.shape[1]))
         np.add.at(mean, self.seg, inc * self.mean[:, None])
         n = self.rng.poisson(np.broadcast_to(inc, (p_n, *inc.shape)))  # (p_n, n_a, K)
-        amount = np.zeros(n.shape)
-        # Few wins in a cell: draw each amount. Many: the sum of n amounts is drawn from
-        # the gamma with its exact mean and variance (positive, skewed like the sum).
-        few = n <= EXACT_SUMS
-        cells = np.flatnonzero(few & (n > 0))
-        counts = n.ravel()[cells]
-        which = np.repeat(cells, counts)
-        pool = self.pool_idx[np.unravel_index(which, n.shape)[1]]
-        picks = self.start[pool] + (self.rng.random(len(which)) * self.length[pool]).astype(
-            np.int64
-        )
-        amount.ravel()[cells] = np.bincount(
-            np.repeat(np.arange(len(cells)), counts),
-            weights=self.amounts[picks],
-            minlength=len(cells),
-        )
-        many = np.flatnonzero(~few)
-        if len(many):
-            start = np.unravel_index(many, n.shape)[1]
-            mu, var = self.mean[start], self.var[start]
-            k = n.ravel()[many]
-            draws = np.where(
-                var > 0,
-                self.rng.gamma(np.where(var > 0, k * mu**2 / np.where(var > 0, var, 1.0), 1.0))
-                * np.where(mu > 0, var / np.where(mu > 0, mu, 1.0), 0.0),
-                k * mu,
-            )
-            amount.ravel()[many] = draws
+        pool = np.broadcast_to(self.pool_idx[None, :, None], n.shape)
+        amount = self.pool.draw_sums(self.rng, n, pool)
         return mean, np.einsum("pak,as->psk", amount, self.onehot)

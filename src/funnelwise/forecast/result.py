@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from funnelwise.forecast.periods import PeriodGrid
 
@@ -135,47 +134,6 @@ def summary_from_paths(
     cum = np.cumsum(total, axis=1)
     fan = _fan_frame(grid, np.cumsum(seg_mean[0]), np.quantile(cum, FAN_QUANTILES, axis=0))
     return ForecastSummary(_period_rows(grid, labels, seg_mean, q), totals, fan)
-
-
-def _normal_q(mean: np.ndarray, var: np.ndarray, q: float) -> np.ndarray:
-    # Bookings cannot be negative: the normal approximation is cut at zero.
-    return np.maximum(0.0, mean + stats.norm.ppf(q) * np.sqrt(np.maximum(var, 0.0)))
-
-
-def summary_from_normal(
-    mean: np.ndarray,
-    var: np.ndarray,
-    grid: PeriodGrid,
-    segments: list[str],
-    target: float | None,
-) -> ForecastSummary:
-    """Summaries of bookings approximated as independent normals per segment and
-    period with `mean` and `var` (n_seg, K), cut at zero."""
-    if len(segments) > 1:
-        mean = np.vstack([mean.sum(axis=0), mean])
-        var = np.vstack([var.sum(axis=0), var])
-        labels = [ALL, *segments]
-    else:
-        labels = [ALL]
-    q = np.stack([_normal_q(mean, var, p) for p in (0.1, 0.5, 0.9)])
-    hm, hv = mean.sum(axis=1), var.sum(axis=1)
-    prob = np.full(len(labels), np.nan)
-    if target is not None:
-        sd = math.sqrt(max(hv[0], 0.0))
-        prob[0] = float(hm[0] >= target) if sd == 0 else float(stats.norm.sf(target, hm[0], sd))
-    totals = pd.DataFrame(
-        {
-            "segment": labels,
-            "expected": hm,
-            "p10": _normal_q(hm, hv, 0.1),
-            "p50": _normal_q(hm, hv, 0.5),
-            "p90": _normal_q(hm, hv, 0.9),
-            "prob_target": prob,
-        }
-    )
-    cm, cv = np.cumsum(mean[0]), np.cumsum(var[0])
-    fan = _fan_frame(grid, cm, np.stack([_normal_q(cm, cv, p) for p in FAN_QUANTILES]))
-    return ForecastSummary(_period_rows(grid, labels, mean, q), totals, fan)
 
 
 @dataclass(frozen=True)
