@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -383,3 +384,45 @@ def test_an_export_as_of_a_date_holds_nothing_later(own_project: Path, tmp_path:
     quality = runner.invoke(app, args)
     assert quality.exit_code == 0, quality.output
     assert json.loads(quality.stdout)["meta"]["deals"] == 4
+
+
+def _funnelwise(*args: str) -> subprocess.Popen[bytes]:
+    """The installed console script, its stdout and stderr pipes, its stdout buffered
+    as in a user's shell (PYTHONUNBUFFERED would flush every write)."""
+    script = Path(sys.executable).with_name("funnelwise")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.Popen(
+        [str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    from funnelwise.synth import generate, write_project
+
+    # 1000 deals give some 100 kB of variants as CSV, more than a pipe holds: the
+    # command is still writing when the reader goes (`funnelwise variants | head -1`).
+    root = tmp_path / "p"
+    write_project(generate(deals=1000, seed=1), root)
+    proc = _funnelwise("--project", str(root), "variants", "--format", "csv")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith(b"pipeline_id,variant,")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    # 141 as for `yes | head -1`, not 1: the command did not fail.
+    assert proc.returncode == 141
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_reader_gone_before_any_output_ends_the_command_quietly(
+    tiny_project: Path, fmt: str
+) -> None:
+    # The table goes through Rich, which flushes each print; the JSON waits in
+    # Python's buffer until the flush on the way out.
+    proc = _funnelwise("--project", str(tiny_project), "info", "--format", fmt)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    assert err == b""
+    assert proc.returncode == 141

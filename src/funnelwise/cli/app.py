@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,13 +18,36 @@ from funnelwise.cli.context import CliContext
 from funnelwise.cli.render import console, err_console
 from funnelwise.errors import FunnelwiseError
 
+# The status `yes | head -1` reports: 128 + SIGPIPE (13). Standard tools die of
+# SIGPIPE when their reader stops early, so scripts under `set -o pipefail` already
+# know 141 as "the reader had enough". 0 would claim the output was all written;
+# 1 (Click's choice) reads as a failure of the command itself.
+EXIT_BROKEN_PIPE = 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout's descriptor at /dev/null, so that the interpreter's flush at exit
+    writes what is still buffered there instead of raising BrokenPipeError again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return  # not a real file (a test runner's buffer): nothing will flush to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
 
 class _Group(TyperGroup):
-    """Maps funnelwise errors to a clear message and an exit code, nothing broader."""
+    """Maps funnelwise errors to a clear message and an exit code, and a closed stdout
+    to 141; nothing broader."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # Caught here, not only in main: Typer turns EPIPE from a command into exit 1.
+            _discard_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except FunnelwiseError as exc:
             # Text, not markup: messages quote user data that may contain [brackets].
             message = Text.assemble(("error: ", "bold red"), str(exc))
@@ -75,5 +100,14 @@ score_cmds.register(app)
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point. A reader that stops early (`funnelwise variants | head`)
+    ends the command quietly with status 141, as it would end `cat` or `yes`."""
+    try:
+        try:
+            app()
+        finally:
+            # Output small enough to sit in the buffer meets the closed pipe only here.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
