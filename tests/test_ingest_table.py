@@ -461,6 +461,25 @@ def test_dates_in_another_form_than_the_column_are_noted(tmp_path: Path) -> None
     assert "read as month first (pass --dayfirst for day first)" in notes[0]
 
 
+def test_a_column_read_in_two_roles_is_noted_once(tmp_path: Path) -> None:
+    # CRM Sales Opportunities' engage_date is both the creation date and the entry to
+    # Engaging: its "read both ways" note had been printed twice.
+    (tmp_path / "s.csv").write_text(
+        "id,stage,engaged\nA,needs-assessment,03/04/2023\nB,needs-assessment,04/25/2023\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: snapshot\ncolumns: {deal_id: id, stage: stage, created_at: engaged}\n"
+        "stage_dates: {needs-assessment: engaged}\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "s.csv", tmp_path / "m.yaml", options=OPTS)
+    store.close()
+    assert [n for n in r.notes if "read both ways" in n] == [
+        "s.csv: column 'engaged': 1 of its dates such as 03/04, which read both ways, read "
+        "month first (03/04 as March 4), as 1 such as 04/25 read no other way"
+    ]
+
+
 def test_time_zone_of_naive_times(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("deal_id,stage,entered\nA,Prospecting,2024-07-01 10:00\n")
     (tmp_path / "m.yaml").write_text(

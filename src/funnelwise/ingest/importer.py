@@ -89,6 +89,12 @@ _KIND_TABLE = {
 }
 
 
+def _once(notes: list[str]) -> tuple[str, ...]:
+    # A column mapped to two roles (CRM Sales Opportunities' engage_date is both the
+    # creation date and a stage's entry) is read twice and noted twice.
+    return tuple(dict.fromkeys(notes))
+
+
 def _utcnow() -> pd.Timestamp:
     return pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
@@ -186,7 +192,7 @@ def run_import(
                 n_quarantined=0,
                 quarantine_path=None,
                 observed_until=None,
-                notes=(f"wrote {options.suggest_mapping}; nothing was loaded", *st.notes),
+                notes=(f"wrote {options.suggest_mapping}; nothing was loaded", *_once(st.notes)),
                 loaded=False,
             )
         plan = _plan(st, staged, out, process, store, problems, options, now)
@@ -242,7 +248,7 @@ def run_import(
             n_quarantined=n_quarantined,
             quarantine_path=path,
             observed_until=until,
-            notes=tuple(st.notes),
+            notes=_once(st.notes),
             previous_imports=before,
             started_at=started,
             finished_at=finished,
