@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +13,8 @@ import pytest
 import funnelwise as fw
 from analytics_data import deals_frame, load
 from funnelwise.analytics import time_in_stage
+from funnelwise.analytics.stats import summarize_durations
+from funnelwise.analytics.timing import km_medians
 
 
 def test_time_in_stage_per_deal(tiny_log: fw.EventLog) -> None:
@@ -152,3 +155,27 @@ def test_time_to_won_is_censoring_aware_where_won_deals_alone_are_fast() -> None
     # average, where the median of the deals already won is 8% or more too fast.
     assert abs(np.mean(estimates) - true_median) < 0.05 * true_median, (estimates, true_median)
     assert np.mean(naive) < 0.92 * true_median, (naive, true_median)
+
+
+def test_km_medians_in_sql_equal_lifelines() -> None:
+    # Whole-day times make many ties of endings and censorings; group sizes from 1,
+    # and shares of running visits from none to all, give medians where S is 1/2
+    # exactly and where it drops to 0 (all at risk end at once), and no median.
+    rng = np.random.default_rng(5)
+    parts = []
+    for g in range(60):
+        n = int(rng.integers(1, 12))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "g": g,
+                    "t": rng.integers(0, 6, n).astype("float64"),
+                    "censored": rng.random(n) < rng.choice([0.0, 0.3, 0.6, 1.0]),
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    got = km_medians(ibis.memtable(frame), ["g"]).to_pandas().set_index("g")["median"]
+    want = {g: summarize_durations(p["t"], p["censored"]).median for g, p in frame.groupby("g")}
+    assert got.sort_index().tolist() == pytest.approx([want[g] for g in sorted(want)], nan_ok=True)
+    assert got.isna().any() and got.notna().any()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
 from pathlib import Path
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pytest
 
 import funnelwise as fw
+from analytics_data import deals_frame, load
 from funnelwise.log import EventLog
 from funnelwise.scoring.features import (
     PRIOR_STRENGTH,
     attribute_keys,
+    deal_feature_table,
     features,
     snapshot_features,
 )
@@ -29,14 +34,68 @@ def tiny_log(tmp_path_factory: pytest.TempPathFactory) -> EventLog:
     return fw.open(build_tiny(tmp_path_factory.mktemp("tiny")))
 
 
-def test_no_usual_stage_time_without_a_finished_visit(tiny_log: EventLog) -> None:
+def test_no_usual_stage_time_before_half_the_visits_ended(tiny_log: EventLog) -> None:
     # On 2024-01-09: D1 in qualification since 01-05, where no visit has ended yet;
-    # D2 (since 01-02) and D5 (since 01-05) in lead, where D1's 4-day visit ended.
-    # A stage without a usual time had been floored at an hour (D1 "96x longer").
+    # D2 (since 01-02) and D5 (since 01-05) in lead. Lead visits: D1 4 days (ended),
+    # D5 4 days and D2 7 days (running). At day 4 the ending comes first, so D5 is
+    # still at risk: S = 1 - 1/3 = 2/3, and D2 is censored at 7: S never reaches 1/2,
+    # so lead has no usual time and no ratio. The median of finished visits had said
+    # 4 days (D2 "1.8x longer than usual"); counting D5 as gone before the ending
+    # would give S = 1 - 1/2 at day 4, a median of 4 days too.
     f = features(tiny_log.as_of("2024-01-09"), keys=()).set_index("deal_id")
     assert f.loc[["D1", "D2", "D5"], "days_in_stage"].tolist() == pytest.approx([4, 7, 4])
-    assert np.isnan(f.loc["D1", "stage_time_ratio"])
-    assert f.loc[["D2", "D5"], "stage_time_ratio"].tolist() == pytest.approx([7 / 4, 1])
+    assert f.loc[["D1", "D2", "D5"], "stage_time_ratio"].isna().all()
+
+
+def test_usual_stage_time_counts_the_visits_still_running() -> None:
+    # Negotiation visits, as of 2024-03-15: ended after 2 (N1, on to closing), 4 (N2,
+    # won) and 12 days (N3, lost); running for 3 (N4), 6 (N5) and 20 days (N6).
+    # Kaplan-Meier: day 2, 6 at risk, 1 ends: S = 5/6; day 4, 4 at risk (N4 left at
+    # 3): S = 5/6 * 3/4 = 5/8; day 12, 2 at risk (N5 left at 6): S = 5/8 * 1/2 =
+    # 5/16 <= 1/2, so the usual time is 12 days. The median of finished visits
+    # (2, 4, 12) says 4, and N6 read 5x longer than usual where it is 5/3.
+    t = pd.Timestamp
+    rows = [
+        ("N1", t("2024-02-01"), None, None, [("negotiation", "02-01"), ("closing", "02-03")]),
+        (
+            "N2",
+            t("2024-02-01"),
+            t("2024-02-05"),
+            "won",
+            [("negotiation", "02-01"), ("won", "02-05")],
+        ),
+        (
+            "N3",
+            t("2024-02-01"),
+            t("2024-02-13"),
+            "lost",
+            [("negotiation", "02-01"), ("lost", "02-13")],
+        ),
+        ("N4", t("2024-03-12"), None, None, [("negotiation", "03-12")]),
+        ("N5", t("2024-03-09"), None, None, [("negotiation", "03-09")]),
+        ("N6", t("2024-02-24"), None, None, [("negotiation", "02-24")]),
+    ]
+    deals = deals_frame(
+        [
+            (d, "u1", created, closed, outcome, 100.0, dt.date(2024, 6, 1))
+            for d, created, closed, outcome, _ in rows
+        ]
+    )
+    events = pd.DataFrame(
+        [
+            (d, stage, t(f"2024-{day}"), seq)
+            for d, *_, visits in rows
+            for seq, (stage, day) in enumerate(visits)
+        ],
+        columns=["deal_id", "stage_id", "entered_at", "seq"],
+    )
+    log = load({"deals": deals, "stage_events": events})
+    f = features(log).set_index("deal_id")
+    assert f.loc[["N4", "N5", "N6"], "stage_time_ratio"].tolist() == pytest.approx(
+        [3 / 12, 6 / 12, 20 / 12]
+    )
+    # N1 is the only visit to closing, still running: no usual time.
+    assert np.isnan(f.loc["N1", "stage_time_ratio"])
 
 
 def test_deal_features_by_hand(tiny_log: EventLog) -> None:
@@ -50,7 +109,8 @@ def test_deal_features_by_hand(tiny_log: EventLog) -> None:
     assert d3["stage_name"] == "Qualification"
     assert d3["furthest_stage_name"] == "Needs assessment"
     assert d3["days_in_stage"] == pytest.approx(19.0)  # back in qualification since 02-01
-    # Finished qualification visits: D1 10 days, D2 10, D3's first 8 -> median 10.
+    # Qualification visits: D1 10 days, D2 10, D3's first 8 ended; D3's second and
+    # D4's still running (19 days): Kaplan-Meier falls to 2/5 at day 10 -> median 10.
     assert d3["stage_time_ratio"] == pytest.approx(1.9)
     assert d3["deal_age_days"] == pytest.approx(41.0)
     assert d3["stage_changes"] == 3  # lead->qual, qual->needs, needs->qual
@@ -112,6 +172,26 @@ def test_snapshots_compiled_once_equal_one_query_per_instant(tiny_log: EventLog)
     assert len(at_once) > 0
     with pytest.raises(ValueError, match="at most the log's now"):
         run_as_of(tiny_log.as_of("2024-01-10"), lambda lg: lg.deals, [T("2024-02-01")])
+
+
+def test_deal_snapshots_of_many_instants_are_one_query(
+    tiny_log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The expression is built once, for a stand-in instant, and its SQL rerun per
+    # instant; anything in it that is not SQL (an in-memory table) falls back to
+    # building it per instant.
+    built: list[pd.Timestamp] = []
+
+    def counted(log: EventLog, *, keys: tuple[str, ...] = ()) -> ir.Table:
+        built.append(log.now)
+        return deal_feature_table(log, keys=keys)
+
+    # The package re-exports a function named `features`, which hides the module.
+    module = importlib.import_module("funnelwise.scoring.features")
+    monkeypatch.setattr(module, "deal_feature_table", counted)
+    times = snapshot_times(T("2024-01-01"), T("2024-02-28"), 4)
+    snapshot_features(tiny_log, "won", times)
+    assert len(built) == 1
 
 
 def test_deal_labels_leave_open_deals_out(tiny_log: EventLog) -> None:

@@ -141,6 +141,53 @@ def visit_summaries(log: EventLog, *, days: str = "calendar") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+# S(t) comes from a sum of logarithms, which can land a hair above 1/2 where the
+# product is exactly 1/2 (2 of 4 ended); `summarize_durations` allows 1e-12, the
+# engine's sum, in whatever order it runs, gets a wider margin.
+_HALF = 0.5 + 1e-9
+
+
+def km_medians(durations: ir.Table, by: Sequence[str]) -> ir.Table:
+    """Per group of `by`: the Kaplan–Meier median of `t` (an Ibis table, all in SQL).
+
+    `durations` has the `by` columns, `t` (a duration, in any unit) and `censored`
+    (the duration is a lower bound). Columns: the `by` columns and `median`, in
+    the unit of `t`: the smallest `t` where S(t) <= 1/2, as `summarize_durations`
+    reads it; null while S stays above 1/2 (fewer than half ended, censored ones
+    discounted). At a `t` shared by endings and censorings, the censored ones are
+    still at risk, the usual convention.
+
+    An expression and not a fit in Python, so it runs inside a larger query: the
+    scoring snapshots of many instants run as one query (`run_as_of`).
+    """
+    keys = list(by)
+    c = durations.group_by([*keys, "t"]).aggregate(
+        _here=durations.count().cast("float64"),
+        _ended=(~durations.censored).cast("float64").sum(),
+    )
+    # At risk at t: every duration of t or longer, a running sum from the longest down.
+    longest_first = ibis.cumulative_window(group_by=keys, order_by=ibis.desc("t"))
+    c = c.mutate(_at_risk=c._here.sum().over(longest_first))
+    survive = 1.0 - c._ended / c._at_risk
+    # S(t) = product of (1 - d/n) up to t, as exp of a running sum of logs; a factor
+    # of 0 (all at risk ended) would have no logarithm, so it is tracked on its own.
+    shortest_first = ibis.cumulative_window(group_by=keys, order_by="t")
+    c = c.mutate(
+        _log_s=ibis.ifelse(survive > 0, survive, 1.0).ln().sum().over(shortest_first),
+        _zero=(survive <= 0).cast("int64").max().over(shortest_first),
+    )
+    reached = (c._zero > 0) | (c._log_s.exp() <= _HALF)
+    return c.group_by(keys).aggregate(median=c.t.min(where=reached))
+
+
+def visit_medians(log: EventLog, *, days: str = "calendar") -> ir.Table:
+    """Per pipeline and open stage with a visit: the Kaplan–Meier median days of a
+    visit, visits still running censored (an Ibis table: pipeline_id, stage_id,
+    median; null while fewer than half have ended). The median of
+    `visit_summaries`, computed in the engine."""
+    return km_medians(visit_times(log, days=days), ["pipeline_id", "stage_id"])
+
+
 def time_in_stage(log: EventLog, *, days: str = "calendar") -> ir.Table:
     """Per deal and open stage: total days in the stage over all visits (an Ibis table).
 

@@ -22,6 +22,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from funnelwise.analytics.timing import visit_medians
 from funnelwise.log import EventLog, days_between
 from funnelwise.log.eventlog import DEAL_COLUMNS, json_text, left_join_on
 from funnelwise.progressing import ProgressCallback
@@ -130,15 +131,16 @@ def _attribute_columns(table: ir.Table, keys: tuple[str, ...]) -> dict[str, ir.V
 
 # -- deals ------------------------------------------------------------------------
 def _stage_history(log: EventLog) -> tuple[ir.Table, ir.Table]:
-    """Per stage: the median days of completed visits. Per deal: moves and re-entries.
+    """Per stage: the usual days of a visit (to the hour). Per deal: moves and re-entries.
 
-    The median stays in SQL: snapshots of many dates run as one query, which an
-    in-memory table would break. Finished visits alone leave out the long ones
-    still running, so early in a log the usual time reads short.
+    The usual days are the Kaplan–Meier median of a visit, visits still running
+    censored: the median of finished visits alone leaves out the long ones still
+    running, so early in a log it reads short and deals look slower than usual.
+    Null while fewer than half the visits have ended. It stays in SQL: snapshots
+    of many dates run as one query, which an in-memory table would break.
     """
     iv = log.stage_intervals
-    done = iv.filter(~iv.censored & ~iv.terminal)
-    usual = done.group_by(["pipeline_id", "stage_id"]).aggregate(usual_days=done.days.median())
+    usual = visit_medians(log).rename(usual_days="median")
     st = log.store.table("stages").select(
         "pipeline_id", next_stage_id="stage_id", _next_pos="position", _next_kind="kind"
     )
