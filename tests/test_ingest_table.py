@@ -99,6 +99,36 @@ def test_event_log_hand_computed(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_fixed_quarantine_file_imports_without_its_row_and_reason(tmp_path: Path) -> None:
+    # The quarantine file is the source's columns behind `row` and `reason`; with
+    # `attributes: rest` those two had become attributes of every re-imported deal.
+    (tmp_path / "s.csv").write_text(
+        "id,stage,created,region\nA,lead,2024-01-02,North\nB,lead,2024-13-45,South\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: snapshot\ncolumns: {deal_id: id, stage: stage, created_at: created}\n"
+        "attributes: rest\n"
+    )
+    store, process = new_project(tmp_path / "p")
+    first = import_table(store, process, tmp_path / "s.csv", tmp_path / "m.yaml", options=OPTS)
+    assert first.n_quarantined == 1 and first.quarantine_path is not None
+    held = first.quarantine_path / "s.csv"
+    text = held.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "row,reason,id,stage,created,region"
+    fixed = tmp_path / "s-fixed.csv"
+    fixed.write_text(text.replace("2024-13-45", "2024-01-03"), encoding="utf-8")
+    again = import_table(store, process, fixed, tmp_path / "m.yaml", options=OPTS)
+    assert again.n_quarantined == 0
+    assert rows(store, "SELECT deal_id, attributes FROM deals ORDER BY deal_id") == [
+        ("A", '{"region":"North"}'),
+        ("B", '{"region":"South"}'),
+    ]
+    assert "s-fixed.csv: a quarantine file: its row and reason columns are left out" in (
+        again.notes
+    )
+    store.close()
+
+
 def test_reimport_loads_nothing_twice(tmp_path: Path) -> None:
     store, process = new_project(tmp_path / "p")
     first = import_table(store, process, T / "events.csv", T / "events.yaml", options=OPTS)

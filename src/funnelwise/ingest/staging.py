@@ -322,14 +322,22 @@ class Staging:
                 raise SourceImportError(_csv_error(path, codec, exc)) from exc
             rows = self._rows_around(rejects)
         data = quote(table + "_data")
+        kept, star = list(self.columns(table + "_data")), "*"
+        if kept[:2] == ["row", "reason"] and len(kept) > 2:
+            # A quarantine file (see quarantine.py), fixed and imported again: its
+            # first two columns say where the row came from and why it was set aside.
+            kept, star = kept[2:], "* EXCLUDE (row, reason)"
+            self.notes.append(
+                f"{path.name}: a quarantine file: its row and reason columns are left out"
+            )
         # A record of empty fields only (the ",,,," a spreadsheet writes for a formatted
         # but empty row) holds nothing to load or to set aside: quarantined, it would
         # stop an import with --on-error fail.
-        empty = " AND ".join(f"t.{quote(c)} IS NULL" for c in self.columns(table + "_data"))
+        empty = " AND ".join(f"t.{quote(c)} IS NULL" for c in kept)
         blank, first = self.sql(f"SELECT count(*), min({rows}) FROM {data} t WHERE {empty}")[0]
         # rowid follows insertion order, which DuckDB keeps for CSV reads.
         self.con.execute(
-            f"CREATE VIEW {quote(table)} AS SELECT {rows} AS _row, * FROM {data} t"
+            f"CREATE VIEW {quote(table)} AS SELECT {rows} AS _row, {star} FROM {data} t"
             + (f" WHERE NOT ({empty})" if blank else "")
         )
         if blank:
