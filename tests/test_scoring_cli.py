@@ -326,3 +326,61 @@ def test_apply_refuses_a_model_id_with_the_rule(tiny_project: Path, tmp_path: Pa
     assert "--model-id boosted-x picks a stored trained model, while --model rule builds" in (
         " ".join(out.split())
     )
+
+
+def test_apply_warns_when_the_process_stages_changed_since_training(
+    project: Path, tmp_path: Path
+) -> None:
+    import duckdb
+
+    root = Path(shutil.copytree(project, tmp_path / "p"))
+    code, out = _run(root, "train", *FAST, "--format", "json")
+    assert code == 0, out
+    apply = ["--project", str(root), "score", "apply", "--format", "csv"]
+    same = runner.invoke(app, apply)
+    assert same.exit_code == 0, same.output
+    assert "warning" not in same.stderr
+    # The user renames Needs assessment to Discovery, keeping the old id as an alias,
+    # and the stored history follows (as importing the data again does).
+    yaml = root / "process.yaml"
+    before = (
+        "      - id: needs-assessment\n        name: Needs assessment\n"
+        '        aliases: ["Needs Analysis", "Discovery", "Engaging"]\n'
+    )
+    after = (
+        "      - id: discovery\n        name: Discovery\n"
+        '        aliases: ["needs-assessment", "Needs Analysis", "Engaging"]\n'
+    )
+    text = yaml.read_text(encoding="utf-8")
+    assert before in text
+    yaml.write_text(text.replace(before, after), encoding="utf-8")
+    with duckdb.connect(str(root / "funnelwise.duckdb")) as con:
+        for table in ("stage_events", "checklist"):
+            con.execute(
+                f"UPDATE {table} SET stage_id = 'discovery' WHERE stage_id = 'needs-assessment'"
+            )
+
+    changed = runner.invoke(app, apply)
+    assert changed.exit_code == 0, changed.output
+    log = fw.open(root)
+    assert len(pd.read_csv(io.StringIO(changed.stdout))) == log.counts()["deals_open"]
+    log.store.close()
+    said = " ".join(changed.stderr.split())
+    assert said.startswith(
+        "warning: the model was trained on stages Lead, Qualification, Needs assessment, "
+        "Proposal, Negotiation, Closing; process.yaml now has Lead, Qualification, "
+        "Discovery, Proposal, Negotiation, Closing (Needs assessment removed, Discovery "
+        "added)."
+    )
+    assert said.endswith("retrain with `funnelwise score train`")
+    data = runner.invoke(app, [*apply[:-1], "json"])
+    assert "Discovery added" in json.loads(data.stdout)["meta"]["warning"]
+
+    # A model stored before the stages were recorded is applied as before, silently.
+    with duckdb.connect(str(root / "funnelwise.duckdb")) as con:
+        artifact = json.loads(con.execute("SELECT artifact FROM models").fetchone()[0])
+        del artifact["stages"]
+        con.execute("UPDATE models SET artifact = ?", [json.dumps(artifact)])
+    older = runner.invoke(app, apply)
+    assert older.exit_code == 0, older.output
+    assert "warning" not in older.stderr

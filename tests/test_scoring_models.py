@@ -456,3 +456,43 @@ def test_every_open_deal_gets_a_probability_and_reasons(synth_root: Path) -> Non
     assert frame["reason_1"].str.match(r"^[+−] \S").all()
     assert scores.meta["model_id"] == "m1"
     assert scores.meta["as_of"] == pd.Timestamp("2024-06-30")
+
+
+def test_stage_changes_names_what_differs_from_the_training_process() -> None:
+    from funnelwise.process import parse_process, template_text
+    from funnelwise.scoring.base import stage_changes
+    from funnelwise.scoring.labels import process_stages
+
+    text = template_text()
+    process = parse_process(text)
+    trained = process_stages(process)
+    assert stage_changes(trained, process) is None
+    # A model saved before stages were recorded has nothing to compare.
+    assert stage_changes((), parse_process(text.replace("id: proposal", "id: offer"))) is None
+    # A new display name alone is the same stage: the model reads ids.
+    offer = text.replace("name: Proposal\n", "name: Offer\n")
+    assert offer != text and stage_changes(trained, parse_process(offer)) is None
+    # An id changed alone: the names cannot tell the two apart, the ids do.
+    said = stage_changes(trained, parse_process(text.replace("id: proposal", "id: offer")))
+    assert said is not None
+    assert "(Proposal [proposal] removed, Proposal [offer] added)" in said
+    # Two stages swapped: the same stages, other positions.
+    p = process.pipelines[0]
+    swapped = (p.stages[1], p.stages[0], *p.stages[2:])
+    one = process.model_copy(update={"pipelines": (p.model_copy(update={"stages": swapped}),)})
+    said = stage_changes(trained, one)
+    assert said is not None and "Qualification, Lead, Needs assessment" in said
+    assert said.startswith("the model was trained on stages Lead, Qualification,")
+    assert "(reordered)" in said
+    # A pipeline added, then the one trained on taken away: each is named.
+    renewals = p.model_copy(update={"id": "renewals"})
+    two = process.model_copy(update={"pipelines": (p, renewals)})
+    said = stage_changes(trained, two)
+    assert said is not None
+    assert said.startswith("pipeline renewals (Lead, Qualification, Needs assessment,")
+    assert "is new in process.yaml" in said
+    only = process.model_copy(update={"pipelines": (renewals,)})
+    said = stage_changes(process_stages(two), only)
+    assert said is not None and said.startswith("pipeline new-business (Lead, ")
+    assert "is no longer in process.yaml" in said
+    assert said.endswith("retrain with `funnelwise score train`")

@@ -192,7 +192,8 @@ def apply(
         )
     scores = scorer.score(log, top=top, model_id=chosen)
     save_scores(log.store, scores)
-    notes = [f"note: {scores.meta['note']}"] if "note" in scores.meta else []
+    notes = [f"warning: {scores.meta['warning']}"] if "warning" in scores.meta else []
+    notes += [f"note: {scores.meta['note']}"] if "note" in scores.meta else []
     if not len(scores.to_frame()):
         notes.append(_nothing_open(target, log, scorer.horizon_days))
     for note in notes:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from funnelwise.errors import FunnelwiseError, InputError
 from funnelwise.log import EventLog
+from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.features import (
     ATTRIBUTE_PREFIX,
@@ -32,7 +33,14 @@ from funnelwise.scoring.features import (
     features,
     units_of,
 )
-from funnelwise.scoring.labels import TrainingData, check_target, require_outcomes, training_data
+from funnelwise.scoring.labels import (
+    StageRow,
+    TrainingData,
+    check_target,
+    process_stages,
+    require_outcomes,
+    training_data,
+)
 from funnelwise.scoring.reasons import top_reasons
 from funnelwise.scoring.result import Scores
 
@@ -203,6 +211,59 @@ def leaky_columns(
     return tuple(leaky)
 
 
+def _stage_names(rows: Sequence[tuple[str, str]], twice: set[str]) -> list[str]:
+    """Each stage's name, with its id where the name alone would not tell it apart."""
+    return [f"{name} [{sid}]" if name in twice and name != sid else name for sid, name in rows]
+
+
+def stage_changes(trained: Sequence[StageRow], process: Process) -> str | None:
+    """How the open stages a model was trained under differ from `process`'s, as one
+    warning sentence with the fix; None when each pipeline has the same stage ids in
+    the same order, or when the model recorded none (saved before stages were
+    recorded, or one whose features read no stage).
+
+    A stage renamed only in its `name` is the same stage: the features read its id.
+    """
+    now = process_stages(process)
+    if not trained or [r[:2] for r in trained] == [r[:2] for r in now]:
+        return None
+    pipelines = list(dict.fromkeys(r[0] for r in (*trained, *now)))
+    parts = []
+    for pid in pipelines:
+        before = [(sid, name) for p, sid, name in trained if p == pid]
+        after = [(sid, name) for p, sid, name in now if p == pid]
+        ids_before, ids_after = [r[0] for r in before], [r[0] for r in after]
+        if ids_before == ids_after:
+            continue
+        removed = [r for r in before if r[0] not in ids_after]
+        added = [r for r in after if r[0] not in ids_before]
+        # "Qualification removed, Qualification added" would hide an id changed alone.
+        twice = {n for _, n in removed} & {n for _, n in added}
+        names_before = ", ".join(_stage_names(before, twice))
+        names_after = ", ".join(_stage_names(after, twice))
+        if not after:
+            parts.append(f"pipeline {pid} ({names_before}) is no longer in process.yaml")
+            continue
+        if not before:
+            parts.append(f"pipeline {pid} ({names_after}) is new in process.yaml")
+            continue
+        changes = [f"{n} removed" for n in _stage_names(removed, twice)]
+        changes += [f"{n} added" for n in _stage_names(added, twice)]
+        if [i for i in ids_before if i in ids_after] != [i for i in ids_after if i in ids_before]:
+            changes.append("reordered")
+        where = f"in pipeline {pid}, " if len(pipelines) > 1 else ""
+        parts.append(
+            f"{where}the model was trained on stages {names_before}; process.yaml now has "
+            f"{names_after} ({', '.join(changes)})"
+        )
+    # A warning, not a refusal: the scores of deals in stages that kept their id and
+    # place still mean what they meant.
+    return (
+        "; ".join(parts) + ". The model reads a deal's stage and its position in the "
+        "pipeline, which may now mean something else: retrain with `funnelwise score train`"
+    )
+
+
 class Scorer:
     """Base of the scorers: time-ordered fitting on a log and probability prediction.
 
@@ -315,6 +376,7 @@ class Scorer:
             rows, self.numeric_keys_, TARGETS[self.target].id_column
         )
         self.split_ = data.split
+        self.stages_ = data.stages
         self.trained_as_of_ = data.split.labels_until
         self.counts_ = counts
         numeric, categorical = feature_columns(self.target, self.keys_, self.numeric_keys_)
@@ -414,6 +476,9 @@ class Scorer:
                 f"{age:.0f} days before {log.now:%Y-%m-%d}: what happened since is not in "
                 f"it; run `funnelwise score train{flag}` to refresh it"
             )
+        changed = stage_changes(self.stages_, log.process)
+        if changed:
+            meta["warning"] = changed
         return Scores({"scores": out.reset_index(drop=True)}, meta)
 
     # -- saving (see models.scorer_to_json) ------------------------------------------

@@ -34,7 +34,7 @@ from funnelwise.log import EventLog
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.base import Encoder, Scorer, leaky_columns
 from funnelwise.scoring.features import ATTRIBUTE_PREFIX
-from funnelwise.scoring.labels import Split, TrainingData, check_target
+from funnelwise.scoring.labels import Split, StageRow, TrainingData, check_target
 
 # Weights of the deal rule score: stage probability, checklist, required fields.
 RULE_WEIGHTS = {"stage_probability": 0.5, "checklist_share": 0.25, "fields_share": 0.25}
@@ -107,6 +107,8 @@ class RuleScorer(Scorer):
         self.numeric_keys_: tuple[str, ...] = ()
         self.attribute_reference_: dict[str, tuple[float, ...]] = {}
         self.split_ = Split(now, now, now, now, 0.0)
+        # The rule reads the process as it is when scoring: no stage can be out of date.
+        self.stages_: tuple[StageRow, ...] = ()
         self.trained_as_of_ = now
         self.counts_: dict[str, int] = {}
         return self

@@ -32,6 +32,7 @@ from lifelines import KaplanMeierFitter
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
+from funnelwise.process import Process
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.features import (
     TARGETS,
@@ -259,6 +260,16 @@ def labelled_snapshots(
     return rows.merge(labels, on=key, how="inner").reset_index(drop=True)
 
 
+# (pipeline_id, stage_id, name) of an open stage.
+StageRow = tuple[str, str, str]
+
+
+def process_stages(process: Process) -> tuple[StageRow, ...]:
+    """(pipeline_id, stage_id, name) of every open stage, pipeline by pipeline, in
+    process order: what a deal's stage and stage position mean."""
+    return tuple((p.id, s.id, s.label) for p in process.pipelines for s in p.stages)
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """Rows to fit on: `train` (for the model) and `calibration` (a later slice).
@@ -267,7 +278,9 @@ class TrainingData:
     the calibrator sees the model's error on deals it has not learned, as a
     test would. `open_units` and `open_presence` describe the deals (or leads)
     with no outcome at the end of observation: how many, and per `attr_<key>`
-    column the share that has a value (see `base.leaky_columns`).
+    column the share that has a value (see `base.leaky_columns`). `stages`: the
+    process's open stages the deal rows were built under (`process_stages`;
+    empty for leads, whose features read no stage).
     """
 
     target: str
@@ -277,6 +290,7 @@ class TrainingData:
     keys: tuple[str, ...]
     open_units: int = 0
     open_presence: dict[str, float] = field(default_factory=dict)
+    stages: tuple[StageRow, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Rows and distinct units by label in each slice."""
@@ -347,7 +361,8 @@ def training_data(
     # the units still undecided then show what an attribute looks like before the outcome.
     whole = replace(log, cutoff=None)
     open_units, presence = attribute_presence(undecided(whole, target), keys) if keys else (0, {})
-    return TrainingData(target, split, train, cal, keys, open_units, presence)
+    stages = process_stages(log.process) if target == "won" else ()
+    return TrainingData(target, split, train, cal, keys, open_units, presence, stages)
 
 
 def units_created_between(

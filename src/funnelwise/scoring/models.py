@@ -111,7 +111,7 @@ class BoostedScorer(Scorer):
     `min_child_samples` (LightGBM's tree settings), `num_threads` (0: all
     cores). Fitted: `booster_`, `encoder_`, `calibrator_`, `keys_`,
     `numeric_keys_` (attributes read as numbers), `attribute_reference_`,
-    `split_`, `counts_`, `trained_as_of_`.
+    `split_`, `stages_` (see `labels.process_stages`), `counts_`, `trained_as_of_`.
     """
 
     kind: ClassVar[str] = "boosted"
@@ -243,7 +243,7 @@ class BoostedScorer(Scorer):
 def scorer_to_json(scorer: Scorer) -> str:
     """A fitted scorer as JSON text (parameters, fitted state, the booster's text)."""
     scorer._check_fitted()
-    doc = {
+    doc: dict[str, Any] = {
         "kind": scorer.kind,
         "params": scorer.get_params(),
         "keys": list(scorer.keys_),
@@ -254,6 +254,9 @@ def scorer_to_json(scorer: Scorer) -> str:
         "counts": scorer.counts_,
         "fitted": scorer._fitted_dict(),
     }
+    if scorer.stages_:
+        # Only when there are some: the rule and lead models keep their earlier ids.
+        doc["stages"] = [list(row) for row in scorer.stages_]
     return json.dumps(doc)
 
 
@@ -275,6 +278,8 @@ def scorer_from_json(text: str) -> Scorer:
         k: tuple(v) for k, v in doc.get("attribute_reference", {}).items()
     }
     scorer.counts_ = doc["counts"]
+    # Saved before the stages were recorded: nothing to compare the process with.
+    scorer.stages_ = tuple((p, s, n) for p, s, n in doc.get("stages", ()))
     scorer.trained_as_of_ = scorer.split_.labels_until
     scorer._load_fitted(doc["fitted"])
     return scorer

@@ -23,8 +23,9 @@ class Scores(Result):
 
     `scores`: the id column, `probability` (calibrated, in [0, 1]) and the top
     reasons (`reason_i` a signed phrase, `effect_i` its pull in log-odds).
-    Meta: target, model id and kind, as_of, trained_as_of, and a `note` when the model
-    learned from outcomes more than `STALE_DAYS` before as_of.
+    Meta: target, model id and kind, as_of, trained_as_of, a `note` when the model
+    learned from outcomes more than `STALE_DAYS` before as_of, and a `warning` when
+    the process's stages are no longer those the model was trained under.
     """
 
     analysis: ClassVar[str] = "scores"
