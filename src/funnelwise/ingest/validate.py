@@ -88,16 +88,20 @@ class Problems:
         """Record the rows of `query` (src, row, column, value, reason); returns how many.
 
         `code` names the kind of problem for the summary ('unreadable', 'duplicate', ...).
-        A problem already recorded (same row, column and reason) is not recorded again.
+        A problem already recorded (same row, column and reason) is not recorded again,
+        nor a missing value where the value was there but unreadable.
         """
         before = self.count()
         # One source row can feed several staged rows (a Salesforce history row is a
         # stage entry and three field changes), each checked: the row's problem once.
+        # A value that did not parse is empty once parsed: "not a date and time" says
+        # it all, "required value is missing" beside it would read as a second fault.
+        same = "" if code == "missing" else " AND x.reason = p.m"
         self.st.con.execute(
             f"INSERT INTO _problems SELECT DISTINCT s, r, c, CAST(v AS VARCHAR), m, "
             f"{quarantine}, {literal(code)} FROM ({query}) AS p(s, r, c, v, m) "
             "WHERE NOT EXISTS (SELECT 1 FROM _problems x WHERE x._src = p.s "
-            "AND x._row = p.r AND x.col = p.c AND x.reason = p.m)"
+            f"AND x._row = p.r AND x.col = p.c{same})"
         )
         added = self.count() - before
         self.dirty = self.dirty or (quarantine and added > 0)
