@@ -168,6 +168,12 @@ def test_isotonic_calibration_never_claims_certainty() -> None:
     assert np.all(np.diff(p) >= 0)
     # Beyond the calibration range it stays at the ends, never 0 or 1.
     assert cal(np.array([0.0, 1.0])).tolist() == pytest.approx([0.1, 0.9])
+    # Snapshot rows: the four lowest are two deals seen twice each, the top four one
+    # deal seen four times. Two deals lost say less than four: 0.5 / 3, and 1.5 / 2.
+    deals = np.array(["a", "a", "b", "b", "c", "d", "e", "e", "e", "e"])
+    by_deal = Calibrator.fit("isotonic", raw, y, seed=0, groups=deals)(raw)
+    assert by_deal[0] == pytest.approx(0.5 / 3) and by_deal[-1] == pytest.approx(1.5 / 2)
+    assert by_deal[4] == pytest.approx(0.5)
 
 
 def test_init_is_inert_and_use_before_fit_is_refused(tiny_log: EventLog) -> None:

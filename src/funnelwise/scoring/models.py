@@ -44,13 +44,24 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1.0 - q))
 
 
-def _bounded_levels(fitted: np.ndarray, y: np.ndarray) -> dict[float, float]:
-    """Isotonic levels kept off 0 and 1: a block of n rows that all won (or all
+def _bounded_levels(
+    fitted: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+) -> dict[float, float]:
+    """Isotonic levels kept off 0 and 1: a block of n units that all won (or all
     lost) says the chance is high (low), not certain; such a block gets the
-    Jeffreys estimate (k + 1/2) / (n + 1) instead of k / n. Other levels stay."""
+    Jeffreys estimate (k + 1/2) / (n + 1) instead of k / n. Other levels stay.
+
+    A unit is a row, or with `groups` (one id per row) a group: a deal seen at ten
+    past instants is one deal that was lost, not ten."""
     values, slot = np.unique(fitted, return_inverse=True)
-    n = np.bincount(slot)
-    k = np.bincount(slot, weights=np.asarray(y, dtype=float))
+    if groups is None:
+        n = np.bincount(slot)
+        k = np.bincount(slot, weights=np.asarray(y, dtype=float))
+    else:
+        units = pd.DataFrame({"slot": slot, "g": groups, "y": np.asarray(y, dtype=float)})
+        per = units.drop_duplicates(["slot", "g"])
+        n = np.bincount(per.slot, minlength=len(values))
+        k = np.bincount(per.slot, weights=per.y, minlength=len(values))
     edge = (values <= 0) | (values >= 1)
     level = np.where(edge, (k + 0.5) / (n + 1), values)
     return dict(zip(values.tolist(), level.tolist(), strict=True))
@@ -72,13 +83,23 @@ class Calibrator:
     b: float = 0.0
 
     @classmethod
-    def fit(cls, method: str, raw: np.ndarray, y: np.ndarray, *, seed: int) -> Calibrator:
-        """Fit the map on raw probabilities `raw` and 0/1 outcomes `y`."""
+    def fit(
+        cls,
+        method: str,
+        raw: np.ndarray,
+        y: np.ndarray,
+        *,
+        seed: int,
+        groups: np.ndarray | None = None,
+    ) -> Calibrator:
+        """Fit the map on raw probabilities `raw` and 0/1 outcomes `y`; `groups` (one
+        id per row, e.g. the deal of each snapshot row) bounds the isotonic ends by
+        the number of distinct units rather than rows."""
         if method == "none":
             return cls("none")
         if method == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
-            levels = _bounded_levels(iso.predict(raw), y)
+            levels = _bounded_levels(iso.predict(raw), y, groups)
             ys = np.array([levels.get(v, v) for v in iso.y_thresholds_])
             return cls("isotonic", tuple(iso.X_thresholds_), tuple(np.maximum.accumulate(ys)))
         lr = LogisticRegression(C=1e6, random_state=seed).fit(_logit(raw).reshape(-1, 1), y)
@@ -207,7 +228,8 @@ class BoostedScorer(Scorer):
         else:
             raw = np.asarray(self.booster_.predict(encoder.matrix(data.calibration)), dtype=float)
             y = data.calibration["label"].to_numpy(int)
-            self.calibrator_ = Calibrator.fit(method, raw, y, seed=self.seed)
+            unit = data.calibration[TARGETS[self.target].id_column].to_numpy()
+            self.calibrator_ = Calibrator.fit(method, raw, y, seed=self.seed, groups=unit)
 
     def raw_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's uncalibrated probabilities for a feature frame."""
