@@ -256,6 +256,9 @@ def stage_changes(trained: Sequence[StageRow], process: Process) -> str | None:
             f"{where}the model was trained on stages {names_before}; process.yaml now has "
             f"{names_after} ({', '.join(changes)})"
         )
+    if not parts:
+        # Only the pipelines' order differs: positions count within a pipeline.
+        return None
     # A warning, not a refusal: the scores of deals in stages that kept their id and
     # place still mean what they meant.
     return (
