@@ -274,3 +274,28 @@ def without_stage(tiny_project: Path, tmp_path: Path, stage: str) -> Path:
     end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("      - id: "))
     (root / "process.yaml").write_text("\n".join(lines[:start] + lines[end:]) + "\n", "utf-8")
     return root
+
+
+def needs_assessment_renamed(root: Path) -> None:
+    """The synthetic project at `root` with its stage Needs assessment renamed
+    Discovery (a new id, the old one kept as an alias) in process.yaml, and the
+    stored history following it, as importing the data again does."""
+    import duckdb
+
+    yaml = root / "process.yaml"
+    before = (
+        "      - id: needs-assessment\n        name: Needs assessment\n"
+        '        aliases: ["Needs Analysis", "Discovery", "Engaging"]\n'
+    )
+    after = (
+        "      - id: discovery\n        name: Discovery\n"
+        '        aliases: ["needs-assessment", "Needs Analysis", "Engaging"]\n'
+    )
+    text = yaml.read_text(encoding="utf-8")
+    assert before in text
+    yaml.write_text(text.replace(before, after), encoding="utf-8")
+    with duckdb.connect(str(root / "funnelwise.duckdb")) as con:
+        for table in ("stage_events", "checklist"):
+            con.execute(
+                f"UPDATE {table} SET stage_id = 'discovery' WHERE stage_id = 'needs-assessment'"
+            )

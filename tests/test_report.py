@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import funnelwise as fw
-from analytics_data import without_settings, without_stage
+from analytics_data import needs_assessment_renamed, without_settings, without_stage
 from funnelwise import analytics
 from funnelwise.analytics.result import cell_text
 from funnelwise.cli import app
@@ -998,3 +998,34 @@ def test_leads_past_the_horizon_are_not_called_unscored(synth_dir: Path, tmp_pat
     assert "no score" not in section.takeaway
     assert section.takeaway.startswith(f"The scores of the {len(scores.to_frame()):,} open leads")
     assert scores.meta["opened_since"] == 0
+
+
+def test_scores_of_a_model_trained_under_other_stages_say_so(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    # `score apply` warns when process.yaml's stages are no longer the model's; the
+    # report listed the same model's stored scores without a word.
+    root = Path(shutil.copytree(synth_dir, tmp_path / "p"))
+    log = fw.open(root)
+    try:
+        scorer = BoostedScorer(target="won", snapshots=8, n_estimators=50).fit(log)
+        save_scores(log.store, scorer.score(log, model_id=save_model(log.store, scorer)))
+        same = scores_section({"won": latest_scores(log)})
+    finally:
+        log.store.close()
+    assert "trained on stages" not in same.takeaway and "retrain" not in same.takeaway
+    needs_assessment_renamed(root)
+    log = fw.open(root)
+    try:
+        report = build_report(log, backtest_every=None, scoring=False)
+    finally:
+        log.store.close()
+    said = report.section("scores").takeaway
+    assert (
+        "The model was trained on stages Lead, Qualification, Needs assessment, Proposal, "
+        "Negotiation, Closing; process.yaml now has Lead, Qualification, Discovery, "
+        "Proposal, Negotiation, Closing (Needs assessment removed, Discovery added)."
+    ) in said
+    assert "retrain with `funnelwise score train`." in said
+    assert said.startswith("The scores of the ")
+    assert said.endswith("How well such scores rank is checked below.")

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import funnelwise as fw
-from analytics_data import without_settings
+from analytics_data import needs_assessment_renamed, without_settings
 from funnelwise.cli import app
 from funnelwise.synth import generate, write_project
 
@@ -340,25 +340,7 @@ def test_apply_warns_when_the_process_stages_changed_since_training(
     same = runner.invoke(app, apply)
     assert same.exit_code == 0, same.output
     assert "warning" not in same.stderr
-    # The user renames Needs assessment to Discovery, keeping the old id as an alias,
-    # and the stored history follows (as importing the data again does).
-    yaml = root / "process.yaml"
-    before = (
-        "      - id: needs-assessment\n        name: Needs assessment\n"
-        '        aliases: ["Needs Analysis", "Discovery", "Engaging"]\n'
-    )
-    after = (
-        "      - id: discovery\n        name: Discovery\n"
-        '        aliases: ["needs-assessment", "Needs Analysis", "Engaging"]\n'
-    )
-    text = yaml.read_text(encoding="utf-8")
-    assert before in text
-    yaml.write_text(text.replace(before, after), encoding="utf-8")
-    with duckdb.connect(str(root / "funnelwise.duckdb")) as con:
-        for table in ("stage_events", "checklist"):
-            con.execute(
-                f"UPDATE {table} SET stage_id = 'discovery' WHERE stage_id = 'needs-assessment'"
-            )
+    needs_assessment_renamed(root)
 
     changed = runner.invoke(app, apply)
     assert changed.exit_code == 0, changed.output

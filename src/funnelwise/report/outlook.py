@@ -375,7 +375,8 @@ TOP_SCORED = 15
 
 def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> Section:
     """The stored scores of the open deals (target `won`) or leads (`converted`), most
-    likely first, with their reasons, the model and the instant they were scored as of."""
+    likely first, with their reasons, the model and the instant they were scored as of,
+    and the scores' `warning` (a model trained under other stages) as they carry it."""
     title = TITLES[key]
     shown = {t: s for t, s in scores.items() if s is not None and len(s.to_frame())}
     if not shown:
@@ -436,11 +437,16 @@ def scores_section(scores: Mapping[str, Scores | None], key: str = "scores") -> 
             f"to {fmt.date(s.meta.get('trained_as_of'))}), scored as of "
             f"{fmt.date(s.meta.get('as_of'))}."
         )
-    takeaway = "; ".join(parts) + ". How well such scores rank is checked below."
+    sentences = ["; ".join(parts)]
+    # Said beside the scores, as `score apply` says it: with a stage removed or moved,
+    # a deal's stage may not mean to the model what it means now.
+    sentences += [str(s.meta["warning"]) for s in shown.values() if s.meta.get("warning")]
+    sentences.append("How well such scores rank is checked below")
+    takeaway = " ".join(t[0].upper() + t[1:] + "." for t in sentences)
     return Section(
         key,
         title,
-        takeaway[0].upper() + takeaway[1:],
+        takeaway,
         tables=tuple(tables),
         notes=tuple(notes),
     )

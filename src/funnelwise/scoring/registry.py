@@ -18,7 +18,7 @@ import pandas as pd
 
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
-from funnelwise.scoring.base import Scorer
+from funnelwise.scoring.base import Scorer, stage_changes
 from funnelwise.scoring.features import TARGETS, undecided
 from funnelwise.scoring.models import scorer_from_json, scorer_to_json
 from funnelwise.scoring.result import Scores
@@ -174,9 +174,10 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
     nothing was scored by then. Among scorings of that instant, the latest run.
 
     Meta as `Scorer.score` gives it, with `as_of` the instant scored (which may
-    be before `log.now`: say so when showing them), `open` the units listed and
+    be before `log.now`: say so when showing them), `open` the units listed,
     `opened_since` the undecided units created after the instant scored (which
-    no score covers).
+    no score covers), and a `warning` when the model that scored them was trained
+    under other stages than `log.process` has now (`base.stage_changes`).
     """
     key = TARGETS[target].id_column
     s = log.store.table("scores")
@@ -210,4 +211,12 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
         "open": len(frame),
         "opened_since": opened_since,
     }
+    # Against the process as it is now, not as it was when scored: stored scores are
+    # shown again after process.yaml changes, with no `score apply` in between.
+    if len(model):
+        changed = stage_changes(
+            scorer_from_json(str(model["artifact"].iloc[0])).stages_, log.process
+        )
+        if changed:
+            meta["warning"] = changed
     return Scores({"scores": frame.reset_index(drop=True)}, meta)
