@@ -313,7 +313,7 @@ def test_independent_deals_follow_the_binomial_exactly_or_by_their_moments() -> 
     cum = np.tile([0.3, 0.3, 0.3], (400, 1))
     amount, seg = np.full(400, 1000.0), np.zeros(400, dtype=np.int64)
     truth = stats.binom(400, 0.3)
-    for budget in (1e8, 3e5):
+    for budget in (1e8, 1e5):
         paths, expected, info = independent_paths(
             cum, amount, seg, 1, grid, n_paths=10_000, seed=1, budget=budget
         )
@@ -356,3 +356,23 @@ def test_sums_of_many_amounts_keep_the_compound_moments() -> None:
     few = pool.draw_sums(rng, np.array([[0, 1], [2, 0]]), np.zeros((2, 2), dtype=np.int64))
     assert few[0, 0] == 0.0 and few[1, 1] == 0.0
     assert few[0, 1] in (100.0, 300.0, 800.0)
+
+
+def test_a_long_weekly_horizon_draws_every_deal_and_books_nothing_negative() -> None:
+    # 200 open deals spread over three years of weeks, one or two a week, each won with
+    # chance 0.25 in its week: a week books a sum of its deals' amounts or nothing. A
+    # normal standing in for the deals past the budget would give such a week a
+    # negative P10 (the budget must not shrink with the number of periods: the draws
+    # are per deal and path).
+    grid = period_grid(T("2025-01-01"), 3 * 365, "week")
+    n, k = 200, len(grid)
+    week = np.arange(n) % k
+    cum = 0.25 * (np.arange(k)[None, :] >= week[:, None])
+    amount = 1000.0 + 10.0 * np.arange(n)
+    paths, expected, info = independent_paths(
+        cum, amount, np.zeros(n, dtype=np.int64), 1, grid, n_paths=10_000, seed=4
+    )
+    assert info == {"exact_deals": n, "approximated_deals": 0}
+    assert paths.min() >= 0.0
+    assert np.quantile(paths, 0.1, axis=0).min() >= 0.0
+    assert expected.sum() == pytest.approx(0.25 * amount.sum())

@@ -65,6 +65,8 @@ from funnelwise.timeutil import to_days
 _STEPS = (np.arange(30.0), np.arange(30.0, 90.0, 3.0), np.arange(90.0, EDGES[-1] + 1, 7.0))
 TAU_GRID = np.unique(np.concatenate([EDGES, *_STEPS]))
 U16 = 65536.0
+STRIDE = 65537  # above any threshold of a win chance in 1/65536ths
+EXACT_CHUNK = 10_000_000  # deal × path draws held in memory at once
 MIN_DRIFT = 20  # won visits a stage needs before its amount drift is used
 MAX_SPAN_WEEKS = 4  # weekly shock windows, when months are too few, span at most this
 
@@ -627,10 +629,17 @@ class _Sampler:
             if len(exact):
                 # One uniform per deal and path: won by the end of period k when it falls
                 # below the deal's cumulative win probability at that end.
-                thr = np.round(cw[deal_class[exact]] * U16).astype(np.int32)
+                thr = np.round(cw[deal_class[exact]] * U16).astype(np.int64)
                 u = rng.integers(0, 65536, size=(p_n, len(exact)), dtype=np.uint16)
                 path, deal = np.nonzero(u < thr[:, -1])
-                period = (u[path, deal][:, None] >= thr[deal]).sum(axis=1)
+                # The period is the number of the deal's thresholds at or below its
+                # uniform: one search in every deal's thresholds laid end to end (deal d
+                # lifted by d × STRIDE, past any threshold), so memory grows with the
+                # draws won and not also with the periods.
+                lifted = np.arange(len(exact), dtype=np.int64)[:, None] * STRIDE
+                ends = (lifted + np.maximum.accumulate(thr, axis=1)).ravel()
+                period = np.searchsorted(ends, deal * STRIDE + u[path, deal], side="right")
+                period -= deal * k_n
                 cell = (path * n_seg + exact_seg[deal]) * k_n + period
                 exact_per = np.bincount(
                     cell, weights=exact_amount[deal], minlength=p_n * n_seg * k_n
@@ -675,19 +684,26 @@ def independent_paths(
     index `seg`) is won by the end of period k with probability `cum_win[i, k]`
     (non-decreasing in k). Returns paths (n_paths, n_seg, K), the exact expectation
     (n_seg, K) and sampling facts. Drawn as the Monte Carlo draws open deals, without
-    shared shocks or new deals: beyond `budget` deal × path × period draws the largest
-    deals stay exact and the rest enter as a normal with their exact moments."""
+    shared shocks or new deals: beyond `budget` deal × path draws the largest deals
+    stay exact and the rest enter as a normal with their exact moments."""
+    k_n = max(1, len(grid))
+    n_exact = min(len(amount), int(budget // max(1, n_paths)))
+    # A deal takes one draw per path however many periods there are: a budget counted
+    # per period left a weekly grid of three years with 63 exact deals, the rest to a
+    # normal whose quantiles go below zero in a week of one or two small deals. Without
+    # shared shocks the levels only split the paths, to bound one pass's memory.
+    levels = int(min(n_paths, max(1, -(-n_paths * n_exact // EXACT_CHUNK))))
     sampler = _Sampler(
         rng=np.random.default_rng(seed),
         n_paths=n_paths,
-        levels=1,
+        levels=levels,
         sigma_win=0.0,
         sigma_arrivals=0.0,
         arrivals=None,
         pool=None,
         n_seg=n_seg,
         grid=grid,
-        budget=budget,
+        budget=budget * k_n,
     )
     paths, expected, _, info = sampler.run(
         w_open=cum_win[None],
