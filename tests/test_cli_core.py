@@ -426,3 +426,27 @@ def test_a_reader_gone_before_any_output_ends_the_command_quietly(
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
     assert err == b""
     assert proc.returncode == 141
+
+
+@pytest.mark.parametrize("args", [["--help"], ["score", "--help"], ["score", "apply", "--help"]])
+def test_help_to_a_reader_gone_ends_quietly(args: list[str]) -> None:
+    # Typer prints help through a Rich console of its own, whose closed-pipe handler
+    # exits with status 1: `set -o pipefail; funnelwise --help | head -1` had failed.
+    proc = _funnelwise(*args)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert err == b"", err.decode()
+    assert proc.returncode == 141
+
+
+def test_help_read_whole_succeeds_and_a_wrong_option_still_fails() -> None:
+    read = _funnelwise("score", "--help")
+    out, _ = read.communicate(timeout=120)
+    assert read.returncode == 0 and out.lstrip().startswith(b"Usage: funnelwise score")
+    # Its reader gone too, a usage error is still one: only a closed pipe means 141.
+    wrong = _funnelwise("score", "--no-such-option")
+    assert wrong.stdout is not None
+    wrong.stdout.close()
+    _, err = wrong.communicate(timeout=120)
+    assert wrong.returncode == 2 and b"No such option" in err

@@ -111,3 +111,11 @@ def main() -> None:
     except BrokenPipeError:
         _discard_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
+    except SystemExit as exc:
+        # Help is printed by Typer's own Rich console, whose closed-pipe handler exits
+        # with status 1 from inside its `except BrokenPipeError`, as Typer's does: that
+        # exit alone carries the closed pipe as its context, a failed command does not.
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        _discard_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
