@@ -96,7 +96,9 @@ def forecast_cmd(
     by: Annotated[
         str | None,
         typer.Option(
-            "--by", help="Per segment: a deal column (owner_id, source, ...) or attribute."
+            "--by",
+            help="Per segment: a deal column (owner_id, source, ...) or attribute; it splits "
+            "the forecast and leaves the model as it is.",
         ),
     ] = None,
     target: Annotated[

@@ -2,8 +2,9 @@
 
 For every open deal the hazards (see `hazards.py`) give the probability of
 being won by the end of each period, from its stage, time in stage, age and
-pushes at the stage's entry, and segment; deals not yet created arrive as a
-Poisson process (see `arrivals.py`) and flow through the same hazards.
+pushes at the stage's entry, and size; deals not yet created arrive as a
+Poisson process (see `arrivals.py`) and flow through the same hazards. A
+segment (`by`) splits the result; it enters the hazards only when asked for.
 
 Honest intervals need more than independent coin flips per deal:
 
@@ -91,7 +92,8 @@ class MonteCarlo(Forecaster):
     to scale open deals' amounts by how much won deals' amounts moved from the
     entry of their stage to the booking (per stage, learned);
     `covariates` the ones hazards adjust for (default: deal age and pushes at the
-    stage's entry, deal size band, and the segment when `by` is given);
+    stage's entry and deal size band; add "segment" to let the `by` segment change
+    the win chances too);
     `stage_factors` to let the size band's factor differ by stage (shrunk towards
     the shared one by empirical Bayes, see `hazards.py`; False: one factor for all);
     `min_closed` / `min_wins` the history needed (NotEnoughDataError below it);
@@ -154,7 +156,12 @@ class MonteCarlo(Forecaster):
         self.design_ = Design.from_history(history)
         covariates = self.covariates
         if covariates is None:
-            covariates = tuple(c for c in COVARIATES if self.by is not None or c != "segment")
+            # `by` splits the forecast; it does not change the model. With the segment
+            # as a covariate, a split by owner on BPI Challenge 2012 (30-day backtest,
+            # 11 cut-offs) doubled the error of the total (WAPE 8.1% -> 15.5%) and its
+            # 80% interval held the actual 64% of the time instead of 91%: a total
+            # that moved with how it was split.
+            covariates = tuple(c for c in COVARIATES if c != "segment")
         visits = Visits.from_history(history, self.design_, covariates=covariates)
         self.hazards_: Hazards = fit_hazards(
             visits,
