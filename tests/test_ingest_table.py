@@ -968,6 +968,37 @@ def test_a_windows_1252_export_with_euro_amounts_reads_as_written(tmp_path: Path
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("codec", "owner", "stage"),
+    [
+        ("cp1251", "Иван Петров", "Переговоры"),  # Cyrillic: read as 1252, "Èâàí Ïåòðîâ"
+        ("cp1253", "Γιώργος Παπαδόπουλος", "Προσφορά"),  # Greek
+        ("cp1252", "Hélène Dupré", "Négociation"),  # still 1252, which the detector calls 1250
+    ],
+)
+def test_a_windows_export_of_another_script_reads_as_written(
+    tmp_path: Path, codec: str, owner: str, stage: str
+) -> None:
+    # The stage's name in the file's language sits in a column left unmapped.
+    text = f"deal_id,stage,entered,owner,step\nD1,Prospecting,2024-01-01,{owner},{stage}\n"
+    text += f"D2,Prospecting,2024-01-02,{owner.split()[0]},{stage}\n"
+    path = tmp_path / "e.csv"
+    path.write_bytes(text.encode(codec))
+    assert detect_encoding(path) == codec
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
+        "owner_id: owner}\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "p")
+    import_table(store, process, path, tmp_path / "m.yaml", options=OPTS)
+    assert rows(store, "SELECT owner_id FROM deals ORDER BY deal_id") == [
+        (owner,),
+        (owner.split()[0],),
+    ]
+    store.close()
+
+
 def test_a_header_that_repeats_a_name_is_noted(tmp_path: Path) -> None:
     # Two columns called amount (a report with a converted and an original amount, say)
     # and one called Amount: the engine renames the later ones, so the mapping's amount

@@ -1,13 +1,15 @@
 """Which text encoding a CSV export uses, and a UTF-8 copy when it is not UTF-8.
 
 CRM exports arrive as UTF-8, UTF-8 with a byte-order mark (Excel's "CSV UTF-8"),
-or Windows-1252 (Excel and older Salesforce orgs in Spanish or French). DuckDB
-reads only UTF-8, so other encodings are transcoded once into a scratch copy.
+or Windows-1252 (Excel and older Salesforce orgs in Spanish or French), now and
+then in the Windows page of another script (Cyrillic, Greek). DuckDB reads only
+UTF-8, so other encodings are transcoded once into a scratch copy.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 from funnelwise.errors import SourceImportError
@@ -27,6 +29,17 @@ _WESTERN = {
     "cp850",
     "mac_roman",
 }
+# Latin-script pages the detector names for Western text (German, French and Spanish
+# exports came out as cp1250, Central European): their letters overlap Windows-1252's,
+# so 1252, the common case, wins. Pages of other scripts (Cyrillic cp1251, Greek
+# cp1253, Hebrew, Arabic) are taken as detected: read as 1252, a Russian export's
+# "Иван Петров" had become "Èâàí Ïåòðîâ".
+_LATIN = {"cp1250", "iso8859_2", "cp1254", "iso8859_9", "cp1257", "cp1258", "iso8859_15"}
+# Single-byte pages of other scripts; one is believed only when it makes words of its
+# script: a lone € in a 1252 file is Ђ in 1251, and the detector, short of text, says
+# 1251. (East Asian pages are multi-byte and decided by the detector alone.)
+_SCRIPTS = {"cp1251", "cp1253", "cp1255", "cp1256", "iso8859_5", "iso8859_7", "koi8_r"}
+_SCRIPT_WORD = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u05ff\u0600-\u06ff]{3}")
 # The encodings a spreadsheet or CRM writes a CSV in: Windows and ISO code pages, the
 # two DOS ones of Excel's "CSV (MS-DOS)", the East Asian ones. On a short sample a
 # detector left to all it knows names Mac Classic, DOS national pages or BOM-less
@@ -74,7 +87,8 @@ def detect_encoding(path: Path, *, sample_bytes: int = SAMPLE_BYTES) -> str:
 
     best = from_bytes(sample, cp_isolation=_CANDIDATES).best()
     guess = _canonical(best.encoding) if best is not None else "cp1252"
-    if guess in _WESTERN or guess.startswith(("cp125", "iso8859")):
+    lone = guess in _SCRIPTS and not _SCRIPT_WORD.search(sample.decode(guess, errors="ignore"))
+    if guess in _WESTERN or guess in _LATIN or lone:
         try:
             sample.decode("cp1252")
         except UnicodeDecodeError:
