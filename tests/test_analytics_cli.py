@@ -54,6 +54,8 @@ def test_filters_reach_the_analysis(tiny_project: Path) -> None:
         ["flow", "--start", "2024-02-01", "--end", "2024-03-01"],
         ["quality"],
         ["export", "table"],
+        ["forecast"],
+        ["backtest"],
     ],
 )
 def test_an_unknown_pipeline_is_one_error_line(

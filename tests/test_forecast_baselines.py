@@ -32,9 +32,22 @@ from funnelwise.forecast.history import pull_history
 from funnelwise.forecast.montecarlo import independent_paths
 from funnelwise.forecast.options import horizon_days
 from funnelwise.forecast.periods import period_grid, starts_a_period, sum_by_period
+from two_pipelines import WEIGHTED, build_two_pipelines
 
 T = pd.Timestamp
 Z90 = 1.2815515655446004  # standard normal 90th percentile
+
+
+def test_weighted_pipeline_of_one_pipeline_reads_its_own_probabilities(tmp_path: Path) -> None:
+    log = fw.open(build_two_pipelines(tmp_path / "two"))
+    fitted = WeightedPipeline(n_paths=100).fit(log.filter(pipeline="renewals"))
+    probs = fitted.probabilities_.set_index("stage_id").probability
+    assert set(fitted.probabilities_.pipeline_id) == {"renewals"}
+    assert probs[["renewal-review", "renewal-quote"]].tolist() == [0.5, 0.9]
+    r = fitted.predict(horizon="90d")
+    assert r.expected == pytest.approx(WEIGHTED["renewals"]) and r.pipeline == "renewals"
+    assert fw.forecast(log, method="weighted_pipeline", n_paths=100).pipeline is None
+    log.store.close()
 
 
 def test_weighted_pipeline_by_hand(tiny_log: fw.EventLog) -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from forecast_data import Memoryless, build_memoryless
 from funnelwise.cli import app
+from two_pipelines import WEIGHTED, build_two_pipelines
 
 runner = CliRunner()
 SCORE_KEYS = {"wape", "bias", "pinball", "coverage80", "n_cutoffs"}
@@ -22,6 +23,11 @@ SCORE_KEYS = {"wape", "bias", "pinball", "coverage80", "n_cutoffs"}
 @pytest.fixture(scope="module")
 def memoryless(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_memoryless(tmp_path_factory.mktemp("cli"), Memoryless(rate=4.0, days=240), seed=1)
+
+
+@pytest.fixture(scope="module")
+def two_pipelines(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_two_pipelines(tmp_path_factory.mktemp("pipelines"))
 
 
 def test_forecast_json_flags_the_fallback(tiny_project: Path) -> None:
@@ -196,3 +202,47 @@ def test_forecast_of_one_day_says_so_in_the_singular(tiny_project: Path) -> None
     result = runner.invoke(app, [*args, "--method", "weighted_pipeline"])
     assert result.exit_code == 0, result.output
     assert "forecast of bookings, 2024-03-01 + 1 day\n" in result.stdout, result.stdout
+
+
+def test_forecast_of_one_pipeline_counts_its_own_open_deals(two_pipelines: Path) -> None:
+    def weighted(*pipeline: str) -> dict[str, Any]:
+        args = ["forecast", "--method", "weighted_pipeline", "--horizon", "90d", *pipeline]
+        return _json(two_pipelines, *args)
+
+    both = weighted()
+    new, renewals = weighted("--pipeline", "new-business"), weighted("--pipeline", "renewals")
+    # Amount × probability of the pipeline's own open deals closing by 2024-09-29:
+    # N5 1,000 × 0.2 + N6 2,000 × 0.6 (N7 closes after it); R5 3,000 × 0.5 + R6 500 × 0.9.
+    assert new["expected"] == pytest.approx(1000 * 0.2 + 2000 * 0.6) == WEIGHTED["new-business"]
+    assert renewals["expected"] == pytest.approx(3000 * 0.5 + 500 * 0.9) == WEIGHTED["renewals"]
+    assert new["expected"] + renewals["expected"] == pytest.approx(both["expected"]) == 3350.0
+    assert [o["diagnostics"]["open_deals"] for o in (both, new, renewals)] == [5, 3, 2]
+    assert [o["pipeline"] for o in (both, new, renewals)] == [None, "new-business", "renewals"]
+    table = runner.invoke(
+        app,
+        ["--project", str(two_pipelines), "forecast", "--pipeline", "renewals", "--paths", "100"],
+    )
+    assert table.exit_code == 0, table.output
+    assert "forecast of bookings of pipeline renewals, 2024-07-01 + 90 days" in table.stdout
+
+
+def test_backtest_of_one_pipeline_scores_against_its_own_bookings(two_pipelines: Path) -> None:
+    def actuals(*pipeline: str) -> dict[str, float]:
+        out = _json(two_pipelines, "backtest", "--horizon", "30d", "--every", "30d", *pipeline)
+        assert out["pipeline"] == (pipeline[1] if pipeline else None)
+        rows = [r for r in out["cutoffs"] if r["method"] == "weighted_pipeline"]
+        return {r["cutoff"][:10]: r["actual"] for r in rows}
+
+    both = actuals()
+    new, renewals = actuals("--pipeline", "new-business"), actuals("--pipeline", "renewals")
+    # Won in the 30 days after each cut-off: N1 03-10, N2 04-15, N3 05-20; R1 03-20,
+    # R2 04-05, R3 06-10.
+    assert new == {"2024-03-01": 1000, "2024-03-31": 2000, "2024-04-30": 4000, "2024-05-30": 0}
+    assert renewals == {"2024-03-01": 300, "2024-03-31": 500, "2024-04-30": 0, "2024-05-30": 700}
+    assert both == {day: new[day] + renewals[day] for day in new}
+    one = ["--start", "2024-05-30", "--end", "2024-05-30", "--horizon", "30d", "--paths", "100"]
+    table = runner.invoke(
+        app, ["--project", str(two_pipelines), "backtest", *one, "--pipeline", "renewals"]
+    )
+    assert table.exit_code == 0, table.output
+    assert table.stdout.startswith("Backtest of pipeline renewals: 1 cut-off every 14 days")

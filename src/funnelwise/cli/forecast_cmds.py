@@ -9,6 +9,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from funnelwise.cli.analytics_cmds import PipelineOpt
 from funnelwise.cli.context import cli_context, cut
 from funnelwise.cli.progress import progress_bar
 from funnelwise.cli.render import (
@@ -52,10 +53,16 @@ def _money(value: float | None, currency: str) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:,.0f} {currency}"
 
 
+def _of(pipeline: str | None) -> str:
+    """' of pipeline X' for a result cut to one pipeline: its figures are that
+    pipeline's alone, which nothing else in a table says."""
+    return f" of pipeline {pipeline}" if pipeline else ""
+
+
 def _print_forecast(r: ForecastResult) -> None:
     days = round(r.horizon_days, 1)
     head = (
-        f"[bold]{r.method}[/] forecast of bookings, {r.as_of:%Y-%m-%d} + "
+        f"[bold]{r.method}[/] forecast of bookings{_of(r.pipeline)}, {r.as_of:%Y-%m-%d} + "
         f"{days:g} day{'' if days == 1 else 's'}" + (f" by {r.by}" if r.by else "")
     )
     console.print(head)
@@ -93,6 +100,7 @@ def forecast_cmd(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Forecast from this date (the log as known then).")
     ] = None,
+    pipeline: PipelineOpt = None,
     by: Annotated[
         str | None,
         typer.Option(
@@ -128,7 +136,7 @@ def forecast_cmd(
     check_spacing(every, name="--every")
     check_target(target, name="--target")
     # As every analysis command: a date after the end of the data is noted on stderr.
-    log = cut(cli_context(ctx).log(read_only=True), as_of)
+    log = cut(cli_context(ctx).log(read_only=True).filter(pipeline=pipeline), as_of)
 
     def run(progress: ProgressCallback | None = None) -> ForecastResult:
         return forecast(
@@ -158,7 +166,7 @@ def forecast_cmd(
 
     if fmt is OutputFormat.csv or (fmt is OutputFormat.table and frame is not None):
         # A table alone does not say which method answered, nor why: stderr does.
-        say(f"note: {result.method} forecast", err=True)
+        say(f"note: {result.method} forecast{_of(result.pipeline)}", err=True)
         if result.fallback:
             say(f"fell back: {result.fallback}", err=True)
         for note in result.notes:
@@ -169,8 +177,9 @@ def forecast_cmd(
 def _print_backtest(bt: BacktestResult) -> None:
     n = len(bt.cutoffs)
     console.print(
-        f"Backtest: {n} cut-off{'' if n == 1 else 's'} every {bt.every_days:g} days from "
-        f"{bt.start:%Y-%m-%d} to {bt.end:%Y-%m-%d}, {bt.horizon_days:g}-day horizon",
+        f"Backtest{_of(bt.pipeline)}: {n} cut-off{'' if n == 1 else 's'} every "
+        f"{bt.every_days:g} days from {bt.start:%Y-%m-%d} to {bt.end:%Y-%m-%d}, "
+        f"{bt.horizon_days:g}-day horizon",
         highlight=False,
     )
     scores = bt.scores_frame()[
@@ -198,6 +207,7 @@ def backtest_cmd(
     end: Annotated[
         str | None, typer.Option("--end", help="Last cut-off (default: a horizon before the end).")
     ] = None,
+    pipeline: PipelineOpt = None,
     paths: PathsOpt = 10_000,
     seed: SeedOpt = 0,
     fmt: FormatOpt = OutputFormat.table,
@@ -208,7 +218,7 @@ def backtest_cmd(
     check_paths(paths, name="--paths")
     check_spacing(every, name="--every")
     check_cutoff_range(start, end, names=("--start", "--end"))
-    log = cli_context(ctx).log(read_only=True)
+    log = cli_context(ctx).log(read_only=True).filter(pipeline=pipeline)
 
     def run(progress: ProgressCallback | None = None) -> BacktestResult:
         return backtest(
@@ -236,7 +246,10 @@ def backtest_cmd(
             _print_backtest(bt)
 
     if fmt is OutputFormat.csv or (fmt is OutputFormat.table and frame is not None):
-        # A table alone does not say which method a backtest left out, nor why: stderr does.
+        # A table alone does not say which method a backtest left out, nor why, nor
+        # which pipeline it covers: stderr does.
+        if bt.pipeline:
+            say(f"note: backtest{_of(bt.pipeline)}", err=True)
         for note in bt.notes:
             say(f"note: {note}", err=True)
     print_frames(bt.frames, fmt, frame=frame, whole=whole)

@@ -3,7 +3,8 @@
 At each cut-off `t` (every `every` days from `start` to `end`) every method
 is fitted on `log.as_of(t)` only, forecasts the bookings of `(t, t + horizon]`,
 and is compared with the amount actually won in that window (amount_base of
-deals won with closed_at in the window, read from the full log). A method
+deals won with closed_at in the window, read from the log uncut: a log filtered
+to one pipeline scores against that pipeline's bookings alone). A method
 that lacks history at a cut-off answers with the weighted-pipeline baseline
 (the run rate if the process has no stage probabilities), flagged in the row.
 The Monte Carlo forecast also enters recalibrated (`montecarlo_calibrated`):
@@ -431,4 +432,5 @@ def backtest(
         seed=seed,
         notes=tuple(notes),
         spread=spread.factor,
+        pipeline=log.pipeline_id,
     )

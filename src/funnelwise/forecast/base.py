@@ -125,6 +125,7 @@ class Forecaster:
             horizon_days=days,
             period=grid.period,
             by=self.by,
+            pipeline=history.pipeline,
             currency=history.currency,
             target=target,
             periods=summary.periods,

@@ -247,6 +247,8 @@ class History:
     weekly_visits: pd.DataFrame | None = None
     # At least DATED_SHARE of the stage entries at midnight (see `dated`).
     events_dated: bool = False
+    # The one pipeline the log was filtered to (None: every pipeline of the process).
+    pipeline: str | None = None
 
     @property
     def open_stages(self) -> pd.DataFrame:
@@ -529,6 +531,7 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
         amount_edges=edges,
         weekly_visits=_sorted(raw, WEEKLY_KEYS) if weekly else None,
         events_dated=_midnight_share(log) >= DATED_SHARE,
+        pipeline=log.pipeline_id,
     )
     if by is not None:
         seen = pd.concat([history.open_deals.segment, history.creations.segment])

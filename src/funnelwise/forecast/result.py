@@ -156,6 +156,7 @@ class ForecastResult:
     `fallback` is None, or says why the requested method could not run and which
     baseline answered instead (then `method` names the baseline). `components`
     splits the expected total into the open pipeline and deals not yet created.
+    `pipeline` is the one pipeline forecast (None: every pipeline of the process).
     """
 
     method: str
@@ -176,6 +177,7 @@ class ForecastResult:
     fallback: str | None = None
     notes: tuple[str, ...] = ()
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
+    pipeline: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("periods", "totals", "fan", "history"):
@@ -233,6 +235,7 @@ class ForecastResult:
             "as_of": plain(self.as_of),
             "horizon_days": self.horizon_days,
             "period": self.period,
+            "pipeline": self.pipeline,
             "by": self.by,
             "currency": self.currency,
             "target": self.target,
@@ -304,7 +307,8 @@ class BacktestResult:
     log was too short for months). `scores` maps each method
     to its MethodScore; `chosen` is the method with the lowest pinball loss and `reason` says why.
     `spread` is the Monte Carlo's calibration factor from every backtest forecast,
-    for a forecast made at the end of observation (1 without any).
+    for a forecast made at the end of observation (1 without any). `pipeline` is
+    the one pipeline backtested, forecasts and actuals alike (None: every pipeline).
     """
 
     horizon_days: float
@@ -319,6 +323,7 @@ class BacktestResult:
     seed: int
     notes: tuple[str, ...] = ()
     spread: float = 1.0
+    pipeline: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", _frozen(self.rows))
@@ -348,6 +353,7 @@ class BacktestResult:
             "methods": {name: s.to_dict() for name, s in self.scores.items()},
             "chosen": self.chosen,
             "reason": self.reason,
+            "pipeline": self.pipeline,
             "horizon_days": self.horizon_days,
             "every_days": self.every_days,
             "start": plain(self.start),
