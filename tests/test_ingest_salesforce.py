@@ -124,7 +124,7 @@ def test_missing_rate_names_the_currencies(tmp_path: Path) -> None:
     store, process = new_project(tmp_path / "p")
     with pytest.raises(SourceImportError) as err:
         import_salesforce(store, process, SalesforceFiles.find(SF), options=replace(OPTS, fx=None))
-    assert "no exchange rate to USD for EUR (1 deals), GBP (1 deals)" in str(err.value)
+    assert "no exchange rate to USD for EUR (1 deal), GBP (1 deal)" in str(err.value)
     assert rows(store, "SELECT count(*) FROM deals") == [(0,)]
     store.close()
 

@@ -16,6 +16,7 @@ from funnelwise.errors import SourceImportError
 from funnelwise.ingest import ImportOptions, import_table, list_imports
 from funnelwise.ingest.encoding import detect_encoding
 from funnelwise.ingest.load import ImportResult
+from funnelwise.process import template_text
 from funnelwise.store import Store
 from ingest_util import FIXTURES, NOW, dump, history, new_project, rows
 
@@ -260,7 +261,7 @@ def _fx(tmp_path: Path) -> ImportOptions:
 
 def test_snapshot_creates_only_known_events(tmp_path: Path) -> None:
     store, process = new_project(tmp_path / "p")
-    with pytest.raises(SourceImportError, match=r"no exchange rate to USD for EUR \(1 deals\)"):
+    with pytest.raises(SourceImportError, match=r"no exchange rate to USD for EUR \(1 deal\)"):
         import_table(store, process, T / "snapshot.csv", T / "snapshot.yaml", options=OPTS)
     r = import_table(store, process, T / "snapshot.csv", T / "snapshot.yaml", options=_fx(tmp_path))
     assert history(store, "S1") == [("lead", "2024-03-01 00:00")]  # created -> current stage
@@ -955,12 +956,14 @@ def test_a_windows_1252_export_with_euro_amounts_reads_as_written(tmp_path: Path
     path = tmp_path / "e.csv"
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
     assert detect_encoding(path) == "cp1252"
-    store, process = new_project(tmp_path / "p")
+    euro = template_text().replace("currency: USD", "currency: EUR")
+    store, process = new_project(tmp_path / "p", euro)
     r = import_table(store, process, path, T / "events.yaml", options=OPTS)
     assert r.problems == ()
-    assert rows(store, "SELECT deal_id, owner_id, amount FROM deals ORDER BY 1") == [
-        ("D1", "Jörg", 1234.5),
-        ("D2", "Jörg", 99.0),
+    # The € also says which currency the amounts are in (they had loaded as any other).
+    assert rows(store, "SELECT deal_id, owner_id, amount, currency FROM deals ORDER BY 1") == [
+        ("D1", "Jörg", 1234.5, "EUR"),
+        ("D2", "Jörg", 99.0, "EUR"),
     ]
     # The euro sign alone decides no less (it was taken for BOM-less UTF-16).
     path.write_bytes("x\n€ 5\n".encode("cp1252"))
@@ -996,6 +999,82 @@ def test_a_windows_export_of_another_script_reads_as_written(
         (owner,),
         (owner.split()[0],),
     ]
+    store.close()
+
+
+def test_the_currency_an_amount_names_is_its_currency(tmp_path: Path) -> None:
+    # Number reading strips codes and signs: '300 €' and 'EUR 300' had loaded as 300 in
+    # the process currency (USD), silently.
+    lines = [
+        "deal_id,stage,entered,amount",
+        "D1,Prospecting,2024-01-01,1200 USD",
+        "D2,Prospecting,2024-01-01,EUR 300",
+        "D3,Prospecting,2024-01-01,300 €",
+        "D4,Prospecting,2024-01-01,£300",
+        "D5,Prospecting,2024-01-01,$50",  # a bare $ names several: the process's
+        "D6,Prospecting,2024-01-01,US$ 10",
+    ]
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
+        "amount: amount}\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "p")
+    with pytest.raises(SourceImportError, match=r"for EUR \(2 deals\), GBP \(1 deal\);"):
+        import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    assert rows(store, "SELECT count(*) FROM deals") == [(0,)]  # nothing half-written
+    (tmp_path / "fx.csv").write_text(
+        "currency,date,rate\nEUR,2024-01-01,1.1\nGBP,2024-01-01,1.25\n"
+    )
+    opts = replace(OPTS, fx=tmp_path / "fx.csv")
+    import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=opts)
+    assert rows(store, "SELECT deal_id, amount, currency, amount_base FROM deals ORDER BY 1") == [
+        ("D1", 1200.0, "USD", 1200.0),
+        ("D2", 300.0, "EUR", pytest.approx(330.0)),
+        ("D3", 300.0, "EUR", pytest.approx(330.0)),
+        ("D4", 300.0, "GBP", 375.0),
+        ("D5", 50.0, "USD", 50.0),
+        ("D6", 10.0, "USD", 10.0),
+    ]
+    store.close()
+    # A currency column, when mapped, says it instead.
+    (tmp_path / "c.csv").write_text(
+        "deal_id,stage,entered,amount,cur\nD1,Prospecting,2024-01-01,300 €,USD\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "c.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
+        "amount: amount, currency: cur}\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "q")
+    import_table(store, process, tmp_path / "c.csv", tmp_path / "c.yaml", options=OPTS)
+    assert rows(store, "SELECT amount, currency FROM deals") == [(300.0, "USD")]
+    store.close()
+
+
+def test_a_last_record_with_a_field_too_many_is_set_aside(tmp_path: Path) -> None:
+    # An unquoted 1,200.50 on the last line only: the dialect detection took that line
+    # for the header and read no row, and the import said the mapping's columns were
+    # not in the file ("columns of e.csv: D3, Prospecting, 2024-01-03, $1, 200.50").
+    (tmp_path / "e.csv").write_text(
+        "deal_id,stage,entered,amount\nD1,Prospecting,2024-01-01,1200\n"
+        "D2,Prospecting,2024-01-02,300\nD3,Prospecting,2024-01-03,$1,200.50\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "m.yaml").write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
+        "amount: amount}\n",
+        encoding="utf-8",
+    )
+    store, process = new_project(tmp_path / "p")
+    r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
+    assert rows(store, "SELECT deal_id, amount FROM deals ORDER BY 1") == [
+        ("D1", 1200.0),
+        ("D2", 300.0),
+    ]
+    assert [(p.row, p.column, p.quarantined) for p in r.problems] == [(4, "(record)", True)]
     store.close()
 
 

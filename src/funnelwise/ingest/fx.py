@@ -111,7 +111,7 @@ def convert(st: Staging, deals: str, rates: str, *, currency: str) -> str:
             GROUP BY 1 ORDER BY 2 DESC, 1"""
     )
     if missing:
-        listed = ", ".join(f"{c} ({n} deals)" for c, n in missing)
+        listed = ", ".join(f"{c} ({n} deal{'' if n == 1 else 's'})" for c, n in missing)
         raise SourceImportError(
             f"no exchange rate to {currency} for {listed}; pass --fx FILE with columns "
             f"currency, date, rate ({currency} per one unit of the currency), or Salesforce's "

@@ -301,6 +301,13 @@ class Staging:
                     f"SELECT * FROM read_csv({literal(str(readable))}, {', '.join(opts)}, "
                     f"delim = {literal(_header_delimiter(readable))})",
                 )
+            if self.count(f"{table}_data") == 0:
+                # When only the last record has a field too many (an unquoted 1,200.50),
+                # the dialect detection takes that record for the header and reads no
+                # row at all: the mapping's columns then seemed missing from the file.
+                header = _column_names(_csv_header(readable, delimiter))
+                if len(header) > 1 and header != list(self.columns(f"{table}_data")):
+                    raise duckdb.InvalidInputException("the header is not the first line")
 
         rows, rejects = "rowid + 2", None
         try:

@@ -168,6 +168,8 @@ class _TableReader:
         require_columns(main, wanted, self.mapping_file, self.lines)
         table, columns = self._joined(st, main)
         attrs = self._attributes(main, columns)
+        if "amount" in columns and "currency" not in columns:
+            table, columns = _currency_of_amounts(st, table, columns)
         table, attr_fields = with_attributes(st, table, attrs)
         required, optional = FIELDS[m.shape]
         fields = []
@@ -226,6 +228,56 @@ class _TableReader:
                 "changed_at": columns["entered_at"],
             }
         return staged
+
+
+# Currency signs that name one currency. A bare $, ¥ or kr names several and is left
+# to the mapping's or the process's currency.
+_SIGNS = (
+    ("US$", "USD"),
+    ("R$", "BRL"),
+    ("NZ$", "NZD"),
+    ("A$", "AUD"),
+    ("AU$", "AUD"),
+    ("C$", "CAD"),
+    ("CA$", "CAD"),
+    ("HK$", "HKD"),
+    ("S$", "SGD"),
+    ("MX$", "MXN"),
+    ("€", "EUR"),
+    ("£", "GBP"),
+    ("₹", "INR"),
+    ("₽", "RUB"),
+    ("₩", "KRW"),
+    ("₺", "TRY"),
+    ("₴", "UAH"),
+    ("₪", "ILS"),
+    ("₱", "PHP"),
+    ("₫", "VND"),
+    ("฿", "THB"),
+)
+
+
+def _currency_of_amounts(
+    st: Staging, table: str, columns: dict[str, str]
+) -> tuple[str, dict[str, str]]:
+    """`table` with the currency that each amount names (an ISO code such as EUR, or a
+    sign such as €), read as the currency column when the mapping names none.
+
+    Number reading strips codes and signs; without this, '300 €' and 'EUR 300' had
+    loaded as 300 in the process currency. A currency other than the process's then
+    goes through the exchange rates, or the import stops asking for them."""
+    amount = quote(columns["amount"])
+    text = f"upper(trim(CAST({amount} AS VARCHAR)))"
+    # A code stands apart from letters around it (not the 'US' of US$, nor a word).
+    code = f"regexp_extract({text}, '(^|[^A-Z])([A-Z]{{3}})([^A-Z$]|$)', 2)"
+    signs = " ".join(f"WHEN contains({text}, {literal(k)}) THEN {literal(v)}" for k, v in _SIGNS)
+    name = f"{columns['amount']} (currency)"
+    view = st.view(
+        st.name("amount_currency"),
+        f"SELECT *, CASE WHEN {code} <> '' THEN {code} {signs} END AS {quote(name)} "
+        f"FROM {quote(table)}",
+    )
+    return view, {**columns, "currency": name}
 
 
 def _deals_of_events(st: Staging, typed: str, problems: Problems, fields: list[str]) -> str:
