@@ -971,6 +971,16 @@ def test_a_windows_1252_export_with_euro_amounts_reads_as_written(tmp_path: Path
     store.close()
 
 
+def _event_mapping(path: Path, **columns: str) -> None:
+    """An event-log mapping of deal_id, stage and entered, plus `columns`."""
+    more = "".join(f", {k}: {v}" for k, v in columns.items())
+    path.write_text(
+        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered"
+        f"{more}}}\n",
+        encoding="utf-8",
+    )
+
+
 @pytest.mark.parametrize(
     ("codec", "owner", "stage"),
     [
@@ -988,11 +998,7 @@ def test_a_windows_export_of_another_script_reads_as_written(
     path = tmp_path / "e.csv"
     path.write_bytes(text.encode(codec))
     assert detect_encoding(path) == codec
-    (tmp_path / "m.yaml").write_text(
-        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
-        "owner_id: owner}\n",
-        encoding="utf-8",
-    )
+    _event_mapping(tmp_path / "m.yaml", owner_id="owner")
     store, process = new_project(tmp_path / "p")
     import_table(store, process, path, tmp_path / "m.yaml", options=OPTS)
     assert rows(store, "SELECT owner_id FROM deals ORDER BY deal_id") == [
@@ -1015,11 +1021,7 @@ def test_the_currency_an_amount_names_is_its_currency(tmp_path: Path) -> None:
         "D6,Prospecting,2024-01-01,US$ 10",
     ]
     (tmp_path / "e.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (tmp_path / "m.yaml").write_text(
-        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
-        "amount: amount}\n",
-        encoding="utf-8",
-    )
+    _event_mapping(tmp_path / "m.yaml", amount="amount")
     store, process = new_project(tmp_path / "p")
     with pytest.raises(SourceImportError, match=r"for EUR \(2 deals\), GBP \(1 deal\);"):
         import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
@@ -1043,11 +1045,7 @@ def test_the_currency_an_amount_names_is_its_currency(tmp_path: Path) -> None:
         "deal_id,stage,entered,amount,cur\nD1,Prospecting,2024-01-01,300 €,USD\n",
         encoding="utf-8",
     )
-    (tmp_path / "c.yaml").write_text(
-        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
-        "amount: amount, currency: cur}\n",
-        encoding="utf-8",
-    )
+    _event_mapping(tmp_path / "c.yaml", amount="amount", currency="cur")
     store, process = new_project(tmp_path / "q")
     import_table(store, process, tmp_path / "c.csv", tmp_path / "c.yaml", options=OPTS)
     assert rows(store, "SELECT amount, currency FROM deals") == [(300.0, "USD")]
@@ -1063,11 +1061,7 @@ def test_a_last_record_with_a_field_too_many_is_set_aside(tmp_path: Path) -> Non
         "D2,Prospecting,2024-01-02,300\nD3,Prospecting,2024-01-03,$1,200.50\n",
         encoding="utf-8",
     )
-    (tmp_path / "m.yaml").write_text(
-        "shape: event_log\ncolumns: {deal_id: deal_id, stage: stage, entered_at: entered, "
-        "amount: amount}\n",
-        encoding="utf-8",
-    )
+    _event_mapping(tmp_path / "m.yaml", amount="amount")
     store, process = new_project(tmp_path / "p")
     r = import_table(store, process, tmp_path / "e.csv", tmp_path / "m.yaml", options=OPTS)
     assert rows(store, "SELECT deal_id, amount FROM deals ORDER BY 1") == [
