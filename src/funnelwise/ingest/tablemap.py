@@ -21,6 +21,12 @@ for example the won date of a lead from a second export.
     stage_dates: {needs-assessment: engage_date}
     created_at_missing: snapshot   # deals without a creation date: dated at the export
 
+An amount's currency is the `currency` column's when one is mapped; else the one
+the amount itself names (`EUR 300`, `300 €`, `R$ 1.200`), else the mapping's
+`currency:`, else the process's. Amounts in another currency than the process's
+are converted with the `--fx` rates; without a rate the import stops and names
+the currencies.
+
 `amount_known_at: close` (snapshot only) says the amount column holds the value
 booked at the close (an export's final close value): a closed deal's amount is
 then recorded as an amount change at its close, so the log as of an earlier
