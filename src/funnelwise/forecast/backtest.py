@@ -333,7 +333,9 @@ def backtest(
             "first deal)"
         )
     won = log.deals.filter((log.deals.outcome == "won") & log.deals.closed_at.notnull())
-    won_f = won.select("closed_at", "created_at", "amount_base").to_pandas()
+    won_f = won.select("deal_id", "closed_at", "created_at", "amount_base").to_pandas()
+    # The engine returns rows in any order, and a sum of floats depends on it.
+    won_f = won_f.sort_values(["closed_at", "deal_id"], kind="stable")
     closed = won_f.closed_at.to_numpy(dtype="datetime64[ns]")
     created = won_f.created_at.to_numpy(dtype="datetime64[ns]")
     amounts = won_f.amount_base.fillna(0.0).to_numpy(float)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -70,6 +71,11 @@ STATUSES = ("open", "won", "lost", "no_decision")
 # Deal size bands: quintiles of amount_base over the deals known at `now`.
 AMOUNT_QUANTILES: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
 MISSING = "(missing)"
+# Decimals kept by `exact_sum`: days to a hundredth of a microsecond (finer than the
+# timestamps); amounts to a millionth (of the currency's unit), which leaves 32
+# digits for the sum.
+DAYS_SCALE = 13
+AMOUNT_SCALE = 6
 DAY = pd.Timedelta(days=1)
 VISIT_KEYS = [
     "pipeline_id",
@@ -348,16 +354,29 @@ def _visits(
     won = (iv._outcome == "won") & iv.amount_at.notnull() & iv.amount_base.notnull()
     out = iv.group_by(WEEKLY_KEYS if weekly else VISIT_KEYS).aggregate(
         n=iv.count(),
-        sum_days=iv.days.sum(),
+        sum_days=exact_sum(iv.days, DAYS_SCALE),
         won_visits=won.cast("int64").sum(),
-        won_at_entry=iv.amount_at.sum(where=won),
-        won_booked=iv.amount_base.sum(where=won),
+        won_at_entry=exact_sum(iv.amount_at, AMOUNT_SCALE, where=won),
+        won_booked=exact_sum(iv.amount_base, AMOUNT_SCALE, where=won),
     )
     frame = out.to_pandas()
     # All-NULL sums arrive as object columns: make them numeric before filling.
     for col in ("won_visits", "won_at_entry", "won_booked"):
         frame[col] = pd.to_numeric(frame[col]).fillna(0)
     return frame
+
+
+def exact_sum(
+    value: ir.NumericValue, scale: int, *, where: ir.BooleanValue | None = None
+) -> ir.FloatingValue:
+    """The sum of a float column, the same whatever order the engine adds the rows in.
+
+    A float sum depends on the order of its terms, which a parallel engine does not
+    fix: the same query gave sums of days differing in the last bits from run to run,
+    and seeded forecasts differing with them. Each value is rounded to `scale`
+    decimals first; decimals add exactly.
+    """
+    return value.cast(dt.Decimal(38, scale)).sum(where=where).cast("float64")
 
 
 def _months_between(start: pd.Timestamp, end: pd.Timestamp) -> int:
@@ -514,7 +533,10 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
     # Weeks are read only while months since the first win are too few to compare;
     # past WEEKLY_MONTHS the split would only cost time.
     weekly = first_won is None or _months_between(first_won, log.now) < WEEKLY_MONTHS
-    raw = _visits(log, by, pushes, amounts, edges, weekly=weekly)
+    # Sorted before the months are summed from the weeks: pandas adds floats in row
+    # order, and the engine returns rows in any order.
+    keys = WEEKLY_KEYS if weekly else VISIT_KEYS
+    raw = _sorted(_visits(log, by, pushes, amounts, edges, weekly=weekly), keys)
     visits = monthly_visits(raw) if weekly else raw
     history = History(
         now=log.now,
@@ -529,7 +551,7 @@ def pull_history(log: EventLog, *, by: str | None = None) -> History:
         first_created=first,
         outcomes=outcomes,
         amount_edges=edges,
-        weekly_visits=_sorted(raw, WEEKLY_KEYS) if weekly else None,
+        weekly_visits=raw if weekly else None,
         events_dated=_midnight_share(log) >= DATED_SHARE,
         pipeline=log.pipeline_id,
     )
