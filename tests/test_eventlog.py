@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
+import ibis
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,9 +15,12 @@ from hypothesis import strategies as st
 
 import funnelwise as fw
 from analytics_data import build_tiny_plus, load
+from funnelwise.analytics.hygiene import _changes
 from funnelwise.errors import InputError
+from funnelwise.forecast.history import _amount_base_at, _amount_changes
 from funnelwise.log import EventLog
 from funnelwise.process import parse_process, template_text
+from funnelwise.scoring.features import _change_features
 
 T = pd.Timestamp
 
@@ -259,3 +264,111 @@ def test_as_of_properties(
         assert (cases[cases.status == "open"].current_stage_id.isin(OPEN)).all()
     finally:
         log.store.close()
+
+
+def tied_changes_log() -> EventLog:
+    """Deals whose amount or owner changed more than once at one instant (2024-01-10,
+    as a date-only export stamps them), the rows in the order below:
+
+    | deal | rows at 01-10                          | then   | before |
+    |------|----------------------------------------|--------|--------|
+    | D1   | 200→300, 100→200 (a chain)             | 300    | 100    |
+    | D2   | 100→200, 300→400, 200→300 (a chain)    | 400    | 100    |
+    | D3   | 500→1000, 500→900 (no chain)           | 1000   | 500    |
+    | D4   | 500→900, 500→1000 (no chain)           | 1000   | 500    |
+    | D5   | owner u1→u2, u1→u3 (no chain)          | u3     | u1     |
+    | D6   | 100→700 of import i2, 100→800 of i1    | 700    | 100    |
+
+    A chain counts to its end (and was its start just before) whatever the rows'
+    order; otherwise the later import's value counts (i2 started after i1), then the
+    greater new value: an amount as a number (as text '900' > '1000'), an id as text.
+    Each pair is given in both orders somewhere, so no row order passes by luck.
+    """
+    day = T("2024-01-10")
+    rows = [
+        ("D1", "amount", "200.0", "300.0", None),
+        ("D1", "amount", "100.0", "200.0", None),
+        ("D2", "amount", "100.0", "200.0", None),
+        ("D2", "amount", "300.0", "400.0", None),
+        ("D2", "amount", "200.0", "300.0", None),
+        ("D3", "amount", "500.0", "1000.0", None),
+        ("D3", "amount", "500.0", "900.0", None),
+        ("D4", "amount", "500.0", "900.0", None),
+        ("D4", "amount", "500.0", "1000.0", None),
+        ("D5", "owner_id", "u1", "u2", None),
+        ("D5", "owner_id", "u1", "u3", None),
+        ("D6", "amount", "100.0", "700.0", "i2"),
+        ("D6", "amount", "100.0", "800.0", "i1"),
+    ]
+    changes = pd.DataFrame(
+        rows, columns=["deal_id", "field", "old_value", "new_value", "origin"]
+    ).assign(changed_at=day)
+    stored = {"D1": 300.0, "D2": 400.0, "D3": 1000.0, "D4": 1000.0, "D5": 50.0, "D6": 700.0}
+    deals = pd.DataFrame({"deal_id": list(stored), "amount": list(stored.values())}).assign(
+        created_at=T("2024-01-01"),
+        owner_id=lambda d: d.deal_id.map({"D5": "u3"}).fillna("u1"),
+        pipeline_id="new-business",
+        version=1,
+        currency="USD",
+        closed_at=None,
+        outcome=None,
+    )
+    log = load({"deals": deals, "deal_changes": changes})
+    imports = pd.DataFrame(
+        [("i1", "csv", T("2024-02-01")), ("i2", "csv", T("2024-02-02"))],
+        columns=["import_id", "source", "started_at"],
+    )
+    with log.store.transaction():
+        log.store.insert("imports", imports)
+    return log
+
+
+THEN = {"D1": 300.0, "D2": 400.0, "D3": 1000.0, "D4": 1000.0, "D5": 50.0, "D6": 700.0}
+BEFORE = {"D1": 100.0, "D2": 100.0, "D3": 500.0, "D4": 500.0, "D5": 50.0, "D6": 100.0}
+
+
+@pytest.fixture
+def tied_log() -> Iterator[EventLog]:
+    log = tied_changes_log()
+    yield log
+    log.store.close()
+
+
+def test_changes_at_one_instant_count_to_a_chain_s_end_else_by_the_documented_key(
+    tied_log: EventLog,
+) -> None:
+    then = frame(tied_log.as_of("2024-01-12").deals, ["deal_id"]).set_index("deal_id")
+    assert then.amount.to_dict() == THEN
+    assert then.loc["D5", "owner_id"] == "u3"
+
+
+def test_before_changes_at_one_instant_the_value_is_a_chain_s_start(tied_log: EventLog) -> None:
+    before = frame(tied_log.as_of("2024-01-05").deals, ["deal_id"]).set_index("deal_id")
+    assert before.amount.to_dict() == BEFORE
+    assert before.loc["D5", "owner_id"] == "u1"
+
+
+def test_the_forecast_history_reads_tied_amount_changes_as_as_of_does(
+    tied_log: EventLog,
+) -> None:
+    rows = tied_log.deals.mutate(
+        late=ibis.literal(T("2024-01-12")), early=ibis.literal(T("2024-01-05"))
+    )
+    changes = _amount_changes(tied_log)
+    for at, expected in (("late", THEN), ("early", BEFORE)):
+        got = _amount_base_at(rows, ["deal_id"], at, changes, "USD").to_pandas()
+        assert got.set_index("deal_id").amount_at.to_dict() == expected
+
+
+def test_hygiene_and_scoring_read_a_tied_chain_s_first_amount_from_its_start(
+    tied_log: EventLog,
+) -> None:
+    # Both count every change, a chain's links too.
+    counts = {"D1": 2, "D2": 3, "D3": 2, "D4": 2, "D6": 2}
+    firsts = {"D1": 100.0, "D2": 100.0, "D3": 500.0, "D4": 500.0, "D6": 100.0}
+    scored = _change_features(tied_log).to_pandas().set_index("deal_id").drop("D5")
+    assert scored._first_amount.to_dict() == firsts
+    assert scored.amount_changes.to_dict() == counts
+    checked = _changes(tied_log).to_pandas().set_index("deal_id")
+    assert checked.amount_first.to_dict() == firsts
+    assert checked.amount_changes.to_dict() == counts

@@ -21,6 +21,7 @@ from funnelwise.log.eventlog import (
     base_rate,
     first_deal_after_cut,
     json_text,
+    sequenced_changes,
 )
 from funnelwise.process.model import normalize_name
 
@@ -272,16 +273,15 @@ def value_before_close(
     """
     ch = log.store.table("deal_changes")
     ch = ch.filter((ch.field == "amount") & (ch.changed_at <= timestamp(log.now)))
+    ch = sequenced_changes(log.store, ch)
     closed = deals.filter(deals.closed_at.notnull())
     if outcomes is not None:
         closed = closed.filter(closed.outcome.isin(list(outcomes)))
     rate = base_rate(closed, log.process.currency)
     closed = closed.select("deal_id", "closed_at", "amount_base", _rate=rate)
-    j = closed.join(ch.select("deal_id", "changed_at", "old_value"), "deal_id")
+    j = closed.join(ch.select("deal_id", "changed_at", "seq", "old_value"), "deal_id")
     j = j.filter(j.changed_at >= j.closed_at)
-    first = j.group_by("deal_id").aggregate(
-        _old=j.old_value.argmin(j.changed_at), _rate=j._rate.max()
-    )
+    first = j.group_by("deal_id").aggregate(_old=j.old_value.argmin(j.seq), _rate=j._rate.max())
     before = first.select("deal_id", _before=first._old.try_cast("float64") * first._rate)
     return closed.left_join(before, closed.deal_id == before.deal_id).select(
         closed.deal_id, value=ibis.coalesce(before._before, closed.amount_base)

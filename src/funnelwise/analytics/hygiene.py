@@ -38,6 +38,7 @@ from funnelwise.analytics.result import Result, frame_view
 from funnelwise.analytics.timing import visit_summaries
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
+from funnelwise.log.eventlog import sequenced_changes
 
 LIST_LIMIT = 1000
 FLAGS = ("stale", "past_close", "pushed", "amount_changed", "missing_fields")
@@ -96,8 +97,8 @@ def _changes(log: EventLog) -> ir.Table:
     close = ch.filter(ch.field == "expected_close_date")
     old, new = close.old_value.cast("date"), close.new_value.cast("date")
     pushed = new > old
-    amount = ch.filter(ch.field == "amount")
-    w = ibis.window(group_by="deal_id", order_by="changed_at")
+    amount = sequenced_changes(log.store, ch.filter(ch.field == "amount"))
+    w = ibis.window(group_by="deal_id", order_by="seq")
     amount = amount.mutate(_first=amount.old_value.first().over(w))
     pushes = close.group_by("deal_id").aggregate(
         pushes=pushed.cast("int64").sum(),

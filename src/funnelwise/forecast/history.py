@@ -37,7 +37,12 @@ import pandas as pd
 
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.log import EventLog, days_between
-from funnelwise.log.eventlog import base_rate, first_deal_after_cut, json_text
+from funnelwise.log.eventlog import (
+    base_rate,
+    first_deal_after_cut,
+    json_text,
+    sequenced_changes,
+)
 
 # Time-in-stage bins (days): fine near zero, where real logs have many
 # same-instant moves, and coarse later. The last bin is open-ended.
@@ -184,14 +189,16 @@ def _pushes_before(rows: ir.Table, key: list[str], at: str, pushes: ir.Table | N
 
 
 def _amount_changes(log: EventLog) -> ir.Table | None:
-    """Amount changes known at `now` (deal_id, changed_at, old, new), or None."""
+    """Amount changes known at `now` (deal_id, changed_at, seq, old, new), or None."""
     ch = log.deal_changes
     ch = ch.filter(ch.field == "amount")
     if int(ch.count().execute()) == 0:
         return None
+    ch = sequenced_changes(log.store, ch)
     return ch.select(
         _cd="deal_id",
         _cat="changed_at",
+        _seq="seq",
         _old=ch.old_value.try_cast("float64"),
         _new=ch.new_value.try_cast("float64"),
     )
@@ -203,7 +210,8 @@ def _amount_base_at(
     """rows (with deal_id, amount, amount_base, currency) plus `amount_at`: amount_base
     (in the process `currency`) as it stood
     at rows[at], rebuilt from amount changes like `log.as_of` does (the value after the
-    last change by then, else before the first later change, else the deal's)."""
+    last change by then, else before the first later change, else the deal's; changes
+    at one instant in the order of `sequenced_changes`)."""
     if changes is None:
         return rows.mutate(amount_at=rows.amount_base)
     j = rows.left_join(changes, rows.deal_id == changes._cd)
@@ -211,9 +219,9 @@ def _amount_base_at(
     after = j._cat > j[at]
     agg = j.group_by(key).aggregate(
         _nb=before.cast("int64").sum(),
-        _vb=j._new.argmax(ibis.ifelse(before, j._cat, ibis.null("timestamp"))),
+        _vb=j._new.argmax(ibis.ifelse(before, j._seq, ibis.null("int64"))),
         _na=after.cast("int64").sum(),
-        _va=j._old.argmin(ibis.ifelse(after, j._cat, ibis.null("timestamp"))),
+        _va=j._old.argmin(ibis.ifelse(after, j._seq, ibis.null("int64"))),
     )
     out = rows.join(agg, key)
     rate = base_rate(out, currency)

@@ -129,6 +129,66 @@ def left_join_on(left: ir.Table, right: ir.Table, key: str | Sequence[str]) -> i
     return left.left_join(right, on).select(left, *rest)
 
 
+def sequenced_changes(store: Store, changes: ir.Table) -> ir.Table:
+    """`changes` (rows of deal_changes) plus `seq`: the change's place among the
+    deal's changes of its field, from 0, in time order; what a field's value was at
+    a time is the new value of the last change by then, else the old value of the
+    first one after.
+
+    Changes of one field stamped at one instant (a date-only export stamps a day's
+    changes at midnight) are ordered so that the same value counts in every run:
+
+    1. a chain counts to its end: a change whose new value another one at that
+       instant starts from (its old value) comes first, and a change starting from
+       another's new value comes last, so A→B, B→C is A→B then B→C whatever the
+       rows' order, and the value then is C (and was A just before);
+    2. otherwise the change of the later import (by its start; a change from no
+       import, such as a generated one, counts as the earliest) comes last, then
+       the greater import id;
+    3. then the greater new value: amounts compared as numbers, dates (ISO text)
+       and ids as text, a cleared value (none) as the smallest; last the greater
+       old value.
+
+    The store keeps no row order of a source, so none of this reads one. Every
+    input is a stored table: the expression stays one query (see
+    scoring.snapshots.run_as_of).
+    """
+    imports = store.table("imports").select(_iid="import_id", _run="started_at")
+    ch = changes.left_join(imports, changes.origin == imports._iid).select(
+        *changes.columns, _run=imports._run.fill_null(_EARLIEST)
+    )
+    # How many other changes at the instant start from this one's new value, and end
+    # at its old value; a change from a value to itself does not link to itself. A
+    # view: joined with what is derived from it, a table's columns would be mixed up.
+    o = ch.view()
+    at = {"_d": o.deal_id, "_f": o.field, "_t": o.changed_at}
+    starts = o.group_by(**at, _v=o.old_value).aggregate(_ns=o.count())
+    ends = o.group_by(**at, _v=o.new_value).aggregate(_ne=o.count())
+
+    def same(t: ir.Table, other: ir.Table, value: str) -> list[ir.BooleanValue]:
+        keys = zip(("deal_id", "field", "changed_at"), at, strict=True)
+        return [*(t[k] == other[a] for k, a in keys), t[value] == other._v]
+
+    j = ch.left_join(starts, same(ch, starts, "new_value")).select(ch, starts._ns)
+    j = j.left_join(ends, same(j, ends, "old_value")).select(j, ends._ne)
+    itself = (j.old_value == j.new_value).fill_null(False).cast("int64")
+    carried = (j._ns.fill_null(0) - itself) > 0
+    carries = (j._ne.fill_null(0) - itself) > 0
+    number = ibis.ifelse(j.field == "amount", j.new_value.try_cast("float64"), ibis.null("float64"))
+    order = [
+        "changed_at",
+        ibis.desc(carried.cast("int8")),
+        carries.cast("int8"),
+        "_run",
+        "origin",
+        ibis.asc(number, nulls_first=True),
+        ibis.asc(j.new_value, nulls_first=True),
+        ibis.asc(j.old_value, nulls_first=True),
+    ]
+    seq = ibis.row_number().over(group_by=["deal_id", "field"], order_by=order)
+    return j.select(*changes.columns, seq=seq)
+
+
 @dataclass(frozen=True)
 class EventLog:
     """A filtered, possibly time-cut view of a store.
@@ -318,29 +378,20 @@ class EventLog:
         return (hit | column.isnull()) if None in values else hit.fill_null(False)
 
     def _values_at_cutoff(self, cutoff: pd.Timestamp) -> ir.Table:
-        """Per deal, the tracked fields as they stood at the cutoff (NULL = unchanged)."""
+        """Per deal, the tracked fields as they stood at the cutoff (NULL = unchanged);
+        changes at one instant count in the order `sequenced_changes` gives them."""
         ch = self.store.table("deal_changes")
-        ch = ch.filter(ch.field.isin(list(TRACKED_FIELDS)))
-        # Changes at one time: the later import's carries on the earlier's (rows not
-        # from an import, such as generated ones, count as the earliest).
-        imports = self.store.table("imports").select(_iid="import_id", _run="started_at")
-        ch = ch.left_join(imports, ch.origin == imports._iid).select(
-            *ch.columns, _run=imports._run.fill_null(_EARLIEST)
-        )
+        ch = sequenced_changes(self.store, ch.filter(ch.field.isin(list(TRACKED_FIELDS))))
         key = ["deal_id", "field"]
         before = ch.filter(ch.changed_at <= cutoff)
-        wb = ibis.window(
-            group_by=key, order_by=[ibis.desc("changed_at"), ibis.desc("_run"), ibis.desc("origin")]
-        )
         before = (
-            before.mutate(_rn=ibis.row_number().over(wb))
+            before.mutate(_rn=ibis.row_number().over(group_by=key, order_by=ibis.desc("seq")))
             .filter(lambda t: t._rn == 0)
             .select("deal_id", "field", value="new_value")
         )
         after = ch.filter(ch.changed_at > cutoff)
-        wa = ibis.window(group_by=key, order_by=["changed_at", "_run", "origin"])
         after = (
-            after.mutate(_rn=ibis.row_number().over(wa))
+            after.mutate(_rn=ibis.row_number().over(group_by=key, order_by="seq"))
             .filter(lambda t: t._rn == 0)
             .select("deal_id", "field", value="old_value")
         )

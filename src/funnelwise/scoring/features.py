@@ -24,7 +24,7 @@ import pandas as pd
 
 from funnelwise.analytics.timing import visit_medians
 from funnelwise.log import EventLog, days_between
-from funnelwise.log.eventlog import DEAL_COLUMNS, json_text, left_join_on
+from funnelwise.log.eventlog import DEAL_COLUMNS, json_text, left_join_on, sequenced_changes
 from funnelwise.progressing import ProgressCallback
 from funnelwise.scoring.snapshots import run_as_of
 
@@ -157,7 +157,7 @@ def _stage_history(log: EventLog) -> tuple[ir.Table, ir.Table]:
 
 def _change_features(log: EventLog) -> ir.Table:
     """Per deal: close-date pushes, amount changes and the amount's drift, owner changes."""
-    ch = log.deal_changes
+    ch = sequenced_changes(log.store, log.deal_changes)
     is_close = ch.field == "expected_close_date"
     is_amount = ch.field == "amount"
     pushed = is_close & (ch.new_value.try_cast("date") > ch.old_value.try_cast("date"))
@@ -165,7 +165,7 @@ def _change_features(log: EventLog) -> ir.Table:
         close_pushes=pushed.cast("int64").sum(),
         amount_changes=is_amount.cast("int64").sum(),
         owner_changes=(ch.field == "owner_id").cast("int64").sum(),
-        _first_amount=ch.old_value.try_cast("float64").argmin(ch.changed_at, where=is_amount),
+        _first_amount=ch.old_value.try_cast("float64").argmin(ch.seq, where=is_amount),
     )
 
 
