@@ -38,16 +38,11 @@ def _discard_stdout() -> None:
 
 
 class _Group(TyperGroup):
-    """Maps funnelwise errors to a clear message and an exit code, and a closed stdout
-    to 141; nothing broader."""
+    """Maps funnelwise errors to a clear message and an exit code, nothing broader."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
-            # Caught here, not only in main: Typer turns EPIPE from a command into exit 1.
-            _discard_stdout()
-            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except FunnelwiseError as exc:
             # Text, not markup: messages quote user data that may contain [brackets].
             message = Text.assemble(("error: ", "bold red"), str(exc))
@@ -112,9 +107,10 @@ def main() -> None:
         _discard_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
     except SystemExit as exc:
-        # Help is printed by Typer's own Rich console, whose closed-pipe handler exits
-        # with status 1 from inside its `except BrokenPipeError`, as Typer's does: that
-        # exit alone carries the closed pipe as its context, a failed command does not.
+        # Typer (for a command's EPIPE) and Rich's consoles (ours and the one help is
+        # printed by) exit with status 1 from inside their `except BrokenPipeError`:
+        # that exit alone carries the closed pipe as its context, a failed command
+        # does not.
         if not isinstance(exc.__context__, BrokenPipeError):
             raise
         _discard_stdout()

@@ -20,18 +20,7 @@ from funnelwise.errors import InputError
 # Characters per line for tables written to a pipe or a file.
 PIPE_WIDTH = 200
 
-
-class _Console(Console):
-    """A Rich console that leaves a closed pipe to the CLI's entry point."""
-
-    def on_broken_pipe(self) -> None:
-        # Rich's own handler exits with status 1, which reads as a failed command;
-        # re-raised, the BrokenPipeError ends the command as a closed pipe ends `cat`.
-        self.quiet = True
-        raise  # Rich calls this inside its `except BrokenPipeError`
-
-
-console = _Console()
+console = Console()
 # Piped into a file or another program there is no terminal width to respect:
 # folding a table at 80 columns would split its numbers across lines.
 if not console.is_terminal and "COLUMNS" not in os.environ:
