@@ -22,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from funnelwise.analytics.result import instant_text
 from funnelwise.errors import InputError, NotEnoughDataError
 from funnelwise.forecast.base import Forecaster
 from funnelwise.forecast.baselines import RunRate, WeightedHistorical, WeightedPipeline
@@ -325,10 +326,9 @@ def backtest(
     )
     if cutoffs[0] < pd.Timestamp(first):
         # A cut-off before the first deal has nothing to forecast from.
-        made = pd.Timestamp(first)
-        when = f"{made:%Y-%m-%d}" if made == made.normalize() else f"{made:%Y-%m-%d %H:%M}"
         raise NotEnoughDataError(
-            f"start {cutoffs[0]:%Y-%m-%d} is before the log's first deal, created on {when}; "
+            f"start {cutoffs[0]:%Y-%m-%d} is before the log's first deal, created on "
+            f"{instant_text(first)}; "
             "use a later start (by default the first cut-off is two horizons after the "
             "first deal)"
         )

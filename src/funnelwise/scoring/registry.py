@@ -16,6 +16,7 @@ import json
 import ibis
 import pandas as pd
 
+from funnelwise.analytics.result import instant_text
 from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 from funnelwise.scoring.base import Scorer, stage_changes
@@ -131,10 +132,9 @@ def _check_units_by(store: Store, target: str, as_of: pd.Timestamp) -> None:
         )
     if pd.Timestamp(first) > as_of:
         since = f" (the first was created on {pd.Timestamp(first).date()})"
-        when = as_of.date() if as_of == as_of.normalize() else as_of
         raise InputError(
-            f"no {unit} had been created by {when}{since}: there is nothing to score as of "
-            "then, nor to train a model on. Pick a later --as-of."
+            f"no {unit} had been created by {instant_text(as_of)}{since}: there is nothing "
+            "to score as of then, nor to train a model on. Pick a later --as-of."
         )
 
 
