@@ -54,14 +54,11 @@ def _bounded_levels(
     A unit is a row, or with `groups` (one id per row) a group: a deal seen at ten
     past instants is one deal that was lost, not ten."""
     values, slot = np.unique(fitted, return_inverse=True)
-    if groups is None:
-        n = np.bincount(slot)
-        k = np.bincount(slot, weights=np.asarray(y, dtype=float))
-    else:
-        units = pd.DataFrame({"slot": slot, "g": groups, "y": np.asarray(y, dtype=float)})
-        per = units.drop_duplicates(["slot", "g"])
-        n = np.bincount(per.slot, minlength=len(values))
-        k = np.bincount(per.slot, weights=per.y, minlength=len(values))
+    unit = np.arange(len(slot)) if groups is None else groups
+    rows = pd.DataFrame({"slot": slot, "unit": unit, "y": np.asarray(y, dtype=float)})
+    per = rows.drop_duplicates(["slot", "unit"])
+    n = np.bincount(per.slot, minlength=len(values))
+    k = np.bincount(per.slot, weights=per.y, minlength=len(values))
     edge = (values <= 0) | (values >= 1)
     level = np.where(edge, (k + 0.5) / (n + 1), values)
     return dict(zip(values.tolist(), level.tolist(), strict=True))
