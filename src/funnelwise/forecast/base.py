@@ -28,6 +28,17 @@ class NotFittedError(InputError):
     """A forecaster was asked to predict before `fit(log)`."""
 
 
+def _booked(
+    history: History, frames: list[pd.DataFrame], bounds: list[pd.Timestamp]
+) -> pd.DataFrame:
+    """The periods of `frames` (in order, `bounds` their limits) with the amount won
+    in each."""
+    booked = sum_by_period(
+        history.wins.closed_at.to_numpy(), history.wins.amount_base.fillna(0.0).to_numpy(), bounds
+    )
+    return pd.concat(frames, ignore_index=True).drop(columns="end_day").assign(booked=booked)
+
+
 def past_bookings(
     history: History, *, period: str, lookback_days: float, horizon_days: float | None = None
 ) -> pd.DataFrame:
@@ -53,20 +64,10 @@ def past_bookings(
             )
             for i in range(n)
         ]
-        booked = sum_by_period(
-            history.wins.closed_at.to_numpy(),
-            history.wins.amount_base.fillna(0.0).to_numpy(),
-            [grids[0].starts[0], *(g.ends[0] for g in grids)],
-        )
-        frames = [g.frame().drop(columns="end_day") for g in grids]
-        return pd.concat(frames, ignore_index=True).assign(booked=booked)
+        bounds = [grids[0].starts[0], *(g.ends[0] for g in grids)]
+        return _booked(history, [g.frame() for g in grids], bounds)
     grid = period_grid(history.now - pd.Timedelta(days=days), days, period, dated=history.dated)
-    booked = sum_by_period(
-        history.wins.closed_at.to_numpy(),
-        history.wins.amount_base.fillna(0.0).to_numpy(),
-        [grid.starts[0], *grid.ends],
-    )
-    out = grid.frame().drop(columns="end_day").assign(booked=booked)
+    out = _booked(history, [grid.frame()], [grid.starts[0], *grid.ends])
     if len(out) > 1 and not starts_a_period(grid.starts[0], grid.period, dated=history.dated):
         # The look-back's first period is cut short: under a whole period's label it
         # would read as a poor month (or quarter).
