@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from funnelwise.errors import InputError
 from funnelwise.scoring.base import Encoder, Scorer
 from funnelwise.scoring.features import ATTRIBUTE_PREFIX, TARGETS
-from funnelwise.scoring.labels import Split, TrainingData, require_outcomes
+from funnelwise.scoring.labels import Split, StageRow, TrainingData, require_outcomes
 
 CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
 # Isotonic regression needs many independent rows to be smooth; snapshot rows of
@@ -279,6 +279,17 @@ def scorer_to_json(scorer: Scorer) -> str:
     return json.dumps(doc)
 
 
+def _stages(doc: dict[str, Any]) -> tuple[StageRow, ...]:
+    # Saved before the stages were recorded: nothing to compare the process with.
+    return tuple((p, s, n) for p, s, n in doc.get("stages", ()))
+
+
+def stored_stages(text: str) -> tuple[StageRow, ...]:
+    """The open stages a scorer saved with `scorer_to_json` was trained under (see
+    `labels.process_stages`), read without rebuilding the scorer and its trees."""
+    return _stages(json.loads(text))
+
+
 def scorer_from_json(text: str) -> Scorer:
     """Rebuild a fitted scorer saved with `scorer_to_json`."""
     from funnelwise.scoring.baselines import RuleScorer
@@ -297,8 +308,7 @@ def scorer_from_json(text: str) -> Scorer:
         k: tuple(v) for k, v in doc.get("attribute_reference", {}).items()
     }
     scorer.counts_ = doc["counts"]
-    # Saved before the stages were recorded: nothing to compare the process with.
-    scorer.stages_ = tuple((p, s, n) for p, s, n in doc.get("stages", ()))
+    scorer.stages_ = _stages(doc)
     scorer.trained_as_of_ = scorer.split_.labels_until
     scorer._load_fitted(doc["fitted"])
     return scorer

@@ -21,7 +21,7 @@ from funnelwise.errors import InputError
 from funnelwise.log import EventLog
 from funnelwise.scoring.base import Scorer, stage_changes
 from funnelwise.scoring.features import TARGETS, undecided
-from funnelwise.scoring.models import scorer_from_json, scorer_to_json
+from funnelwise.scoring.models import scorer_from_json, scorer_to_json, stored_stages
 from funnelwise.scoring.result import Scores
 from funnelwise.store import Store
 
@@ -214,9 +214,7 @@ def latest_scores(log: EventLog, *, target: str = "won") -> Scores | None:
     # Against the process as it is now, not as it was when scored: stored scores are
     # shown again after process.yaml changes, with no `score apply` in between.
     if len(model):
-        changed = stage_changes(
-            scorer_from_json(str(model["artifact"].iloc[0])).stages_, log.process
-        )
+        changed = stage_changes(stored_stages(str(model["artifact"].iloc[0])), log.process)
         if changed:
             meta["warning"] = changed
     return Scores({"scores": frame.reset_index(drop=True)}, meta)
